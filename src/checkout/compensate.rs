@@ -1,0 +1,254 @@
+//! Compensations: cancel, expire, refund. Each is idempotent — a lock leaves `held` at most
+//! once, a status moves by compare-and-set — so repeating one, or racing two, changes
+//! nothing twice.
+
+use serde_json::{json, Value};
+use sqlx::Connection;
+
+use super::pay::{settle_answer, timed};
+use crate::error::{Error, Result};
+use crate::ids::new_id;
+use crate::inventory::{self, LockEnd};
+use crate::metrics::Metrics;
+use crate::notify;
+use crate::orders::{self, CancelReason, Status as OrderStatus};
+use crate::payments::gateway::GatewayError;
+use crate::payments::{self, Status};
+use crate::state::AppState;
+
+/// The reason of a refund the merchant asked for through the API.
+const REASON_REQUESTED: &str = "requested";
+
+/// A customer cancels a pending order: stock released, any payment in flight voided.
+/// Cancelling a cancelled order returns it unchanged.
+pub async fn cancel_order(state: &AppState, order_id: &str) -> Result<Value> {
+    end_order(
+        state,
+        order_id,
+        OrderStatus::Cancelled,
+        CancelReason::Customer,
+    )
+    .await?;
+    let mut conn = state.db.pool.acquire().await?;
+    let head = orders::head(&mut conn, order_id)
+        .await?
+        .ok_or(Error::NotFound("order"))?;
+    if head.status != OrderStatus::Cancelled {
+        return Err(Error::NotPayable(format!(
+            "order is {} and cannot be cancelled",
+            head.status.as_str()
+        )));
+    }
+    orders::view(&mut conn, order_id)
+        .await?
+        .ok_or(Error::NotFound("order"))
+}
+
+/// The hold TTL passed: stock released, order `expired`, any payment in flight voided.
+pub async fn expire_order(state: &AppState, order_id: &str) -> Result<bool> {
+    end_order(state, order_id, OrderStatus::Expired, CancelReason::Expired).await
+}
+
+/// Ends a pending order (one transaction), then voids its in-flight payments at the
+/// gateway. Returns whether this call ended it.
+async fn end_order(
+    state: &AppState,
+    order_id: &str,
+    to: OrderStatus,
+    reason: CancelReason,
+) -> Result<bool> {
+    let now = state.now_ms();
+    let mut conn = state.db.pool.acquire().await?;
+    let mut tx = conn.begin().await?;
+    let ended = orders::transition(
+        &mut tx,
+        order_id,
+        &[OrderStatus::Pending],
+        to,
+        Some(reason),
+        now,
+    )
+    .await?;
+    if ended {
+        inventory::settle_locks(&mut tx, order_id, LockEnd::Released, now).await?;
+        notify::enqueue(
+            &mut tx,
+            &format!("order.{}", to.as_str()),
+            json!({"order_id": order_id, "reason": reason.as_str()}),
+            now,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    drop(conn);
+    if ended {
+        Metrics::inc(match to {
+            OrderStatus::Expired => &state.metrics.orders_expired,
+            _ => &state.metrics.orders_cancelled,
+        });
+    }
+    void_in_flight(state, order_id).await?;
+    Ok(ended)
+}
+
+/// Asks the gateway to void every payment of the order still in flight and applies the
+/// answer — which may be a success that beat the void, handled as a late payment.
+pub async fn void_in_flight(state: &AppState, order_id: &str) -> Result<()> {
+    let in_flight: Vec<payments::Payment> = {
+        let mut conn = state.db.pool.acquire().await?;
+        payments::for_order(&mut conn, order_id)
+            .await?
+            .into_iter()
+            .filter(|p| p.status.in_flight())
+            .collect()
+    };
+    for payment in in_flight {
+        let gateway = state.gateway(&payment.gateway)?;
+        let answer = timed(state, gateway.cancel(&payment.id)).await;
+        settle_answer(state, &payment.id, answer).await?;
+    }
+    Ok(())
+}
+
+/// Refunds part (`amount`) or the rest (`None`) of a paid order's payment.
+pub async fn refund_order(state: &AppState, order_id: &str, amount: Option<i64>) -> Result<Value> {
+    let now = state.now_ms();
+    let refund_id = new_id("re");
+    let mut conn = state.db.pool.acquire().await?;
+    let mut tx = conn.begin().await?;
+    orders::lock_row(&mut tx, order_id).await?;
+    let head = orders::head(&mut tx, order_id)
+        .await?
+        .ok_or(Error::NotFound("order"))?;
+    if !matches!(
+        head.status,
+        OrderStatus::Confirmed | OrderStatus::PartiallyRefunded
+    ) {
+        return Err(Error::NotPayable(format!(
+            "order is {} and cannot be refunded",
+            head.status.as_str()
+        )));
+    }
+    let payment = payments::for_order(&mut tx, order_id)
+        .await?
+        .into_iter()
+        .find(|p| p.status == Status::Succeeded)
+        .ok_or_else(|| Error::NotPayable("order has no refundable payment".into()))?;
+    let refundable =
+        payment.amount_minor - payments::refunded_or_pending(&mut tx, &payment.id).await?;
+    let amount = amount.unwrap_or(refundable);
+    if refundable <= 0 {
+        return Err(Error::NotPayable("order is already fully refunded".into()));
+    }
+    if amount < 1 || amount > refundable {
+        return Err(Error::invalid(format!("amount must be 1-{refundable}")));
+    }
+    payments::insert_refund(
+        &mut tx,
+        &refund_id,
+        order_id,
+        &payment.id,
+        amount,
+        REASON_REQUESTED,
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    drop(conn);
+    process_refund(state, &refund_id).await?;
+    let mut conn = state.db.pool.acquire().await?;
+    payments::refund_view_by_id(&mut conn, &refund_id)
+        .await?
+        .ok_or(Error::NotFound("refund"))
+}
+
+/// Asks the gateway for a pending refund (idempotent by the refund's id) and records the
+/// answer. A gateway that does not answer leaves it pending for the refund worker.
+pub async fn process_refund(state: &AppState, refund_id: &str) -> Result<()> {
+    let (refund, payment) = {
+        let mut conn = state.db.pool.acquire().await?;
+        let Some(refund) = payments::get_refund(&mut conn, refund_id).await? else {
+            return Ok(());
+        };
+        if refund.status != "pending" {
+            return Ok(());
+        }
+        let payment = payments::get(&mut conn, &refund.payment_id)
+            .await?
+            .ok_or(Error::NotFound("payment"))?;
+        (refund, payment)
+    };
+    let gateway = state.gateway(&payment.gateway)?;
+    let answer = timed(
+        state,
+        gateway.refund(&payment.id, &refund.id, refund.amount_minor),
+    )
+    .await;
+    let now = state.now_ms();
+    let mut conn = state.db.pool.acquire().await?;
+    let mut tx = conn.begin().await?;
+    match answer {
+        Ok(()) => {
+            if payments::finish_refund(&mut tx, &refund.id, "succeeded", now).await? {
+                after_refund(&mut tx, &refund, &payment, now).await?;
+                Metrics::inc(&state.metrics.refunds_succeeded);
+            }
+        }
+        Err(GatewayError::Rejected(reason)) => {
+            tracing::error!(refund_id, %reason, "gateway refused a refund");
+            payments::finish_refund(&mut tx, &refund.id, "failed", now).await?;
+        }
+        Err(GatewayError::Unavailable(reason)) => {
+            Metrics::inc(&state.metrics.gateway_errors);
+            tracing::warn!(refund_id, %reason, "refund outcome unknown; the refund worker will retry");
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// After a refund succeeded: the payment is `refunded` once all of it is, and a paid order
+/// becomes `partially_refunded` or `refunded`.
+async fn after_refund(
+    tx: &mut sqlx::AnyConnection,
+    refund: &payments::Refund,
+    payment: &payments::Payment,
+    now: i64,
+) -> Result<()> {
+    let refunded = payments::refunded(tx, &payment.id).await?;
+    assert!(
+        refunded <= payment.amount_minor,
+        "refunded {refunded} exceeds payment {}",
+        payment.amount_minor
+    );
+    if refunded == payment.amount_minor {
+        payments::set_status(tx, &payment.id, Status::Succeeded, Status::Refunded, now).await?;
+    }
+    let head = orders::head(tx, &refund.order_id)
+        .await?
+        .ok_or(Error::NotFound("order"))?;
+    // Refunds Till made on its own (a late or duplicate payment) leave the order as it is.
+    if refund.reason == REASON_REQUESTED
+        && matches!(
+            head.status,
+            OrderStatus::Confirmed | OrderStatus::PartiallyRefunded
+        )
+    {
+        let to = if refunded == head.total {
+            OrderStatus::Refunded
+        } else {
+            OrderStatus::PartiallyRefunded
+        };
+        if head.status != to {
+            orders::transition(tx, &refund.order_id, &[head.status], to, None, now).await?;
+        }
+    }
+    notify::enqueue(
+        tx,
+        "refund.succeeded",
+        json!({"refund_id": refund.id, "order_id": refund.order_id, "payment_id": payment.id, "amount": refund.amount_minor}),
+        now,
+    )
+    .await?;
+    Ok(())
+}

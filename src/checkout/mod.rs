@@ -1,0 +1,16 @@
+//! The checkout saga, orchestrated and durable: lock → pay → finalize, with compensations.
+//!
+//! Each step is a local transaction; no transaction is open while a gateway is called.
+//! Everything in flight is recorded in the database, so the workers (`workers`) can drive
+//! any order or payment to its end after a restart.
+
+pub mod compensate;
+pub mod create;
+pub mod pay;
+pub mod routes;
+pub mod seed;
+pub mod workers;
+
+pub use compensate::{cancel_order, expire_order, process_refund, refund_order};
+pub use create::{create_order, OrderInput};
+pub use pay::{apply_outcome, start_payment, PaymentInput};

@@ -1,0 +1,269 @@
+//! HTTP routes of the checkout: create an order, pay, cancel, refund.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{cancel_order, create_order, refund_order, start_payment, OrderInput, PaymentInput};
+use crate::error::{Error, Result};
+use crate::http::extract::{parse_json, parse_json_or_default, Caller, RawBody};
+use crate::http::idempotency::{self, IdempotencyKey};
+use crate::ids::Sku;
+use crate::payments::Method;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/orders", post(post_order))
+        .route("/v1/orders/{id}/payments", post(post_payment))
+        .route("/v1/orders/{id}/cancel", post(post_cancel))
+        .route("/v1/orders/{id}/refunds", post(post_refund))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ItemBody {
+    pub sku: String,
+    pub qty: i64,
+}
+
+#[derive(Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+struct CustomerBody {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    phone: Option<String>,
+}
+
+#[derive(Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+struct AddressBody {
+    country: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    postal_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    city: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    line1: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    line2: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrderBody {
+    #[serde(default)]
+    customer: Option<CustomerBody>,
+    items: Vec<ItemBody>,
+    #[serde(default)]
+    ship_to: Option<AddressBody>,
+}
+
+/// Free-text fields are short; this bounds what one order stores.
+const TEXT_FIELD_MAX: usize = 200;
+
+fn check_text(fields: &[(&str, Option<&String>)]) -> Result<()> {
+    for (name, value) in fields {
+        if value.is_some_and(|v| v.is_empty() || v.chars().count() > TEXT_FIELD_MAX) {
+            return Err(Error::invalid(format!(
+                "{name} must be 1-{TEXT_FIELD_MAX} characters"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Parses and checks the items of a checkout request (shared with the seed's lock call).
+pub fn parse_items(items: Vec<ItemBody>) -> Result<Vec<(Sku, i64)>> {
+    items
+        .into_iter()
+        .map(|item| {
+            Ok((
+                Sku::try_from(item.sku.as_str()).map_err(Error::InvalidRequest)?,
+                item.qty,
+            ))
+        })
+        .collect()
+}
+
+async fn post_order(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdempotencyKey(key): IdempotencyKey,
+    RawBody(body): RawBody,
+) -> Response {
+    idempotency::run(
+        &state,
+        &caller,
+        key.as_deref(),
+        ("POST", "/v1/orders", &body),
+        || async {
+            caller.require_merchant()?;
+            let body: OrderBody = parse_json(&body)?;
+            if let Some(c) = &body.customer {
+                check_text(&[
+                    ("customer.id", c.id.as_ref()),
+                    ("customer.email", c.email.as_ref()),
+                    ("customer.name", c.name.as_ref()),
+                    ("customer.phone", c.phone.as_ref()),
+                ])?;
+                if c.email.as_ref().is_some_and(|e| !e.contains('@')) {
+                    return Err(Error::invalid("customer.email is not an email address"));
+                }
+            }
+            if let Some(a) = &body.ship_to {
+                check_text(&[
+                    ("ship_to.country", Some(&a.country)),
+                    ("ship_to.region", a.region.as_ref()),
+                    ("ship_to.postal_code", a.postal_code.as_ref()),
+                    ("ship_to.city", a.city.as_ref()),
+                    ("ship_to.line1", a.line1.as_ref()),
+                    ("ship_to.line2", a.line2.as_ref()),
+                ])?;
+            }
+            let customer = body
+                .customer
+                .as_ref()
+                .map(serde_json::to_value)
+                .transpose()
+                .map_err(anyhow::Error::from)?;
+            let ship_to = body
+                .ship_to
+                .as_ref()
+                .map(serde_json::to_value)
+                .transpose()
+                .map_err(anyhow::Error::from)?;
+            let input = OrderInput::new(None, parse_items(body.items)?, customer, ship_to)?;
+            let created = create_order(&state, input).await?;
+            let mut order = created.order;
+            order["client_secret"] = created
+                .client_secret
+                .map(Value::String)
+                .unwrap_or(Value::Null);
+            Ok((StatusCode::CREATED, order))
+        },
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PaymentBody {
+    method: String,
+    source: String,
+}
+
+/// Parses a payment method name into the enum, or a 400.
+pub fn parse_method(method: &str) -> Result<Method> {
+    Method::parse(method).ok_or_else(|| Error::invalid("method must be one of card, upi, wallet"))
+}
+
+async fn post_payment(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    IdempotencyKey(key): IdempotencyKey,
+    RawBody(body): RawBody,
+) -> Response {
+    let Some(key) = key else {
+        return Error::invalid("Idempotency-Key header is required").into_response();
+    };
+    let path = format!("/v1/orders/{id}/payments");
+    idempotency::run(
+        &state,
+        &caller,
+        Some(&key),
+        ("POST", &path, &body),
+        || async {
+            caller.check_order(&id)?;
+            let body: PaymentBody = parse_json(&body)?;
+            let input = PaymentInput {
+                order_id: id.clone(),
+                method: parse_method(&body.method)?,
+                source: body.source,
+                expected_amount_minor: None,
+            };
+            Ok((StatusCode::CREATED, start_payment(&state, input).await?))
+        },
+    )
+    .await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CancelBody {}
+
+async fn post_cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    IdempotencyKey(key): IdempotencyKey,
+    RawBody(body): RawBody,
+) -> Response {
+    let path = format!("/v1/orders/{id}/cancel");
+    idempotency::run(
+        &state,
+        &caller,
+        key.as_deref(),
+        ("POST", &path, &body),
+        || async {
+            caller.check_order(&id)?;
+            let _: CancelBody = parse_json_or_default(&body)?;
+            ensure_order_exists(&state, &id).await?;
+            Ok((StatusCode::OK, cancel_order(&state, &id).await?))
+        },
+    )
+    .await
+}
+
+async fn ensure_order_exists(state: &AppState, id: &str) -> Result<()> {
+    let mut conn = state.db.pool.acquire().await?;
+    crate::orders::head(&mut conn, id)
+        .await?
+        .map(|_| ())
+        .ok_or(Error::NotFound("order"))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RefundBody {
+    #[serde(default)]
+    amount: Option<i64>,
+}
+
+async fn post_refund(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    IdempotencyKey(key): IdempotencyKey,
+    RawBody(body): RawBody,
+) -> Response {
+    let path = format!("/v1/orders/{id}/refunds");
+    idempotency::run(
+        &state,
+        &caller,
+        key.as_deref(),
+        ("POST", &path, &body),
+        || async {
+            caller.require_merchant()?;
+            let body: RefundBody = parse_json_or_default(&body)?;
+            ensure_order_exists(&state, &id).await?;
+            Ok((
+                StatusCode::CREATED,
+                refund_order(&state, &id, body.amount).await?,
+            ))
+        },
+    )
+    .await
+}

@@ -1,0 +1,187 @@
+//! The seed design's three calls, kept working as SEED.md wrote them: client-chosen order
+//! ids, decimal amounts in major units, and idempotency by order id or body key.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use super::routes::{parse_items, parse_method, ItemBody};
+use super::workers::recheck_payment;
+use super::{create_order, start_payment, OrderInput, PaymentInput};
+use crate::error::{Error, Result};
+use crate::http::extract::{parse_json, Caller, RawBody};
+use crate::http::idempotency::{self, IdempotencyKey};
+use crate::ids::check_client_id;
+use crate::money::Currency;
+use crate::orders::{self, Status as OrderStatus};
+use crate::payments;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/inventory/lock", post(lock))
+        .route("/payment/initiate", post(initiate))
+        .route("/checkout/confirm", post(confirm))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LockBody {
+    order_id: String,
+    items: Vec<ItemBody>,
+}
+
+async fn lock(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdempotencyKey(key): IdempotencyKey,
+    RawBody(body): RawBody,
+) -> Response {
+    idempotency::run(
+        &state,
+        &caller,
+        key.as_deref(),
+        ("POST", "/inventory/lock", &body),
+        || async {
+            caller.require_merchant()?;
+            let body: LockBody = parse_json(&body)?;
+            check_client_id("order_id", &body.order_id).map_err(Error::InvalidRequest)?;
+            let input = OrderInput::new(Some(body.order_id), parse_items(body.items)?, None, None)?;
+            let created = create_order(&state, input).await?;
+            let mut order = created.order;
+            if let Some(secret) = created.client_secret {
+                order["client_secret"] = Value::String(secret);
+            }
+            Ok((StatusCode::CREATED, order))
+        },
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InitiateBody {
+    #[serde(rename = "orderId")]
+    order_id: String,
+    /// Decimal in major units, read as its JSON text so no float ever holds it.
+    amount: Box<RawValue>,
+    payment_method: String,
+    idempotency_key: String,
+    #[serde(default)]
+    source: Option<String>,
+}
+
+async fn initiate(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawBody(body): RawBody,
+) -> Response {
+    let parsed: InitiateBody = match parse_json(&body) {
+        Ok(parsed) => parsed,
+        Err(err) => return axum::response::IntoResponse::into_response(err),
+    };
+    let key = parsed.idempotency_key.clone();
+    idempotency::run(
+        &state,
+        &caller,
+        Some(&key),
+        ("POST", "/payment/initiate", &body),
+        || async {
+            caller.check_order(&parsed.order_id)?;
+            let method = parse_method(&parsed.payment_method)?;
+            let head = {
+                let mut conn = state.db.pool.acquire().await?;
+                orders::head(&mut conn, &parsed.order_id)
+                    .await?
+                    .ok_or(Error::NotFound("order"))?
+            };
+            let currency = Currency::parse(&head.currency).unwrap_or(state.currency);
+            let text = parsed.amount.get();
+            if text.starts_with('"') {
+                return Err(Error::invalid("amount must be a number"));
+            }
+            let amount = currency.parse_major(text).map_err(Error::InvalidRequest)?;
+            let source = parsed
+                .source
+                .clone()
+                .unwrap_or_else(|| default_source(method).to_string());
+            let input = PaymentInput {
+                order_id: head.id,
+                method,
+                source,
+                expected_amount_minor: Some(amount),
+            };
+            Ok((StatusCode::CREATED, start_payment(&state, input).await?))
+        },
+    )
+    .await
+}
+
+fn default_source(method: payments::Method) -> &'static str {
+    match method {
+        payments::Method::Card => "pm_card_visa",
+        payments::Method::Upi => "success@razorpay",
+        payments::Method::Wallet => "paytm",
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfirmBody {
+    order_id: String,
+}
+
+/// Confirms an order whose payment has succeeded; a no-op when it is already confirmed. A
+/// payment still in flight is asked about first, so a lost webhook does not block it.
+async fn confirm(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawBody(body): RawBody,
+) -> Result<Json<Value>> {
+    let body: ConfirmBody = parse_json(&body)?;
+    caller.check_order(&body.order_id)?;
+    let mut head = read_head(&state, &body.order_id).await?;
+    if head.status == OrderStatus::Pending {
+        let in_flight: Vec<String> = {
+            let mut conn = state.db.pool.acquire().await?;
+            payments::for_order(&mut conn, &head.id)
+                .await?
+                .into_iter()
+                .filter(|p| p.status.in_flight())
+                .map(|p| p.id)
+                .collect()
+        };
+        for payment_id in in_flight {
+            recheck_payment(&state, &payment_id).await?;
+        }
+        head = read_head(&state, &body.order_id).await?;
+    }
+    match head.status {
+        OrderStatus::Confirmed | OrderStatus::Refunded | OrderStatus::PartiallyRefunded => {
+            let mut conn = state.db.pool.acquire().await?;
+            orders::view(&mut conn, &head.id)
+                .await?
+                .map(Json)
+                .ok_or(Error::NotFound("order"))
+        }
+        OrderStatus::Pending => Err(Error::NotPayable(
+            "the order's payment has not succeeded".into(),
+        )),
+        OrderStatus::Cancelled | OrderStatus::Expired => Err(Error::NotPayable(format!(
+            "order is {}",
+            head.status.as_str()
+        ))),
+    }
+}
+
+async fn read_head(state: &AppState, id: &str) -> Result<orders::OrderHead> {
+    let mut conn = state.db.pool.acquire().await?;
+    orders::head(&mut conn, id)
+        .await?
+        .ok_or(Error::NotFound("order"))
+}

@@ -1,0 +1,147 @@
+//! The workers that finish what requests started: the expiry sweeper, payment recovery,
+//! refund retries, the outbox relay, the simulator's webhook sender and idempotency-key
+//! cleanup. Each is a step function (tests call them directly) run in a loop by `spawn`.
+
+use std::time::Duration;
+
+use sqlx::Row;
+use tokio::task::JoinHandle;
+
+use super::pay::{settle_answer, timed};
+use super::{expire_order, process_refund};
+use crate::error::Result;
+use crate::http::idempotency;
+use crate::notify;
+use crate::orders;
+use crate::payments;
+use crate::payments::gateway::Charge;
+use crate::state::AppState;
+
+/// Rows a step takes per pass; the rest wait for the next tick, so one pass stays short.
+const BATCH: i64 = 100;
+
+/// Runs every step once. Returns how many items were handled (0 when idle).
+pub async fn run_once(state: &AppState) -> Result<usize> {
+    let mut handled = expire_due(state).await?;
+    handled += recover_payments(state).await?;
+    handled += retry_refunds(state).await?;
+    handled += state
+        .sim
+        .deliver_due()
+        .await
+        .map_err(crate::error::Error::Internal)?;
+    handled += notify::relay_once(state).await?;
+    idempotency::purge_expired(state).await?;
+    Ok(handled)
+}
+
+/// Starts the worker loop; a failed pass is logged and retried on the next tick.
+pub fn spawn(state: AppState) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let tick = Duration::from_millis(state.worker_tick_ms);
+        loop {
+            if let Err(err) = run_once(&state).await {
+                tracing::warn!(error = %err, "worker pass failed");
+            }
+            tokio::time::sleep(tick).await;
+        }
+    })
+}
+
+/// Expires pending orders whose hold TTL has passed.
+pub async fn expire_due(state: &AppState) -> Result<usize> {
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM orders WHERE status = 'pending' AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
+    )
+    .bind(state.now_ms())
+    .bind(BATCH)
+    .fetch_all(&state.db.pool)
+    .await?;
+    let mut expired = 0;
+    for id in ids {
+        if expire_order(state, &id).await? {
+            expired += 1;
+        }
+    }
+    Ok(expired)
+}
+
+/// Asks the gateway again about attempts that have been in flight for a while, with the
+/// attempt's own idempotency key: a crash between committing the attempt and calling the
+/// gateway, a lost answer or a lost webhook all end here. An attempt on an order that is no
+/// longer pending is voided instead.
+pub async fn recover_payments(state: &AppState) -> Result<usize> {
+    let rows = sqlx::query(
+        "SELECT id FROM payments WHERE status IN ('processing', 'requires_action', 'authorized') AND updated_at <= $1
+         ORDER BY updated_at LIMIT $2",
+    )
+    .bind(state.now_ms() - state.recovery_after_ms)
+    .bind(BATCH)
+    .fetch_all(&state.db.pool)
+    .await?;
+    for row in &rows {
+        recheck_payment(state, &row.get::<String, _>("id")).await?;
+    }
+    Ok(rows.len())
+}
+
+/// Asks the gateway about one in-flight attempt and applies the answer: the same create
+/// call with the same key while the order is pending, a void once it is not.
+pub async fn recheck_payment(state: &AppState, payment_id: &str) -> Result<()> {
+    let (payment, order_pending) = {
+        let mut conn = state.db.pool.acquire().await?;
+        let Some(payment) = payments::get(&mut conn, payment_id).await? else {
+            return Ok(());
+        };
+        let order = orders::head(&mut conn, &payment.order_id).await?;
+        (
+            payment,
+            order.is_some_and(|o| o.status == orders::Status::Pending),
+        )
+    };
+    if !payment.status.in_flight() {
+        return Ok(());
+    }
+    let gateway = state.gateway(&payment.gateway)?;
+    let answer = if order_pending {
+        let charge = Charge {
+            key: payment.id.clone(),
+            amount_minor: payment.amount_minor,
+            currency: payment.currency.clone(),
+            method: payment.method,
+            source: payment.source.clone(),
+        };
+        timed(state, gateway.create(&charge)).await
+    } else {
+        timed(state, gateway.cancel(&payment.id)).await
+    };
+    tracing::info!(
+        payment_id,
+        "asked the gateway again about a payment in flight"
+    );
+    settle_answer(state, payment_id, answer).await?;
+    // Whatever the answer, wait a full recovery interval before asking again.
+    let mut conn = state.db.pool.acquire().await?;
+    if payments::get(&mut conn, payment_id)
+        .await?
+        .is_some_and(|p| p.status.in_flight())
+    {
+        payments::touch(&mut conn, payment_id, state.now_ms()).await?;
+    }
+    Ok(())
+}
+
+/// Retries refunds the gateway has not yet confirmed.
+pub async fn retry_refunds(state: &AppState) -> Result<usize> {
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM refunds WHERE status = 'pending' AND updated_at <= $1 ORDER BY updated_at LIMIT $2",
+    )
+    .bind(state.now_ms() - state.recovery_after_ms)
+    .bind(BATCH)
+    .fetch_all(&state.db.pool)
+    .await?;
+    for id in &ids {
+        process_refund(state, id).await?;
+    }
+    Ok(ids.len())
+}

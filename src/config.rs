@@ -1,0 +1,57 @@
+//! Settings: every one a `--flag` with a `TILL_*` environment variable and a default that
+//! needs no configuration.
+
+use clap::Args;
+
+#[derive(Args, Clone, Debug)]
+pub struct Config {
+    /// Address to serve on.
+    #[arg(long, env = "TILL_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// `sqlite://PATH` or `postgres://…`.
+    #[arg(long, env = "TILL_DATABASE_URL", default_value = "sqlite://till.db")]
+    pub database_url: String,
+    /// The merchant/admin secret; generated on first start and printed once when unset.
+    #[arg(long, env = "TILL_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// How long stock stays locked for a pending order.
+    #[arg(long, env = "TILL_HOLD_TTL_SECS", default_value_t = 900)]
+    pub hold_ttl_secs: i64,
+    /// Store currency (ISO 4217).
+    #[arg(long, env = "TILL_CURRENCY", default_value = "INR")]
+    pub currency: String,
+    /// Simulator: delay before an asynchronous outcome's webhook.
+    #[arg(long, env = "TILL_SIM_DELAY_MS", default_value_t = 500)]
+    pub sim_delay_ms: i64,
+    /// Secret the simulator signs its webhooks with; random per process when unset.
+    #[arg(long, env = "TILL_SIM_WEBHOOK_SECRET", hide_env_values = true)]
+    pub sim_webhook_secret: Option<String>,
+    /// PostgreSQL pool size (SQLite always uses one writer connection).
+    #[arg(long, env = "TILL_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: u32,
+    /// How often the workers (expiry, recovery, refunds, outbox, simulator) look for due work.
+    #[arg(long, env = "TILL_WORKER_TICK_MS", default_value_t = 250)]
+    pub worker_tick_ms: u64,
+    /// A payment still `processing` this long after its last change is asked about again.
+    #[arg(long, env = "TILL_RECOVERY_AFTER_SECS", default_value_t = 10)]
+    pub recovery_after_secs: i64,
+}
+
+impl Config {
+    /// The defaults, as `till serve` with no flags and no environment would see them (tests
+    /// start from this and change what they need).
+    pub fn defaults() -> Config {
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            database_url: "sqlite://till.db".into(),
+            api_key: None,
+            hold_ttl_secs: 900,
+            currency: "INR".into(),
+            sim_delay_ms: 500,
+            sim_webhook_secret: None,
+            db_max_connections: 16,
+            worker_tick_ms: 250,
+            recovery_after_secs: 10,
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! The database handle: one pool over SQLite or PostgreSQL, the dialect switch, and migrations.
+//!
+//! Both backends run the same SQL (`$1` placeholders, `RETURNING`, `ON CONFLICT`); the few
+//! places that differ ask `Db::kind`. Every module takes a `&mut AnyConnection` for its
+//! queries so a caller can group them into one transaction.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyConnection, AnyPool, Connection, Executor};
+
+/// The schema, in the order it was introduced. A version is applied once, in a transaction.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("schema.sql"))];
+
+/// SQLite allows one writer at a time; one pooled connection serializes writers inside this
+/// process instead of letting them fail with `SQLITE_BUSY` under a flash sale.
+const SQLITE_MAX_CONNECTIONS: u32 = 1;
+
+/// How long a request waits for a pooled connection before it is answered 503. Long enough
+/// for a 2,000-buyer queue on one connection to drain; short enough that a dead database is
+/// reported instead of hanging clients.
+const ACQUIRE_TIMEOUT_SECS: u64 = 30;
+
+/// A PostgreSQL statement that runs longer than this is cancelled by the server: no checkout
+/// statement should take more than milliseconds, so this only catches a stuck lock queue.
+const PG_STATEMENT_TIMEOUT_MS: u64 = 20_000;
+
+/// Lock id for `pg_advisory_lock` so two instances starting together migrate one at a time.
+const PG_MIGRATION_LOCK_ID: i64 = 0x7117_0001;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub kind: Kind,
+}
+
+impl Db {
+    /// Opens the pool; `sqlite://PATH` creates the file if it is missing.
+    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Db> {
+        sqlx::any::install_default_drivers();
+        let (kind, url) = if let Some(path) = url.strip_prefix("sqlite://") {
+            let sep = if path.contains('?') { '&' } else { '?' };
+            let url = if path.contains("mode=") {
+                url.to_string()
+            } else {
+                format!("{url}{sep}mode=rwc")
+            };
+            (Kind::Sqlite, url)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Kind::Postgres, url.to_string())
+        } else {
+            anyhow::bail!("unsupported database url (use sqlite://PATH or postgres://...)");
+        };
+        let options = AnyConnectOptions::from_str(&url).context("parse database url")?;
+        let max = match kind {
+            Kind::Sqlite => SQLITE_MAX_CONNECTIONS,
+            Kind::Postgres => max_connections.max(1),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(Duration::from_secs(ACQUIRE_TIMEOUT_SECS))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    let setup: &[&str] = match kind {
+                        Kind::Sqlite => &[
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA synchronous = NORMAL",
+                            "PRAGMA busy_timeout = 5000",
+                            "PRAGMA foreign_keys = ON",
+                        ],
+                        Kind::Postgres => &[],
+                    };
+                    for statement in setup {
+                        conn.execute(*statement).await?;
+                    }
+                    if kind == Kind::Postgres {
+                        conn.execute(
+                            format!("SET statement_timeout = {PG_STATEMENT_TIMEOUT_MS}").as_str(),
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .context("connect to the database")?;
+        Ok(Db { pool, kind })
+    }
+
+    /// Applies every migration not yet applied.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .context("acquire a connection to migrate")?;
+        if self.kind == Kind::Postgres {
+            sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(PG_MIGRATION_LOCK_ID)
+                .execute(&mut *conn)
+                .await?;
+        }
+        let result = apply_migrations(&mut conn, self.kind).await;
+        if self.kind == Kind::Postgres {
+            sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(PG_MIGRATION_LOCK_ID)
+                .execute(&mut *conn)
+                .await?;
+        }
+        result
+    }
+
+    /// True when the database answers a trivial query.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// `FOR UPDATE SKIP LOCKED` where the backend has it, so several workers share due rows.
+    /// SQLite has one writer, so the clause is simply dropped there.
+    pub fn skip_locked(&self) -> &'static str {
+        match self.kind {
+            Kind::Postgres => " FOR UPDATE SKIP LOCKED",
+            Kind::Sqlite => "",
+        }
+    }
+}
+
+async fn apply_migrations(conn: &mut AnyConnection, kind: Kind) -> anyhow::Result<()> {
+    sqlx::raw_sql("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)")
+        .execute(&mut *conn)
+        .await?;
+    let serial_pk = match kind {
+        Kind::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
+        Kind::Postgres => "BIGSERIAL PRIMARY KEY",
+    };
+    for (version, sql) in MIGRATIONS {
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
+                .bind(*version)
+                .fetch_optional(&mut *conn)
+                .await?;
+        if applied.is_some() {
+            continue;
+        }
+        let sql = sql.replace("{serial_pk}", serial_pk);
+        let mut tx = conn.begin().await?;
+        sqlx::raw_sql(&sql)
+            .execute(&mut *tx)
+            .await
+            .with_context(|| format!("migration {version}"))?;
+        sqlx::query("INSERT INTO schema_migrations (version) VALUES ($1)")
+            .bind(*version)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        tracing::info!(version, "applied migration");
+    }
+    Ok(())
+}
+
+/// True when the error is a unique-constraint violation (a lost race on an insert).
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => db.is_unique_violation(),
+        _ => false,
+    }
+}
+
+/// True when the error is a CHECK-constraint violation: the database refused to break an
+/// invariant the application should already have guarded.
+pub fn is_check_violation(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => db.is_check_violation(),
+        _ => false,
+    }
+}

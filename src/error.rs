@@ -1,0 +1,105 @@
+//! The one error type at Till's boundary, and its mapping to HTTP statuses and API.md codes.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("missing or invalid credentials")]
+    Unauthorized,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("not enough stock")]
+    OutOfStock(Vec<String>),
+    #[error("{0}")]
+    NotPayable(String),
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("a request with this idempotency key is still running")]
+    IdempotencyKeyInUse,
+    #[error("this idempotency key was used with a different request")]
+    IdempotencyKeyReused,
+    #[error("{0}")]
+    AmountMismatch(String),
+    #[error("request body is larger than 64 KiB")]
+    PayloadTooLarge,
+    #[error("the database is unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<sqlx::Error> for Error {
+    fn from(err: sqlx::Error) -> Error {
+        match err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                Error::Unavailable(err)
+            }
+            other => Error::Internal(anyhow::Error::new(other)),
+        }
+    }
+}
+
+impl Error {
+    pub fn invalid(message: impl Into<String>) -> Error {
+        Error::InvalidRequest(message.into())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Error::Unauthorized => StatusCode::UNAUTHORIZED,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::OutOfStock(_)
+            | Error::NotPayable(_)
+            | Error::Conflict { .. }
+            | Error::IdempotencyKeyInUse
+            | Error::AmountMismatch(_) => StatusCode::CONFLICT,
+            Error::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidRequest(_) => "invalid_request",
+            Error::Unauthorized => "unauthorized",
+            Error::NotFound(_) => "not_found",
+            Error::OutOfStock(_) => "out_of_stock",
+            Error::NotPayable(_) => "order_not_payable",
+            Error::Conflict { code, .. } => code,
+            Error::IdempotencyKeyInUse => "idempotency_key_in_use",
+            Error::IdempotencyKeyReused => "idempotency_key_reused",
+            Error::AmountMismatch(_) => "amount_mismatch",
+            Error::PayloadTooLarge => "payload_too_large",
+            Error::Unavailable(_) => "unavailable",
+            Error::Internal(_) => "internal_error",
+        }
+    }
+
+    /// The `{"error": {...}}` body. 5xx details stay in the log, never in the response.
+    pub fn body(&self) -> serde_json::Value {
+        let mut error = json!({"code": self.code(), "message": self.to_string()});
+        if let Error::OutOfStock(skus) = self {
+            error["skus"] = json!(skus);
+        }
+        json!({ "error": error })
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = ?self, "request failed");
+        }
+        (status, axum::Json(self.body())).into_response()
+    }
+}

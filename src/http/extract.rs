@@ -1,0 +1,114 @@
+//! Request extractors: the raw body (with the 64 KiB limit mapped to `payload_too_large`),
+//! strict JSON parsing, and the caller's credential.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+use crate::ids::{constant_time_eq, sha256_hex};
+use crate::orders;
+use crate::state::AppState;
+
+/// Request bodies above this are refused with 413 before they are parsed.
+pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
+
+/// The request body as sent, for strict parsing and for signature checks over raw bytes.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<RawBody> {
+        match Bytes::from_request(req, state).await {
+            Ok(bytes) => Ok(RawBody(bytes)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(Error::PayloadTooLarge)
+            }
+            Err(rejection) => Err(Error::invalid(format!(
+                "could not read the body: {}",
+                rejection.body_text()
+            ))),
+        }
+    }
+}
+
+/// Parses a JSON body into `T`; syntax errors, wrong types and unknown fields are a 400.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
+    serde_json::from_slice(body).map_err(|e| Error::invalid(format!("invalid JSON body: {e}")))
+}
+
+/// Like `parse_json`, but an empty body means `T::default()` (for calls whose fields are all
+/// optional, such as cancel and refund).
+pub fn parse_json_or_default<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        Ok(T::default())
+    } else {
+        parse_json(body)
+    }
+}
+
+/// Who is calling: the merchant (API key), or a customer holding one order's client secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Caller {
+    Merchant,
+    Order(String),
+}
+
+impl Caller {
+    /// Idempotency keys are scoped to the credential.
+    pub fn scope(&self) -> String {
+        match self {
+            Caller::Merchant => "merchant".to_string(),
+            Caller::Order(id) => format!("order:{id}"),
+        }
+    }
+
+    /// May this caller see or act on the order? Any other order answers 404, never
+    /// revealing whether it exists.
+    pub fn check_order(&self, order_id: &str) -> Result<()> {
+        match self {
+            Caller::Merchant => Ok(()),
+            Caller::Order(id) if id == order_id => Ok(()),
+            Caller::Order(_) => Err(Error::NotFound("order")),
+        }
+    }
+
+    pub fn require_merchant(&self) -> Result<()> {
+        match self {
+            Caller::Merchant => Ok(()),
+            Caller::Order(_) => Err(Error::Unauthorized),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller> {
+        let token = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(Error::Unauthorized)?;
+        let hash = sha256_hex(token.as_bytes());
+        if constant_time_eq(hash.as_bytes(), state.api_key_hash.as_bytes()) {
+            return Ok(Caller::Merchant);
+        }
+        let (order_id, _) = token.rsplit_once("_secret_").ok_or(Error::Unauthorized)?;
+        let mut conn = state.db.pool.acquire().await?;
+        let head = orders::head(&mut conn, order_id)
+            .await?
+            .ok_or(Error::Unauthorized)?;
+        if constant_time_eq(hash.as_bytes(), head.secret_hash.as_bytes()) {
+            Ok(Caller::Order(head.id))
+        } else {
+            Err(Error::Unauthorized)
+        }
+    }
+}

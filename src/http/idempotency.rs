@@ -1,0 +1,228 @@
+//! Stripe-style `Idempotency-Key`: the key, a fingerprint of the request and the response
+//! are stored, so a retry returns the first answer and repeats no effect.
+//!
+//! A key is claimed (`running`) before the handler runs and completed with its response
+//! after; 5xx responses are not kept, so a retry runs again. A claim left by a process that
+//! died mid-request is taken over after `STALE_CLAIM_MS`.
+
+use std::future::Future;
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use sqlx::Row;
+
+use super::extract::Caller;
+use crate::error::{Error, Result};
+use crate::ids::sha256_hex;
+use crate::state::AppState;
+
+/// How long a stored response is replayed.
+const RETENTION_MS: i64 = 24 * 3600 * 1000;
+
+/// A claim older than this belongs to a request that will never finish (its process died);
+/// no request runs anywhere near this long (the database statement timeout is 20 s).
+const STALE_CLAIM_MS: i64 = 60_000;
+
+/// Keys longer than this are refused (API.md: 1–255 printable ASCII characters).
+const KEY_LEN_MAX: usize = 255;
+
+/// The `Idempotency-Key` header, checked; absent is `None`.
+pub struct IdempotencyKey(pub Option<String>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IdempotencyKey {
+    type Rejection = Error;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<IdempotencyKey> {
+        let Some(value) = parts.headers.get("idempotency-key") else {
+            return Ok(IdempotencyKey(None));
+        };
+        let key = value.to_str().map_err(|_| {
+            Error::invalid("Idempotency-Key must be 1-255 printable ASCII characters")
+        })?;
+        check_key(key)?;
+        Ok(IdempotencyKey(Some(key.to_string())))
+    }
+}
+
+pub fn check_key(key: &str) -> Result<()> {
+    if key.is_empty() || key.len() > KEY_LEN_MAX || !key.bytes().all(|b| (0x20..=0x7e).contains(&b))
+    {
+        return Err(Error::invalid(
+            "Idempotency-Key must be 1-255 printable ASCII characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Runs `handler` at most once per (credential, key). Without a key it simply runs.
+pub async fn run<F, Fut>(
+    state: &AppState,
+    caller: &Caller,
+    key: Option<&str>,
+    request: (&str, &str, &[u8]),
+    handler: F,
+) -> Response
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<(StatusCode, Value)>>,
+{
+    let Some(key) = key else {
+        return respond(handler().await);
+    };
+    if let Err(err) = check_key(key) {
+        return err.into_response();
+    }
+    let (method, path, body) = request;
+    let mut fingerprinted = Vec::with_capacity(method.len() + path.len() + body.len() + 2);
+    for part in [method.as_bytes(), b"\n", path.as_bytes(), b"\n", body] {
+        fingerprinted.extend_from_slice(part);
+    }
+    let fingerprint = sha256_hex(&fingerprinted);
+    let scope = caller.scope();
+    match claim(state, &scope, key, &fingerprint).await {
+        Ok(Claim::Won) => {}
+        Ok(Claim::Replay(status, body)) => {
+            let mut response = (status, axum::Json(body)).into_response();
+            response
+                .headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            return response;
+        }
+        Err(err) => return err.into_response(),
+    }
+    let result = handler().await;
+    let stored = match &result {
+        Ok((status, body)) => complete(state, &scope, key, *status, body).await,
+        Err(err) if !err.status().is_server_error() => {
+            complete(state, &scope, key, err.status(), &err.body()).await
+        }
+        Err(_) => release(state, &scope, key).await,
+    };
+    if let Err(err) = stored {
+        tracing::error!(error = %err, "could not store the idempotent response");
+    }
+    respond(result)
+}
+
+fn respond(result: Result<(StatusCode, Value)>) -> Response {
+    match result {
+        Ok((status, body)) => (status, axum::Json(body)).into_response(),
+        Err(err) => err.into_response(),
+    }
+}
+
+enum Claim {
+    Won,
+    Replay(StatusCode, Value),
+}
+
+async fn claim(state: &AppState, scope: &str, key: &str, fingerprint: &str) -> Result<Claim> {
+    let now = state.now_ms();
+    let inserted = sqlx::query(
+        "INSERT INTO idempotency_keys (scope, idem_key, fingerprint, state, created_at)
+         VALUES ($1, $2, $3, 'running', $4) ON CONFLICT DO NOTHING",
+    )
+    .bind(scope)
+    .bind(key)
+    .bind(fingerprint)
+    .bind(now)
+    .execute(&state.db.pool)
+    .await?
+    .rows_affected();
+    if inserted == 1 {
+        return Ok(Claim::Won);
+    }
+    let row = sqlx::query("SELECT fingerprint, state, status_code, body, created_at FROM idempotency_keys WHERE scope = $1 AND idem_key = $2")
+        .bind(scope)
+        .bind(key)
+        .fetch_optional(&state.db.pool)
+        .await?;
+    let Some(row) = row else {
+        // Released (a 5xx) or purged between our insert and read: try the claim once more.
+        return Box::pin(claim(state, scope, key, fingerprint)).await;
+    };
+    let created_at: i64 = row.get("created_at");
+    let stored_state: String = row.get("state");
+    if row.get::<String, _>("fingerprint") != fingerprint {
+        return Err(Error::IdempotencyKeyReused);
+    }
+    if stored_state == "running" {
+        let taken = sqlx::query(
+            "UPDATE idempotency_keys SET created_at = $1 WHERE scope = $2 AND idem_key = $3 AND state = 'running' AND created_at = $4 AND created_at <= $5",
+        )
+        .bind(now)
+        .bind(scope)
+        .bind(key)
+        .bind(created_at)
+        .bind(now - STALE_CLAIM_MS)
+        .execute(&state.db.pool)
+        .await?
+        .rows_affected();
+        return if taken == 1 {
+            Ok(Claim::Won)
+        } else {
+            Err(Error::IdempotencyKeyInUse)
+        };
+    }
+    let status =
+        StatusCode::from_u16(row.get::<i64, _>("status_code") as u16).unwrap_or(StatusCode::OK);
+    let body: Value = serde_json::from_str(&row.get::<String, _>("body")).unwrap_or(Value::Null);
+    Ok(Claim::Replay(status, body))
+}
+
+async fn complete(
+    state: &AppState,
+    scope: &str,
+    key: &str,
+    status: StatusCode,
+    body: &Value,
+) -> Result<()> {
+    sqlx::query("UPDATE idempotency_keys SET state = 'done', status_code = $1, body = $2 WHERE scope = $3 AND idem_key = $4")
+        .bind(status.as_u16() as i64)
+        .bind(body.to_string())
+        .bind(scope)
+        .bind(key)
+        .execute(&state.db.pool)
+        .await?;
+    Ok(())
+}
+
+async fn release(state: &AppState, scope: &str, key: &str) -> Result<()> {
+    sqlx::query(
+        "DELETE FROM idempotency_keys WHERE scope = $1 AND idem_key = $2 AND state = 'running'",
+    )
+    .bind(scope)
+    .bind(key)
+    .execute(&state.db.pool)
+    .await?;
+    Ok(())
+}
+
+/// Forgets keys older than the retention window.
+pub async fn purge_expired(state: &AppState) -> Result<u64> {
+    let n = sqlx::query("DELETE FROM idempotency_keys WHERE state = 'done' AND created_at < $1")
+        .bind(state.now_ms() - RETENTION_MS)
+        .execute(&state.db.pool)
+        .await?
+        .rows_affected();
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_key;
+
+    #[test]
+    fn keys_are_printable_ascii_up_to_255() {
+        assert!(check_key("a").is_ok());
+        assert!(check_key(&"k".repeat(255)).is_ok());
+        assert!(check_key(&"k".repeat(256)).is_err());
+        assert!(check_key("").is_err());
+        assert!(check_key("tab\there").is_err());
+        assert!(check_key("ключ").is_err());
+    }
+}

@@ -1,0 +1,86 @@
+//! The HTTP edge: merges every capability's router, adds the body limit, request ids and
+//! the JSON 404, and serves the service endpoints. Only this layer and the route files
+//! know wire formats.
+
+pub mod extract;
+pub mod idempotency;
+pub mod openapi;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use tracing::Instrument;
+
+use crate::error::Error;
+use crate::ids::random_token;
+use crate::metrics::Metrics;
+use crate::state::AppState;
+use crate::{checkout, inventory, notify, orders, payments};
+
+/// The whole application as one router, ready to serve or to drive in tests.
+pub fn app(state: AppState) -> Router {
+    let sim_pages = state.sim.router();
+    Router::new()
+        .merge(inventory::routes::router())
+        .merge(orders::routes::router())
+        .merge(checkout::routes::router())
+        .merge(checkout::seed::router())
+        .merge(payments::routes::router())
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(|| async { Json(openapi::document()) }))
+        .fallback(|| async { Error::NotFound("route") })
+        .layer(DefaultBodyLimit::max(extract::BODY_LIMIT_BYTES))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            request_context,
+        ))
+        .with_state(state)
+        .merge(sim_pages)
+}
+
+/// Gives every request an id (echoed as `request-id`, on every log line of the request)
+/// and counts it.
+async fn request_context(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let request_id = format!("req_{}", random_token(16));
+    let span = tracing::info_span!("request", id = %request_id, method = %req.method(), path = %req.uri().path());
+    let mut response = next.run(req).instrument(span).await;
+    Metrics::inc(&state.metrics.http_requests);
+    if response.status().is_server_error() {
+        Metrics::inc(&state.metrics.http_5xx);
+    }
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("request-id", value);
+    }
+    response
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.db.ping().await {
+        Json(json!({"status": "ready", "database": "up"})).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable", "database": "down"})),
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let lag = notify::lag(&state).await.unwrap_or(-1);
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        state.metrics.render(lag),
+    )
+        .into_response()
+}

@@ -1,0 +1,209 @@
+//! `GET /openapi.json`, generated from the route table below, which lists each route once
+//! with its method, auth and answers. A test walks the table against the live router so
+//! the two cannot drift apart.
+
+use serde_json::{json, Map, Value};
+
+/// How a route is authorized.
+#[derive(Clone, Copy)]
+pub enum Auth {
+    None,
+    ApiKey,
+    ApiKeyOrClientSecret,
+    Signature,
+}
+
+pub struct RouteDoc {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    pub auth: Auth,
+    /// Success status and the error statuses this route answers.
+    pub responses: &'static [u16],
+}
+
+pub const ROUTES: &[RouteDoc] = &[
+    RouteDoc {
+        method: "put",
+        path: "/v1/products/{sku}",
+        summary: "Create or update a product",
+        auth: Auth::ApiKey,
+        responses: &[200, 400, 401, 413],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/v1/products/{sku}",
+        summary: "Read a product",
+        auth: Auth::ApiKey,
+        responses: &[200, 401, 404],
+    },
+    RouteDoc {
+        method: "put",
+        path: "/v1/inventory/{sku}/warehouses/{warehouse}",
+        summary: "Set on-hand stock in a warehouse",
+        auth: Auth::ApiKey,
+        responses: &[200, 400, 401, 404, 409],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/v1/inventory/{sku}",
+        summary: "Stock of a SKU over all warehouses",
+        auth: Auth::ApiKey,
+        responses: &[200, 401, 404],
+    },
+    RouteDoc {
+        method: "post",
+        path: "/v1/orders",
+        summary: "Start a checkout: price the items and lock stock",
+        auth: Auth::ApiKey,
+        responses: &[201, 400, 401, 409, 413, 422],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/v1/orders/{id}",
+        summary: "Read an order",
+        auth: Auth::ApiKeyOrClientSecret,
+        responses: &[200, 401, 404],
+    },
+    RouteDoc {
+        method: "post",
+        path: "/v1/orders/{id}/payments",
+        summary: "Pay for a pending order (Idempotency-Key required)",
+        auth: Auth::ApiKeyOrClientSecret,
+        responses: &[201, 400, 401, 404, 409, 422],
+    },
+    RouteDoc {
+        method: "post",
+        path: "/v1/orders/{id}/cancel",
+        summary: "Cancel a pending order",
+        auth: Auth::ApiKeyOrClientSecret,
+        responses: &[200, 401, 404, 409],
+    },
+    RouteDoc {
+        method: "post",
+        path: "/v1/orders/{id}/refunds",
+        summary: "Refund part or all of a paid order",
+        auth: Auth::ApiKey,
+        responses: &[201, 400, 401, 404, 409],
+    },
+    RouteDoc {
+        method: "post",
+        path: "/v1/webhooks/{gateway}",
+        summary: "A gateway's signed callback",
+        auth: Auth::Signature,
+        responses: &[200, 400, 404],
+    },
+    RouteDoc {
+        method: "post",
+        path: "/inventory/lock",
+        summary: "Seed: lock stock for a client-chosen order id",
+        auth: Auth::ApiKey,
+        responses: &[201, 400, 401, 409],
+    },
+    RouteDoc {
+        method: "post",
+        path: "/payment/initiate",
+        summary: "Seed: pay with a decimal amount",
+        auth: Auth::ApiKey,
+        responses: &[201, 400, 401, 404, 409, 422],
+    },
+    RouteDoc {
+        method: "post",
+        path: "/checkout/confirm",
+        summary: "Seed: confirm a paid order",
+        auth: Auth::ApiKey,
+        responses: &[200, 400, 401, 404, 409],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/healthz",
+        summary: "The process is up",
+        auth: Auth::None,
+        responses: &[200],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/readyz",
+        summary: "The database answers",
+        auth: Auth::None,
+        responses: &[200, 503],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/metrics",
+        summary: "Prometheus metrics",
+        auth: Auth::None,
+        responses: &[200],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/openapi.json",
+        summary: "This document",
+        auth: Auth::None,
+        responses: &[200],
+    },
+];
+
+fn describe(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        400 => "invalid_request",
+        401 => "unauthorized",
+        404 => "not_found",
+        409 => {
+            "conflict: out_of_stock, order_not_payable, idempotency_key_in_use or amount_mismatch"
+        }
+        413 => "payload_too_large",
+        422 => "idempotency_key_reused",
+        503 => "unavailable",
+        _ => "see API.md",
+    }
+}
+
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for route in ROUTES {
+        let responses: Map<String, Value> = route
+            .responses
+            .iter()
+            .map(|s| {
+                let body = if *s >= 400 { json!({"$ref": "#/components/schemas/Error"}) } else { json!({"type": "object"}) };
+                (s.to_string(), json!({"description": describe(*s), "content": {"application/json": {"schema": body}}}))
+            })
+            .collect();
+        let params: Vec<Value> = route
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        let security = match route.auth {
+            Auth::None | Auth::Signature => json!([]),
+            Auth::ApiKey => json!([{"apiKey": []}]),
+            Auth::ApiKeyOrClientSecret => json!([{"apiKey": []}, {"clientSecret": []}]),
+        };
+        let mut op = json!({"summary": route.summary, "parameters": params, "responses": responses, "security": security});
+        if route.method == "post" || route.method == "put" {
+            op["requestBody"] =
+                json!({"content": {"application/json": {"schema": {"type": "object"}}}});
+        }
+        let entry = paths
+            .entry(route.path.to_string())
+            .or_insert_with(|| json!({}));
+        entry[route.method] = op;
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {"title": "Till", "version": env!("CARGO_PKG_VERSION"), "description": "A checkout engine. Money is integer minor units."},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "apiKey": {"type": "http", "scheme": "bearer", "description": "TILL_API_KEY"},
+                "clientSecret": {"type": "http", "scheme": "bearer", "description": "an order's client_secret; grants that order alone"}
+            },
+            "schemas": {"Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object",
+                "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}}}
+        }
+    })
+}

@@ -1,0 +1,119 @@
+//! Identifiers and secrets: prefixed random ids, validated client-chosen ids and SKUs, and
+//! the hashing that keeps API keys and client secrets out of the database in clear.
+
+use rand::distributions::Alphanumeric;
+use rand::Rng;
+use sha2::{Digest, Sha256};
+
+/// Random characters in a generated id: 24 alphanumerics are ~142 bits, unguessable.
+const ID_RANDOM_LEN: usize = 24;
+
+/// A new id such as `ord_3kTq…`.
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", random_token(ID_RANDOM_LEN))
+}
+
+pub fn random_token(len: usize) -> String {
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+/// Lowercase hex SHA-256, for storing secrets and fingerprinting requests.
+pub fn sha256_hex(data: &[u8]) -> String {
+    to_hex(&Sha256::digest(data))
+}
+
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A SKU: 1–64 of `A-Z a-z 0-9 - _ .`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Sku(String);
+
+impl Sku {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<&str> for Sku {
+    type Error = String;
+    fn try_from(s: &str) -> Result<Sku, String> {
+        if valid_chars(s, 64, |c| {
+            c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
+        }) {
+            Ok(Sku(s.to_string()))
+        } else {
+            Err(format!(
+                "sku must be 1-64 of A-Z a-z 0-9 - _ . (got {:?})",
+                truncate(s)
+            ))
+        }
+    }
+}
+
+/// An id chosen by a client (the seed's `order_id`) or a warehouse name: 1–64 of
+/// `A-Z a-z 0-9 - _`.
+pub fn check_client_id(what: &str, s: &str) -> Result<(), String> {
+    if valid_chars(s, 64, |c| {
+        c.is_ascii_alphanumeric() || matches!(c, '-' | '_')
+    }) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} must be 1-64 of A-Z a-z 0-9 - _ (got {:?})",
+            truncate(s)
+        ))
+    }
+}
+
+fn valid_chars(s: &str, max: usize, ok: impl Fn(char) -> bool) -> bool {
+    !s.is_empty() && s.len() <= max && s.chars().all(ok)
+}
+
+/// Keeps echoed input short in error messages.
+fn truncate(s: &str) -> String {
+    s.chars().take(70).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skus_and_client_ids() {
+        assert!(Sku::try_from("TEE-1.blue_x").is_ok());
+        assert!(Sku::try_from("").is_err());
+        assert!(Sku::try_from("a b").is_err());
+        assert!(Sku::try_from("x".repeat(65).as_str()).is_err());
+        assert!(check_client_id("order_id", "O123").is_ok());
+        assert!(check_client_id("order_id", "O.123").is_err());
+        assert!(check_client_id("order_id", "ø").is_err());
+    }
+
+    #[test]
+    fn ids_are_prefixed_and_distinct() {
+        let a = new_id("ord");
+        assert!(a.starts_with("ord_") && a.len() == 4 + ID_RANDOM_LEN);
+        assert_ne!(a, new_id("ord"));
+    }
+
+    #[test]
+    fn constant_time_eq_compares() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}

@@ -1,0 +1,160 @@
+//! HTTP routes of the catalog and inventory (API key only).
+
+use axum::extract::{Path, State};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sqlx::Connection;
+
+use super::Product;
+use crate::error::{Error, Result};
+use crate::http::extract::{parse_json, Caller, RawBody};
+use crate::ids::{check_client_id, Sku};
+use crate::money::{Currency, PRICE_MINOR_MAX};
+use crate::state::AppState;
+
+/// Physical stock in one warehouse may not exceed this; it keeps sums far from overflow.
+const ON_HAND_MAX: i64 = 1_000_000_000;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/products/{sku}", put(put_product).get(get_product))
+        .route("/v1/inventory/{sku}/warehouses/{warehouse}", put(put_stock))
+        .route("/v1/inventory/{sku}", get(get_stock))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProductBody {
+    name: String,
+    price: PriceBody,
+    #[serde(default)]
+    tax_code: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PriceBody {
+    amount: i64,
+    currency: String,
+}
+
+fn product_view(p: &Product) -> Value {
+    json!({"sku": p.sku, "object": "product", "name": p.name,
+           "price": {"amount": p.price_minor, "currency": p.currency}, "tax_code": p.tax_code})
+}
+
+async fn put_product(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(sku): Path<String>,
+    RawBody(body): RawBody,
+) -> Result<Json<Value>> {
+    caller.require_merchant()?;
+    let sku = Sku::try_from(sku.as_str()).map_err(Error::InvalidRequest)?;
+    let body: ProductBody = parse_json(&body)?;
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(Error::invalid("name must be 1-200 characters"));
+    }
+    let currency = Currency::parse(&body.price.currency)
+        .ok_or_else(|| Error::invalid(format!("unsupported currency {:?}", body.price.currency)))?;
+    if currency != state.currency {
+        return Err(Error::invalid(format!(
+            "prices must be in the store currency {}",
+            state.currency
+        )));
+    }
+    if !(0..=PRICE_MINOR_MAX).contains(&body.price.amount) {
+        return Err(Error::invalid(format!(
+            "price.amount must be 0-{PRICE_MINOR_MAX} minor units"
+        )));
+    }
+    if body
+        .tax_code
+        .as_ref()
+        .is_some_and(|t| t.is_empty() || t.len() > 64)
+    {
+        return Err(Error::invalid("tax_code must be 1-64 characters"));
+    }
+    let product = Product {
+        sku: sku.as_str().to_string(),
+        name: name.to_string(),
+        price_minor: body.price.amount,
+        currency: currency.code().to_string(),
+        tax_code: body.tax_code,
+    };
+    let mut conn = state.db.pool.acquire().await?;
+    let saved = super::upsert_product(&mut conn, &product, state.now_ms()).await?;
+    Ok(Json(product_view(&saved)))
+}
+
+async fn get_product(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(sku): Path<String>,
+) -> Result<Json<Value>> {
+    caller.require_merchant()?;
+    let mut conn = state.db.pool.acquire().await?;
+    let product = super::get_product(&mut conn, &sku)
+        .await?
+        .ok_or(Error::NotFound("product"))?;
+    Ok(Json(product_view(&product)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StockBody {
+    on_hand: i64,
+}
+
+async fn put_stock(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((sku, warehouse)): Path<(String, String)>,
+    RawBody(body): RawBody,
+) -> Result<Json<Value>> {
+    caller.require_merchant()?;
+    let sku = Sku::try_from(sku.as_str()).map_err(Error::InvalidRequest)?;
+    check_client_id("warehouse", &warehouse).map_err(Error::InvalidRequest)?;
+    let body: StockBody = parse_json(&body)?;
+    if !(0..=ON_HAND_MAX).contains(&body.on_hand) {
+        return Err(Error::invalid(format!("on_hand must be 0-{ON_HAND_MAX}")));
+    }
+    let mut conn = state.db.pool.acquire().await?;
+    if super::get_product(&mut conn, sku.as_str()).await?.is_none() {
+        return Err(Error::NotFound("product"));
+    }
+    let mut tx = conn.begin().await?;
+    super::set_on_hand(
+        &mut tx,
+        &sku,
+        &warehouse,
+        body.on_hand,
+        state.now_ms(),
+        state.db.kind == crate::db::Kind::Postgres,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(
+        serde_json::to_value(super::get_stock(&mut conn, sku.as_str()).await?)
+            .map_err(anyhow::Error::from)?,
+    ))
+}
+
+async fn get_stock(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(sku): Path<String>,
+) -> Result<Json<Value>> {
+    caller.require_merchant()?;
+    let mut conn = state.db.pool.acquire().await?;
+    if super::get_product(&mut conn, &sku).await?.is_none() {
+        return Err(Error::NotFound("product"));
+    }
+    Ok(Json(
+        serde_json::to_value(super::get_stock(&mut conn, &sku).await?)
+            .map_err(anyhow::Error::from)?,
+    ))
+}

@@ -1,0 +1,88 @@
+//! The `till` binary: parses the command line and hands over to the library.
+
+use clap::{Parser, Subcommand};
+use till::{Clock, Config, Workers};
+
+#[derive(Parser)]
+#[command(
+    name = "till",
+    version,
+    about = "A checkout engine: stock holds, payments, confirmed orders"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API and run the workers.
+    Serve(Config),
+    /// Apply database migrations and exit.
+    Migrate(Config),
+    /// Check a database against Till's invariants; exit status 1 if any is broken.
+    Verify(Config),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .init();
+    match Cli::parse().command {
+        Command::Serve(cfg) => {
+            let running = till::start(&cfg, Clock::default(), Workers::Run).await?;
+            tracing::info!(addr = %running.addr, database = %redact(&cfg.database_url), "till is serving");
+            tokio::select! {
+                _ = running_until_stopped(running) => {}
+                _ = shutdown_signal() => tracing::info!("shutting down"),
+            }
+        }
+        Command::Migrate(cfg) => {
+            let db = till::db::Db::connect(&cfg.database_url, 1).await?;
+            db.migrate().await?;
+            println!("migrations applied");
+        }
+        Command::Verify(cfg) => {
+            let db = till::db::Db::connect(&cfg.database_url, 2).await?;
+            let report = till::verify::check(&db).await?;
+            print!("{}", report.render());
+            if !report.is_clean() {
+                std::process::exit(1);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn running_until_stopped(running: till::Running) {
+    running.wait().await;
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("install SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// The database URL without its password, for the log.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}

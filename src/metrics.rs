@@ -1,0 +1,114 @@
+//! Prometheus counters, kept as atomics and rendered as text at `/metrics`.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Default)]
+pub struct Metrics {
+    pub orders_created: AtomicU64,
+    pub orders_out_of_stock: AtomicU64,
+    pub orders_confirmed: AtomicU64,
+    pub orders_cancelled: AtomicU64,
+    pub orders_expired: AtomicU64,
+    pub late_payments_relocked: AtomicU64,
+    pub late_payments_refunded: AtomicU64,
+    pub payments_started: AtomicU64,
+    pub gateway_errors: AtomicU64,
+    pub gateway_latency_ms_sum: AtomicU64,
+    pub gateway_calls: AtomicU64,
+    pub webhooks_received: AtomicU64,
+    pub webhooks_rejected: AtomicU64,
+    pub webhooks_duplicate: AtomicU64,
+    pub refunds_succeeded: AtomicU64,
+    pub outbox_delivered: AtomicU64,
+    pub http_requests: AtomicU64,
+    pub http_5xx: AtomicU64,
+}
+
+impl Metrics {
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn render(&self, outbox_lag: i64) -> String {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut out = String::new();
+        let mut counter = |name: &str, help: &str, labels: &[(&str, u64)]| {
+            let _ = writeln!(out, "# HELP till_{name} {help}\n# TYPE till_{name} counter");
+            for (label, value) in labels {
+                let _ = writeln!(out, "till_{name}{label} {value}");
+            }
+        };
+        counter(
+            "checkouts_total",
+            "Checkouts by outcome.",
+            &[
+                ("{outcome=\"created\"}", get(&self.orders_created)),
+                ("{outcome=\"out_of_stock\"}", get(&self.orders_out_of_stock)),
+                ("{outcome=\"confirmed\"}", get(&self.orders_confirmed)),
+                ("{outcome=\"cancelled\"}", get(&self.orders_cancelled)),
+                ("{outcome=\"expired\"}", get(&self.orders_expired)),
+            ],
+        );
+        counter(
+            "late_payments_total",
+            "Payments that succeeded after their order ended, by what Till did.",
+            &[
+                ("{action=\"relocked\"}", get(&self.late_payments_relocked)),
+                ("{action=\"refunded\"}", get(&self.late_payments_refunded)),
+            ],
+        );
+        counter(
+            "payments_started_total",
+            "Payment attempts started.",
+            &[("", get(&self.payments_started))],
+        );
+        counter(
+            "gateway_calls_total",
+            "Calls to payment gateways.",
+            &[("", get(&self.gateway_calls))],
+        );
+        counter(
+            "gateway_errors_total",
+            "Gateway calls with no usable answer.",
+            &[("", get(&self.gateway_errors))],
+        );
+        counter(
+            "gateway_latency_ms_total",
+            "Summed gateway call latency.",
+            &[("", get(&self.gateway_latency_ms_sum))],
+        );
+        counter(
+            "webhooks_total",
+            "Gateway webhooks by result.",
+            &[
+                ("{result=\"applied\"}", get(&self.webhooks_received)),
+                ("{result=\"rejected\"}", get(&self.webhooks_rejected)),
+                ("{result=\"duplicate\"}", get(&self.webhooks_duplicate)),
+            ],
+        );
+        counter(
+            "refunds_succeeded_total",
+            "Refunds the gateway accepted.",
+            &[("", get(&self.refunds_succeeded))],
+        );
+        counter(
+            "outbox_delivered_total",
+            "Outbox events delivered.",
+            &[("", get(&self.outbox_delivered))],
+        );
+        counter(
+            "http_requests_total",
+            "HTTP requests served.",
+            &[("", get(&self.http_requests))],
+        );
+        counter(
+            "http_5xx_total",
+            "HTTP requests answered 5xx.",
+            &[("", get(&self.http_5xx))],
+        );
+        let _ = writeln!(out, "# HELP till_outbox_lag_events Undelivered outbox events.\n# TYPE till_outbox_lag_events gauge");
+        let _ = writeln!(out, "till_outbox_lag_events {outbox_lag}");
+        out
+    }
+}

@@ -1,0 +1,342 @@
+//! Orders: the order record, its items, its state machine and its JSON view.
+//!
+//! Status changes only through `transition`, a compare-and-set on the current status, so
+//! a webhook and the expiry sweeper racing on one order cannot both win.
+
+pub mod routes;
+
+use serde_json::{json, Value};
+use sqlx::{AnyConnection, Row};
+
+use crate::clock::rfc3339;
+use crate::error::Result;
+use crate::payments;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Pending,
+    Confirmed,
+    Cancelled,
+    Expired,
+    Refunded,
+    PartiallyRefunded,
+}
+
+impl Status {
+    pub const ALL: [Status; 6] = [
+        Status::Pending,
+        Status::Confirmed,
+        Status::Cancelled,
+        Status::Expired,
+        Status::Refunded,
+        Status::PartiallyRefunded,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Confirmed => "confirmed",
+            Status::Cancelled => "cancelled",
+            Status::Expired => "expired",
+            Status::Refunded => "refunded",
+            Status::PartiallyRefunded => "partially_refunded",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// The legal moves. A cancelled or expired order may still be confirmed: a payment that
+    /// succeeds late re-locks the stock rather than being kept silently.
+    pub fn can_become(self, next: Status) -> bool {
+        use Status::*;
+        matches!(
+            (self, next),
+            (Pending, Confirmed | Cancelled | Expired)
+                | (Cancelled | Expired, Confirmed)
+                | (Confirmed | PartiallyRefunded, PartiallyRefunded | Refunded)
+        )
+    }
+
+    /// Paid for: the order's stock has left the warehouse.
+    pub fn is_paid(self) -> bool {
+        matches!(
+            self,
+            Status::Confirmed | Status::Refunded | Status::PartiallyRefunded
+        )
+    }
+}
+
+/// Why an order stopped before it was paid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CancelReason {
+    PaymentFailed,
+    Customer,
+    Expired,
+}
+
+impl CancelReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CancelReason::PaymentFailed => "payment_failed",
+            CancelReason::Customer => "customer",
+            CancelReason::Expired => "expired",
+        }
+    }
+}
+
+/// The columns other modules need to decide what to do with an order.
+#[derive(Clone, Debug)]
+pub struct OrderHead {
+    pub id: String,
+    pub status: Status,
+    pub currency: String,
+    pub total: i64,
+    pub expires_at: i64,
+    pub secret_hash: String,
+    pub fingerprint: Option<String>,
+}
+
+/// A new order, priced, before it is written.
+pub struct NewOrder<'a> {
+    pub id: &'a str,
+    pub currency: &'a str,
+    pub lines: &'a [Line],
+    pub subtotal: i64,
+    pub discount: i64,
+    pub tax: i64,
+    pub total: i64,
+    pub customer: Option<Value>,
+    pub ship_to: Option<Value>,
+    pub secret_hash: &'a str,
+    pub fingerprint: Option<&'a str>,
+    pub expires_at: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Line {
+    pub sku: String,
+    pub qty: i64,
+    pub unit_amount: i64,
+    pub amount: i64,
+}
+
+/// Writes the order and its lines. Fails with a unique violation if the id is taken.
+pub async fn insert(
+    conn: &mut AnyConnection,
+    o: &NewOrder<'_>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO orders (id, status, currency, subtotal, discount, tax, total, customer, ship_to,
+           secret_hash, fingerprint, expires_at, created_at, updated_at)
+         VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
+    )
+    .bind(o.id)
+    .bind(o.currency)
+    .bind(o.subtotal)
+    .bind(o.discount)
+    .bind(o.tax)
+    .bind(o.total)
+    .bind(o.customer.as_ref().map(Value::to_string))
+    .bind(o.ship_to.as_ref().map(Value::to_string))
+    .bind(o.secret_hash)
+    .bind(o.fingerprint)
+    .bind(o.expires_at)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    for (n, line) in o.lines.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO order_items (order_id, line, sku, qty, unit_amount, amount) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(o.id)
+        .bind(n as i64)
+        .bind(&line.sku)
+        .bind(line.qty)
+        .bind(line.unit_amount)
+        .bind(line.amount)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn head(conn: &mut AnyConnection, id: &str) -> Result<Option<OrderHead>> {
+    let row = sqlx::query(
+        "SELECT id, status, currency, total, expires_at, secret_hash, fingerprint FROM orders WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(|r| OrderHead {
+        id: r.get("id"),
+        status: Status::parse(r.get::<String, _>("status").as_str()).unwrap_or(Status::Pending),
+        currency: r.get("currency"),
+        total: r.get("total"),
+        expires_at: r.get("expires_at"),
+        secret_hash: r.get("secret_hash"),
+        fingerprint: r.get("fingerprint"),
+    }))
+}
+
+pub async fn lines(conn: &mut AnyConnection, id: &str) -> Result<Vec<Line>> {
+    let rows = sqlx::query(
+        "SELECT sku, qty, unit_amount, amount FROM order_items WHERE order_id = $1 ORDER BY line",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Line {
+            sku: r.get("sku"),
+            qty: r.get("qty"),
+            unit_amount: r.get("unit_amount"),
+            amount: r.get("amount"),
+        })
+        .collect())
+}
+
+/// Compare-and-set of the status: moves the order to `to` only if it is in one of `from`.
+/// Returns whether this call made the move.
+pub async fn transition(
+    conn: &mut AnyConnection,
+    id: &str,
+    from: &[Status],
+    to: Status,
+    reason: Option<CancelReason>,
+    now: i64,
+) -> Result<bool> {
+    assert!(
+        from.iter().all(|f| f.can_become(to)),
+        "illegal order transition {from:?} -> {to:?}"
+    );
+    let placeholders: Vec<String> = (0..from.len()).map(|i| format!("${}", i + 5)).collect();
+    let sql = format!(
+        "UPDATE orders SET status = $1, cancel_reason = $2, updated_at = $3
+         WHERE id = $4 AND status IN ({})",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query(&sql)
+        .bind(to.as_str())
+        .bind(reason.map(CancelReason::as_str))
+        .bind(now)
+        .bind(id);
+    for status in from {
+        query = query.bind(status.as_str());
+    }
+    Ok(query.execute(&mut *conn).await?.rows_affected() == 1)
+}
+
+/// Takes the row lock on a pending order (PostgreSQL) so decisions about it serialize;
+/// on SQLite the single writer already serializes. Returns false if it is not pending.
+pub async fn lock_pending(conn: &mut AnyConnection, id: &str, now: i64) -> Result<bool> {
+    let n = sqlx::query("UPDATE orders SET updated_at = $1 WHERE id = $2 AND status = 'pending'")
+        .bind(now)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    Ok(n == 1)
+}
+
+/// Same as `lock_pending`, for any status: serializes refunds on one order.
+pub async fn lock_row(conn: &mut AnyConnection, id: &str) -> Result<()> {
+    sqlx::query("UPDATE orders SET updated_at = updated_at WHERE id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_invoice_number(conn: &mut AnyConnection, id: &str, now: i64) -> Result<String> {
+    let n: i64 = sqlx::query_scalar(
+        "INSERT INTO counters (name, value) VALUES ('invoice', 1)
+         ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let number = format!("INV-{n:08}");
+    sqlx::query("UPDATE orders SET invoice_number = $1, updated_at = $2 WHERE id = $3")
+        .bind(&number)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(number)
+}
+
+/// The order as the API shows it, with its payments and refunds.
+pub async fn view(conn: &mut AnyConnection, id: &str) -> Result<Option<Value>> {
+    let Some(r) = sqlx::query(
+        "SELECT id, status, cancel_reason, currency, subtotal, discount, tax, total, customer, ship_to,
+           invoice_number, expires_at, created_at, updated_at FROM orders WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let items: Vec<Value> = lines(conn, id)
+        .await?
+        .into_iter()
+        .map(|l| json!({"sku": l.sku, "qty": l.qty, "unit_amount": l.unit_amount, "amount": l.amount}))
+        .collect();
+    let payments = payments::views_for_order(conn, id).await?;
+    let refunds = payments::refund_views_for_order(conn, id).await?;
+    let parse_json = |col: &str| {
+        r.get::<Option<String>, _>(col)
+            .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+    };
+    Ok(Some(json!({
+        "id": r.get::<String, _>("id"),
+        "object": "order",
+        "status": r.get::<String, _>("status"),
+        "cancel_reason": r.get::<Option<String>, _>("cancel_reason"),
+        "currency": r.get::<String, _>("currency"),
+        "items": items,
+        "subtotal": r.get::<i64, _>("subtotal"),
+        "discount": r.get::<i64, _>("discount"),
+        "tax": r.get::<i64, _>("tax"),
+        "total": r.get::<i64, _>("total"),
+        "customer": parse_json("customer"),
+        "ship_to": parse_json("ship_to"),
+        "invoice_number": r.get::<Option<String>, _>("invoice_number"),
+        "expires_at": rfc3339(r.get("expires_at")),
+        "payments": payments,
+        "refunds": refunds,
+        "created_at": rfc3339(r.get("created_at")),
+        "updated_at": rfc3339(r.get("updated_at")),
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Status::{self, *};
+
+    #[test]
+    fn terminal_states_are_final() {
+        for to in Status::ALL {
+            assert!(!Refunded.can_become(to), "refunded -> {to:?}");
+        }
+        assert!(!Confirmed.can_become(Pending));
+        assert!(!Confirmed.can_become(Cancelled));
+        assert!(!Cancelled.can_become(Expired));
+        assert!(!Expired.can_become(Pending));
+    }
+
+    #[test]
+    fn legal_moves() {
+        assert!(Pending.can_become(Confirmed));
+        assert!(Pending.can_become(Expired));
+        assert!(Expired.can_become(Confirmed));
+        assert!(Confirmed.can_become(PartiallyRefunded));
+        assert!(PartiallyRefunded.can_become(Refunded));
+        for s in Status::ALL {
+            assert_eq!(Status::parse(s.as_str()), Some(s));
+        }
+    }
+}

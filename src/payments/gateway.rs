@@ -1,0 +1,92 @@
+//! The `Gateway` trait every payment provider implements (the simulator today; Stripe and
+//! Razorpay next), and the wire-neutral types it speaks. Gateways are stateless from Till's
+//! side: they never touch Till's tables; the saga persists what they answer.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use axum::http::HeaderMap;
+
+use super::Method;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One attempt to take an order's money. `key` is the payment attempt's id, sent as the
+/// gateway idempotency key, so asking again after a crash or timeout never charges twice.
+#[derive(Clone, Debug)]
+pub struct Charge {
+    pub key: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub method: Method,
+    pub source: String,
+}
+
+/// What the gateway says about a payment. Only `Succeeded` and `Failed` are final answers
+/// about the money; anything a gateway reports that Till does not know maps to `Processing`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Processing,
+    RequiresAction { redirect_url: String },
+    Succeeded,
+    Failed { code: String },
+    Canceled,
+}
+
+#[derive(Clone, Debug)]
+pub struct GatewayPayment {
+    pub gateway_ref: String,
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The gateway refused the request itself (4xx): asking again will not help.
+    #[error("gateway rejected the request: {0}")]
+    Rejected(String),
+    /// No answer, or a 5xx: the outcome is unknown and the same call may be repeated.
+    #[error("gateway unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A verified, parsed webhook.
+#[derive(Clone, Debug)]
+pub struct WebhookEvent {
+    pub event_id: String,
+    /// Till's payment id, which is the idempotency key the gateway was given.
+    pub payment_key: String,
+    pub payment: GatewayPayment,
+}
+
+pub trait Gateway: Send + Sync {
+    fn name(&self) -> &'static str;
+
+    /// Refuses a source this gateway cannot charge before any state is written.
+    fn check_source(&self, method: Method, source: &str) -> Result<(), String>;
+
+    /// Creates (or, for a key already seen, returns) the gateway's payment.
+    fn create<'a>(
+        &'a self,
+        charge: &'a Charge,
+    ) -> BoxFuture<'a, Result<GatewayPayment, GatewayError>>;
+
+    /// Voids a payment that has not completed; returns its state afterwards (which may be
+    /// `Succeeded` if it completed first).
+    fn cancel<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<GatewayPayment, GatewayError>>;
+
+    /// Refunds part or all of a succeeded payment; `refund_key` makes it idempotent.
+    fn refund<'a>(
+        &'a self,
+        key: &'a str,
+        refund_key: &'a str,
+        amount_minor: i64,
+    ) -> BoxFuture<'a, Result<(), GatewayError>>;
+
+    /// Checks the signature over the raw body and parses the event.
+    fn parse_webhook(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        now_secs: i64,
+    ) -> Result<WebhookEvent, String>;
+}

@@ -1,0 +1,451 @@
+//! Payments: payment attempts and refunds, their state machine, the gateway adapters and
+//! the webhook endpoint. One row in `payments` is one attempt at one gateway; it is written
+//! `processing` and committed before the gateway is called, and moved on by what the gateway
+//! answers, synchronously or by webhook.
+
+pub mod gateway;
+pub mod routes;
+pub mod sim;
+
+use serde_json::{json, Value};
+use sqlx::{AnyConnection, Row};
+
+use crate::clock::rfc3339;
+use crate::error::Result;
+use gateway::{GatewayPayment, Outcome};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Card,
+    Upi,
+    Wallet,
+}
+
+impl Method {
+    pub fn parse(s: &str) -> Option<Method> {
+        match s {
+            "card" => Some(Method::Card),
+            "upi" => Some(Method::Upi),
+            "wallet" => Some(Method::Wallet),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Card => "card",
+            Method::Upi => "upi",
+            Method::Wallet => "wallet",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Processing,
+    RequiresAction,
+    Authorized,
+    Succeeded,
+    Failed,
+    Canceled,
+    Refunded,
+}
+
+impl Status {
+    pub const ALL: [Status; 7] = [
+        Status::Processing,
+        Status::RequiresAction,
+        Status::Authorized,
+        Status::Succeeded,
+        Status::Failed,
+        Status::Canceled,
+        Status::Refunded,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Processing => "processing",
+            Status::RequiresAction => "requires_action",
+            Status::Authorized => "authorized",
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+            Status::Canceled => "canceled",
+            Status::Refunded => "refunded",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// Forward-only moves: an answer that would go backwards (a late `processing` webhook
+    /// after `succeeded`) is ignored. Failed, canceled and refunded are final.
+    pub fn can_become(self, next: Status) -> bool {
+        use Status::*;
+        matches!(
+            (self, next),
+            (
+                Processing,
+                RequiresAction | Authorized | Succeeded | Failed | Canceled
+            ) | (
+                RequiresAction,
+                Processing | Authorized | Succeeded | Failed | Canceled
+            ) | (Authorized, Succeeded | Failed | Canceled)
+                | (Succeeded, Refunded)
+        )
+    }
+
+    pub fn in_flight(self) -> bool {
+        matches!(
+            self,
+            Status::Processing | Status::RequiresAction | Status::Authorized
+        )
+    }
+
+    pub fn from_outcome(outcome: &Outcome) -> Status {
+        match outcome {
+            Outcome::Processing => Status::Processing,
+            Outcome::RequiresAction { .. } => Status::RequiresAction,
+            Outcome::Succeeded => Status::Succeeded,
+            Outcome::Failed { .. } => Status::Failed,
+            Outcome::Canceled => Status::Canceled,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Payment {
+    pub id: String,
+    pub order_id: String,
+    pub status: Status,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub method: Method,
+    pub source: String,
+    pub gateway: String,
+}
+
+const PAYMENT_COLUMNS: &str = "id, order_id, status, amount, currency, method, source, gateway";
+
+fn payment_from_row(r: &sqlx::any::AnyRow) -> Payment {
+    Payment {
+        id: r.get("id"),
+        order_id: r.get("order_id"),
+        status: Status::parse(r.get::<String, _>("status").as_str()).unwrap_or(Status::Processing),
+        amount_minor: r.get("amount"),
+        currency: r.get("currency"),
+        method: Method::parse(r.get::<String, _>("method").as_str()).unwrap_or(Method::Card),
+        source: r.get("source"),
+        gateway: r.get("gateway"),
+    }
+}
+
+/// Records a new attempt as `processing`. A unique violation means another attempt on the
+/// same order is already in flight.
+pub async fn insert_attempt(
+    conn: &mut AnyConnection,
+    p: &Payment,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO payments (id, order_id, status, amount, currency, method, source, gateway, created_at, updated_at)
+         VALUES ($1, $2, 'processing', $3, $4, $5, $6, $7, $8, $8)",
+    )
+    .bind(&p.id)
+    .bind(&p.order_id)
+    .bind(p.amount_minor)
+    .bind(&p.currency)
+    .bind(p.method.as_str())
+    .bind(&p.source)
+    .bind(&p.gateway)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<Payment>> {
+    let row = sqlx::query(&format!(
+        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.as_ref().map(payment_from_row))
+}
+
+pub async fn for_order(conn: &mut AnyConnection, order_id: &str) -> Result<Vec<Payment>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE order_id = $1 ORDER BY created_at, id"
+    ))
+    .bind(order_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.iter().map(payment_from_row).collect())
+}
+
+/// Compare-and-set of an attempt's status with what the gateway said. Returns whether this
+/// call made the move.
+pub async fn record_outcome(
+    conn: &mut AnyConnection,
+    id: &str,
+    from: Status,
+    gp: &GatewayPayment,
+    now: i64,
+) -> Result<bool> {
+    let to = Status::from_outcome(&gp.outcome);
+    assert!(
+        from == to || from.can_become(to),
+        "illegal payment transition {from:?} -> {to:?}"
+    );
+    let (failure_code, redirect_url) = match &gp.outcome {
+        Outcome::Failed { code } => (Some(code.as_str()), None),
+        Outcome::RequiresAction { redirect_url } => (None, Some(redirect_url.as_str())),
+        _ => (None, None),
+    };
+    let n = sqlx::query(
+        "UPDATE payments SET status = $1, gateway_ref = $2, failure_code = $3, redirect_url = $4, updated_at = $5
+         WHERE id = $6 AND status = $7",
+    )
+    .bind(to.as_str())
+    .bind(&gp.gateway_ref)
+    .bind(failure_code)
+    .bind(redirect_url)
+    .bind(now)
+    .bind(id)
+    .bind(from.as_str())
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+pub async fn set_status(
+    conn: &mut AnyConnection,
+    id: &str,
+    from: Status,
+    to: Status,
+    now: i64,
+) -> Result<bool> {
+    assert!(
+        from.can_become(to),
+        "illegal payment transition {from:?} -> {to:?}"
+    );
+    let n = sqlx::query(
+        "UPDATE payments SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4",
+    )
+    .bind(to.as_str())
+    .bind(now)
+    .bind(id)
+    .bind(from.as_str())
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+/// Marks an attempt as looked at, so the recovery worker waits before asking about it again.
+pub async fn touch(conn: &mut AnyConnection, id: &str, now: i64) -> Result<()> {
+    sqlx::query("UPDATE payments SET updated_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn view(conn: &mut AnyConnection, id: &str) -> Result<Option<Value>> {
+    let row = sqlx::query(&format!("{PAYMENT_VIEW_SELECT} WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.as_ref().map(payment_view))
+}
+
+pub async fn views_for_order(conn: &mut AnyConnection, order_id: &str) -> Result<Vec<Value>> {
+    let rows = sqlx::query(&format!(
+        "{PAYMENT_VIEW_SELECT} WHERE order_id = $1 ORDER BY created_at, id"
+    ))
+    .bind(order_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.iter().map(payment_view).collect())
+}
+
+const PAYMENT_VIEW_SELECT: &str =
+    "SELECT id, order_id, status, amount, currency, method, gateway, failure_code,
+    redirect_url, created_at FROM payments";
+
+fn payment_view(r: &sqlx::any::AnyRow) -> Value {
+    let status: String = r.get("status");
+    let redirect_url: Option<String> = r.get("redirect_url");
+    let next_action = match (status.as_str(), redirect_url) {
+        ("requires_action", Some(url)) => json!({"type": "redirect_to_url", "redirect_url": url}),
+        _ => Value::Null,
+    };
+    json!({
+        "id": r.get::<String, _>("id"),
+        "object": "payment",
+        "order_id": r.get::<String, _>("order_id"),
+        "status": status,
+        "amount": r.get::<i64, _>("amount"),
+        "currency": r.get::<String, _>("currency"),
+        "method": r.get::<String, _>("method"),
+        "gateway": r.get::<String, _>("gateway"),
+        "failure_code": r.get::<Option<String>, _>("failure_code"),
+        "next_action": next_action,
+        "created_at": rfc3339(r.get("created_at")),
+    })
+}
+
+/// A refund's life: `pending` (written before the gateway is asked), then `succeeded` or
+/// `failed`.
+pub async fn insert_refund(
+    conn: &mut AnyConnection,
+    id: &str,
+    order_id: &str,
+    payment_id: &str,
+    amount_minor: i64,
+    reason: &str,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO refunds (id, order_id, payment_id, amount, status, reason, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, 'pending', $5, $6, $6)",
+    )
+    .bind(id)
+    .bind(order_id)
+    .bind(payment_id)
+    .bind(amount_minor)
+    .bind(reason)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Sum of the refunds of a payment that are pending or succeeded: what is no longer refundable.
+pub async fn refunded_or_pending(conn: &mut AnyConnection, payment_id: &str) -> Result<i64> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM refunds WHERE payment_id = $1 AND status IN ('pending', 'succeeded')",
+    )
+    .bind(payment_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(n)
+}
+
+pub async fn refunded(conn: &mut AnyConnection, payment_id: &str) -> Result<i64> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM refunds WHERE payment_id = $1 AND status = 'succeeded'",
+    )
+    .bind(payment_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(n)
+}
+
+pub struct Refund {
+    pub id: String,
+    pub order_id: String,
+    pub payment_id: String,
+    pub amount_minor: i64,
+    pub status: String,
+    /// `requested` by the merchant, or why Till gave a payment back on its own.
+    pub reason: String,
+}
+
+pub async fn get_refund(conn: &mut AnyConnection, id: &str) -> Result<Option<Refund>> {
+    let row = sqlx::query(
+        "SELECT id, order_id, payment_id, amount, status, reason FROM refunds WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(|r| Refund {
+        id: r.get("id"),
+        order_id: r.get("order_id"),
+        payment_id: r.get("payment_id"),
+        amount_minor: r.get("amount"),
+        status: r.get("status"),
+        reason: r.get("reason"),
+    }))
+}
+
+pub async fn finish_refund(conn: &mut AnyConnection, id: &str, to: &str, now: i64) -> Result<bool> {
+    let n = sqlx::query(
+        "UPDATE refunds SET status = $1, updated_at = $2 WHERE id = $3 AND status = 'pending'",
+    )
+    .bind(to)
+    .bind(now)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+const REFUND_VIEW_SELECT: &str =
+    "SELECT r.id, r.order_id, r.payment_id, r.amount, r.status, r.reason, r.created_at,
+    p.currency FROM refunds r JOIN payments p ON p.id = r.payment_id";
+
+fn refund_view(r: &sqlx::any::AnyRow) -> Value {
+    json!({
+        "id": r.get::<String, _>("id"),
+        "object": "refund",
+        "order_id": r.get::<String, _>("order_id"),
+        "payment_id": r.get::<String, _>("payment_id"),
+        "amount": r.get::<i64, _>("amount"),
+        "currency": r.get::<String, _>("currency"),
+        "status": r.get::<String, _>("status"),
+        "reason": r.get::<String, _>("reason"),
+        "created_at": rfc3339(r.get("created_at")),
+    })
+}
+
+pub async fn refund_view_by_id(conn: &mut AnyConnection, id: &str) -> Result<Option<Value>> {
+    let row = sqlx::query(&format!("{REFUND_VIEW_SELECT} WHERE r.id = $1"))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.as_ref().map(refund_view))
+}
+
+pub async fn refund_views_for_order(
+    conn: &mut AnyConnection,
+    order_id: &str,
+) -> Result<Vec<Value>> {
+    let rows = sqlx::query(&format!(
+        "{REFUND_VIEW_SELECT} WHERE r.order_id = $1 ORDER BY r.created_at, r.id"
+    ))
+    .bind(order_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.iter().map(refund_view).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Status::{self, *};
+
+    #[test]
+    fn final_states_are_final() {
+        for to in Status::ALL {
+            assert!(!Failed.can_become(to));
+            assert!(!Canceled.can_become(to));
+            assert!(!Refunded.can_become(to));
+        }
+        assert!(!Succeeded.can_become(Processing));
+        assert!(!Succeeded.can_become(Failed));
+    }
+
+    #[test]
+    fn forward_moves() {
+        assert!(Processing.can_become(Succeeded));
+        assert!(RequiresAction.can_become(Succeeded));
+        assert!(Succeeded.can_become(Refunded));
+        for s in Status::ALL {
+            assert_eq!(Status::parse(s.as_str()), Some(s));
+        }
+    }
+}

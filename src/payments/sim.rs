@@ -1,0 +1,650 @@
+//! The built-in gateway simulator, the default gateway so `till serve` works offline.
+//!
+//! It plays a remote gateway: it keeps its own records (the `sim_*` tables, which Till's
+//! modules never read), answers card payments synchronously, completes UPI, wallet and 3-D
+//! Secure payments later, and reports every final outcome as a signed webhook POSTed over
+//! real HTTP to `/v1/webhooks/sim`, retried until Till answers 2xx. Its outcomes follow the
+//! table in API.md.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Html;
+use axum::routing::get;
+use axum::Router;
+use hmac::{Hmac, Mac};
+use rand::Rng;
+use serde_json::{json, Value};
+use sha2::Sha256;
+use sqlx::Row;
+
+use super::gateway::{
+    BoxFuture, Charge, Gateway, GatewayError, GatewayPayment, Outcome, WebhookEvent,
+};
+use super::Method;
+use crate::clock::{system_now_ms, Clock};
+use crate::db::Db;
+use crate::ids::{new_id, to_hex};
+
+/// Header carrying `t=<unix seconds>,v1=<hex HMAC-SHA256 of "{t}.{body}">`.
+pub const SIGNATURE_HEADER: &str = "till-sim-signature";
+
+/// A webhook whose timestamp is further than this from now is refused (replay window).
+pub const SIGNATURE_TOLERANCE_SECS: i64 = 300;
+
+/// Due webhooks sent per delivery pass; the rest wait for the next tick.
+const DELIVERY_BATCH: i64 = 50;
+
+/// Delivery gives up after this many failed tries (~1 h with the backoff below); Till's
+/// recovery worker asks the gateway directly long before that.
+const DELIVERY_ATTEMPTS_MAX: i64 = 20;
+
+/// Backoff between delivery tries: full jitter over `min(cap, base * 2^n)`.
+const DELIVERY_BACKOFF_BASE_MS: i64 = 200;
+const DELIVERY_BACKOFF_CAP_MS: i64 = 300_000;
+
+/// Time allowed for Till to answer one webhook POST.
+const DELIVERY_TIMEOUT_MS: u64 = 10_000;
+
+/// What the simulator will do with a source, decided from the API.md table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Plan {
+    SucceedNow,
+    FailNow(&'static str),
+    ThreeDSecure,
+    Later {
+        succeed: bool,
+        failure_code: &'static str,
+    },
+}
+
+fn plan(method: Method, source: &str) -> Option<Plan> {
+    match (method, source) {
+        (Method::Card, "pm_card_visa" | "pm_card_mastercard") => Some(Plan::SucceedNow),
+        (Method::Card, "pm_card_chargeDeclined") => Some(Plan::FailNow("card_declined")),
+        (Method::Card, "pm_card_chargeDeclinedInsufficientFunds") => {
+            Some(Plan::FailNow("insufficient_funds"))
+        }
+        (Method::Card, "pm_card_authenticationRequired") => Some(Plan::ThreeDSecure),
+        (Method::Upi, "failure@razorpay") => Some(Plan::Later {
+            succeed: false,
+            failure_code: "payment_failed",
+        }),
+        (Method::Upi, vpa) if valid_vpa(vpa) => Some(Plan::Later {
+            succeed: true,
+            failure_code: "",
+        }),
+        (Method::Wallet, "paytm" | "phonepe" | "amazonpay") => Some(Plan::Later {
+            succeed: true,
+            failure_code: "",
+        }),
+        (Method::Wallet, "wallet_declined") => Some(Plan::Later {
+            succeed: false,
+            failure_code: "wallet_declined",
+        }),
+        _ => None,
+    }
+}
+
+/// `name@handle`, as UPI virtual payment addresses are written.
+fn valid_vpa(vpa: &str) -> bool {
+    let ok = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    };
+    vpa.len() <= 100
+        && vpa
+            .split_once('@')
+            .is_some_and(|(name, handle)| ok(name) && ok(handle))
+}
+
+#[derive(Clone)]
+pub struct Simulator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Db,
+    clock: Clock,
+    delay_ms: i64,
+    secret: String,
+    /// Where Till listens; known only once the server has bound its port.
+    till_url: RwLock<String>,
+    http: reqwest::Client,
+}
+
+impl Simulator {
+    pub fn new(db: Db, clock: Clock, delay_ms: i64, secret: String) -> Simulator {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(DELIVERY_TIMEOUT_MS))
+            .build()
+            .expect("a plain HTTP client always builds");
+        Simulator {
+            inner: Arc::new(Inner {
+                db,
+                clock,
+                delay_ms,
+                secret,
+                till_url: RwLock::new(String::new()),
+                http,
+            }),
+        }
+    }
+
+    pub fn set_till_url(&self, url: String) {
+        *self
+            .inner
+            .till_url
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = url;
+    }
+
+    fn till_url(&self) -> String {
+        self.inner
+            .till_url
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The simulator's customer-facing pages (the 3-D Secure challenge).
+    pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
+        Router::new()
+            .route("/sim/3ds/{id}", get(three_d_secure))
+            .with_state(self.clone())
+    }
+
+    async fn load(
+        &self,
+        column: &str,
+        value: &str,
+    ) -> Result<Option<GatewayPayment>, GatewayError> {
+        let row = sqlx::query(&format!(
+            "SELECT id, status, failure_code FROM sim_payments WHERE {column} = $1"
+        ))
+        .bind(value)
+        .fetch_optional(&self.inner.db.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(row.map(|r| GatewayPayment {
+            gateway_ref: r.get("id"),
+            outcome: self.outcome(
+                r.get::<String, _>("status").as_str(),
+                r.get("failure_code"),
+                r.get("id"),
+            ),
+        }))
+    }
+
+    fn outcome(&self, status: &str, failure_code: Option<String>, id: String) -> Outcome {
+        match status {
+            "succeeded" => Outcome::Succeeded,
+            "failed" => Outcome::Failed {
+                code: failure_code.unwrap_or_else(|| "payment_failed".into()),
+            },
+            "canceled" => Outcome::Canceled,
+            "requires_action" => Outcome::RequiresAction {
+                redirect_url: format!("{}/sim/3ds/{id}", self.till_url()),
+            },
+            _ => Outcome::Processing,
+        }
+    }
+
+    async fn create_inner(&self, charge: &Charge) -> Result<GatewayPayment, GatewayError> {
+        if let Some(existing) = self.load("idem_key", &charge.key).await? {
+            return Ok(existing);
+        }
+        let plan = plan(charge.method, &charge.source)
+            .ok_or_else(|| GatewayError::Rejected("unknown source".into()))?;
+        let (status, failure_code, event) = match &plan {
+            Plan::SucceedNow => ("succeeded", None, Some(("succeeded", None, 0))),
+            Plan::FailNow(code) => ("failed", Some(*code), Some(("failed", Some(*code), 0))),
+            Plan::ThreeDSecure => ("requires_action", None, None),
+            Plan::Later { succeed: true, .. } => (
+                "processing",
+                None,
+                Some(("succeeded", None, self.inner.delay_ms)),
+            ),
+            Plan::Later {
+                succeed: false,
+                failure_code,
+            } => (
+                "processing",
+                None,
+                Some(("failed", Some(*failure_code), self.inner.delay_ms)),
+            ),
+        };
+        let now = self.inner.clock.now_ms();
+        let id = new_id("simpay");
+        let mut tx = self.inner.db.pool.begin().await.map_err(unavailable)?;
+        let inserted = sqlx::query(
+            "INSERT INTO sim_payments (id, idem_key, amount, currency, method, source, status, failure_code, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT (idem_key) DO NOTHING",
+        )
+        .bind(&id)
+        .bind(&charge.key)
+        .bind(charge.amount_minor)
+        .bind(&charge.currency)
+        .bind(charge.method.as_str())
+        .bind(&charge.source)
+        .bind(status)
+        .bind(failure_code)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?
+        .rows_affected();
+        if inserted == 1 {
+            if let Some((outcome, code, delay_ms)) = event {
+                queue_event(&mut tx, &id, outcome, code, now + delay_ms).await?;
+            }
+        }
+        tx.commit().await.map_err(unavailable)?;
+        self.load("idem_key", &charge.key)
+            .await?
+            .ok_or_else(|| GatewayError::Unavailable("payment vanished after create".into()))
+    }
+
+    async fn cancel_inner(&self, key: &str) -> Result<GatewayPayment, GatewayError> {
+        sqlx::query(
+            "UPDATE sim_payments SET status = 'canceled', updated_at = $1
+             WHERE idem_key = $2 AND status IN ('processing', 'requires_action')",
+        )
+        .bind(self.inner.clock.now_ms())
+        .bind(key)
+        .execute(&self.inner.db.pool)
+        .await
+        .map_err(unavailable)?;
+        match self.load("idem_key", key).await? {
+            Some(p) => Ok(p),
+            // Never created (Till stopped before calling): there is nothing to void.
+            None => Ok(GatewayPayment {
+                gateway_ref: String::new(),
+                outcome: Outcome::Canceled,
+            }),
+        }
+    }
+
+    async fn refund_inner(
+        &self,
+        key: &str,
+        refund_key: &str,
+        amount_minor: i64,
+    ) -> Result<(), GatewayError> {
+        let mut tx = self.inner.db.pool.begin().await.map_err(unavailable)?;
+        let seen: Option<String> =
+            sqlx::query_scalar("SELECT idem_key FROM sim_refunds WHERE idem_key = $1")
+                .bind(refund_key)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+        if seen.is_some() {
+            return Ok(());
+        }
+        let now = self.inner.clock.now_ms();
+        let done = sqlx::query(
+            "UPDATE sim_payments SET refunded = refunded + $1, updated_at = $2
+             WHERE idem_key = $3 AND status = 'succeeded' AND refunded + $1 <= amount",
+        )
+        .bind(amount_minor)
+        .bind(now)
+        .bind(key)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?
+        .rows_affected();
+        if done == 0 {
+            return Err(GatewayError::Rejected(
+                "payment is not refundable for that amount".into(),
+            ));
+        }
+        sqlx::query("INSERT INTO sim_refunds (idem_key, payment_id, amount, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(refund_key)
+            .bind(key)
+            .bind(amount_minor)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    /// One pass of the webhook sender: completes due asynchronous payments and POSTs their
+    /// events. Returns how many were delivered. No connection is held during a POST.
+    pub async fn deliver_due(&self) -> anyhow::Result<usize> {
+        let now = self.inner.clock.now_ms();
+        let due = sqlx::query(
+            "SELECT e.id, e.payment_id, e.outcome, e.failure_code, e.attempts, p.idem_key, p.status
+             FROM sim_events e JOIN sim_payments p ON p.id = e.payment_id
+             WHERE e.delivered_at IS NULL AND e.deliver_at <= $1 ORDER BY e.deliver_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(DELIVERY_BATCH)
+        .fetch_all(&self.inner.db.pool)
+        .await?;
+        let mut delivered = 0;
+        for row in due {
+            let (event_id, payment_id, outcome): (String, String, String) =
+                (row.get("id"), row.get("payment_id"), row.get("outcome"));
+            let failure_code: Option<String> = row.get("failure_code");
+            // The customer completes the payment now, unless it was voided meanwhile.
+            sqlx::query(
+                "UPDATE sim_payments SET status = $1, failure_code = $2, updated_at = $3
+                 WHERE id = $4 AND status IN ('processing', 'requires_action')",
+            )
+            .bind(&outcome)
+            .bind(&failure_code)
+            .bind(now)
+            .bind(&payment_id)
+            .execute(&self.inner.db.pool)
+            .await?;
+            let status: Option<String> =
+                sqlx::query_scalar("SELECT status FROM sim_payments WHERE id = $1")
+                    .bind(&payment_id)
+                    .fetch_optional(&self.inner.db.pool)
+                    .await?;
+            if status.as_deref() != Some(outcome.as_str()) {
+                self.mark_delivered(&event_id, now).await?;
+                continue;
+            }
+            let body = json!({
+                "id": event_id,
+                "type": format!("payment.{outcome}"),
+                "created": now / 1000,
+                "data": {"id": payment_id, "key": row.get::<String, _>("idem_key"), "status": outcome, "failure_code": failure_code},
+            })
+            .to_string();
+            if self.post_webhook(&body).await {
+                self.mark_delivered(&event_id, now).await?;
+                delivered += 1;
+            } else {
+                self.reschedule(&event_id, row.get("attempts"), now).await?;
+            }
+        }
+        Ok(delivered)
+    }
+
+    async fn post_webhook(&self, body: &str) -> bool {
+        let url = format!("{}/v1/webhooks/sim", self.till_url());
+        let signature = sign(&self.inner.secret, system_now_ms() / 1000, body.as_bytes());
+        let sent = self
+            .inner
+            .http
+            .post(&url)
+            .header("content-type", "application/json")
+            .header(SIGNATURE_HEADER, signature)
+            .body(body.to_string())
+            .send()
+            .await;
+        match sent {
+            Ok(resp) if resp.status().is_success() => true,
+            Ok(resp) => {
+                tracing::warn!(status = %resp.status(), "simulator webhook refused");
+                false
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "simulator webhook not delivered");
+                false
+            }
+        }
+    }
+
+    async fn mark_delivered(&self, event_id: &str, now: i64) -> anyhow::Result<()> {
+        sqlx::query("UPDATE sim_events SET delivered_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(event_id)
+            .execute(&self.inner.db.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn reschedule(&self, event_id: &str, attempts: i64, now: i64) -> anyhow::Result<()> {
+        let attempts = attempts + 1;
+        if attempts >= DELIVERY_ATTEMPTS_MAX {
+            tracing::error!(event_id, "simulator gave up delivering a webhook");
+            return self.mark_delivered(event_id, now).await;
+        }
+        let ceiling = DELIVERY_BACKOFF_CAP_MS.min(DELIVERY_BACKOFF_BASE_MS << attempts.min(20));
+        let wait = rand::thread_rng().gen_range(0..=ceiling);
+        sqlx::query("UPDATE sim_events SET attempts = $1, deliver_at = $2 WHERE id = $3")
+            .bind(attempts)
+            .bind(now + wait)
+            .bind(event_id)
+            .execute(&self.inner.db.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+async fn queue_event(
+    conn: &mut sqlx::AnyConnection,
+    payment_id: &str,
+    outcome: &str,
+    failure_code: Option<&str>,
+    deliver_at: i64,
+) -> Result<(), GatewayError> {
+    sqlx::query("INSERT INTO sim_events (id, payment_id, outcome, failure_code, deliver_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(new_id("evt"))
+        .bind(payment_id)
+        .bind(outcome)
+        .bind(failure_code)
+        .bind(deliver_at)
+        .execute(&mut *conn)
+        .await
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+fn unavailable(err: sqlx::Error) -> GatewayError {
+    GatewayError::Unavailable(err.to_string())
+}
+
+/// The 3-D Secure challenge page: visiting it authenticates the payment, which the
+/// simulator then reports by webhook.
+async fn three_d_secure(State(sim): State<Simulator>, Path(id): Path<String>) -> Html<String> {
+    let now = sim.inner.clock.now_ms();
+    let result = async {
+        let mut tx = sim.inner.db.pool.begin().await?;
+        let moved = sqlx::query(
+            "UPDATE sim_payments SET status = 'succeeded', updated_at = $1 WHERE id = $2 AND status = 'requires_action'",
+        )
+        .bind(now)
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if moved == 1 {
+            queue_event(&mut tx, &id, "succeeded", None, now).await.map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+        }
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(moved == 1)
+    }
+    .await;
+    let message = match result {
+        Ok(true) => "Payment authenticated. You can return to the shop.",
+        Ok(false) => "This payment needs no authentication.",
+        Err(_) => "The simulator could not record the authentication; try again.",
+    };
+    Html(format!(
+        "<!doctype html><title>Till simulator</title><p>{message}</p>"
+    ))
+}
+
+/// `t=<secs>,v1=<hex>` over `"{t}.{body}"`.
+pub fn sign(secret: &str, t_secs: i64, body: &[u8]) -> String {
+    format!(
+        "t={t_secs},v1={}",
+        to_hex(&mac(secret, t_secs, body).finalize().into_bytes())
+    )
+}
+
+fn mac(secret: &str, t_secs: i64, body: &[u8]) -> Hmac<Sha256> {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes a key of any length");
+    mac.update(t_secs.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac
+}
+
+/// Checks a signature header: a fresh timestamp and any `v1` matching, compared in
+/// constant time (`Mac::verify_slice`).
+pub fn verify(secret: &str, header: &str, body: &[u8], now_secs: i64) -> Result<(), String> {
+    let mut t = None;
+    let mut candidates = Vec::new();
+    for part in header.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", v)) => t = v.parse::<i64>().ok(),
+            Some(("v1", v)) => candidates.push(v.to_string()),
+            _ => {}
+        }
+    }
+    let t = t.ok_or("signature has no timestamp")?;
+    if (now_secs - t).abs() > SIGNATURE_TOLERANCE_SECS {
+        return Err("signature timestamp is outside the tolerance".into());
+    }
+    let matches = candidates.iter().any(|hex| {
+        from_hex(hex).is_some_and(|bytes| mac(secret, t, body).verify_slice(&bytes).is_ok())
+    });
+    if matches {
+        Ok(())
+    } else {
+        Err("signature does not match".into())
+    }
+}
+
+fn from_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+impl Gateway for Simulator {
+    fn name(&self) -> &'static str {
+        "sim"
+    }
+
+    fn check_source(&self, method: Method, source: &str) -> Result<(), String> {
+        plan(method, source).map(|_| ()).ok_or_else(|| {
+            format!(
+                "the simulator cannot charge {} source {:?}",
+                method.as_str(),
+                source.chars().take(64).collect::<String>()
+            )
+        })
+    }
+
+    fn create<'a>(
+        &'a self,
+        charge: &'a Charge,
+    ) -> BoxFuture<'a, Result<GatewayPayment, GatewayError>> {
+        Box::pin(self.create_inner(charge))
+    }
+
+    fn cancel<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<GatewayPayment, GatewayError>> {
+        Box::pin(self.cancel_inner(key))
+    }
+
+    fn refund<'a>(
+        &'a self,
+        key: &'a str,
+        refund_key: &'a str,
+        amount_minor: i64,
+    ) -> BoxFuture<'a, Result<(), GatewayError>> {
+        Box::pin(self.refund_inner(key, refund_key, amount_minor))
+    }
+
+    fn parse_webhook(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        now_secs: i64,
+    ) -> Result<WebhookEvent, String> {
+        let header = headers
+            .get(SIGNATURE_HEADER)
+            .and_then(|h| h.to_str().ok())
+            .ok_or("missing signature header")?;
+        verify(&self.inner.secret, header, body, now_secs)?;
+        let event: Value =
+            serde_json::from_slice(body).map_err(|e| format!("webhook body is not JSON: {e}"))?;
+        let text = |v: &Value| v.as_str().map(str::to_string);
+        let data = &event["data"];
+        let (Some(event_id), Some(key), Some(gateway_ref), Some(status)) = (
+            text(&event["id"]),
+            text(&data["key"]),
+            text(&data["id"]),
+            text(&data["status"]),
+        ) else {
+            return Err("webhook event is missing fields".into());
+        };
+        let outcome = self.outcome(&status, text(&data["failure_code"]), gateway_ref.clone());
+        Ok(WebhookEvent {
+            event_id,
+            payment_key: key,
+            payment: GatewayPayment {
+                gateway_ref,
+                outcome,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_verify_only_when_fresh_and_intact() {
+        let body = br#"{"id":"evt_1"}"#;
+        let header = sign("s3cret", 1_000, body);
+        assert!(verify("s3cret", &header, body, 1_000).is_ok());
+        assert!(verify("s3cret", &header, body, 1_000 + SIGNATURE_TOLERANCE_SECS).is_ok());
+        assert!(verify(
+            "s3cret",
+            &header,
+            body,
+            1_000 + SIGNATURE_TOLERANCE_SECS + 1
+        )
+        .is_err());
+        assert!(verify("other", &header, body, 1_000).is_err());
+        assert!(verify("s3cret", &header, br#"{"id":"evt_2"}"#, 1_000).is_err());
+        assert!(verify("s3cret", "v1=00", body, 1_000).is_err());
+        let rotated = format!("{header},v1={}", "ab".repeat(32));
+        assert!(verify("s3cret", &rotated, body, 1_000).is_ok());
+    }
+
+    #[test]
+    fn plans_follow_the_api_table() {
+        assert_eq!(plan(Method::Card, "pm_card_visa"), Some(Plan::SucceedNow));
+        assert_eq!(
+            plan(Method::Card, "pm_card_chargeDeclined"),
+            Some(Plan::FailNow("card_declined"))
+        );
+        assert_eq!(
+            plan(Method::Card, "pm_card_authenticationRequired"),
+            Some(Plan::ThreeDSecure)
+        );
+        assert!(matches!(
+            plan(Method::Upi, "failure@razorpay"),
+            Some(Plan::Later { succeed: false, .. })
+        ));
+        assert!(matches!(
+            plan(Method::Upi, "success@razorpay"),
+            Some(Plan::Later { succeed: true, .. })
+        ));
+        assert!(matches!(
+            plan(Method::Wallet, "wallet_declined"),
+            Some(Plan::Later { succeed: false, .. })
+        ));
+        assert_eq!(plan(Method::Wallet, "bitcoin"), None);
+        assert_eq!(plan(Method::Upi, "not-a-vpa"), None);
+        assert_eq!(plan(Method::Card, "success@razorpay"), None);
+    }
+}

@@ -1,0 +1,118 @@
+//! The invariants of DESIGN.md, checked against a live database (read-only). Used by the
+//! tests after every test that changes stock, and by `till verify`.
+
+use std::fmt::Write;
+
+use sqlx::Row;
+
+use crate::db::Db;
+
+/// Violating rows shown per invariant; the count is always complete.
+const ROWS_SHOWN_MAX: usize = 20;
+
+/// Each invariant: a name and a query returning one text column per violating row.
+const INVARIANTS: &[(&str, &str)] = &[
+    (
+        "stock is conserved: ledger sum = on_hand per sku and warehouse",
+        "SELECT i.sku || '/' || i.warehouse || ' on_hand=' || CAST(i.on_hand AS TEXT) || ' ledger=' || CAST(COALESCE(l.total, 0) AS TEXT)
+         FROM inventory i LEFT JOIN (SELECT sku, warehouse, CAST(SUM(delta) AS BIGINT) AS total FROM stock_ledger GROUP BY sku, warehouse) l
+           ON l.sku = i.sku AND l.warehouse = i.warehouse
+         WHERE COALESCE(l.total, 0) <> i.on_hand",
+    ),
+    (
+        "0 <= locked <= on_hand",
+        "SELECT sku || '/' || warehouse || ' on_hand=' || CAST(on_hand AS TEXT) || ' locked=' || CAST(locked AS TEXT)
+         FROM inventory WHERE locked < 0 OR locked > on_hand",
+    ),
+    (
+        "locked = sum of held locks",
+        "SELECT i.sku || '/' || i.warehouse || ' locked=' || CAST(i.locked AS TEXT) || ' held=' || CAST(COALESCE(h.total, 0) AS TEXT)
+         FROM inventory i LEFT JOIN (SELECT sku, warehouse, CAST(SUM(qty) AS BIGINT) AS total FROM locks WHERE state = 'held' GROUP BY sku, warehouse) h
+           ON h.sku = i.sku AND h.warehouse = i.warehouse
+         WHERE COALESCE(h.total, 0) <> i.locked",
+    ),
+    (
+        "no held lock on an order that is not pending",
+        "SELECT l.id || ' order=' || o.id || ' status=' || o.status FROM locks l JOIN orders o ON o.id = l.order_id
+         WHERE l.state = 'held' AND o.status <> 'pending'",
+    ),
+    (
+        "a paid order's committed stock matches its items",
+        "SELECT o.id || ' ' || oi.sku || ' qty=' || CAST(oi.qty AS TEXT) || ' committed=' || CAST(COALESCE(c.total, 0) AS TEXT)
+         FROM orders o JOIN order_items oi ON oi.order_id = o.id
+         LEFT JOIN (SELECT order_id, sku, CAST(SUM(qty) AS BIGINT) AS total FROM locks WHERE state = 'committed' GROUP BY order_id, sku) c
+           ON c.order_id = o.id AND c.sku = oi.sku
+         WHERE o.status IN ('confirmed', 'refunded', 'partially_refunded') AND COALESCE(c.total, 0) <> oi.qty",
+    ),
+    (
+        "every paid order has exactly one kept payment for its total",
+        "SELECT o.id || ' total=' || CAST(o.total AS TEXT) || ' kept=' || CAST(COUNT(p.id) AS TEXT)
+         FROM orders o LEFT JOIN payments p ON p.order_id = o.id AND p.amount = o.total
+           AND p.status IN ('succeeded', 'refunded')
+           AND NOT EXISTS (SELECT 1 FROM refunds r WHERE r.payment_id = p.id AND r.reason <> 'requested')
+         WHERE o.status IN ('confirmed', 'refunded', 'partially_refunded')
+         GROUP BY o.id, o.total HAVING COUNT(p.id) <> 1",
+    ),
+    (
+        "every succeeded payment belongs to a paid order or is being refunded",
+        "SELECT p.id || ' order=' || o.id || ' status=' || o.status FROM payments p JOIN orders o ON o.id = p.order_id
+         WHERE p.status = 'succeeded' AND o.status NOT IN ('confirmed', 'refunded', 'partially_refunded')
+           AND NOT EXISTS (SELECT 1 FROM refunds r WHERE r.payment_id = p.id AND r.status IN ('pending', 'succeeded'))",
+    ),
+    (
+        "no refund over its payment",
+        "SELECT p.id || ' amount=' || CAST(p.amount AS TEXT) || ' refunds=' || CAST(SUM(r.amount) AS TEXT)
+         FROM payments p JOIN refunds r ON r.payment_id = p.id AND r.status IN ('pending', 'succeeded')
+         GROUP BY p.id, p.amount HAVING SUM(r.amount) > p.amount",
+    ),
+    (
+        "at most one payment in flight per order",
+        "SELECT order_id || ' in_flight=' || CAST(COUNT(*) AS TEXT) FROM payments
+         WHERE status IN ('processing', 'requires_action', 'authorized') GROUP BY order_id HAVING COUNT(*) > 1",
+    ),
+];
+
+pub struct Report {
+    pub results: Vec<(&'static str, usize, Vec<String>)>,
+}
+
+impl Report {
+    pub fn is_clean(&self) -> bool {
+        self.results.iter().all(|(_, n, _)| *n == 0)
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for (name, count, rows) in &self.results {
+            let mark = if *count == 0 { "ok  " } else { "FAIL" };
+            let _ = writeln!(
+                out,
+                "{mark} {name}{}",
+                if *count == 0 {
+                    String::new()
+                } else {
+                    format!(" ({count} rows)")
+                }
+            );
+            for row in rows {
+                let _ = writeln!(out, "       {row}");
+            }
+        }
+        out
+    }
+}
+
+/// Runs every invariant query. Read-only: safe on a production database.
+pub async fn check(db: &Db) -> anyhow::Result<Report> {
+    let mut results = Vec::with_capacity(INVARIANTS.len());
+    for (name, sql) in INVARIANTS {
+        let rows = sqlx::query(sql).fetch_all(&db.pool).await?;
+        let shown = rows
+            .iter()
+            .take(ROWS_SHOWN_MAX)
+            .map(|r| r.get::<String, _>(0))
+            .collect();
+        results.push((*name, rows.len(), shown));
+    }
+    Ok(Report { results })
+}
