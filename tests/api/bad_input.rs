@@ -1,0 +1,224 @@
+//! Bad input: each a 4xx with the API.md code, and nothing changes.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::both;
+use crate::helpers::{assert_error, Backend, TestApp};
+
+both!(
+    bad_orders_are_refused_and_change_nothing,
+    bad_catalog_input_is_refused,
+    oversized_body_is_413,
+    unknown_route_is_a_json_404
+);
+
+async fn bad_orders_are_refused_and_change_nothing(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.stocked("TEE-1", 100, 10).await;
+    let raw = |body: &str| {
+        app.request(Method::POST, "/v1/orders")
+            .header("content-type", "application/json")
+            .body(body.to_string())
+    };
+    let huge_qty = r#"{"items": [{"sku": "TEE-1", "qty": 99999999999999999999}]}"#;
+    for body in [
+        "{",
+        "[]",
+        "null",
+        "{\"items\": \"TEE-1\"}",
+        "\u{0}",
+        huge_qty,
+    ] {
+        assert_error(&app.send(raw(body)).await, 400, "invalid_request");
+    }
+    let cases = [
+        json!({"items": [{"sku": "TEE-1", "qty": 0}]}),
+        json!({"items": [{"sku": "TEE-1", "qty": -1}]}),
+        json!({"items": [{"sku": "TEE-1", "qty": 1001}]}),
+        json!({"items": [{"sku": "TEE-1", "qty": 1.5}]}),
+        json!({"items": [{"sku": "TEE-1", "qty": "2"}]}),
+        json!({"items": [{"sku": "TEE-1", "qty": 600}, {"sku": "TEE-1", "qty": 600}]}),
+        json!({"items": [{"sku": "TEE-1", "qty": 1, "unit_amount": 1}]}),
+        json!({"items": [{"sku": "TEE-1", "qty": 1}], "total": 1}),
+        json!({"items": [{"sku": "TEE-1", "qty": 1}], "customer": {"id": "u", "price": 1}}),
+        json!({"items": [{"sku": "NOPE", "qty": 1}]}),
+        json!({"items": [{"sku": "bad sku", "qty": 1}]}),
+        json!({"items": []}),
+        json!({"items": (0..101).map(|i| json!({"sku": format!("S{i}"), "qty": 1})).collect::<Vec<_>>()}),
+        json!({}),
+    ];
+    for body in cases {
+        let got = app
+            .call(Method::POST, "/v1/orders", Some(body.clone()))
+            .await;
+        assert_error(&got, 400, "invalid_request");
+    }
+    let key = app
+        .request(Method::POST, "/v1/orders")
+        .header("Idempotency-Key", "x".repeat(256))
+        .json(&json!({"items": [{"sku": "TEE-1", "qty": 1}]}));
+    assert_error(&app.send(key).await, 400, "invalid_request");
+    let inv = app.inventory("TEE-1").await;
+    assert_eq!(
+        (inv["on_hand"].as_i64(), inv["locked"].as_i64()),
+        (Some(10), Some(0))
+    );
+    let orders: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
+        .fetch_one(&app.state().db.pool)
+        .await
+        .unwrap();
+    assert_eq!(orders, 0);
+    // Credentials.
+    let unauth = app
+        .http
+        .post(format!("{}/v1/orders", app.url))
+        .json(&json!({"items": [{"sku": "TEE-1", "qty": 1}]}));
+    assert_error(&app.send(unauth).await, 401, "unauthorized");
+    let wrong = app
+        .http
+        .post(format!("{}/v1/orders", app.url))
+        .bearer_auth("nope")
+        .json(&json!({"items": [{"sku": "TEE-1", "qty": 1}]}));
+    assert_error(&app.send(wrong).await, 401, "unauthorized");
+    app.finish().await;
+}
+
+async fn bad_catalog_input_is_refused(b: Backend) {
+    let owned = TestApp::spawn(b).await;
+    let app = &owned;
+    let put = |sku: &str, body: serde_json::Value| {
+        let path = format!("/v1/products/{sku}");
+        async move { app.call(Method::PUT, &path, Some(body)).await }
+    };
+    let good = json!({"name": "Tee", "price": {"amount": 100, "currency": "INR"}});
+    assert_error(
+        &put("bad%20sku", good.clone()).await,
+        400,
+        "invalid_request",
+    );
+    assert_error(
+        &put(&"x".repeat(65), good.clone()).await,
+        400,
+        "invalid_request",
+    );
+    assert_error(
+        &put(
+            "T",
+            json!({"name": "Tee", "price": {"amount": 100.5, "currency": "INR"}}),
+        )
+        .await,
+        400,
+        "invalid_request",
+    );
+    assert_error(
+        &put(
+            "T",
+            json!({"name": "Tee", "price": {"amount": -1, "currency": "INR"}}),
+        )
+        .await,
+        400,
+        "invalid_request",
+    );
+    assert_error(
+        &put(
+            "T",
+            json!({"name": "Tee", "price": {"amount": 100, "currency": "USD"}}),
+        )
+        .await,
+        400,
+        "invalid_request",
+    );
+    assert_error(
+        &put(
+            "T",
+            json!({"name": "Tee", "price": {"amount": 100, "currency": "XXX"}}),
+        )
+        .await,
+        400,
+        "invalid_request",
+    );
+    assert_error(
+        &put(
+            "T",
+            json!({"name": "", "price": {"amount": 100, "currency": "INR"}}),
+        )
+        .await,
+        400,
+        "invalid_request",
+    );
+    assert_error(
+        &put(
+            "T",
+            json!({"name": "Tee", "price": {"amount": 100, "currency": "INR"}, "colour": "red"}),
+        )
+        .await,
+        400,
+        "invalid_request",
+    );
+    assert_error(
+        &app.call(Method::GET, "/v1/products/T", None).await,
+        404,
+        "not_found",
+    );
+    assert_eq!(put("T", good).await.0, 200);
+    assert_error(
+        &app.set_stock("T", "blr-1", -1).await,
+        400,
+        "invalid_request",
+    );
+    assert_error(
+        &app.set_stock("T", "bad.wh", 1).await,
+        400,
+        "invalid_request",
+    );
+    assert_error(
+        &app.call(
+            Method::PUT,
+            "/v1/inventory/T/warehouses/w",
+            Some(json!({"on_hand": 1, "locked": 0})),
+        )
+        .await,
+        400,
+        "invalid_request",
+    );
+    assert_eq!(app.inventory("T").await["on_hand"], 0);
+    owned.finish().await;
+}
+
+async fn oversized_body_is_413(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.stocked("TEE-1", 100, 10).await;
+    let big = format!(
+        "{{\"items\": [{{\"sku\": \"TEE-1\", \"qty\": 1}}], \"pad\": \"{}\"}}",
+        "x".repeat(70 * 1024)
+    );
+    let req = app
+        .request(Method::POST, "/v1/orders")
+        .header("content-type", "application/json")
+        .body(big);
+    assert_error(&app.send(req).await, 413, "payload_too_large");
+    assert_eq!(app.inventory("TEE-1").await["locked"], 0);
+    app.finish().await;
+}
+
+async fn unknown_route_is_a_json_404(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    assert_error(
+        &app.call(Method::GET, "/v1/nothing-here", None).await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &app.call(Method::GET, "/v1/orders/ord_missing", None).await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &app.call(Method::POST, "/v1/orders/ord_missing/cancel", None)
+            .await,
+        404,
+        "not_found",
+    );
+    app.finish().await;
+}

@@ -1,0 +1,93 @@
+//! Flash sales: many buyers, little stock. Exactly the stock is sold, nobody is turned away
+//! while stock remains, and stock never goes negative.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::json;
+
+use crate::both;
+use crate::helpers::{Backend, TestApp};
+
+both!(flash_sale_sells_out_exactly);
+
+const BUYERS: usize = 200;
+const UNITS: i64 = 20;
+
+async fn flash_sale_sells_out_exactly(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.stocked("HOT-1", 1999, UNITS).await;
+    let watching = Arc::new(AtomicBool::new(true));
+    let watcher = {
+        let (pool, watching) = (app.state().db.pool.clone(), watching.clone());
+        tokio::spawn(async move {
+            let mut samples = 0;
+            while watching.load(Ordering::Relaxed) {
+                let row: (i64, i64) =
+                    sqlx::query_as("SELECT on_hand, locked FROM inventory WHERE sku = 'HOT-1'")
+                        .fetch_one(&pool)
+                        .await
+                        .unwrap();
+                assert!(
+                    row.1 >= 0 && row.1 <= row.0 && row.0 >= 0,
+                    "stock out of bounds: {row:?}"
+                );
+                samples += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            samples
+        })
+    };
+    let started = Instant::now();
+    let buyers = (0..BUYERS).map(|_| app.create_order(json!([{"sku": "HOT-1", "qty": 1}])));
+    let results = futures::future::join_all(buyers).await;
+    let lock_elapsed = started.elapsed();
+    let mut sold = Vec::new();
+    let mut refused = 0;
+    for (status, body) in &results {
+        match status.as_u16() {
+            201 => sold.push(body["id"].as_str().unwrap().to_string()),
+            409 if body["error"]["code"] == "out_of_stock" => refused += 1,
+            other => panic!("a buyer got {other}: {body}"),
+        }
+    }
+    assert_eq!(
+        (sold.len(), refused),
+        (UNITS as usize, BUYERS - UNITS as usize)
+    );
+    let inv = app.inventory("HOT-1").await;
+    assert_eq!(
+        (inv["on_hand"].as_i64(), inv["locked"].as_i64()),
+        (Some(UNITS), Some(UNITS))
+    );
+    let started_pay = Instant::now();
+    let payments =
+        futures::future::join_all(sold.iter().map(|id| app.pay(id, "card", "pm_card_visa"))).await;
+    for (status, body) in &payments {
+        assert_eq!(
+            (status.as_u16(), body["status"].as_str()),
+            (201, Some("succeeded")),
+            "{body}"
+        );
+    }
+    let pay_elapsed = started_pay.elapsed();
+    for id in &sold {
+        assert_eq!(app.order(id).await["status"], "confirmed");
+    }
+    watching.store(false, Ordering::Relaxed);
+    let samples = watcher.await.unwrap();
+    let inv = app.inventory("HOT-1").await;
+    assert_eq!(
+        (inv["on_hand"].as_i64(), inv["locked"].as_i64()),
+        (Some(0), Some(0))
+    );
+    println!(
+        "flash sale on {b:?}: {BUYERS} buyers for {UNITS} units -> {} orders, {refused} out_of_stock in {:?}; {} paid and confirmed in {:?}; {samples} stock samples in bounds",
+        sold.len(),
+        lock_elapsed,
+        sold.len(),
+        pay_elapsed
+    );
+    app.finish().await;
+}

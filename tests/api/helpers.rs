@@ -1,0 +1,299 @@
+//! The test harness: a real Till on a random port over a fresh database (a new SQLite file
+//! or a new PostgreSQL database per test), one helper per endpoint, and the invariant check
+//! every test ends with.
+
+use std::time::Duration;
+
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde_json::{json, Value};
+use till::{Clock, Config, Running, Workers};
+
+pub const API_KEY: &str = "test_sk_api_key";
+
+/// Where the PostgreSQL tests find their server; each test creates its own database there.
+fn pg_base_url() -> String {
+    std::env::var("TILL_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates `<name>::sqlite` and `<name>::postgres` tests from `async fn name(Backend)`.
+#[macro_export]
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::helpers::Backend::Postgres).await
+                }
+            }
+        )*
+    };
+}
+
+/// A database that outlives one server (so a test can restart Till on it).
+pub struct TestDb {
+    pub url: String,
+
+    pg_name: Option<String>,
+    sqlite_dir: Option<std::path::PathBuf>,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> TestDb {
+        let suffix = till::ids::random_token(12).to_lowercase();
+        match backend {
+            Backend::Sqlite => {
+                let dir = std::env::temp_dir().join(format!("till-test-{suffix}"));
+                std::fs::create_dir_all(&dir).expect("create temp dir");
+                TestDb {
+                    url: format!("sqlite://{}", dir.join("till.db").display()),
+                    pg_name: None,
+                    sqlite_dir: Some(dir),
+                }
+            }
+            Backend::Postgres => {
+                let name = format!("till_test_{suffix}");
+                admin_pg(&format!("CREATE DATABASE {name}")).await;
+                TestDb {
+                    url: format!("{}/{name}", pg_base_url()),
+                    pg_name: Some(name),
+                    sqlite_dir: None,
+                }
+            }
+        }
+    }
+
+    pub async fn drop_db(&self) {
+        if let Some(name) = &self.pg_name {
+            admin_pg(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+        }
+        if let Some(dir) = &self.sqlite_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+async fn admin_pg(sql: &str) {
+    use sqlx::{Connection, Executor};
+    sqlx::any::install_default_drivers();
+    let url = format!("{}/postgres", pg_base_url());
+    let mut conn = sqlx::AnyConnection::connect(&url)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL is required for these tests and is unreachable at {url}: {e}")
+        });
+    conn.execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+pub fn test_config(db: &TestDb) -> Config {
+    let mut cfg = Config::defaults();
+    cfg.listen = "127.0.0.1:0".into();
+    cfg.database_url = db.url.clone();
+    cfg.api_key = Some(API_KEY.into());
+    cfg.sim_delay_ms = 50;
+    cfg.worker_tick_ms = 20;
+    cfg.db_max_connections = 10;
+    cfg
+}
+
+pub struct TestApp {
+    pub url: String,
+    pub http: reqwest::Client,
+    pub clock: Clock,
+    pub db: TestDb,
+    running: Option<Running>,
+}
+
+impl TestApp {
+    /// Till with its workers running, on a fresh database.
+    pub async fn spawn(backend: Backend) -> TestApp {
+        TestApp::spawn_with(backend, Workers::Run, |_| {}).await
+    }
+
+    pub async fn spawn_with(
+        backend: Backend,
+        workers: Workers,
+        configure: impl FnOnce(&mut Config),
+    ) -> TestApp {
+        let db = TestDb::new(backend).await;
+        let mut cfg = test_config(&db);
+        configure(&mut cfg);
+        let clock = Clock::default();
+        let running = till::start(&cfg, clock.clone(), workers)
+            .await
+            .expect("start till");
+        TestApp {
+            url: running.url(),
+            http: reqwest::Client::new(),
+            clock,
+            db,
+            running: Some(running),
+        }
+    }
+
+    /// Stops this server abruptly and starts a new one on the same database.
+    pub async fn restart(&mut self, workers: Workers, configure: impl FnOnce(&mut Config)) {
+        self.stop().await;
+        let mut cfg = test_config(&self.db);
+        configure(&mut cfg);
+        let running = till::start(&cfg, self.clock.clone(), workers)
+            .await
+            .expect("restart till");
+        self.url = running.url();
+        self.running = Some(running);
+    }
+
+    /// Stops the server without starting another (the database stays).
+    pub async fn stop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.state.db.pool.close().await;
+            running.abort();
+        }
+    }
+
+    pub fn state(&self) -> &till::AppState {
+        &self.running.as_ref().expect("server is running").state
+    }
+
+    /// Runs every worker step once, as the background loop would.
+    pub async fn run_workers(&self) {
+        till::checkout::workers::run_once(self.state())
+            .await
+            .expect("worker pass");
+    }
+
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(API_KEY)
+    }
+
+    pub async fn send(&self, req: RequestBuilder) -> (StatusCode, Value) {
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status();
+        let text = resp.text().await.expect("body read");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.request(method, path);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        self.send(req).await
+    }
+
+    pub async fn put_product(&self, sku: &str, amount: i64) {
+        let body = json!({"name": format!("Product {sku}"), "price": {"amount": amount, "currency": "INR"}, "tax_code": "apparel"});
+        let (status, body) = self
+            .call(Method::PUT, &format!("/v1/products/{sku}"), Some(body))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    pub async fn set_stock(&self, sku: &str, warehouse: &str, on_hand: i64) -> (StatusCode, Value) {
+        self.call(
+            Method::PUT,
+            &format!("/v1/inventory/{sku}/warehouses/{warehouse}"),
+            Some(json!({"on_hand": on_hand})),
+        )
+        .await
+    }
+
+    /// A product with stock in one warehouse.
+    pub async fn stocked(&self, sku: &str, amount: i64, on_hand: i64) {
+        self.put_product(sku, amount).await;
+        let (status, body) = self.set_stock(sku, "blr-1", on_hand).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    pub async fn inventory(&self, sku: &str) -> Value {
+        let (status, body) = self
+            .call(Method::GET, &format!("/v1/inventory/{sku}"), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    pub async fn create_order(&self, items: Value) -> (StatusCode, Value) {
+        self.call(
+            Method::POST,
+            "/v1/orders",
+            Some(json!({"customer": {"id": "u_42", "email": "asha@example.com"}, "items": items})),
+        )
+        .await
+    }
+
+    /// Creates an order that must succeed; returns it.
+    pub async fn order_of(&self, sku: &str, qty: i64) -> Value {
+        let (status, body) = self.create_order(json!([{"sku": sku, "qty": qty}])).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    pub async fn pay(&self, order_id: &str, method: &str, source: &str) -> (StatusCode, Value) {
+        let req = self
+            .request(Method::POST, &format!("/v1/orders/{order_id}/payments"))
+            .header("Idempotency-Key", till::ids::random_token(16))
+            .json(&json!({"method": method, "source": source}));
+        self.send(req).await
+    }
+
+    pub async fn order(&self, id: &str) -> Value {
+        let (status, body) = self
+            .call(Method::GET, &format!("/v1/orders/{id}"), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// Polls until the order reaches `status` (asynchronous outcomes arrive by webhook).
+    pub async fn wait_for_status(&self, id: &str, status: &str) -> Value {
+        let mut last = Value::Null;
+        for _ in 0..400 {
+            last = self.order(id).await;
+            if last["status"] == status {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("order {id} never became {status}; last seen {last}");
+    }
+
+    /// Checks the invariants, stops the server and drops the database.
+    pub async fn finish(mut self) {
+        let report = till::verify::check(&self.state().db)
+            .await
+            .expect("verify runs");
+        assert!(report.is_clean(), "invariants broken:\n{}", report.render());
+        self.stop().await;
+        self.db.drop_db().await;
+    }
+}
+
+/// Asserts an API error: status and `error.code`.
+pub fn assert_error(got: &(StatusCode, Value), status: u16, code: &str) {
+    assert_eq!(got.0.as_u16(), status, "{}", got.1);
+    assert_eq!(got.1["error"]["code"], code, "{}", got.1);
+}

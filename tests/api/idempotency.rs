@@ -1,0 +1,144 @@
+//! `Idempotency-Key`: replay, reuse with another body, and the same request fired twice at once.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::both;
+use crate::helpers::{assert_error, Backend, TestApp};
+
+both!(
+    replay_returns_the_first_answer_and_repeats_nothing,
+    reuse_with_another_body_is_422,
+    same_request_twice_at_once_has_one_effect,
+    keys_are_scoped_to_the_credential,
+    payment_key_replays_the_payment
+);
+
+fn order_body(qty: i64) -> serde_json::Value {
+    json!({"items": [{"sku": "TEE-1", "qty": qty}]})
+}
+
+async fn replay_returns_the_first_answer_and_repeats_nothing(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.stocked("TEE-1", 100, 10).await;
+    let post = || {
+        app.request(Method::POST, "/v1/orders")
+            .header("Idempotency-Key", "order-1")
+            .json(&order_body(2))
+    };
+    let first = post().send().await.unwrap();
+    assert_eq!(first.status(), 201);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first: serde_json::Value = first.json().await.unwrap();
+    let second = post().send().await.unwrap();
+    assert_eq!(second.status(), 201);
+    assert_eq!(second.headers().get("idempotent-replayed").unwrap(), "true");
+    let second: serde_json::Value = second.json().await.unwrap();
+    assert_eq!(first, second);
+    assert_eq!(app.inventory("TEE-1").await["locked"], 2);
+    // A stored 4xx replays too.
+    let oos = || {
+        app.request(Method::POST, "/v1/orders")
+            .header("Idempotency-Key", "order-2")
+            .json(&order_body(50))
+    };
+    assert_error(&app.send(oos()).await, 409, "out_of_stock");
+    assert_eq!(app.set_stock("TEE-1", "blr-1", 100).await.0, 200);
+    assert_error(&app.send(oos()).await, 409, "out_of_stock");
+    app.finish().await;
+}
+
+async fn reuse_with_another_body_is_422(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.stocked("TEE-1", 100, 10).await;
+    let post = |qty| {
+        app.request(Method::POST, "/v1/orders")
+            .header("Idempotency-Key", "k")
+            .json(&order_body(qty))
+    };
+    assert_eq!(app.send(post(1)).await.0, 201);
+    assert_error(&app.send(post(2)).await, 422, "idempotency_key_reused");
+    assert_eq!(app.inventory("TEE-1").await["locked"], 1);
+    app.finish().await;
+}
+
+async fn same_request_twice_at_once_has_one_effect(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.stocked("TEE-1", 100, 100).await;
+    let post = || {
+        app.send(
+            app.request(Method::POST, "/v1/orders")
+                .header("Idempotency-Key", "race")
+                .json(&order_body(1)),
+        )
+    };
+    let results = futures::future::join_all((0..8).map(|_| post())).await;
+    let mut ids = std::collections::HashSet::new();
+    for (status, body) in &results {
+        match status.as_u16() {
+            201 => {
+                ids.insert(body["id"].as_str().unwrap().to_string());
+            }
+            409 => assert_eq!(body["error"]["code"], "idempotency_key_in_use"),
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(ids.len(), 1, "{results:?}");
+    assert_eq!(app.inventory("TEE-1").await["locked"], 1);
+    app.finish().await;
+}
+
+async fn keys_are_scoped_to_the_credential(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.stocked("TEE-1", 100, 10).await;
+    let order = app.order_of("TEE-1", 1).await;
+    let id = order["id"].as_str().unwrap();
+    let secret = order["client_secret"].as_str().unwrap();
+    // The merchant used "shared" for an order; the customer's "shared" is a different key.
+    assert_eq!(
+        app.send(
+            app.request(Method::POST, "/v1/orders")
+                .header("Idempotency-Key", "shared")
+                .json(&order_body(1))
+        )
+        .await
+        .0,
+        201
+    );
+    let pay = app
+        .http
+        .post(format!("{}/v1/orders/{id}/payments", app.url))
+        .bearer_auth(secret)
+        .header("Idempotency-Key", "shared")
+        .json(&json!({"method": "card", "source": "pm_card_visa"}));
+    assert_eq!(app.send(pay).await.0, 201);
+    app.finish().await;
+}
+
+async fn payment_key_replays_the_payment(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.stocked("TEE-1", 100, 10).await;
+    let id = app.order_of("TEE-1", 1).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pay = || {
+        app.request(Method::POST, &format!("/v1/orders/{id}/payments"))
+            .header("Idempotency-Key", "pay-1")
+            .json(&json!({"method": "card", "source": "pm_card_visa"}))
+    };
+    let (results_a, results_b) = tokio::join!(app.send(pay()), app.send(pay()));
+    let mut statuses = [results_a.0.as_u16(), results_b.0.as_u16()];
+    statuses.sort();
+    assert!(
+        statuses == [201, 201] || statuses == [201, 409],
+        "{results_a:?} {results_b:?}"
+    );
+    let (status, replay) = app.send(pay()).await;
+    assert_eq!(status, 201);
+    assert_eq!(replay["status"], "succeeded");
+    let order = app.order(&id).await;
+    assert_eq!(order["payments"].as_array().unwrap().len(), 1);
+    assert_eq!(order["status"], "confirmed");
+    app.finish().await;
+}

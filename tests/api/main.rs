@@ -1,0 +1,13 @@
+//! Till's API contract (API.md) over real HTTP, each test run on SQLite and on PostgreSQL.
+
+mod helpers;
+
+mod bad_input;
+mod catalog;
+mod checkout;
+mod concurrency;
+mod idempotency;
+mod payments;
+mod restart;
+mod seed;
+mod service;

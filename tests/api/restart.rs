@@ -1,0 +1,77 @@
+//! Restart: stop Till abruptly with orders pending and payments in flight, start it again,
+//! and every order reaches its right end with the stock adding up.
+
+use till::payments::{self, Method, Payment, Status};
+use till::Workers;
+
+use crate::both;
+use crate::helpers::{Backend, TestApp};
+
+both!(restart_drives_everything_in_flight_to_its_end);
+
+async fn restart_drives_everything_in_flight_to_its_end(b: Backend) {
+    let slow = |cfg: &mut till::Config| {
+        cfg.sim_delay_ms = 800;
+        cfg.hold_ttl_secs = 60;
+        cfg.recovery_after_secs = 1;
+    };
+    let mut app = TestApp::spawn_with(b, Workers::Run, slow).await;
+    app.stocked("TEE-1", 100, 50).await;
+    // Payments whose webhooks are still to come when Till stops.
+    let mut paying = Vec::new();
+    for source in ["success@razorpay", "success@razorpay", "failure@razorpay"] {
+        let id = app.order_of("TEE-1", 2).await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(app.pay(&id, "upi", source).await.1["status"], "processing");
+        paying.push((id, source));
+    }
+    // An attempt committed just before a crash, the gateway never called.
+    let orphan = app.order_of("TEE-1", 3).await;
+    let orphan_id = orphan["id"].as_str().unwrap().to_string();
+    {
+        let state = app.state();
+        let mut conn = state.db.pool.acquire().await.unwrap();
+        let attempt = Payment {
+            id: till::ids::new_id("pay"),
+            order_id: orphan_id.clone(),
+            status: Status::Processing,
+            amount_minor: orphan["total"].as_i64().unwrap(),
+            currency: "INR".into(),
+            method: Method::Card,
+            source: "pm_card_visa".into(),
+            gateway: "sim".into(),
+        };
+        payments::insert_attempt(&mut conn, &attempt, state.now_ms())
+            .await
+            .unwrap();
+    }
+    // A pending order nobody pays for.
+    let abandoned = app.order_of("TEE-1", 4).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    app.restart(Workers::Run, slow).await;
+
+    for (id, source) in &paying {
+        let end = if *source == "failure@razorpay" {
+            "cancelled"
+        } else {
+            "confirmed"
+        };
+        app.wait_for_status(id, end).await;
+    }
+    app.wait_for_status(&orphan_id, "confirmed").await;
+    assert_eq!(app.order(&abandoned).await["status"], "pending");
+    app.clock.advance_ms(61_000);
+    app.wait_for_status(&abandoned, "expired").await;
+    let inv = app.inventory("TEE-1").await;
+    // Sold: 2 + 2 (UPI) + 3 (orphan card).
+    assert_eq!(
+        (inv["on_hand"].as_i64(), inv["locked"].as_i64()),
+        (Some(50 - 7), Some(0))
+    );
+    app.finish().await;
+}

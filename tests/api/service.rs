@@ -1,0 +1,75 @@
+//! Service endpoints: health, readiness, metrics, and the OpenAPI document.
+
+use reqwest::Method;
+
+use crate::both;
+use crate::helpers::{Backend, TestApp};
+
+both!(health_ready_metrics_and_openapi);
+
+async fn health_ready_metrics_and_openapi(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    assert_eq!(
+        app.http
+            .get(format!("{}/healthz", app.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.http
+            .get(format!("{}/readyz", app.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    app.stocked("TEE-1", 100, 1).await;
+    app.order_of("TEE-1", 1).await;
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("till_checkouts_total{outcome=\"created\"} 1"),
+        "{metrics}"
+    );
+    let (status, doc) = app
+        .send(app.http.get(format!("{}/openapi.json", app.url)))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(doc["openapi"], "3.0.3");
+    // Every documented route is served (never the JSON 404 of an unknown route).
+    for route in till::http::openapi::ROUTES {
+        let path = route
+            .path
+            .replace("{sku}", "TEE-1")
+            .replace("{warehouse}", "blr-1")
+            .replace("{id}", "ord_x")
+            .replace("{gateway}", "sim");
+        let method = Method::from_bytes(route.method.to_uppercase().as_bytes()).unwrap();
+        let (status, body) = app.call(method, &path, None).await;
+        let unknown_route = status == 404 && body["error"]["message"] == "route not found";
+        assert!(
+            !unknown_route && status != 405,
+            "{} {} is documented but not served: {status} {body}",
+            route.method,
+            route.path
+        );
+        assert!(
+            doc["paths"][route.path][route.method].is_object(),
+            "{} {} missing from openapi.json",
+            route.method,
+            route.path
+        );
+    }
+    app.finish().await;
+}
