@@ -1,11 +1,13 @@
 //! Till, a checkout engine: the library behind the `till` binary. `serve` starts the API and
 //! its workers; everything else is organised by capability (see ARCHITECTURE.md).
 
+pub mod bench;
 pub mod checkout;
 pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod failpoint;
 pub mod http;
 pub mod ids;
 pub mod inventory;

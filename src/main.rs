@@ -22,6 +22,8 @@ enum Command {
     Migrate(Config),
     /// Check a database against Till's invariants; exit status 1 if any is broken.
     Verify(Config),
+    /// Load a running Till (or one it starts) and report throughput and latency.
+    Bench(till::bench::BenchArgs),
 }
 
 #[tokio::main]
@@ -46,6 +48,7 @@ async fn main() -> anyhow::Result<()> {
             db.migrate().await?;
             println!("migrations applied");
         }
+        Command::Bench(args) => till::bench::run(args).await?,
         Command::Verify(cfg) => {
             let db = till::db::Db::connect(&cfg.database_url, 2).await?;
             let report = till::verify::check(&db).await?;

@@ -147,6 +147,42 @@ mod tests {
         assert_eq!(Currency::parse("BHD").unwrap().exponent(), 3);
     }
 
+    /// Minor units written as a major-unit decimal, the way a client would send them.
+    fn to_major(minor: i64, exponent: u32) -> String {
+        let scale = 10i64.pow(exponent);
+        if exponent == 0 {
+            return minor.to_string();
+        }
+        format!(
+            "{}.{:0width$}",
+            minor / scale,
+            minor % scale,
+            width = exponent as usize
+        )
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn major_units_round_trip(minor in 0i64..=1_000_000_000_000_000, code in proptest::sample::select(vec!["INR", "JPY", "KWD", "USD"])) {
+            let currency = Currency::parse(code).unwrap();
+            proptest::prop_assert_eq!(currency.parse_major(&to_major(minor, currency.exponent())), Ok(minor));
+        }
+
+        #[test]
+        fn extra_decimals_are_refused(whole in 0i64..1_000_000, extra in 1u32..9) {
+            let text = format!("{whole}.{}", "1".repeat(2 + extra as usize));
+            proptest::prop_assert!(Currency::parse("INR").unwrap().parse_major(&text).is_err());
+        }
+
+        #[test]
+        fn checked_arithmetic_matches_wide_arithmetic(unit in 0i64..=i64::MAX, qty in 0i64..=1000, amounts in proptest::collection::vec(0i64..=i64::MAX / 50, 0..100)) {
+            let wide = unit as i128 * qty as i128;
+            proptest::prop_assert_eq!(line_amount(unit, qty), i64::try_from(wide).ok());
+            let wide_sum: i128 = amounts.iter().map(|a| *a as i128).sum();
+            proptest::prop_assert_eq!(sum(amounts.iter().copied()), i64::try_from(wide_sum).ok());
+        }
+    }
+
     #[test]
     fn arithmetic_is_checked() {
         assert_eq!(line_amount(49900, 2), Some(99800));

@@ -201,3 +201,39 @@ async fn existing_order(
         client_secret: None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sku(i: usize) -> Sku {
+        Sku::try_from(format!("S{i}").as_str()).unwrap()
+    }
+
+    proptest::proptest! {
+        /// Merging keeps every SKU's total, sorts the lines (the lock order) and refuses only
+        /// what breaks a limit.
+        #[test]
+        fn lines_merge_and_sort(items in proptest::collection::vec((0usize..5, -2i64..700), 0..110)) {
+            let input: Vec<(Sku, i64)> = items.iter().map(|(s, q)| (sku(*s), *q)).collect();
+            let mut totals = std::collections::BTreeMap::new();
+            for (s, q) in &input {
+                *totals.entry(s.clone()).or_insert(0i64) += q;
+            }
+            let valid = !input.is_empty()
+                && input.len() <= LINES_MAX
+                && input.iter().all(|(_, q)| (1..=QTY_MAX).contains(q))
+                && totals.values().all(|t| *t <= QTY_MAX);
+            match OrderInput::new(None, input, None, None) {
+                Ok(order) => {
+                    proptest::prop_assert!(valid);
+                    let merged: std::collections::BTreeMap<Sku, i64> = order.lines.iter().cloned().collect();
+                    proptest::prop_assert_eq!(merged, totals);
+                    proptest::prop_assert!(order.lines.windows(2).all(|w| w[0].0 < w[1].0));
+                }
+                Err(Error::InvalidRequest(_)) => proptest::prop_assert!(!valid),
+                Err(other) => proptest::prop_assert!(false, "unexpected {other}"),
+            }
+        }
+    }
+}

@@ -9,6 +9,7 @@ use sqlx::{AnyConnection, Connection};
 
 use crate::db::is_unique_violation;
 use crate::error::{Error, Result};
+use crate::failpoint;
 use crate::ids::new_id;
 use crate::inventory::{self, LockEnd};
 use crate::metrics::Metrics;
@@ -86,6 +87,7 @@ pub async fn start_payment(state: &AppState, input: PaymentInput) -> Result<Valu
     tx.commit().await?;
     drop(conn);
     Metrics::inc(&state.metrics.payments_started);
+    failpoint::hit("after_attempt_commit");
 
     let charge = Charge {
         key: payment.id.clone(),
@@ -95,6 +97,7 @@ pub async fn start_payment(state: &AppState, input: PaymentInput) -> Result<Valu
         source: payment.source.clone(),
     };
     let answer = timed(state, gateway.create(&charge)).await;
+    failpoint::hit("after_gateway_answer");
     settle_answer(state, &payment.id, answer).await?;
     let mut conn = state.db.pool.acquire().await?;
     payments::view(&mut conn, &payment.id)
@@ -234,6 +237,7 @@ async fn on_succeeded(
     };
     if confirmed {
         inventory::settle_locks(tx, order_id, LockEnd::Committed, now).await?;
+        failpoint::hit("mid_finalize");
         let invoice = orders::set_invoice_number(tx, order_id, now).await?;
         notify::enqueue(
             tx,

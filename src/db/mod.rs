@@ -18,10 +18,17 @@ const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("schema.sql"))];
 /// process instead of letting them fail with `SQLITE_BUSY` under a flash sale.
 const SQLITE_MAX_CONNECTIONS: u32 = 1;
 
-/// How long a request waits for a pooled connection before it is answered 503. Long enough
-/// for a 2,000-buyer queue on one connection to drain; short enough that a dead database is
-/// reported instead of hanging clients.
-const ACQUIRE_TIMEOUT_SECS: u64 = 30;
+/// How long a request waits for SQLite's one connection before it is answered 503: long
+/// enough for a 2,000-buyer flash-sale queue to drain through the single writer.
+const SQLITE_ACQUIRE_TIMEOUT_SECS: u64 = 30;
+
+/// How long a request waits for a PostgreSQL connection (or a new one to be opened) before
+/// it is answered 503: a pool of 16 drains thousands of millisecond transactions in this
+/// time, and a database that is away is reported quickly instead of hanging clients.
+const PG_ACQUIRE_TIMEOUT_SECS: u64 = 5;
+
+/// `/readyz` reports the database down when a trivial query takes longer than this.
+const PING_TIMEOUT_MS: u64 = 2_000;
 
 /// A PostgreSQL statement that runs longer than this is cancelled by the server: no checkout
 /// statement should take more than milliseconds, so this only catches a stuck lock queue.
@@ -60,13 +67,13 @@ impl Db {
             anyhow::bail!("unsupported database url (use sqlite://PATH or postgres://...)");
         };
         let options = AnyConnectOptions::from_str(&url).context("parse database url")?;
-        let max = match kind {
-            Kind::Sqlite => SQLITE_MAX_CONNECTIONS,
-            Kind::Postgres => max_connections.max(1),
+        let (max, acquire_timeout_secs) = match kind {
+            Kind::Sqlite => (SQLITE_MAX_CONNECTIONS, SQLITE_ACQUIRE_TIMEOUT_SECS),
+            Kind::Postgres => (max_connections.max(1), PG_ACQUIRE_TIMEOUT_SECS),
         };
         let pool = AnyPoolOptions::new()
             .max_connections(max)
-            .acquire_timeout(Duration::from_secs(ACQUIRE_TIMEOUT_SECS))
+            .acquire_timeout(Duration::from_secs(acquire_timeout_secs))
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     let setup: &[&str] = match kind {
@@ -121,7 +128,11 @@ impl Db {
 
     /// True when the database answers a trivial query.
     pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+        let ping = sqlx::query("SELECT 1").execute(&self.pool);
+        matches!(
+            tokio::time::timeout(Duration::from_millis(PING_TIMEOUT_MS), ping).await,
+            Ok(Ok(_))
+        )
     }
 
     /// `FOR UPDATE SKIP LOCKED` where the backend has it, so several workers share due rows.

@@ -328,6 +328,28 @@ mod tests {
         assert!(!Expired.can_become(Pending));
     }
 
+    proptest::proptest! {
+        /// Any sequence of attempted moves, each applied only if legal, leaves a known state,
+        /// and once refunded nothing moves again.
+        #[test]
+        fn any_event_sequence_stays_legal(events in proptest::collection::vec(0usize..6, 0..40)) {
+            let mut state = Pending;
+            let mut refunded = false;
+            for e in events {
+                let next = Status::ALL[e];
+                if state.can_become(next) {
+                    proptest::prop_assert!(!refunded, "moved {:?} -> {:?} after refunded", state, next);
+                    state = next;
+                }
+                refunded |= state == Refunded;
+                proptest::prop_assert!(Status::parse(state.as_str()) == Some(state));
+            }
+            if state.is_paid() {
+                proptest::prop_assert!(!matches!(state, Pending | Cancelled | Expired));
+            }
+        }
+    }
+
     #[test]
     fn legal_moves() {
         assert!(Pending.can_become(Confirmed));

@@ -439,6 +439,31 @@ mod tests {
         assert!(!Succeeded.can_become(Failed));
     }
 
+    /// How far along a payment is; legal moves never go back.
+    fn rank(s: Status) -> u8 {
+        match s {
+            Processing | RequiresAction => 0,
+            Authorized => 1,
+            Succeeded | Failed | Canceled => 2,
+            Refunded => 3,
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn payments_only_move_forward(events in proptest::collection::vec(0usize..7, 0..40)) {
+            let mut state = Processing;
+            for e in events {
+                let next = Status::ALL[e];
+                if state.can_become(next) {
+                    proptest::prop_assert!(rank(next) >= rank(state), "{:?} -> {:?}", state, next);
+                    proptest::prop_assert!(!matches!(state, Failed | Canceled | Refunded));
+                    state = next;
+                }
+            }
+        }
+    }
+
     #[test]
     fn forward_moves() {
         assert!(Processing.can_become(Succeeded));
