@@ -19,11 +19,19 @@ enum Command {
     /// Serve the API and run the workers.
     Serve(Config),
     /// Apply database migrations and exit.
-    Migrate(Config),
-    /// Check a database against Till's invariants; exit status 1 if any is broken.
-    Verify(Config),
+    Migrate(DbArgs),
+    /// Check a database against Till's invariants (read-only); exit status 1 if any is broken.
+    Verify(DbArgs),
     /// Load a running Till (or one it starts) and report throughput and latency.
     Bench(till::bench::BenchArgs),
+}
+
+/// The database a maintenance command works on, found the same way `serve` finds it.
+#[derive(clap::Args)]
+struct DbArgs {
+    /// `sqlite://PATH` or `postgres://…`.
+    #[arg(long, env = "TILL_DATABASE_URL", default_value = "sqlite://till.db")]
+    database_url: String,
 }
 
 #[tokio::main]
@@ -43,14 +51,14 @@ async fn main() -> anyhow::Result<()> {
                 _ = shutdown_signal() => tracing::info!("shutting down"),
             }
         }
-        Command::Migrate(cfg) => {
-            let db = till::db::Db::connect(&cfg.database_url, 1).await?;
+        Command::Migrate(args) => {
+            let db = till::db::Db::connect(&args.database_url, 1).await?;
             db.migrate().await?;
             println!("migrations applied");
         }
         Command::Bench(args) => till::bench::run(args).await?,
-        Command::Verify(cfg) => {
-            let db = till::db::Db::connect(&cfg.database_url, 2).await?;
+        Command::Verify(args) => {
+            let db = till::db::Db::connect(&args.database_url, 2).await?;
             let report = till::verify::check(&db).await?;
             print!("{}", report.render());
             if !report.is_clean() {

@@ -15,7 +15,7 @@ use crate::inventory::{self, LockEnd};
 use crate::metrics::Metrics;
 use crate::notify;
 use crate::orders::{self, CancelReason, Status as OrderStatus};
-use crate::payments::gateway::{Charge, GatewayError, GatewayPayment, Outcome};
+use crate::payments::gateway::{GatewayError, GatewayPayment, Outcome};
 use crate::payments::{self, Method, Payment, Status};
 use crate::state::{AppState, DEFAULT_GATEWAY};
 
@@ -89,13 +89,7 @@ pub async fn start_payment(state: &AppState, input: PaymentInput) -> Result<Valu
     Metrics::inc(&state.metrics.payments_started);
     failpoint::hit("after_attempt_commit");
 
-    let charge = Charge {
-        key: payment.id.clone(),
-        amount_minor: payment.amount_minor,
-        currency: payment.currency.clone(),
-        method: payment.method,
-        source: payment.source.clone(),
-    };
+    let charge = payment.charge();
     let answer = timed(state, gateway.create(&charge)).await;
     failpoint::hit("after_gateway_answer");
     settle_answer(state, &payment.id, answer).await?;

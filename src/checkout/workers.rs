@@ -14,7 +14,6 @@ use crate::http::idempotency;
 use crate::notify;
 use crate::orders;
 use crate::payments;
-use crate::payments::gateway::Charge;
 use crate::state::AppState;
 
 /// Rows a step takes per pass; the rest wait for the next tick, so one pass stays short.
@@ -104,13 +103,7 @@ pub async fn recheck_payment(state: &AppState, payment_id: &str) -> Result<()> {
     }
     let gateway = state.gateway(&payment.gateway)?;
     let answer = if order_pending {
-        let charge = Charge {
-            key: payment.id.clone(),
-            amount_minor: payment.amount_minor,
-            currency: payment.currency.clone(),
-            method: payment.method,
-            source: payment.source.clone(),
-        };
+        let charge = payment.charge();
         timed(state, gateway.create(&charge)).await
     } else {
         timed(state, gateway.cancel(&payment.id)).await

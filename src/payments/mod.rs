@@ -125,6 +125,20 @@ pub struct Payment {
     pub gateway: String,
 }
 
+impl Payment {
+    /// The gateway call for this attempt; its id is the gateway idempotency key, so the same
+    /// call can be repeated after a crash or a lost answer without charging twice.
+    pub fn charge(&self) -> gateway::Charge {
+        gateway::Charge {
+            key: self.id.clone(),
+            amount_minor: self.amount_minor,
+            currency: self.currency.clone(),
+            method: self.method,
+            source: self.source.clone(),
+        }
+    }
+}
+
 const PAYMENT_COLUMNS: &str = "id, order_id, status, amount, currency, method, source, gateway";
 
 fn payment_from_row(r: &sqlx::any::AnyRow) -> Payment {

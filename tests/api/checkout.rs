@@ -95,10 +95,7 @@ async fn same_sku_twice_is_merged(b: Backend) {
 async fn cancel_releases_the_stock_and_is_repeatable(b: Backend) {
     let app = TestApp::spawn(b).await;
     app.stocked("TEE-1", 500, 10).await;
-    let id = app.order_of("TEE-1", 4).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = app.new_order("TEE-1", 4).await;
     let (status, order) = app
         .call(Method::POST, &format!("/v1/orders/{id}/cancel"), None)
         .await;
@@ -123,10 +120,7 @@ async fn cancel_releases_the_stock_and_is_repeatable(b: Backend) {
 async fn hold_expiry_releases_the_stock(b: Backend) {
     let app = TestApp::spawn_with(b, Workers::Manual, |cfg| cfg.hold_ttl_secs = 60).await;
     app.stocked("TEE-1", 500, 10).await;
-    let id = app.order_of("TEE-1", 4).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = app.new_order("TEE-1", 4).await;
     app.run_workers().await;
     assert_eq!(app.order(&id).await["status"], "pending");
     app.clock.advance_ms(61_000);
@@ -203,10 +197,7 @@ async fn client_secret_grants_one_order_only(b: Backend) {
 async fn refunds_partial_then_full(b: Backend) {
     let app = TestApp::spawn(b).await;
     app.stocked("TEE-1", 49900, 10).await;
-    let id = app.order_of("TEE-1", 2).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = app.new_order("TEE-1", 2).await;
     assert_eq!(
         app.pay(&id, "card", "pm_card_visa").await.1["status"],
         "succeeded"

@@ -56,11 +56,7 @@ async fn flash_sale_sells_out_exactly(b: Backend) {
         (sold.len(), refused),
         (UNITS as usize, BUYERS - UNITS as usize)
     );
-    let inv = app.inventory("HOT-1").await;
-    assert_eq!(
-        (inv["on_hand"].as_i64(), inv["locked"].as_i64()),
-        (Some(UNITS), Some(UNITS))
-    );
+    assert_eq!(app.stock("HOT-1").await, (UNITS, UNITS));
     let started_pay = Instant::now();
     let payments =
         futures::future::join_all(sold.iter().map(|id| app.pay(id, "card", "pm_card_visa"))).await;
@@ -77,11 +73,7 @@ async fn flash_sale_sells_out_exactly(b: Backend) {
     }
     watching.store(false, Ordering::Relaxed);
     let samples = watcher.await.unwrap();
-    let inv = app.inventory("HOT-1").await;
-    assert_eq!(
-        (inv["on_hand"].as_i64(), inv["locked"].as_i64()),
-        (Some(0), Some(0))
-    );
+    assert_eq!(app.stock("HOT-1").await, (0, 0));
     println!(
         "flash sale on {b:?}: {BUYERS} buyers for {UNITS} units -> {} orders, {refused} out_of_stock in {:?}; {} paid and confirmed in {:?}; {samples} stock samples in bounds",
         sold.len(),

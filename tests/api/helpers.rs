@@ -228,6 +228,23 @@ impl TestApp {
         assert_eq!(status, StatusCode::OK, "{body}");
     }
 
+    /// `(on_hand, locked)` of a SKU over all warehouses.
+    pub async fn stock(&self, sku: &str) -> (i64, i64) {
+        let inv = self.inventory(sku).await;
+        (
+            inv["on_hand"].as_i64().unwrap(),
+            inv["locked"].as_i64().unwrap(),
+        )
+    }
+
+    /// Creates an order that must succeed; returns its id.
+    pub async fn new_order(&self, sku: &str, qty: i64) -> String {
+        self.order_of(sku, qty).await["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
     pub async fn inventory(&self, sku: &str) -> Value {
         let (status, body) = self
             .call(Method::GET, &format!("/v1/inventory/{sku}"), None)

@@ -118,10 +118,7 @@ async fn keys_are_scoped_to_the_credential(b: Backend) {
 async fn payment_key_replays_the_payment(b: Backend) {
     let app = TestApp::spawn(b).await;
     app.stocked("TEE-1", 100, 10).await;
-    let id = app.order_of("TEE-1", 1).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = app.new_order("TEE-1", 1).await;
     let pay = || {
         app.request(Method::POST, &format!("/v1/orders/{id}/payments"))
             .header("Idempotency-Key", "pay-1")

@@ -24,10 +24,7 @@ both!(
 async fn card_success_confirms_and_deducts(b: Backend) {
     let app = TestApp::spawn(b).await;
     app.stocked("TEE-1", 49900, 10).await;
-    let id = app.order_of("TEE-1", 2).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = app.new_order("TEE-1", 2).await;
     for source in ["pm_card_visa"] {
         let (status, payment) = app.pay(&id, "card", source).await;
         assert_eq!(status, 201, "{payment}");
@@ -50,15 +47,8 @@ async fn card_success_confirms_and_deducts(b: Backend) {
         .as_str()
         .unwrap()
         .starts_with("INV-"));
-    let inv = app.inventory("TEE-1").await;
-    assert_eq!(
-        (inv["on_hand"].as_i64(), inv["locked"].as_i64()),
-        (Some(8), Some(0))
-    );
-    let second = app.order_of("TEE-1", 1).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    assert_eq!(app.stock("TEE-1").await, (8, 0));
+    let second = app.new_order("TEE-1", 1).await;
     assert_eq!(
         app.pay(&second, "card", "pm_card_mastercard").await.1["status"],
         "succeeded"
@@ -81,10 +71,7 @@ async fn declined_cards_cancel_and_release(b: Backend) {
             "insufficient_funds",
         ),
     ] {
-        let id = app.order_of("TEE-1", 3).await["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let id = app.new_order("TEE-1", 3).await;
         let (status, payment) = app.pay(&id, "card", source).await;
         assert_eq!(status, 201, "{payment}");
         assert_eq!(payment["status"], "failed");
@@ -93,11 +80,7 @@ async fn declined_cards_cancel_and_release(b: Backend) {
         assert_eq!(order["status"], "cancelled");
         assert_eq!(order["cancel_reason"], "payment_failed");
     }
-    let inv = app.inventory("TEE-1").await;
-    assert_eq!(
-        (inv["on_hand"].as_i64(), inv["locked"].as_i64()),
-        (Some(10), Some(0))
-    );
+    assert_eq!(app.stock("TEE-1").await, (10, 0));
     app.finish().await;
 }
 
@@ -114,10 +97,7 @@ async fn upi_and_wallets_complete_by_webhook(b: Backend) {
     ];
     let mut ids = Vec::new();
     for (method, source, _) in cases {
-        let id = app.order_of("TEE-1", 1).await["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let id = app.new_order("TEE-1", 1).await;
         let (status, payment) = app.pay(&id, method, source).await;
         assert_eq!(status, 201, "{payment}");
         assert_eq!(payment["status"], "processing", "{method} {source}");
@@ -135,21 +115,14 @@ async fn upi_and_wallets_complete_by_webhook(b: Backend) {
             "{method} {source}"
         );
     }
-    let inv = app.inventory("TEE-1").await;
-    assert_eq!(
-        (inv["on_hand"].as_i64(), inv["locked"].as_i64()),
-        (Some(96), Some(0))
-    );
+    assert_eq!(app.stock("TEE-1").await, (96, 0));
     app.finish().await;
 }
 
 async fn three_d_secure_completes_by_redirect_and_webhook(b: Backend) {
     let app = TestApp::spawn(b).await;
     app.stocked("TEE-1", 100, 10).await;
-    let id = app.order_of("TEE-1", 1).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = app.new_order("TEE-1", 1).await;
     let (status, payment) = app.pay(&id, "card", "pm_card_authenticationRequired").await;
     assert_eq!(status, 201, "{payment}");
     assert_eq!(payment["status"], "requires_action");
@@ -168,10 +141,7 @@ async fn three_d_secure_completes_by_redirect_and_webhook(b: Backend) {
 async fn one_payment_in_flight_at_a_time(b: Backend) {
     let app = TestApp::spawn_with(b, Workers::Manual, |_| {}).await;
     app.stocked("TEE-1", 100, 10).await;
-    let id = app.order_of("TEE-1", 1).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = app.new_order("TEE-1", 1).await;
     assert_eq!(
         app.pay(&id, "upi", "success@razorpay").await.1["status"],
         "processing"
@@ -182,10 +152,7 @@ async fn one_payment_in_flight_at_a_time(b: Backend) {
         "order_not_payable",
     );
     // Fired together, at most one attempt starts.
-    let other = app.order_of("TEE-1", 1).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let other = app.new_order("TEE-1", 1).await;
     let (a, b2) = tokio::join!(
         app.pay(&other, "upi", "success@razorpay"),
         app.pay(&other, "wallet", "paytm")
@@ -201,10 +168,7 @@ async fn one_payment_in_flight_at_a_time(b: Backend) {
 async fn bad_webhook_signature_changes_nothing(b: Backend) {
     let app = TestApp::spawn_with(b, Workers::Manual, |_| {}).await;
     app.stocked("TEE-1", 100, 10).await;
-    let id = app.order_of("TEE-1", 1).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = app.new_order("TEE-1", 1).await;
     let payment = app.pay(&id, "upi", "success@razorpay").await.1;
     let body = json!({"id": "evt_forged", "type": "payment.succeeded", "created": 0,
         "data": {"id": "simpay_x", "key": payment["id"], "status": "succeeded", "failure_code": null}})
@@ -249,10 +213,7 @@ async fn repeated_webhook_is_a_no_op(b: Backend) {
     })
     .await;
     app.stocked("TEE-1", 100, 10).await;
-    let id = app.order_of("TEE-1", 1).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = app.new_order("TEE-1", 1).await;
     let payment = app.pay(&id, "card", "pm_card_visa").await.1;
     assert_eq!(app.order(&id).await["status"], "confirmed");
     // A contradicting event (a failure after success) is ignored, however often it comes.
@@ -305,10 +266,7 @@ async fn expire_without_voiding(app: &TestApp, id: &str) {
 async fn late_payment_after_expiry_relocks_when_stock_remains(b: Backend) {
     let app = TestApp::spawn_with(b, Workers::Manual, |_| {}).await;
     app.stocked("TEE-1", 100, 10).await;
-    let id = app.order_of("TEE-1", 3).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = app.new_order("TEE-1", 3).await;
     assert_eq!(
         app.pay(&id, "upi", "success@razorpay").await.1["status"],
         "processing"
@@ -320,31 +278,21 @@ async fn late_payment_after_expiry_relocks_when_stock_remains(b: Backend) {
     let order = app.order(&id).await;
     assert_eq!(order["status"], "confirmed", "{order}");
     assert!(order["cancel_reason"].is_null());
-    let inv = app.inventory("TEE-1").await;
-    assert_eq!(
-        (inv["on_hand"].as_i64(), inv["locked"].as_i64()),
-        (Some(7), Some(0))
-    );
+    assert_eq!(app.stock("TEE-1").await, (7, 0));
     app.finish().await;
 }
 
 async fn late_payment_after_expiry_is_refunded_when_stock_is_gone(b: Backend) {
     let app = TestApp::spawn_with(b, Workers::Manual, |_| {}).await;
     app.stocked("TEE-1", 100, 5).await;
-    let late = app.order_of("TEE-1", 5).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let late = app.new_order("TEE-1", 5).await;
     assert_eq!(
         app.pay(&late, "upi", "success@razorpay").await.1["status"],
         "processing"
     );
     expire_without_voiding(&app, &late).await;
     // Someone else buys the released stock before the late success arrives.
-    let buyer = app.order_of("TEE-1", 5).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let buyer = app.new_order("TEE-1", 5).await;
     assert_eq!(
         app.pay(&buyer, "card", "pm_card_visa").await.1["status"],
         "succeeded"
@@ -356,21 +304,14 @@ async fn late_payment_after_expiry_is_refunded_when_stock_is_gone(b: Backend) {
     assert_eq!(order["refunds"][0]["status"], "succeeded", "{order}");
     assert_eq!(order["refunds"][0]["amount"], order["total"]);
     assert_eq!(order["payments"][0]["status"], "refunded");
-    let inv = app.inventory("TEE-1").await;
-    assert_eq!(
-        (inv["on_hand"].as_i64(), inv["locked"].as_i64()),
-        (Some(0), Some(0))
-    );
+    assert_eq!(app.stock("TEE-1").await, (0, 0));
     app.finish().await;
 }
 
 async fn unknown_source_is_a_400_and_changes_nothing(b: Backend) {
     let app = TestApp::spawn(b).await;
     app.stocked("TEE-1", 100, 10).await;
-    let id = app.order_of("TEE-1", 1).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = app.new_order("TEE-1", 1).await;
     assert_error(
         &app.pay(&id, "card", "4242424242424242").await,
         400,

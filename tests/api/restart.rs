@@ -20,10 +20,7 @@ async fn restart_drives_everything_in_flight_to_its_end(b: Backend) {
     // Payments whose webhooks are still to come when Till stops.
     let mut paying = Vec::new();
     for source in ["success@razorpay", "success@razorpay", "failure@razorpay"] {
-        let id = app.order_of("TEE-1", 2).await["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let id = app.new_order("TEE-1", 2).await;
         assert_eq!(app.pay(&id, "upi", source).await.1["status"], "processing");
         paying.push((id, source));
     }
@@ -48,10 +45,7 @@ async fn restart_drives_everything_in_flight_to_its_end(b: Backend) {
             .unwrap();
     }
     // A pending order nobody pays for.
-    let abandoned = app.order_of("TEE-1", 4).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let abandoned = app.new_order("TEE-1", 4).await;
 
     app.restart(Workers::Run, slow).await;
 

@@ -21,21 +21,10 @@ fn sku(s: &str) -> Sku {
     Sku::try_from(s).unwrap()
 }
 
-async fn stock(app: &TestApp, s: &str) -> (i64, i64) {
-    let inv = app.inventory(s).await;
-    (
-        inv["on_hand"].as_i64().unwrap(),
-        inv["locked"].as_i64().unwrap(),
-    )
-}
-
 async fn settling_a_lock_twice_changes_nothing(b: Backend) {
     let app = TestApp::spawn_with(b, Workers::Manual, |_| {}).await;
     app.stocked("A", 100, 10).await;
-    let id = app.order_of("A", 4).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = app.new_order("A", 4).await;
     let mut conn = app.state().db.pool.acquire().await.unwrap();
     let now = app.state().now_ms();
     assert_eq!(
@@ -51,7 +40,7 @@ async fn settling_a_lock_twice_changes_nothing(b: Backend) {
         0
     );
     drop(conn);
-    assert_eq!(stock(&app, "A").await, (10, 0));
+    assert_eq!(app.stock("A").await, (10, 0));
     // The order still says pending; end it so the invariants hold.
     let mut conn = app.state().db.pool.acquire().await.unwrap();
     till::orders::transition(
@@ -71,10 +60,7 @@ async fn settling_a_lock_twice_changes_nothing(b: Backend) {
 async fn releasing_after_commit_changes_nothing(b: Backend) {
     let app = TestApp::spawn_with(b, Workers::Manual, |_| {}).await;
     app.stocked("A", 100, 10).await;
-    let id = app.order_of("A", 4).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = app.new_order("A", 4).await;
     assert_eq!(
         app.pay(&id, "card", "pm_card_visa").await.1["status"],
         "succeeded"
@@ -94,7 +80,7 @@ async fn releasing_after_commit_changes_nothing(b: Backend) {
         0
     );
     drop(conn);
-    assert_eq!(stock(&app, "A").await, (6, 0));
+    assert_eq!(app.stock("A").await, (6, 0));
     app.finish().await;
 }
 
@@ -112,7 +98,7 @@ async fn shortfall_reports_every_short_sku(b: Backend) {
     assert_eq!(short, vec!["A".to_string(), "C".to_string()]);
     tx.rollback().await.unwrap();
     drop(conn);
-    assert_eq!(stock(&app, "B").await, (5, 0));
+    assert_eq!(app.stock("B").await, (5, 0));
     app.finish().await;
 }
 
@@ -128,7 +114,7 @@ async fn database_refuses_negative_or_overlocked_stock(b: Backend) {
         let err = sqlx::query(sql).execute(pool).await.expect_err(sql);
         assert!(till::db::is_check_violation(&err), "{sql}: {err}");
     }
-    assert_eq!(stock(&app, "A").await, (3, 0));
+    assert_eq!(app.stock("A").await, (3, 0));
     app.finish().await;
 }
 
