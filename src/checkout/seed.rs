@@ -3,9 +3,9 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Json, Router};
+use axum::Router;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -79,13 +79,15 @@ struct InitiateBody {
 async fn initiate(
     State(state): State<AppState>,
     caller: Caller,
+    IdempotencyKey(header): IdempotencyKey,
     RawBody(body): RawBody,
 ) -> Response {
     let parsed: InitiateBody = match parse_json(&body) {
         Ok(parsed) => parsed,
-        Err(err) => return axum::response::IntoResponse::into_response(err),
+        Err(err) => return err.into_response(),
     };
-    let key = parsed.idempotency_key.clone();
+    // The body's key is the seed's way; an `Idempotency-Key` header, when sent, wins.
+    let key = header.unwrap_or_else(|| parsed.idempotency_key.clone());
     idempotency::run(
         &state,
         &caller,
@@ -141,11 +143,20 @@ struct ConfirmBody {
 async fn confirm(
     State(state): State<AppState>,
     caller: Caller,
+    IdempotencyKey(key): IdempotencyKey,
     RawBody(body): RawBody,
-) -> Result<Json<Value>> {
-    let body: ConfirmBody = parse_json(&body)?;
+) -> Response {
+    let request = ("POST", "/checkout/confirm", &body[..]);
+    idempotency::run(&state, &caller, key.as_deref(), request, || async {
+        Ok((StatusCode::OK, confirm_order(&state, &caller, &body).await?))
+    })
+    .await
+}
+
+async fn confirm_order(state: &AppState, caller: &Caller, body: &[u8]) -> Result<Value> {
+    let body: ConfirmBody = parse_json(body)?;
     caller.check_order(&body.order_id)?;
-    let mut head = read_head(&state, &body.order_id).await?;
+    let mut head = read_head(state, &body.order_id).await?;
     if head.status == OrderStatus::Pending {
         let in_flight: Vec<String> = {
             let mut conn = state.db.pool.acquire().await?;
@@ -157,16 +168,15 @@ async fn confirm(
                 .collect()
         };
         for payment_id in in_flight {
-            recheck_payment(&state, &payment_id).await?;
+            recheck_payment(state, &payment_id).await?;
         }
-        head = read_head(&state, &body.order_id).await?;
+        head = read_head(state, &body.order_id).await?;
     }
     match head.status {
         OrderStatus::Confirmed | OrderStatus::Refunded | OrderStatus::PartiallyRefunded => {
             let mut conn = state.db.pool.acquire().await?;
             orders::view(&mut conn, &head.id)
                 .await?
-                .map(Json)
                 .ok_or(Error::NotFound("order"))
         }
         OrderStatus::Pending => Err(Error::NotPayable(

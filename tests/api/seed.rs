@@ -181,3 +181,41 @@ async fn seed_confirm_refuses_ended_orders(b: Backend) {
     );
     app.finish().await;
 }
+
+both!(seed_calls_honour_the_idempotency_header);
+
+async fn seed_calls_honour_the_idempotency_header(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.stocked("SKU123", 100, 10).await;
+    assert_eq!(lock(&app, "H1", 1).await.0, 201);
+    assert_eq!(lock(&app, "H2", 1).await.0, 201);
+    let confirm = |id: &str| {
+        app.request(Method::POST, "/checkout/confirm")
+            .header("Idempotency-Key", "confirm-1")
+            .json(&json!({"order_id": id}))
+    };
+    assert_error(&app.send(confirm("H1")).await, 409, "order_not_payable");
+    assert_error(
+        &app.send(confirm("H2")).await,
+        422,
+        "idempotency_key_reused",
+    );
+    // A header key on /payment/initiate takes precedence over the body's.
+    let initiate = |body_key: &str| {
+        app.request(Method::POST, "/payment/initiate")
+            .header("Idempotency-Key", "initiate-1")
+            .json(&json!({"orderId": "H1", "amount": 1, "payment_method": "card", "idempotency_key": body_key}))
+    };
+    let first = app.send(initiate("a")).await;
+    assert_eq!(first.0, 201, "{}", first.1);
+    assert_error(
+        &app.send(initiate("b")).await,
+        422,
+        "idempotency_key_reused",
+    );
+    assert_eq!(
+        app.order("H1").await["payments"].as_array().unwrap().len(),
+        1
+    );
+    app.finish().await;
+}
