@@ -77,11 +77,7 @@ where
         return err.into_response();
     }
     let (method, path, body) = request;
-    let mut fingerprinted = Vec::with_capacity(method.len() + path.len() + body.len() + 2);
-    for part in [method.as_bytes(), b"\n", path.as_bytes(), b"\n", body] {
-        fingerprinted.extend_from_slice(part);
-    }
-    let fingerprint = sha256_hex(&fingerprinted);
+    let fingerprint = fingerprint(method, path, body);
     let scope = caller.scope();
     match claim(state, &scope, key, &fingerprint).await {
         Ok(Claim::Won) => {}
@@ -106,6 +102,19 @@ where
         tracing::error!(error = %err, "could not store the idempotent response");
     }
     respond(result)
+}
+
+/// Identifies a request: method, path and body. A JSON body counts by its content (keys
+/// sorted, whitespace ignored), so a client re-serializing the same request still matches;
+/// anything else counts byte for byte.
+fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
+    let canonical = serde_json::from_slice::<Value>(body).map(|v| v.to_string().into_bytes());
+    let body = canonical.as_deref().unwrap_or(body);
+    let mut bytes = Vec::with_capacity(method.len() + path.len() + body.len() + 2);
+    for part in [method.as_bytes(), b"\n", path.as_bytes(), b"\n", body] {
+        bytes.extend_from_slice(part);
+    }
+    sha256_hex(&bytes)
 }
 
 fn respond(result: Result<(StatusCode, Value)>) -> Response {
@@ -215,6 +224,17 @@ pub async fn purge_expired(state: &AppState) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::check_key;
+
+    #[test]
+    fn same_json_in_other_clothes_is_the_same_request() {
+        let a = super::fingerprint("POST", "/v1/orders", br#"{"items": [{"sku": "A", "qty": 1}], "x": 1}"#);
+        let b = super::fingerprint("POST", "/v1/orders", br#"{"x":1,"items":[{"qty":1,"sku":"A"}]}"#);
+        let c = super::fingerprint("POST", "/v1/orders", br#"{"x":1,"items":[{"qty":2,"sku":"A"}]}"#);
+        let d = super::fingerprint("POST", "/v1/orders/x", br#"{"x":1,"items":[{"qty":1,"sku":"A"}]}"#);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_ne!(a, d);
+    }
 
     #[test]
     fn keys_are_printable_ascii_up_to_255() {
