@@ -36,12 +36,25 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl From<sqlx::Error> for Error {
     fn from(err: sqlx::Error) -> Error {
-        match err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                Error::Unavailable(err)
-            }
-            other => Error::Internal(anyhow::Error::new(other)),
+        if database_unavailable(&err) {
+            Error::Unavailable(err)
+        } else {
+            Error::Internal(anyhow::Error::new(err))
         }
+    }
+}
+
+/// Errors that mean the database is away or going away (so the request may be retried), as
+/// opposed to a bug: no connection, a cut connection, or PostgreSQL's SQLSTATE classes 08
+/// (connection exception), 53 (insufficient resources) and 57 (operator intervention, e.g. a
+/// restart terminating sessions); SQLite's busy and locked.
+pub fn database_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            ["08", "53", "57"].iter().any(|class| code.starts_with(class)) || code == "5" || code == "6"
+        }),
+        _ => false,
     }
 }
 

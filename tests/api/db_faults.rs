@@ -1,6 +1,7 @@
 //! Database faults (PostgreSQL): Till reaches the database through a small TCP fault proxy
 //! that can cut every connection (an outage) or cut one right after a COMMIT is sent (the
-//! commit may apply, its answer is lost). Till answers 503 while the database is away,
+//! commit may apply, its answer is lost); the server also terminates Till's sessions, as a
+//! restart does. Till answers 503 while the database is away,
 //! `/readyz` says so, nothing is half-applied, and it recovers by itself.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -188,6 +189,17 @@ async fn postgres_outage_answers_503_and_recovers() {
     proxy.cut_after_commit.store(true, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     proxy.cut_after_commit.store(false, Ordering::Relaxed);
+    // The server ends Till's sessions under it, as a PostgreSQL restart does (SQLSTATE 57P01).
+    let admin = till::db::Db::connect(&db.url, 1).await.unwrap();
+    for _ in 0..3 {
+        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()")
+            .bind(&db_name)
+            .execute(&admin.pool)
+            .await
+            .ok();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    admin.pool.close().await;
     // A full outage.
     proxy.outage.send(true).unwrap();
     let cut_at = Instant::now();
