@@ -50,9 +50,16 @@ impl From<sqlx::Error> for Error {
 /// restart terminating sessions); SQLite's busy and locked.
 pub fn database_unavailable(err: &sqlx::Error) -> bool {
     match err {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-            ["08", "53", "57"].iter().any(|class| code.starts_with(class)) || code == "5" || code == "6"
+            ["08", "53", "57"]
+                .iter()
+                .any(|class| code.starts_with(class))
+                || code == "5"
+                || code == "6"
         }),
         _ => false,
     }

@@ -48,10 +48,16 @@ const INVARIANTS: &[(&str, &str)] = &[
         "every paid order has exactly one kept payment for its total",
         "SELECT o.id || ' total=' || CAST(o.total AS TEXT) || ' kept=' || CAST(COUNT(p.id) AS TEXT)
          FROM orders o LEFT JOIN payments p ON p.order_id = o.id AND p.amount = o.total
-           AND p.status IN ('succeeded', 'refunded')
+           AND p.status IN ('authorized', 'succeeded', 'refunded')
            AND NOT EXISTS (SELECT 1 FROM refunds r WHERE r.payment_id = p.id AND r.reason <> 'requested')
          WHERE o.status IN ('confirmed', 'refunded', 'partially_refunded')
          GROUP BY o.id, o.total HAVING COUNT(p.id) <> 1",
+    ),
+    (
+        "a paid order names the payment it was paid with",
+        "SELECT o.id || ' paid_by=' || COALESCE(o.paid_by, 'none') FROM orders o LEFT JOIN payments p ON p.id = o.paid_by
+         WHERE o.status IN ('confirmed', 'refunded', 'partially_refunded')
+           AND (p.id IS NULL OR p.order_id <> o.id OR p.status NOT IN ('authorized', 'succeeded', 'refunded'))",
     ),
     (
         "every succeeded payment belongs to a paid order or is being refunded",

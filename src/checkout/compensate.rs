@@ -104,7 +104,7 @@ pub async fn void_in_flight(state: &AppState, order_id: &str) -> Result<()> {
     };
     for payment in in_flight {
         let gateway = state.gateway(&payment.gateway)?;
-        let answer = timed(state, gateway.cancel(&payment.id)).await;
+        let answer = timed(state, gateway.cancel(&payment.charge())).await;
         settle_answer(state, &payment.id, answer).await?;
     }
     Ok(())
@@ -181,7 +181,7 @@ pub async fn process_refund(state: &AppState, refund_id: &str) -> Result<()> {
     let gateway = state.gateway(&payment.gateway)?;
     let answer = timed(
         state,
-        gateway.refund(&payment.id, &refund.id, refund.amount_minor),
+        gateway.refund(&payment.charge(), &refund.id, refund.amount_minor),
     )
     .await;
     let now = state.now_ms();

@@ -55,6 +55,7 @@ pub async fn start_payment(state: &AppState, input: PaymentInput) -> Result<Valu
         method: input.method,
         source: input.source,
         gateway: gateway.name().to_string(),
+        gateway_ref: None,
     };
     let mut tx = conn.begin().await?;
     if !orders::lock_pending(&mut tx, &head.id, now).await? {
@@ -159,9 +160,21 @@ pub async fn apply_outcome(state: &AppState, payment_id: &str, gp: &GatewayPayme
     if !payments::record_outcome(&mut tx, payment_id, payment.status, gp, now).await? {
         return Ok(()); // another writer moved it first; its transaction did the work
     }
-    let mut refund_id = None;
+    let mut next = Next::Nothing;
     match to {
-        Status::Succeeded => refund_id = on_succeeded(state, &mut tx, &payment, now).await?,
+        // The capture of an authorization completed: the order was settled when the money
+        // was authorized, so there is nothing more to do.
+        Status::Succeeded if payment.status == Status::Authorized => {}
+        Status::Succeeded | Status::Authorized => {
+            let kept = keep_money(state, &mut tx, &payment, now).await?;
+            next = match (kept, to) {
+                (true, Status::Authorized) => Next::Capture,
+                (true, _) => Next::Nothing,
+                // An authorization that cannot be kept is voided: no money ever moved.
+                (false, Status::Authorized) => Next::Void,
+                (false, _) => Next::Refund(queue_refund(state, &mut tx, &payment, now).await?),
+            };
+        }
         Status::Failed => {
             if orders::transition(
                 &mut tx,
@@ -184,30 +197,51 @@ pub async fn apply_outcome(state: &AppState, payment_id: &str, gp: &GatewayPayme
                 Metrics::inc(&state.metrics.orders_cancelled);
             }
         }
-        Status::Processing
-        | Status::RequiresAction
-        | Status::Authorized
-        | Status::Canceled
-        | Status::Refunded => {}
+        Status::Processing | Status::RequiresAction | Status::Canceled | Status::Refunded => {}
     }
     tx.commit().await?;
     drop(conn);
-    if let Some(refund_id) = refund_id {
-        super::process_refund(state, &refund_id).await?;
+    let mut charge = payment.charge();
+    charge.gateway_ref = Some(gp.gateway_ref.clone())
+        .filter(|r| !r.is_empty())
+        .or(charge.gateway_ref);
+    match next {
+        Next::Nothing => Ok(()),
+        Next::Refund(refund_id) => super::process_refund(state, &refund_id).await,
+        Next::Capture => {
+            let gateway = state.gateway(&payment.gateway)?;
+            let answer = timed(state, gateway.capture(&charge)).await;
+            Box::pin(settle_answer(state, payment_id, answer)).await
+        }
+        Next::Void => {
+            let gateway = state.gateway(&payment.gateway)?;
+            let answer = timed(state, gateway.cancel(&charge)).await;
+            Box::pin(settle_answer(state, payment_id, answer)).await
+        }
     }
-    Ok(())
 }
 
-/// The payment succeeded. A pending order is finalized. An order that ended meanwhile
-/// (expired, cancelled) gets its stock re-locked and is confirmed if the stock is still
-/// there; otherwise — or if the order was already paid — the money goes back: a refund is
-/// queued in this transaction and returned for the caller to run after commit.
-async fn on_succeeded(
+/// What a payment's new state asks for once its transaction has committed.
+enum Next {
+    Nothing,
+    /// The order is paid for: take the authorized money.
+    Capture,
+    /// The authorization cannot be kept: release it.
+    Void,
+    /// Captured money that cannot be kept: give it back.
+    Refund(String),
+}
+
+/// The payment's money is secured (authorized or captured). A pending order is finalized.
+/// An order that ended meanwhile (expired, cancelled) gets its stock re-locked and is
+/// confirmed if the stock is still there. Returns whether the money can be kept: not when
+/// the stock is gone, nor when the order was already paid by another payment.
+async fn keep_money(
     state: &AppState,
     tx: &mut AnyConnection,
     payment: &Payment,
     now: i64,
-) -> Result<Option<String>> {
+) -> Result<bool> {
     let order_id = payment.order_id.as_str();
     let head = orders::head(tx, order_id)
         .await?
@@ -229,27 +263,41 @@ async fn on_succeeded(
         }
         OrderStatus::Confirmed | OrderStatus::Refunded | OrderStatus::PartiallyRefunded => false,
     };
-    if confirmed {
-        inventory::settle_locks(tx, order_id, LockEnd::Committed, now).await?;
-        failpoint::hit("mid_finalize");
-        let invoice = orders::set_invoice_number(tx, order_id, now).await?;
-        notify::enqueue(
-            tx,
-            "order.confirmed",
-            json!({"order_id": order_id, "payment_id": payment.id, "total": head.total, "currency": head.currency, "invoice_number": invoice}),
-            now,
-        )
-        .await?;
-        Metrics::inc(&state.metrics.orders_confirmed);
-        if head.status != OrderStatus::Pending {
-            Metrics::inc(&state.metrics.late_payments_relocked);
-            tracing::info!(
-                order_id,
-                "late payment: stock re-locked and order confirmed"
-            );
-        }
-        return Ok(None);
+    if !confirmed {
+        tracing::warn!(order_id, payment_id = %payment.id, order_status = head.status.as_str(), "payment cannot be kept; giving it back");
+        return Ok(false);
     }
+    inventory::settle_locks(tx, order_id, LockEnd::Committed, now).await?;
+    failpoint::hit("mid_finalize");
+    let invoice = orders::record_paid(tx, order_id, &payment.id, now).await?;
+    notify::enqueue(
+        tx,
+        "order.confirmed",
+        json!({"order_id": order_id, "payment_id": payment.id, "total": head.total, "currency": head.currency, "invoice_number": invoice}),
+        now,
+    )
+    .await?;
+    Metrics::inc(&state.metrics.orders_confirmed);
+    if head.status != OrderStatus::Pending {
+        Metrics::inc(&state.metrics.late_payments_relocked);
+        tracing::info!(
+            order_id,
+            "late payment: stock re-locked and order confirmed"
+        );
+    }
+    Ok(true)
+}
+
+/// Queues a full refund of captured money that cannot be kept, in the caller's transaction.
+async fn queue_refund(
+    state: &AppState,
+    tx: &mut AnyConnection,
+    payment: &Payment,
+    now: i64,
+) -> Result<String> {
+    let head = orders::head(tx, &payment.order_id)
+        .await?
+        .ok_or(Error::NotFound("order"))?;
     let refund_id = new_id("re");
     let reason = if head.status.is_paid() {
         "duplicate_payment"
@@ -259,7 +307,7 @@ async fn on_succeeded(
     payments::insert_refund(
         tx,
         &refund_id,
-        order_id,
+        &payment.order_id,
         &payment.id,
         payment.amount_minor,
         reason,
@@ -267,8 +315,7 @@ async fn on_succeeded(
     )
     .await?;
     Metrics::inc(&state.metrics.late_payments_refunded);
-    tracing::warn!(order_id, payment_id = %payment.id, reason, "payment succeeded but cannot be kept; refunding");
-    Ok(Some(refund_id))
+    Ok(refund_id)
 }
 
 /// Re-locks an ended order's lines inside a savepoint; keeps the locks and confirms only if

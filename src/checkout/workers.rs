@@ -87,26 +87,32 @@ pub async fn recover_payments(state: &AppState) -> Result<usize> {
 /// Asks the gateway about one in-flight attempt and applies the answer: the same create
 /// call with the same key while the order is pending, a void once it is not.
 pub async fn recheck_payment(state: &AppState, payment_id: &str) -> Result<()> {
-    let (payment, order_pending) = {
+    let (payment, order) = {
         let mut conn = state.db.pool.acquire().await?;
         let Some(payment) = payments::get(&mut conn, payment_id).await? else {
             return Ok(());
         };
         let order = orders::head(&mut conn, &payment.order_id).await?;
-        (
-            payment,
-            order.is_some_and(|o| o.status == orders::Status::Pending),
-        )
+        (payment, order)
     };
     if !payment.status.in_flight() {
         return Ok(());
     }
     let gateway = state.gateway(&payment.gateway)?;
-    let answer = if order_pending {
-        let charge = payment.charge();
+    let charge = payment.charge();
+    let paid_by_this = order
+        .as_ref()
+        .is_some_and(|o| o.paid_by.as_deref() == Some(payment.id.as_str()));
+    let pending = order
+        .as_ref()
+        .is_some_and(|o| o.status == orders::Status::Pending);
+    let answer = if payment.status == payments::Status::Authorized && paid_by_this {
+        // The order was confirmed with this authorization; the capture is what is missing.
+        timed(state, gateway.capture(&charge)).await
+    } else if pending {
         timed(state, gateway.create(&charge)).await
     } else {
-        timed(state, gateway.cancel(&payment.id)).await
+        timed(state, gateway.cancel(&charge)).await
     };
     tracing::info!(
         payment_id,

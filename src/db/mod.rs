@@ -12,7 +12,10 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 
 /// The schema, in the order it was introduced. A version is applied once, in a transaction.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("schema.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("schema.sql")),
+    (2, include_str!("0002_authorize_capture.sql")),
+];
 
 /// SQLite allows one writer at a time; one pooled connection serializes writers inside this
 /// process instead of letting them fail with `SQLITE_BUSY` under a flash sale.

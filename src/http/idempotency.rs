@@ -227,10 +227,26 @@ mod tests {
 
     #[test]
     fn same_json_in_other_clothes_is_the_same_request() {
-        let a = super::fingerprint("POST", "/v1/orders", br#"{"items": [{"sku": "A", "qty": 1}], "x": 1}"#);
-        let b = super::fingerprint("POST", "/v1/orders", br#"{"x":1,"items":[{"qty":1,"sku":"A"}]}"#);
-        let c = super::fingerprint("POST", "/v1/orders", br#"{"x":1,"items":[{"qty":2,"sku":"A"}]}"#);
-        let d = super::fingerprint("POST", "/v1/orders/x", br#"{"x":1,"items":[{"qty":1,"sku":"A"}]}"#);
+        let a = super::fingerprint(
+            "POST",
+            "/v1/orders",
+            br#"{"items": [{"sku": "A", "qty": 1}], "x": 1}"#,
+        );
+        let b = super::fingerprint(
+            "POST",
+            "/v1/orders",
+            br#"{"x":1,"items":[{"qty":1,"sku":"A"}]}"#,
+        );
+        let c = super::fingerprint(
+            "POST",
+            "/v1/orders",
+            br#"{"x":1,"items":[{"qty":2,"sku":"A"}]}"#,
+        );
+        let d = super::fingerprint(
+            "POST",
+            "/v1/orders/x",
+            br#"{"x":1,"items":[{"qty":1,"sku":"A"}]}"#,
+        );
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert_ne!(a, d);

@@ -96,6 +96,8 @@ pub struct OrderHead {
     pub expires_at: i64,
     pub secret_hash: String,
     pub fingerprint: Option<String>,
+    /// The payment the order was confirmed with; the only one of its payments Till keeps.
+    pub paid_by: Option<String>,
 }
 
 /// A new order, priced, before it is written.
@@ -165,7 +167,7 @@ pub async fn insert(
 
 pub async fn head(conn: &mut AnyConnection, id: &str) -> Result<Option<OrderHead>> {
     let row = sqlx::query(
-        "SELECT id, status, currency, total, expires_at, secret_hash, fingerprint FROM orders WHERE id = $1",
+        "SELECT id, status, currency, total, expires_at, secret_hash, fingerprint, paid_by FROM orders WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(&mut *conn)
@@ -178,6 +180,7 @@ pub async fn head(conn: &mut AnyConnection, id: &str) -> Result<Option<OrderHead
         expires_at: r.get("expires_at"),
         secret_hash: r.get("secret_hash"),
         fingerprint: r.get("fingerprint"),
+        paid_by: r.get("paid_by"),
     }))
 }
 
@@ -251,7 +254,22 @@ pub async fn lock_row(conn: &mut AnyConnection, id: &str) -> Result<()> {
     Ok(())
 }
 
-pub async fn set_invoice_number(conn: &mut AnyConnection, id: &str, now: i64) -> Result<String> {
+/// Records which payment paid for the order, and gives it its invoice number.
+pub async fn record_paid(
+    conn: &mut AnyConnection,
+    id: &str,
+    payment_id: &str,
+    now: i64,
+) -> Result<String> {
+    sqlx::query("UPDATE orders SET paid_by = $1 WHERE id = $2")
+        .bind(payment_id)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    set_invoice_number(conn, id, now).await
+}
+
+async fn set_invoice_number(conn: &mut AnyConnection, id: &str, now: i64) -> Result<String> {
     let n: i64 = sqlx::query_scalar(
         "INSERT INTO counters (name, value) VALUES ('invoice', 1)
          ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value",

@@ -16,6 +16,8 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 #[derive(Clone, Debug)]
 pub struct Charge {
     pub key: String,
+    /// The gateway's own id for this payment, once it has answered with one.
+    pub gateway_ref: Option<String>,
     pub amount_minor: i64,
     pub currency: String,
     pub method: Method,
@@ -27,9 +29,15 @@ pub struct Charge {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     Processing,
-    RequiresAction { redirect_url: String },
+    RequiresAction {
+        redirect_url: String,
+    },
+    /// The money is held for Till (a card authorization); `capture` takes it.
+    Authorized,
     Succeeded,
-    Failed { code: String },
+    Failed {
+        code: String,
+    },
     Canceled,
 }
 
@@ -70,14 +78,23 @@ pub trait Gateway: Send + Sync {
         charge: &'a Charge,
     ) -> BoxFuture<'a, Result<GatewayPayment, GatewayError>>;
 
-    /// Voids a payment that has not completed; returns its state afterwards (which may be
-    /// `Succeeded` if it completed first).
-    fn cancel<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<GatewayPayment, GatewayError>>;
+    /// Takes the money of an authorized payment; returns its state afterwards.
+    fn capture<'a>(
+        &'a self,
+        charge: &'a Charge,
+    ) -> BoxFuture<'a, Result<GatewayPayment, GatewayError>>;
+
+    /// Voids a payment that has not completed (or an authorization); returns its state
+    /// afterwards, which may be `Succeeded` if it completed first.
+    fn cancel<'a>(
+        &'a self,
+        charge: &'a Charge,
+    ) -> BoxFuture<'a, Result<GatewayPayment, GatewayError>>;
 
     /// Refunds part or all of a succeeded payment; `refund_key` makes it idempotent.
     fn refund<'a>(
         &'a self,
-        key: &'a str,
+        charge: &'a Charge,
         refund_key: &'a str,
         amount_minor: i64,
     ) -> BoxFuture<'a, Result<(), GatewayError>>;

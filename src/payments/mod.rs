@@ -106,6 +106,7 @@ impl Status {
         match outcome {
             Outcome::Processing => Status::Processing,
             Outcome::RequiresAction { .. } => Status::RequiresAction,
+            Outcome::Authorized => Status::Authorized,
             Outcome::Succeeded => Status::Succeeded,
             Outcome::Failed { .. } => Status::Failed,
             Outcome::Canceled => Status::Canceled,
@@ -123,6 +124,8 @@ pub struct Payment {
     pub method: Method,
     pub source: String,
     pub gateway: String,
+    /// The gateway's id for the payment, once it has answered.
+    pub gateway_ref: Option<String>,
 }
 
 impl Payment {
@@ -131,6 +134,7 @@ impl Payment {
     pub fn charge(&self) -> gateway::Charge {
         gateway::Charge {
             key: self.id.clone(),
+            gateway_ref: self.gateway_ref.clone(),
             amount_minor: self.amount_minor,
             currency: self.currency.clone(),
             method: self.method,
@@ -139,7 +143,8 @@ impl Payment {
     }
 }
 
-const PAYMENT_COLUMNS: &str = "id, order_id, status, amount, currency, method, source, gateway";
+const PAYMENT_COLUMNS: &str =
+    "id, order_id, status, amount, currency, method, source, gateway, gateway_ref";
 
 fn payment_from_row(r: &sqlx::any::AnyRow) -> Payment {
     Payment {
@@ -151,6 +156,9 @@ fn payment_from_row(r: &sqlx::any::AnyRow) -> Payment {
         method: Method::parse(r.get::<String, _>("method").as_str()).unwrap_or(Method::Card),
         source: r.get("source"),
         gateway: r.get("gateway"),
+        gateway_ref: r
+            .get::<Option<String>, _>("gateway_ref")
+            .filter(|r| !r.is_empty()),
     }
 }
 

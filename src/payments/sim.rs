@@ -548,17 +548,32 @@ impl Gateway for Simulator {
         Box::pin(self.create_inner(charge))
     }
 
-    fn cancel<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<GatewayPayment, GatewayError>> {
-        Box::pin(self.cancel_inner(key))
+    fn capture<'a>(
+        &'a self,
+        charge: &'a Charge,
+    ) -> BoxFuture<'a, Result<GatewayPayment, GatewayError>> {
+        // This protocol settles in one step (`succeeded`): there is nothing held to take.
+        Box::pin(async move {
+            self.load("idem_key", &charge.key)
+                .await?
+                .ok_or_else(|| GatewayError::Rejected("no such payment".into()))
+        })
+    }
+
+    fn cancel<'a>(
+        &'a self,
+        charge: &'a Charge,
+    ) -> BoxFuture<'a, Result<GatewayPayment, GatewayError>> {
+        Box::pin(self.cancel_inner(&charge.key))
     }
 
     fn refund<'a>(
         &'a self,
-        key: &'a str,
+        charge: &'a Charge,
         refund_key: &'a str,
         amount_minor: i64,
     ) -> BoxFuture<'a, Result<(), GatewayError>> {
-        Box::pin(self.refund_inner(key, refund_key, amount_minor))
+        Box::pin(self.refund_inner(&charge.key, refund_key, amount_minor))
     }
 
     fn parse_webhook(

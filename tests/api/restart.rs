@@ -39,6 +39,7 @@ async fn restart_drives_everything_in_flight_to_its_end(b: Backend) {
             method: Method::Card,
             source: "pm_card_visa".into(),
             gateway: "sim".into(),
+            gateway_ref: None,
         };
         payments::insert_attempt(&mut conn, &attempt, state.now_ms())
             .await
