@@ -32,6 +32,21 @@ pub struct Config {
     /// How often the workers (expiry, recovery, refunds, outbox, simulator) look for due work.
     #[arg(long, env = "TILL_WORKER_TICK_MS", default_value_t = 250)]
     pub worker_tick_ms: u64,
+    /// The gateway that takes card payments: `sim` (the built-in simulator's own protocol)
+    /// or `stripe` (the Stripe adapter; against the simulator's Stripe endpoints unless
+    /// `TILL_GATEWAY_STRIPE_URL` points at Stripe).
+    #[arg(long, env = "TILL_CARD_GATEWAY", default_value = "sim")]
+    pub card_gateway: String,
+    /// Stripe's API base URL (`https://api.stripe.com`); unset: the in-process simulator.
+    #[arg(long, env = "TILL_GATEWAY_STRIPE_URL")]
+    pub stripe_url: Option<String>,
+    /// Stripe secret key; required with `TILL_GATEWAY_STRIPE_URL`.
+    #[arg(long, env = "TILL_STRIPE_SECRET_KEY", hide_env_values = true)]
+    pub stripe_secret_key: Option<String>,
+    /// Stripe webhook signing secret(s), comma-separated while rotating; required with
+    /// `TILL_GATEWAY_STRIPE_URL`.
+    #[arg(long, env = "TILL_STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub stripe_webhook_secret: Option<String>,
     /// A payment still `processing` this long after its last change is asked about again.
     #[arg(long, env = "TILL_RECOVERY_AFTER_SECS", default_value_t = 10)]
     pub recovery_after_secs: i64,
@@ -52,6 +67,10 @@ impl Config {
             db_max_connections: 16,
             worker_tick_ms: 250,
             recovery_after_secs: 10,
+            card_gateway: "sim".into(),
+            stripe_url: None,
+            stripe_secret_key: None,
+            stripe_webhook_secret: None,
         }
     }
 }

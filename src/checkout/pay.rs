@@ -17,7 +17,7 @@ use crate::notify;
 use crate::orders::{self, CancelReason, Status as OrderStatus};
 use crate::payments::gateway::{GatewayError, GatewayPayment, Outcome};
 use crate::payments::{self, Method, Payment, Status};
-use crate::state::{AppState, DEFAULT_GATEWAY};
+use crate::state::AppState;
 
 pub struct PaymentInput {
     pub order_id: String,
@@ -29,7 +29,7 @@ pub struct PaymentInput {
 
 /// Starts a payment attempt on a pending order and returns the payment's view.
 pub async fn start_payment(state: &AppState, input: PaymentInput) -> Result<Value> {
-    let gateway = state.gateway(DEFAULT_GATEWAY)?;
+    let gateway = state.gateway_for(input.method)?;
     gateway
         .check_source(input.method, &input.source)
         .map_err(Error::InvalidRequest)?;

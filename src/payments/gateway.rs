@@ -99,11 +99,12 @@ pub trait Gateway: Send + Sync {
         amount_minor: i64,
     ) -> BoxFuture<'a, Result<(), GatewayError>>;
 
-    /// Checks the signature over the raw body and parses the event.
+    /// Checks the signature over the raw body and parses the event; `None` for a genuine
+    /// event that says nothing about a Till payment.
     fn parse_webhook(
         &self,
         headers: &HeaderMap,
         body: &[u8],
         now_secs: i64,
-    ) -> Result<WebhookEvent, String>;
+    ) -> Result<Option<WebhookEvent>, String>;
 }

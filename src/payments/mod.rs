@@ -4,8 +4,11 @@
 //! answers, synchronously or by webhook.
 
 pub mod gateway;
+pub mod retry;
 pub mod routes;
+pub mod signature;
 pub mod sim;
+pub mod stripe;
 
 use serde_json::{json, Value};
 use sqlx::{AnyConnection, Row};

@@ -32,6 +32,9 @@ async fn webhook(
             tracing::warn!(gateway = %name, %reason, "webhook rejected");
             Error::InvalidRequest(format!("webhook rejected: {reason}"))
         })?;
+    let Some(event) = event else {
+        return Ok(Json(json!({"received": true, "ignored": true})));
+    };
     let seen: Option<String> = sqlx::query_scalar(
         "SELECT event_id FROM webhook_events WHERE gateway = $1 AND event_id = $2",
     )

@@ -176,7 +176,7 @@ async fn bad_webhook_signature_changes_nothing(b: Backend) {
     let now = till::clock::system_now_ms() / 1000;
     for signature in [
         None,
-        Some(till::payments::sim::sign(
+        Some(till::payments::signature::sign(
             "wrong-secret",
             now,
             body.as_bytes(),
@@ -221,8 +221,11 @@ async fn repeated_webhook_is_a_no_op(b: Backend) {
         "data": {"id": "simpay_x", "key": payment["id"], "status": "failed", "failure_code": "card_declined"}})
     .to_string();
     for _ in 0..2 {
-        let sig =
-            till::payments::sim::sign(secret, till::clock::system_now_ms() / 1000, body.as_bytes());
+        let sig = till::payments::signature::sign(
+            secret,
+            till::clock::system_now_ms() / 1000,
+            body.as_bytes(),
+        );
         let req = app
             .http
             .post(format!("{}/v1/webhooks/sim", app.url))

@@ -6,6 +6,8 @@
 //! real HTTP to `/v1/webhooks/sim`, retried until Till answers 2xx. Its outcomes follow the
 //! table in API.md.
 
+mod stripe;
+
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -14,25 +16,21 @@ use axum::http::HeaderMap;
 use axum::response::Html;
 use axum::routing::get;
 use axum::Router;
-use hmac::{Hmac, Mac};
 use rand::Rng;
 use serde_json::{json, Value};
-use sha2::Sha256;
 use sqlx::Row;
 
 use super::gateway::{
     BoxFuture, Charge, Gateway, GatewayError, GatewayPayment, Outcome, WebhookEvent,
 };
+use super::signature::{sign, verify};
 use super::Method;
 use crate::clock::{system_now_ms, Clock};
 use crate::db::Db;
-use crate::ids::{new_id, to_hex};
+use crate::ids::new_id;
 
 /// Header carrying `t=<unix seconds>,v1=<hex HMAC-SHA256 of "{t}.{body}">`.
 pub const SIGNATURE_HEADER: &str = "till-sim-signature";
-
-/// A webhook whose timestamp is further than this from now is refused (replay window).
-pub const SIGNATURE_TOLERANCE_SECS: i64 = 300;
 
 /// Due webhooks sent per delivery pass; the rest wait for the next tick.
 const DELIVERY_BATCH: i64 = 50;
@@ -106,18 +104,31 @@ pub struct Simulator {
     inner: Arc<Inner>,
 }
 
+/// The simulator's settings: its delay and the secrets it shares with Till's adapters.
+pub struct SimConfig {
+    pub delay_ms: i64,
+    /// Signs the simulator's own-protocol webhooks (`/v1/webhooks/sim`).
+    pub webhook_secret: String,
+    /// The API key the Stripe endpoints accept.
+    pub stripe_secret_key: String,
+    /// Signs the Stripe-protocol webhooks (`/v1/webhooks/stripe`).
+    pub stripe_webhook_secret: String,
+}
+
 struct Inner {
     db: Db,
     clock: Clock,
     delay_ms: i64,
     secret: String,
+    stripe_secret_key: String,
+    stripe_webhook_secret: String,
     /// Where Till listens; known only once the server has bound its port.
     till_url: RwLock<String>,
     http: reqwest::Client,
 }
 
 impl Simulator {
-    pub fn new(db: Db, clock: Clock, delay_ms: i64, secret: String) -> Simulator {
+    pub fn new(db: Db, clock: Clock, cfg: SimConfig) -> Simulator {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(DELIVERY_TIMEOUT_MS))
             .build()
@@ -126,8 +137,10 @@ impl Simulator {
             inner: Arc::new(Inner {
                 db,
                 clock,
-                delay_ms,
-                secret,
+                delay_ms: cfg.delay_ms,
+                secret: cfg.webhook_secret,
+                stripe_secret_key: cfg.stripe_secret_key,
+                stripe_webhook_secret: cfg.stripe_webhook_secret,
                 till_url: RwLock::new(String::new()),
                 http,
             }),
@@ -142,6 +155,11 @@ impl Simulator {
             .unwrap_or_else(|e| e.into_inner()) = url;
     }
 
+    /// The base of the simulator's Stripe API, as the Stripe adapter is pointed at it.
+    pub fn stripe_url(&self) -> String {
+        format!("{}/sim/stripe", self.till_url())
+    }
+
     fn till_url(&self) -> String {
         self.inner
             .till_url
@@ -154,6 +172,7 @@ impl Simulator {
     pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
         Router::new()
             .route("/sim/3ds/{id}", get(three_d_secure))
+            .merge(stripe::router())
             .with_state(self.clone())
     }
 
@@ -317,7 +336,7 @@ impl Simulator {
     pub async fn deliver_due(&self) -> anyhow::Result<usize> {
         let now = self.inner.clock.now_ms();
         let due = sqlx::query(
-            "SELECT e.id, e.payment_id, e.outcome, e.failure_code, e.attempts, p.idem_key, p.status
+            "SELECT e.id, e.payment_id, e.outcome, e.failure_code, e.attempts, p.idem_key, p.status, p.protocol
              FROM sim_events e JOIN sim_payments p ON p.id = e.payment_id
              WHERE e.delivered_at IS NULL AND e.deliver_at <= $1 ORDER BY e.deliver_at LIMIT $2",
         )
@@ -330,6 +349,32 @@ impl Simulator {
             let (event_id, payment_id, outcome): (String, String, String) =
                 (row.get("id"), row.get("payment_id"), row.get("outcome"));
             let failure_code: Option<String> = row.get("failure_code");
+            if row.get::<String, _>("protocol") == "stripe" {
+                // Stripe reports every change, as the object stands when the event goes out.
+                let Some(object) = stripe::intent(self, &payment_id).await? else {
+                    self.mark_delivered(&event_id, now).await?;
+                    continue;
+                };
+                let body =
+                    json!({"id": event_id, "object": "event", "type": stripe_event_type(&outcome),
+                    "created": now / 1000, "livemode": false, "data": {"object": object}})
+                    .to_string();
+                let signature = sign(
+                    &self.inner.stripe_webhook_secret,
+                    system_now_ms() / 1000,
+                    body.as_bytes(),
+                );
+                if self
+                    .post_webhook("stripe", "stripe-signature", &signature, &body)
+                    .await
+                {
+                    self.mark_delivered(&event_id, now).await?;
+                    delivered += 1;
+                } else {
+                    self.reschedule(&event_id, row.get("attempts"), now).await?;
+                }
+                continue;
+            }
             // The customer completes the payment now, unless it was voided meanwhile.
             sqlx::query(
                 "UPDATE sim_payments SET status = $1, failure_code = $2, updated_at = $3
@@ -357,7 +402,11 @@ impl Simulator {
                 "data": {"id": payment_id, "key": row.get::<String, _>("idem_key"), "status": outcome, "failure_code": failure_code},
             })
             .to_string();
-            if self.post_webhook(&body).await {
+            let signature = sign(&self.inner.secret, system_now_ms() / 1000, body.as_bytes());
+            if self
+                .post_webhook("sim", SIGNATURE_HEADER, &signature, &body)
+                .await
+            {
                 self.mark_delivered(&event_id, now).await?;
                 delivered += 1;
             } else {
@@ -367,15 +416,14 @@ impl Simulator {
         Ok(delivered)
     }
 
-    async fn post_webhook(&self, body: &str) -> bool {
-        let url = format!("{}/v1/webhooks/sim", self.till_url());
-        let signature = sign(&self.inner.secret, system_now_ms() / 1000, body.as_bytes());
+    async fn post_webhook(&self, gateway: &str, header: &str, signature: &str, body: &str) -> bool {
+        let url = format!("{}/v1/webhooks/{gateway}", self.till_url());
         let sent = self
             .inner
             .http
             .post(&url)
             .header("content-type", "application/json")
-            .header(SIGNATURE_HEADER, signature)
+            .header(header, signature)
             .body(body.to_string())
             .send()
             .await;
@@ -419,6 +467,18 @@ impl Simulator {
     }
 }
 
+/// Stripe's event type for a PaymentIntent that reached `status`.
+fn stripe_event_type(status: &str) -> &'static str {
+    match status {
+        "requires_capture" => "payment_intent.amount_capturable_updated",
+        "succeeded" => "payment_intent.succeeded",
+        "requires_payment_method" => "payment_intent.payment_failed",
+        "canceled" => "payment_intent.canceled",
+        "requires_action" => "payment_intent.requires_action",
+        _ => "payment_intent.processing",
+    }
+}
+
 async fn queue_event(
     conn: &mut sqlx::AnyConnection,
     payment_id: &str,
@@ -448,19 +508,23 @@ async fn three_d_secure(State(sim): State<Simulator>, Path(id): Path<String>) ->
     let now = sim.inner.clock.now_ms();
     let result = async {
         let mut tx = sim.inner.db.pool.begin().await?;
-        let moved = sqlx::query(
-            "UPDATE sim_payments SET status = 'succeeded', updated_at = $1 WHERE id = $2 AND status = 'requires_action'",
+        // An authorization-only payment (Stripe, manual capture) now waits for its capture.
+        let moved: Option<String> = sqlx::query_scalar(
+            "UPDATE sim_payments SET updated_at = $1,
+               status = CASE WHEN capture_manual = 1 THEN 'requires_capture' ELSE 'succeeded' END
+             WHERE id = $2 AND status = 'requires_action' RETURNING status",
         )
         .bind(now)
         .bind(&id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if moved == 1 {
-            queue_event(&mut tx, &id, "succeeded", None, now).await.map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(status) = &moved {
+            queue_event(&mut tx, &id, status, None, now)
+                .await
+                .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
         }
         tx.commit().await?;
-        Ok::<_, sqlx::Error>(moved == 1)
+        Ok::<_, sqlx::Error>(moved.is_some())
     }
     .await;
     let message = match result {
@@ -471,59 +535,6 @@ async fn three_d_secure(State(sim): State<Simulator>, Path(id): Path<String>) ->
     Html(format!(
         "<!doctype html><title>Till simulator</title><p>{message}</p>"
     ))
-}
-
-/// `t=<secs>,v1=<hex>` over `"{t}.{body}"`.
-pub fn sign(secret: &str, t_secs: i64, body: &[u8]) -> String {
-    format!(
-        "t={t_secs},v1={}",
-        to_hex(&mac(secret, t_secs, body).finalize().into_bytes())
-    )
-}
-
-fn mac(secret: &str, t_secs: i64, body: &[u8]) -> Hmac<Sha256> {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes a key of any length");
-    mac.update(t_secs.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    mac
-}
-
-/// Checks a signature header: a fresh timestamp and any `v1` matching, compared in
-/// constant time (`Mac::verify_slice`).
-pub fn verify(secret: &str, header: &str, body: &[u8], now_secs: i64) -> Result<(), String> {
-    let mut t = None;
-    let mut candidates = Vec::new();
-    for part in header.split(',') {
-        match part.trim().split_once('=') {
-            Some(("t", v)) => t = v.parse::<i64>().ok(),
-            Some(("v1", v)) => candidates.push(v.to_string()),
-            _ => {}
-        }
-    }
-    let t = t.ok_or("signature has no timestamp")?;
-    if (now_secs - t).abs() > SIGNATURE_TOLERANCE_SECS {
-        return Err("signature timestamp is outside the tolerance".into());
-    }
-    let matches = candidates.iter().any(|hex| {
-        from_hex(hex).is_some_and(|bytes| mac(secret, t, body).verify_slice(&bytes).is_ok())
-    });
-    if matches {
-        Ok(())
-    } else {
-        Err("signature does not match".into())
-    }
-}
-
-fn from_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 impl Gateway for Simulator {
@@ -581,7 +592,7 @@ impl Gateway for Simulator {
         headers: &HeaderMap,
         body: &[u8],
         now_secs: i64,
-    ) -> Result<WebhookEvent, String> {
+    ) -> Result<Option<WebhookEvent>, String> {
         let header = headers
             .get(SIGNATURE_HEADER)
             .and_then(|h| h.to_str().ok())
@@ -600,40 +611,20 @@ impl Gateway for Simulator {
             return Err("webhook event is missing fields".into());
         };
         let outcome = self.outcome(&status, text(&data["failure_code"]), gateway_ref.clone());
-        Ok(WebhookEvent {
+        Ok(Some(WebhookEvent {
             event_id,
             payment_key: key,
             payment: GatewayPayment {
                 gateway_ref,
                 outcome,
             },
-        })
+        }))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn signatures_verify_only_when_fresh_and_intact() {
-        let body = br#"{"id":"evt_1"}"#;
-        let header = sign("s3cret", 1_000, body);
-        assert!(verify("s3cret", &header, body, 1_000).is_ok());
-        assert!(verify("s3cret", &header, body, 1_000 + SIGNATURE_TOLERANCE_SECS).is_ok());
-        assert!(verify(
-            "s3cret",
-            &header,
-            body,
-            1_000 + SIGNATURE_TOLERANCE_SECS + 1
-        )
-        .is_err());
-        assert!(verify("other", &header, body, 1_000).is_err());
-        assert!(verify("s3cret", &header, br#"{"id":"evt_2"}"#, 1_000).is_err());
-        assert!(verify("s3cret", "v1=00", body, 1_000).is_err());
-        let rotated = format!("{header},v1={}", "ab".repeat(32));
-        assert!(verify("s3cret", &rotated, body, 1_000).is_ok());
-    }
 
     #[test]
     fn plans_follow_the_api_table() {

@@ -1,0 +1,106 @@
+//! Calls to a gateway over HTTP, retried when the outcome is unknown: a transport error or
+//! timeout, a 5xx, a 429, or a 409 for a request still running under the same idempotency
+//! key. Every retry repeats the same idempotency key, so it can never charge twice. Waits
+//! are capped exponential backoff with full jitter, or the gateway's `Retry-After`.
+
+use std::time::Duration;
+
+use rand::Rng;
+use serde_json::Value;
+
+use super::gateway::GatewayError;
+
+/// How many times one gateway call is tried before its outcome is left unknown (the
+/// recovery worker asks again later with the same key).
+pub const ATTEMPTS_MAX: u32 = 4;
+
+/// Backoff: the n-th wait is random in `0..=min(CAP, BASE * 2^n)`.
+pub const BACKOFF_BASE_MS: u64 = 100;
+pub const BACKOFF_CAP_MS: u64 = 2_000;
+
+/// A `Retry-After` longer than this is not waited for in the request; recovery takes over.
+pub const RETRY_AFTER_MAX_MS: u64 = 5_000;
+
+/// Time allowed for one gateway HTTP call (connect, send, answer).
+pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
+
+/// A gateway's answer worth keeping (2xx or a definite 4xx).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    /// The gateway replayed the first answer to this idempotency key.
+    pub replayed: bool,
+    pub body: Value,
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_millis(REQUEST_TIMEOUT_MS))
+        .build()
+        .expect("a plain HTTP client always builds")
+}
+
+/// The wait before retry number `attempt` (0-based): full jitter over the capped exponential.
+pub fn backoff_ms(attempt: u32) -> u64 {
+    let ceiling = BACKOFF_CAP_MS.min(BACKOFF_BASE_MS.saturating_mul(1 << attempt.min(20)));
+    rand::thread_rng().gen_range(0..=ceiling)
+}
+
+/// Sends the request `build` makes until it gets an answer worth keeping.
+pub async fn send(build: impl Fn() -> reqwest::RequestBuilder) -> Result<Answer, GatewayError> {
+    let mut last_problem = String::new();
+    for attempt in 0..ATTEMPTS_MAX {
+        let mut wait_ms = backoff_ms(attempt);
+        match build().send().await {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let retry_after_ms = resp
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(|secs| secs.saturating_mul(1000));
+                let replayed = resp
+                    .headers()
+                    .get("idempotent-replayed")
+                    .is_some_and(|v| v == "true");
+                let body = resp.json::<Value>().await.unwrap_or(Value::Null);
+                let unknown = status >= 500 || status == 429 || status == 409;
+                if !unknown {
+                    return Ok(Answer {
+                        status,
+                        replayed,
+                        body,
+                    });
+                }
+                last_problem = format!("{status} {body}");
+                if let Some(ms) = retry_after_ms {
+                    if ms > RETRY_AFTER_MAX_MS {
+                        break;
+                    }
+                    wait_ms = ms;
+                }
+            }
+            Err(err) => last_problem = format!("transport: {err}"),
+        }
+        if attempt + 1 < ATTEMPTS_MAX {
+            tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+        }
+    }
+    Err(GatewayError::Unavailable(last_problem))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_capped_full_jitter() {
+        for attempt in 0..30 {
+            let ceiling = BACKOFF_CAP_MS.min(BACKOFF_BASE_MS << attempt.min(20));
+            for _ in 0..50 {
+                assert!(backoff_ms(attempt) <= ceiling);
+            }
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! The Stripe adapter: PaymentIntents with manual capture (authorize when the customer pays,
+//! capture when the order is confirmed, cancel to void), refunds, and webhooks. Requests are
+//! form-encoded with an `Idempotency-Key` derived from Till's payment attempt (never from the
+//! client's key), retried by `retry::send` when the outcome is unknown.
+
+pub mod wire;
+
+use axum::http::HeaderMap;
+use serde_json::Value;
+
+use super::gateway::{BoxFuture, Charge, Gateway, GatewayError, GatewayPayment, WebhookEvent};
+use super::retry::{self, Answer};
+use super::signature;
+use super::sim::Simulator;
+use super::Method;
+use wire::{ErrorEnvelope, Event, PaymentIntent, METADATA_KEY};
+
+/// Where the Stripe API is: a configured base URL (`https://api.stripe.com` in production)
+/// or the in-process simulator's Stripe endpoints.
+#[derive(Clone)]
+pub enum Base {
+    Url(String),
+    Simulator(Simulator),
+}
+
+#[derive(Clone)]
+pub struct Stripe {
+    base: Base,
+    secret_key: String,
+    /// Accepted webhook signing secrets: more than one while a secret is being rotated.
+    webhook_secrets: Vec<String>,
+    http: reqwest::Client,
+}
+
+impl Stripe {
+    pub fn new(base: Base, secret_key: String, webhook_secrets: Vec<String>) -> Stripe {
+        Stripe {
+            base,
+            secret_key,
+            webhook_secrets,
+            http: retry::client(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        match &self.base {
+            Base::Url(base) => format!("{}{path}", base.trim_end_matches('/')),
+            Base::Simulator(sim) => format!("{}{path}", sim.stripe_url()),
+        }
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        form: &[(String, String)],
+        idempotency_key: &str,
+    ) -> Result<Answer, GatewayError> {
+        let url = self.url(path);
+        retry::send(|| {
+            self.http
+                .post(&url)
+                .bearer_auth(&self.secret_key)
+                .header("Idempotency-Key", idempotency_key)
+                .form(form)
+        })
+        .await
+    }
+
+    async fn retrieve(&self, id: &str) -> Result<PaymentIntent, GatewayError> {
+        let url = self.url(&format!("/v1/payment_intents/{id}"));
+        let answer = retry::send(|| self.http.get(&url).bearer_auth(&self.secret_key)).await?;
+        intent_of(answer)
+    }
+
+    /// The PaymentIntent's id: known from an earlier answer, or learned by repeating the
+    /// create call under its idempotency key.
+    async fn intent_id(&self, charge: &Charge) -> Result<String, GatewayError> {
+        match &charge.gateway_ref {
+            Some(id) => Ok(id.clone()),
+            None => Ok(self.create_intent(charge).await?.id),
+        }
+    }
+
+    async fn create_intent(&self, charge: &Charge) -> Result<PaymentIntent, GatewayError> {
+        let form = vec![
+            ("amount".to_string(), charge.amount_minor.to_string()),
+            ("currency".to_string(), charge.currency.to_lowercase()),
+            ("payment_method".to_string(), charge.source.clone()),
+            ("payment_method_types[]".to_string(), "card".to_string()),
+            ("capture_method".to_string(), "manual".to_string()),
+            ("confirm".to_string(), "true".to_string()),
+            (format!("metadata[{METADATA_KEY}]"), charge.key.clone()),
+        ];
+        let answer = self
+            .post(
+                "/v1/payment_intents",
+                &form,
+                &format!("till_{}_create", charge.key),
+            )
+            .await?;
+        let replayed = answer.replayed;
+        let intent = intent_of(answer)?;
+        // A replay carries the first answer; the intent may have moved on since.
+        if replayed {
+            return self.retrieve(&intent.id).await;
+        }
+        Ok(intent)
+    }
+
+    /// Capture or cancel: a PaymentIntent already past that point answers
+    /// `payment_intent_unexpected_state`, and then its current state is the answer.
+    async fn act(&self, charge: &Charge, action: &str) -> Result<GatewayPayment, GatewayError> {
+        let id = self.intent_id(charge).await?;
+        let answer = self
+            .post(
+                &format!("/v1/payment_intents/{id}/{action}"),
+                &[],
+                &format!("till_{}_{action}", charge.key),
+            )
+            .await?;
+        let intent = match intent_of(answer) {
+            Ok(intent) => intent,
+            Err(GatewayError::Rejected(reason))
+                if reason.contains("payment_intent_unexpected_state") =>
+            {
+                self.retrieve(&id).await?
+            }
+            Err(err) => return Err(err),
+        };
+        Ok(payment_of(&intent))
+    }
+}
+
+/// A PaymentIntent from an answer: 200, or a 402 decline that carries the intent.
+fn intent_of(answer: Answer) -> Result<PaymentIntent, GatewayError> {
+    if (200..300).contains(&answer.status) {
+        return serde_json::from_value(answer.body)
+            .map_err(|e| GatewayError::Unavailable(format!("unreadable PaymentIntent: {e}")));
+    }
+    let envelope: Option<ErrorEnvelope> = serde_json::from_value(answer.body.clone()).ok();
+    if let Some(mut intent) = envelope
+        .as_ref()
+        .and_then(|e| e.error.payment_intent.clone())
+    {
+        if intent.last_payment_error.is_none() {
+            intent.last_payment_error = envelope.map(|e| e.error);
+        }
+        return Ok(*intent);
+    }
+    let code = envelope
+        .as_ref()
+        .and_then(|e| e.error.code.clone())
+        .unwrap_or_default();
+    let message = envelope.and_then(|e| e.error.message).unwrap_or_default();
+    Err(GatewayError::Rejected(format!(
+        "stripe {}: {code} {message}",
+        answer.status
+    )))
+}
+
+fn payment_of(intent: &PaymentIntent) -> GatewayPayment {
+    GatewayPayment {
+        gateway_ref: intent.id.clone(),
+        outcome: wire::outcome(intent),
+    }
+}
+
+impl Gateway for Stripe {
+    fn name(&self) -> &'static str {
+        "stripe"
+    }
+
+    fn check_source(&self, method: Method, source: &str) -> Result<(), String> {
+        let token = source.starts_with("pm_") || source.starts_with("tok_");
+        let sane = source.len() <= 255
+            && source
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+        match method {
+            Method::Card if token && sane => Ok(()),
+            Method::Card => {
+                Err("a Stripe card source is a PaymentMethod id such as pm_card_visa".into())
+            }
+            Method::Upi | Method::Wallet => Err(format!(
+                "Stripe takes card payments here, not {}",
+                method.as_str()
+            )),
+        }
+    }
+
+    fn create<'a>(
+        &'a self,
+        charge: &'a Charge,
+    ) -> BoxFuture<'a, Result<GatewayPayment, GatewayError>> {
+        Box::pin(async move { Ok(payment_of(&self.create_intent(charge).await?)) })
+    }
+
+    fn capture<'a>(
+        &'a self,
+        charge: &'a Charge,
+    ) -> BoxFuture<'a, Result<GatewayPayment, GatewayError>> {
+        Box::pin(self.act(charge, "capture"))
+    }
+
+    fn cancel<'a>(
+        &'a self,
+        charge: &'a Charge,
+    ) -> BoxFuture<'a, Result<GatewayPayment, GatewayError>> {
+        Box::pin(self.act(charge, "cancel"))
+    }
+
+    fn refund<'a>(
+        &'a self,
+        charge: &'a Charge,
+        refund_key: &'a str,
+        amount_minor: i64,
+    ) -> BoxFuture<'a, Result<(), GatewayError>> {
+        Box::pin(async move {
+            let id = self.intent_id(charge).await?;
+            let form = vec![
+                ("payment_intent".to_string(), id),
+                ("amount".to_string(), amount_minor.to_string()),
+            ];
+            let answer = self
+                .post("/v1/refunds", &form, &format!("till_{refund_key}"))
+                .await?;
+            match answer.status {
+                200..=299 if answer.body["status"] != "failed" => Ok(()),
+                _ => Err(GatewayError::Rejected(format!(
+                    "stripe refund: {} {}",
+                    answer.status, answer.body
+                ))),
+            }
+        })
+    }
+
+    fn parse_webhook(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        now_secs: i64,
+    ) -> Result<Option<WebhookEvent>, String> {
+        let header = headers
+            .get("stripe-signature")
+            .and_then(|h| h.to_str().ok())
+            .ok_or("missing Stripe-Signature header")?;
+        let verified = self
+            .webhook_secrets
+            .iter()
+            .any(|secret| signature::verify(secret, header, body, now_secs).is_ok());
+        if !verified {
+            // Say why for the common cases, without revealing which secret was tried.
+            return Err(self
+                .webhook_secrets
+                .first()
+                .map(|secret| {
+                    signature::verify(secret, header, body, now_secs)
+                        .err()
+                        .unwrap_or_default()
+                })
+                .unwrap_or_else(|| "no webhook secret configured".into()));
+        }
+        let event: Event = serde_json::from_slice(body)
+            .map_err(|e| format!("webhook body is not a Stripe event: {e}"))?;
+        if !event.kind.starts_with("payment_intent.") {
+            return Ok(None);
+        }
+        let intent: PaymentIntent =
+            serde_json::from_value::<PaymentIntent>(event.data.object.clone())
+                .map_err(|e| format!("event object is not a PaymentIntent: {e}"))?;
+        let Some(key) = intent.metadata.get(METADATA_KEY).cloned() else {
+            return Ok(None);
+        };
+        Ok(Some(WebhookEvent {
+            event_id: event.id,
+            payment_key: key,
+            payment: payment_of(&intent),
+        }))
+    }
+}
+
+/// Form fields as Stripe's API reads them (`a=1&metadata[k]=v`), as flat pairs; `None` for
+/// a body that is not form-encoded.
+pub fn form_pairs(body: &[u8]) -> Option<Vec<(String, String)>> {
+    serde_urlencoded::from_bytes(body).ok()
+}
+
+/// The JSON body of a Stripe error, as the simulator answers it.
+pub fn error_body(kind: &str, code: &str, message: &str) -> Value {
+    serde_json::json!({"error": {"type": kind, "code": code, "message": message}})
+}
