@@ -14,3 +14,4 @@ mod restart;
 mod seed;
 mod service;
 mod storage;
+mod stripe;

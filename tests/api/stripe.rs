@@ -1,0 +1,391 @@
+//! The Stripe adapter against the simulator's Stripe endpoints (`TILL_CARD_GATEWAY=stripe`):
+//! authorize then capture, declines, 3-D Secure, voids, refunds, webhook signatures, and the
+//! simulator's Stripe idempotency semantics.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use till::payments::signature::sign;
+use till::Workers;
+
+use crate::both;
+use crate::helpers::{assert_error, Backend, TestApp};
+
+const SK: &str = "sk_test_contract";
+const WHSEC: &str = "whsec_new";
+const WHSEC_OLD: &str = "whsec_old";
+
+async fn stripe_app(b: Backend, workers: Workers) -> TestApp {
+    TestApp::spawn_with(b, workers, |cfg| {
+        cfg.card_gateway = "stripe".into();
+        cfg.stripe_secret_key = Some(SK.into());
+        cfg.stripe_webhook_secret = Some(format!("{WHSEC},{WHSEC_OLD}"));
+    })
+    .await
+}
+
+/// The PaymentIntent as the simulated Stripe holds it.
+async fn intent(app: &TestApp, id: &str) -> Value {
+    let url = format!("{}/sim/stripe/v1/payment_intents/{id}", app.url);
+    app.send(app.http.get(url).bearer_auth(SK)).await.1
+}
+
+async fn gateway_ref(app: &TestApp, payment_id: &str) -> String {
+    sqlx::query_scalar("SELECT gateway_ref FROM payments WHERE id = $1")
+        .bind(payment_id)
+        .fetch_one(&app.state().db.pool)
+        .await
+        .unwrap()
+}
+
+both!(
+    stripe_card_is_authorized_then_captured,
+    stripe_declines_cancel_the_order,
+    stripe_three_d_secure_completes_by_webhook,
+    stripe_authorization_that_cannot_be_kept_is_voided,
+    stripe_partial_refund,
+    stripe_webhook_signatures,
+    stripe_simulator_idempotency,
+);
+
+async fn stripe_card_is_authorized_then_captured(b: Backend) {
+    let app = stripe_app(b, Workers::Run).await;
+    app.stocked("TEE-1", 49900, 5).await;
+    let id = app.new_order("TEE-1", 2).await;
+    let (status, payment) = app.pay(&id, "card", "pm_card_visa").await;
+    assert_eq!(status, 201, "{payment}");
+    assert_eq!(
+        (payment["status"].as_str(), payment["gateway"].as_str()),
+        (Some("succeeded"), Some("stripe"))
+    );
+    let order = app.order(&id).await;
+    assert_eq!(order["status"], "confirmed");
+    let pi = intent(
+        &app,
+        &gateway_ref(&app, payment["id"].as_str().unwrap()).await,
+    )
+    .await;
+    assert_eq!(
+        (
+            pi["status"].as_str(),
+            pi["amount_received"].as_i64(),
+            pi["capture_method"].as_str()
+        ),
+        (Some("succeeded"), Some(99800), Some("manual"))
+    );
+    assert_eq!(pi["metadata"]["till_payment"], payment["id"]);
+    assert_eq!(app.stock("TEE-1").await, (3, 0));
+    // Stripe takes cards only.
+    let other = app.new_order("TEE-1", 1).await;
+    assert_eq!(
+        app.pay(&other, "upi", "success@razorpay").await.1["gateway"],
+        "sim"
+    );
+    app.wait_for_status(&other, "confirmed").await;
+    app.finish().await;
+}
+
+async fn stripe_declines_cancel_the_order(b: Backend) {
+    let app = stripe_app(b, Workers::Run).await;
+    app.stocked("TEE-1", 100, 5).await;
+    for (source, code) in [
+        ("pm_card_chargeDeclined", "card_declined"),
+        (
+            "pm_card_chargeDeclinedInsufficientFunds",
+            "insufficient_funds",
+        ),
+    ] {
+        let id = app.new_order("TEE-1", 1).await;
+        let (status, payment) = app.pay(&id, "card", source).await;
+        assert_eq!(status, 201, "{payment}");
+        assert_eq!(
+            (payment["status"].as_str(), payment["failure_code"].as_str()),
+            (Some("failed"), Some(code))
+        );
+        assert_eq!(app.order(&id).await["cancel_reason"], "payment_failed");
+    }
+    let id = app.new_order("TEE-1", 1).await;
+    assert_error(
+        &app.pay(&id, "card", "4242 4242").await,
+        400,
+        "invalid_request",
+    );
+    assert_eq!(app.stock("TEE-1").await, (5, 1));
+    app.finish().await;
+}
+
+async fn stripe_three_d_secure_completes_by_webhook(b: Backend) {
+    let app = stripe_app(b, Workers::Run).await;
+    app.stocked("TEE-1", 100, 5).await;
+    let id = app.new_order("TEE-1", 1).await;
+    let (_, payment) = app.pay(&id, "card", "pm_card_authenticationRequired").await;
+    assert_eq!(payment["status"], "requires_action", "{payment}");
+    let url = payment["next_action"]["redirect_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(app.http.get(&url).send().await.unwrap().status(), 200);
+    let order = app.wait_for_status(&id, "confirmed").await;
+    // The authorization arrived by webhook; Till then captured it.
+    let pi = intent(
+        &app,
+        &gateway_ref(&app, payment["id"].as_str().unwrap()).await,
+    )
+    .await;
+    assert_eq!(pi["status"], "succeeded");
+    for _ in 0..100 {
+        if app.order(&id).await["payments"][0]["status"] == "succeeded" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        app.order(&id).await["payments"][0]["status"],
+        "succeeded",
+        "{order}"
+    );
+    app.finish().await;
+}
+
+async fn stripe_authorization_that_cannot_be_kept_is_voided(b: Backend) {
+    let app = stripe_app(b, Workers::Manual).await;
+    app.stocked("TEE-1", 100, 2).await;
+    let id = app.new_order("TEE-1", 2).await;
+    let (_, payment) = app.pay(&id, "card", "pm_card_authenticationRequired").await;
+    let payment_id = payment["id"].as_str().unwrap().to_string();
+    // The hold runs out and the stock is sold, then the customer finishes 3-D Secure.
+    let state = app.state();
+    let mut conn = state.db.pool.acquire().await.unwrap();
+    till::orders::transition(
+        &mut conn,
+        &id,
+        &[till::orders::Status::Pending],
+        till::orders::Status::Expired,
+        Some(till::orders::CancelReason::Expired),
+        state.now_ms(),
+    )
+    .await
+    .unwrap();
+    till::inventory::settle_locks(
+        &mut conn,
+        &id,
+        till::inventory::LockEnd::Released,
+        state.now_ms(),
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    let buyer = app.new_order("TEE-1", 2).await;
+    assert_eq!(
+        app.pay(&buyer, "card", "pm_card_visa").await.1["status"],
+        "succeeded"
+    );
+    let url = payment["next_action"]["redirect_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(app.http.get(&url).send().await.unwrap().status(), 200);
+    app.state().sim.deliver_due().await.unwrap();
+    let order = app.order(&id).await;
+    assert_eq!(order["status"], "expired");
+    assert_eq!(order["payments"][0]["status"], "canceled", "{order}");
+    assert_eq!(
+        order["refunds"],
+        json!([]),
+        "an authorization is voided, not refunded"
+    );
+    let pi = intent(&app, &gateway_ref(&app, &payment_id).await).await;
+    assert_eq!(
+        (pi["status"].as_str(), pi["amount_received"].as_i64()),
+        (Some("canceled"), Some(0))
+    );
+    app.finish().await;
+}
+
+async fn stripe_partial_refund(b: Backend) {
+    let app = stripe_app(b, Workers::Run).await;
+    app.stocked("TEE-1", 1000, 5).await;
+    let id = app.new_order("TEE-1", 3).await;
+    assert_eq!(
+        app.pay(&id, "card", "pm_card_visa").await.1["status"],
+        "succeeded"
+    );
+    let (status, refund) = app
+        .call(
+            Method::POST,
+            &format!("/v1/orders/{id}/refunds"),
+            Some(json!({"amount": 1000})),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), refund["status"].as_str()),
+        (201, Some("succeeded")),
+        "{refund}"
+    );
+    assert_eq!(app.order(&id).await["status"], "partially_refunded");
+    let refunded: i64 =
+        sqlx::query_scalar("SELECT refunded FROM sim_payments WHERE protocol = 'stripe'")
+            .fetch_one(&app.state().db.pool)
+            .await
+            .unwrap();
+    assert_eq!(refunded, 1000);
+    app.finish().await;
+}
+
+async fn stripe_webhook_signatures(b: Backend) {
+    let app = stripe_app(b, Workers::Manual).await;
+    app.stocked("TEE-1", 100, 5).await;
+    let id = app.new_order("TEE-1", 1).await;
+    let (_, payment) = app.pay(&id, "card", "pm_card_authenticationRequired").await;
+    let pi_id = gateway_ref(&app, payment["id"].as_str().unwrap()).await;
+    let body = json!({"id": "evt_sig", "object": "event", "type": "payment_intent.payment_failed", "data": {"object": {
+        "id": pi_id, "object": "payment_intent", "status": "requires_payment_method", "amount": 100,
+        "metadata": {"till_payment": payment["id"]},
+        "last_payment_error": {"type": "card_error", "code": "card_declined", "decline_code": "generic_decline"}}}})
+    .to_string();
+    let now = till::clock::system_now_ms() / 1000;
+    let post = |header: &'static str, signature: String, body: String| {
+        app.http
+            .post(format!("{}/v1/webhooks/stripe", app.url))
+            .header(header, signature)
+            .body(body)
+    };
+    let tampered = body.replace("card_declined", "card_declinee");
+    assert_error(
+        &app.send(post(
+            "stripe-signature",
+            sign(WHSEC, now, body.as_bytes()),
+            tampered,
+        ))
+        .await,
+        400,
+        "invalid_request",
+    );
+    assert_error(
+        &app.send(post(
+            "stripe-signature",
+            sign(WHSEC, now - 301, body.as_bytes()),
+            body.clone(),
+        ))
+        .await,
+        400,
+        "invalid_request",
+    );
+    assert_error(
+        &app.send(post(
+            "stripe-signature",
+            sign("whsec_wrong", now, body.as_bytes()),
+            body.clone(),
+        ))
+        .await,
+        400,
+        "invalid_request",
+    );
+    assert_error(
+        &app.send(post(
+            "till-sim-signature",
+            sign(WHSEC, now, body.as_bytes()),
+            body.clone(),
+        ))
+        .await,
+        400,
+        "invalid_request",
+    );
+    assert_eq!(app.order(&id).await["status"], "pending");
+    // During a rotation the event carries a signature per secret; the old one still verifies.
+    let rotated = format!(
+        "{},v1={}",
+        sign(WHSEC_OLD, now, body.as_bytes()),
+        "00".repeat(32)
+    );
+    let (status, _) = app
+        .send(post("stripe-signature", rotated, body.clone()))
+        .await;
+    assert_eq!(status, 200);
+    let order = app.order(&id).await;
+    assert_eq!(
+        (order["status"].as_str(), order["cancel_reason"].as_str()),
+        (Some("cancelled"), Some("payment_failed"))
+    );
+    // The same event again: 200, no effect.
+    assert_eq!(
+        app.send(post(
+            "stripe-signature",
+            sign(WHSEC, now, body.as_bytes()),
+            body
+        ))
+        .await
+        .0,
+        200
+    );
+    app.finish().await;
+}
+
+async fn stripe_simulator_idempotency(b: Backend) {
+    let app = stripe_app(b, Workers::Manual).await;
+    let create = |key: &str, amount: i64, sk: &str| {
+        app.http
+            .post(format!("{}/sim/stripe/v1/payment_intents", app.url))
+            .bearer_auth(sk)
+            .header("Idempotency-Key", key)
+            .form(&[
+                ("amount", amount.to_string()),
+                ("currency", "inr".into()),
+                ("payment_method", "pm_card_visa".into()),
+                ("capture_method", "manual".into()),
+                ("confirm", "true".into()),
+            ])
+    };
+    let first = create("k1", 500, SK).send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    let first: Value = first.json().await.unwrap();
+    assert_eq!(first["status"], "requires_capture");
+    let again = create("k1", 500, SK).send().await.unwrap();
+    assert_eq!(again.headers().get("idempotent-replayed").unwrap(), "true");
+    assert_eq!(again.json::<Value>().await.unwrap()["id"], first["id"]);
+    let (status, body) = app.send(create("k1", 600, SK)).await;
+    assert_eq!(
+        (status.as_u16(), body["error"]["type"].as_str()),
+        (400, Some("idempotency_error"))
+    );
+    let (status, body) = app.send(create("k2", 500, "sk_test_wrong")).await;
+    assert_eq!(
+        (status.as_u16(), body["error"]["code"].as_str()),
+        (401, Some("api_key_invalid"))
+    );
+    let declined = app
+        .http
+        .post(format!("{}/sim/stripe/v1/payment_intents", app.url))
+        .bearer_auth(SK)
+        .form(&[
+            ("amount", "500"),
+            ("currency", "inr"),
+            ("payment_method", "pm_card_chargeDeclined"),
+            ("confirm", "true"),
+        ]);
+    let (status, body) = app.send(declined).await;
+    assert_eq!(
+        (
+            status.as_u16(),
+            body["error"]["type"].as_str(),
+            body["error"]["payment_intent"]["status"].as_str()
+        ),
+        (402, Some("card_error"), Some("requires_payment_method"))
+    );
+    // Capturing twice: the second answers Stripe's unexpected-state error.
+    let capture = || {
+        app.http
+            .post(format!(
+                "{}/sim/stripe/v1/payment_intents/{}/capture",
+                app.url,
+                first["id"].as_str().unwrap()
+            ))
+            .bearer_auth(SK)
+    };
+    assert_eq!(app.send(capture()).await.1["status"], "succeeded");
+    let (status, body) = app.send(capture()).await;
+    assert_eq!(
+        (status.as_u16(), body["error"]["code"].as_str()),
+        (400, Some("payment_intent_unexpected_state"))
+    );
+    app.finish().await;
+}
