@@ -32,11 +32,30 @@ pub struct Config {
     /// How often the workers (expiry, recovery, refunds, outbox, simulator) look for due work.
     #[arg(long, env = "TILL_WORKER_TICK_MS", default_value_t = 250)]
     pub worker_tick_ms: u64,
-    /// The gateway that takes card payments: `sim` (the built-in simulator's own protocol)
-    /// or `stripe` (the Stripe adapter; against the simulator's Stripe endpoints unless
-    /// `TILL_GATEWAY_STRIPE_URL` points at Stripe).
+    /// The gateway that takes card payments: `sim` (the built-in simulator's own protocol),
+    /// `stripe` or `razorpay` (the adapters; against the simulator's Stripe or Razorpay
+    /// endpoints unless their `TILL_GATEWAY_*_URL` points at the real gateway).
     #[arg(long, env = "TILL_CARD_GATEWAY", default_value = "sim")]
     pub card_gateway: String,
+    /// The gateway that takes UPI payments: `sim` or `razorpay`.
+    #[arg(long, env = "TILL_UPI_GATEWAY", default_value = "sim")]
+    pub upi_gateway: String,
+    /// The gateway that takes wallet payments: `sim` or `razorpay`.
+    #[arg(long, env = "TILL_WALLET_GATEWAY", default_value = "sim")]
+    pub wallet_gateway: String,
+    /// Razorpay's API base URL (`https://api.razorpay.com`); unset: the in-process simulator.
+    #[arg(long, env = "TILL_GATEWAY_RAZORPAY_URL")]
+    pub razorpay_url: Option<String>,
+    /// Razorpay key id; required with `TILL_GATEWAY_RAZORPAY_URL`.
+    #[arg(long, env = "TILL_RAZORPAY_KEY_ID")]
+    pub razorpay_key_id: Option<String>,
+    /// Razorpay key secret; required with `TILL_GATEWAY_RAZORPAY_URL`.
+    #[arg(long, env = "TILL_RAZORPAY_KEY_SECRET", hide_env_values = true)]
+    pub razorpay_key_secret: Option<String>,
+    /// Razorpay webhook secret(s), comma-separated while rotating; required with
+    /// `TILL_GATEWAY_RAZORPAY_URL`.
+    #[arg(long, env = "TILL_RAZORPAY_WEBHOOK_SECRET", hide_env_values = true)]
+    pub razorpay_webhook_secret: Option<String>,
     /// Stripe's API base URL (`https://api.stripe.com`); unset: the in-process simulator.
     #[arg(long, env = "TILL_GATEWAY_STRIPE_URL")]
     pub stripe_url: Option<String>,
@@ -68,6 +87,12 @@ impl Config {
             worker_tick_ms: 250,
             recovery_after_secs: 10,
             card_gateway: "sim".into(),
+            upi_gateway: "sim".into(),
+            wallet_gateway: "sim".into(),
+            razorpay_url: None,
+            razorpay_key_id: None,
+            razorpay_key_secret: None,
+            razorpay_webhook_secret: None,
             stripe_url: None,
             stripe_secret_key: None,
             stripe_webhook_secret: None,

@@ -13,12 +13,10 @@ use crate::ids::{random_token, sha256_hex};
 use crate::metrics::Metrics;
 use crate::money::Currency;
 use crate::payments::gateway::Gateway;
+use crate::payments::razorpay::{Base as RazorpayBase, Razorpay};
 use crate::payments::sim::{SimConfig, Simulator};
 use crate::payments::stripe::{Base as StripeBase, Stripe};
 use crate::payments::Method;
-
-/// The gateway a payment goes through when the client names none.
-pub const DEFAULT_GATEWAY: &str = "sim";
 
 #[derive(Clone)]
 pub struct AppState {
@@ -31,8 +29,8 @@ pub struct AppState {
     /// SHA-256 of the API key; the key itself is never kept.
     pub api_key_hash: Arc<String>,
     pub gateways: Arc<HashMap<&'static str, Arc<dyn Gateway>>>,
-    /// The gateway card payments go through (`TILL_CARD_GATEWAY`).
-    pub card_gateway: &'static str,
+    /// Which gateway takes which payment method (`TILL_*_GATEWAY`).
+    pub routes: MethodGateways,
     pub sim: Simulator,
     pub metrics: Arc<Metrics>,
 }
@@ -55,15 +53,26 @@ impl AppState {
         db.migrate().await?;
         let api_key_hash = settle_api_key(&db, cfg.api_key.as_deref()).await?;
         let (sim, gateways) = build_gateways(cfg, &db, &clock)?;
-        let card_gateway = gateways
-            .get_key_value(cfg.card_gateway.as_str())
-            .map(|(name, _)| *name)
-            .with_context(|| {
-                format!(
-                    "TILL_CARD_GATEWAY {:?} is not one of: sim, stripe",
-                    cfg.card_gateway
-                )
-            })?;
+        let routes = MethodGateways {
+            card: pick(
+                &gateways,
+                "TILL_CARD_GATEWAY",
+                &cfg.card_gateway,
+                &["sim", "stripe", "razorpay"],
+            )?,
+            upi: pick(
+                &gateways,
+                "TILL_UPI_GATEWAY",
+                &cfg.upi_gateway,
+                &["sim", "razorpay"],
+            )?,
+            wallet: pick(
+                &gateways,
+                "TILL_WALLET_GATEWAY",
+                &cfg.wallet_gateway,
+                &["sim", "razorpay"],
+            )?,
+        };
         Ok(AppState {
             db,
             clock,
@@ -73,7 +82,7 @@ impl AppState {
             worker_tick_ms: cfg.worker_tick_ms.max(10),
             api_key_hash: Arc::new(api_key_hash),
             gateways: Arc::new(gateways),
-            card_gateway,
+            routes,
             sim,
             metrics: Arc::new(Metrics::default()),
         })
@@ -88,10 +97,11 @@ impl AppState {
 
     /// The gateway that takes payments of this method.
     pub fn gateway_for(&self, method: Method) -> Result<Arc<dyn Gateway>> {
-        match method {
-            Method::Card => self.gateway(self.card_gateway),
-            Method::Upi | Method::Wallet => self.gateway(DEFAULT_GATEWAY),
-        }
+        self.gateway(match method {
+            Method::Card => self.routes.card,
+            Method::Upi => self.routes.upi,
+            Method::Wallet => self.routes.wallet,
+        })
     }
 
     pub fn now_ms(&self) -> i64 {
@@ -99,27 +109,71 @@ impl AppState {
     }
 }
 
-/// The simulator (always there: the default gateway) and every adapter, by name. Stripe
-/// talks to the simulator's Stripe endpoints unless a Stripe URL is configured, in which
-/// case its keys must be configured too.
+#[derive(Clone, Copy, Debug)]
+pub struct MethodGateways {
+    pub card: &'static str,
+    pub upi: &'static str,
+    pub wallet: &'static str,
+}
+
+/// The configured gateway for a method, checked against the ones that take it.
+fn pick(
+    gateways: &HashMap<&'static str, Arc<dyn Gateway>>,
+    variable: &str,
+    wanted: &str,
+    allowed: &[&str],
+) -> anyhow::Result<&'static str> {
+    gateways
+        .get_key_value(wanted)
+        .map(|(name, _)| *name)
+        .filter(|name| allowed.contains(name))
+        .with_context(|| {
+            format!(
+                "{variable} {wanted:?} is not one of: {}",
+                allowed.join(", ")
+            )
+        })
+}
+
+/// Comma-separated secrets (several while one is being rotated), or one random secret the
+/// in-process simulator and the adapter share.
+fn secrets(configured: &Option<String>, prefix: &str) -> Vec<String> {
+    let listed: Vec<String> = configured
+        .iter()
+        .flat_map(|list| list.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if listed.is_empty() {
+        vec![format!("{prefix}{}", random_token(32))]
+    } else {
+        listed
+    }
+}
+
+/// The simulator (always there: the default gateway) and the adapters, by name. An adapter
+/// talks to the simulator's endpoints for its protocol unless its URL is configured, in
+/// which case its keys must be configured too.
 fn build_gateways(
     cfg: &Config,
     db: &Db,
     clock: &Clock,
 ) -> anyhow::Result<(Simulator, HashMap<&'static str, Arc<dyn Gateway>>)> {
-    let stripe_secret_key = cfg
+    let stripe_key = cfg
         .stripe_secret_key
         .clone()
         .unwrap_or_else(|| format!("sk_test_{}", random_token(24)));
-    let stripe_webhook_secrets: Vec<String> = match &cfg.stripe_webhook_secret {
-        Some(list) => list
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect(),
-        None => vec![format!("whsec_{}", random_token(32))],
-    };
+    let stripe_whsec = secrets(&cfg.stripe_webhook_secret, "whsec_");
+    let rzp_key_id = cfg
+        .razorpay_key_id
+        .clone()
+        .unwrap_or_else(|| format!("rzp_test_{}", random_token(14)));
+    let rzp_secret = cfg
+        .razorpay_key_secret
+        .clone()
+        .unwrap_or_else(|| random_token(24));
+    let rzp_whsec = secrets(&cfg.razorpay_webhook_secret, "");
     let sim = Simulator::new(
         db.clone(),
         clock.clone(),
@@ -129,11 +183,14 @@ fn build_gateways(
                 .sim_webhook_secret
                 .clone()
                 .unwrap_or_else(|| random_token(32)),
-            stripe_secret_key: stripe_secret_key.clone(),
-            stripe_webhook_secret: stripe_webhook_secrets[0].clone(),
+            stripe_secret_key: stripe_key.clone(),
+            stripe_webhook_secret: stripe_whsec[0].clone(),
+            razorpay_key_id: rzp_key_id.clone(),
+            razorpay_key_secret: rzp_secret.clone(),
+            razorpay_webhook_secret: rzp_whsec[0].clone(),
         },
     );
-    let base = match &cfg.stripe_url {
+    let stripe_base = match &cfg.stripe_url {
         Some(url) => {
             anyhow::ensure!(
                 cfg.stripe_secret_key.is_some() && cfg.stripe_webhook_secret.is_some(),
@@ -143,10 +200,22 @@ fn build_gateways(
         }
         None => StripeBase::Simulator(sim.clone()),
     };
-    let stripe = Stripe::new(base, stripe_secret_key, stripe_webhook_secrets);
+    let rzp_base = match &cfg.razorpay_url {
+        Some(url) => {
+            anyhow::ensure!(
+                cfg.razorpay_key_id.is_some() && cfg.razorpay_key_secret.is_some() && cfg.razorpay_webhook_secret.is_some(),
+                "TILL_GATEWAY_RAZORPAY_URL needs TILL_RAZORPAY_KEY_ID, TILL_RAZORPAY_KEY_SECRET and TILL_RAZORPAY_WEBHOOK_SECRET"
+            );
+            RazorpayBase::Url(url.clone())
+        }
+        None => RazorpayBase::Simulator(sim.clone()),
+    };
+    let stripe = Stripe::new(stripe_base, stripe_key, stripe_whsec);
+    let razorpay = Razorpay::new(rzp_base, rzp_key_id, rzp_secret, rzp_whsec);
     let mut gateways: HashMap<&'static str, Arc<dyn Gateway>> = HashMap::new();
     gateways.insert(sim.name(), Arc::new(sim.clone()));
     gateways.insert(stripe.name(), Arc::new(stripe));
+    gateways.insert(razorpay.name(), Arc::new(razorpay));
     Ok((sim, gateways))
 }
 

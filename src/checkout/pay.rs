@@ -152,7 +152,8 @@ pub async fn apply_outcome(state: &AppState, payment_id: &str, gp: &GatewayPayme
     let to = Status::from_outcome(&gp.outcome);
     if payment.status == to || !payment.status.can_become(to) {
         if payment.status.in_flight() {
-            payments::touch(&mut tx, payment_id, now).await?;
+            // Nothing moved, but the gateway's id for the payment may be news.
+            payments::touch(&mut tx, payment_id, &gp.gateway_ref, now).await?;
             tx.commit().await?;
         }
         return Ok(());

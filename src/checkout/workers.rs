@@ -125,7 +125,7 @@ pub async fn recheck_payment(state: &AppState, payment_id: &str) -> Result<()> {
         .await?
         .is_some_and(|p| p.status.in_flight())
     {
-        payments::touch(&mut conn, payment_id, state.now_ms()).await?;
+        payments::touch(&mut conn, payment_id, "", state.now_ms()).await?;
     }
     Ok(())
 }

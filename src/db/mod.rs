@@ -15,6 +15,7 @@ use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("schema.sql")),
     (2, include_str!("0002_authorize_capture.sql")),
+    (3, include_str!("0003_razorpay.sql")),
 ];
 
 /// SQLite allows one writer at a time; one pooled connection serializes writers inside this

@@ -4,6 +4,7 @@
 //! answers, synchronously or by webhook.
 
 pub mod gateway;
+pub mod razorpay;
 pub mod retry;
 pub mod routes;
 pub mod signature;
@@ -269,13 +270,19 @@ pub async fn set_status(
     Ok(n == 1)
 }
 
-/// Marks an attempt as looked at, so the recovery worker waits before asking about it again.
-pub async fn touch(conn: &mut AnyConnection, id: &str, now: i64) -> Result<()> {
-    sqlx::query("UPDATE payments SET updated_at = $1 WHERE id = $2")
-        .bind(now)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+/// Marks an attempt as looked at, so the recovery worker waits before asking about it
+/// again, and keeps the gateway's id for it if it had none yet.
+pub async fn touch(conn: &mut AnyConnection, id: &str, gateway_ref: &str, now: i64) -> Result<()> {
+    sqlx::query(
+        "UPDATE payments SET updated_at = $1,
+           gateway_ref = CASE WHEN gateway_ref IS NULL OR gateway_ref = '' THEN $2 ELSE gateway_ref END
+         WHERE id = $3",
+    )
+    .bind(now)
+    .bind(gateway_ref)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -305,6 +312,10 @@ fn payment_view(r: &sqlx::any::AnyRow) -> Value {
     let status: String = r.get("status");
     let redirect_url: Option<String> = r.get("redirect_url");
     let next_action = match (status.as_str(), redirect_url) {
+        // A UPI intent: the link opens the customer's UPI app.
+        ("requires_action", Some(url)) if url.starts_with("upi://") => {
+            json!({"type": "upi_intent", "upi_url": url, "redirect_url": url})
+        }
         ("requires_action", Some(url)) => json!({"type": "redirect_to_url", "redirect_url": url}),
         _ => Value::Null,
     };

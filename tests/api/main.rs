@@ -10,6 +10,7 @@ mod crash;
 mod db_faults;
 mod idempotency;
 mod payments;
+mod razorpay;
 mod restart;
 mod seed;
 mod service;

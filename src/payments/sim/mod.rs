@@ -6,6 +6,7 @@
 //! real HTTP to `/v1/webhooks/sim`, retried until Till answers 2xx. Its outcomes follow the
 //! table in API.md.
 
+mod razorpay;
 mod stripe;
 
 use std::sync::{Arc, RwLock};
@@ -113,6 +114,11 @@ pub struct SimConfig {
     pub stripe_secret_key: String,
     /// Signs the Stripe-protocol webhooks (`/v1/webhooks/stripe`).
     pub stripe_webhook_secret: String,
+    /// The key id and secret the Razorpay endpoints accept (HTTP Basic).
+    pub razorpay_key_id: String,
+    pub razorpay_key_secret: String,
+    /// Signs the Razorpay-protocol webhooks (`/v1/webhooks/razorpay`).
+    pub razorpay_webhook_secret: String,
 }
 
 struct Inner {
@@ -122,6 +128,9 @@ struct Inner {
     secret: String,
     stripe_secret_key: String,
     stripe_webhook_secret: String,
+    razorpay_key_id: String,
+    razorpay_key_secret: String,
+    razorpay_webhook_secret: String,
     /// Where Till listens; known only once the server has bound its port.
     till_url: RwLock<String>,
     http: reqwest::Client,
@@ -141,6 +150,9 @@ impl Simulator {
                 secret: cfg.webhook_secret,
                 stripe_secret_key: cfg.stripe_secret_key,
                 stripe_webhook_secret: cfg.stripe_webhook_secret,
+                razorpay_key_id: cfg.razorpay_key_id,
+                razorpay_key_secret: cfg.razorpay_key_secret,
+                razorpay_webhook_secret: cfg.razorpay_webhook_secret,
                 till_url: RwLock::new(String::new()),
                 http,
             }),
@@ -160,6 +172,11 @@ impl Simulator {
         format!("{}/sim/stripe", self.till_url())
     }
 
+    /// The base of the simulator's Razorpay API, as the Razorpay adapter is pointed at it.
+    pub fn razorpay_url(&self) -> String {
+        format!("{}/sim/razorpay", self.till_url())
+    }
+
     fn till_url(&self) -> String {
         self.inner
             .till_url
@@ -173,6 +190,7 @@ impl Simulator {
         Router::new()
             .route("/sim/3ds/{id}", get(three_d_secure))
             .merge(stripe::router())
+            .merge(razorpay::router())
             .with_state(self.clone())
     }
 
@@ -306,7 +324,7 @@ impl Simulator {
         let now = self.inner.clock.now_ms();
         let done = sqlx::query(
             "UPDATE sim_payments SET refunded = refunded + $1, updated_at = $2
-             WHERE idem_key = $3 AND status = 'succeeded' AND refunded + $1 <= amount",
+             WHERE idem_key = $3 AND status IN ('succeeded', 'captured') AND refunded + $1 <= amount",
         )
         .bind(amount_minor)
         .bind(now)
@@ -349,6 +367,41 @@ impl Simulator {
             let (event_id, payment_id, outcome): (String, String, String) =
                 (row.get("id"), row.get("payment_id"), row.get("outcome"));
             let failure_code: Option<String> = row.get("failure_code");
+            if row.get::<String, _>("protocol") == "razorpay" {
+                // The customer completes a pending payment now (no-op for one already there).
+                sqlx::query("UPDATE sim_payments SET status = $1, failure_code = $2, updated_at = $3 WHERE id = $4 AND status = 'created'")
+                    .bind(&outcome)
+                    .bind(&failure_code)
+                    .bind(now)
+                    .bind(&payment_id)
+                    .execute(&self.inner.db.pool)
+                    .await?;
+                let Some(entity) = razorpay::payment(self, &payment_id)
+                    .await?
+                    .filter(|p| p["status"] == outcome.as_str())
+                else {
+                    self.mark_delivered(&event_id, now).await?;
+                    continue;
+                };
+                let body = json!({"entity": "event", "account_id": "acc_till_sim", "event": format!("payment.{outcome}"),
+                    "contains": ["payment"], "payload": {"payment": {"entity": entity}}, "created_at": now / 1000})
+                .to_string();
+                let signature = super::signature::hmac_hex(
+                    &self.inner.razorpay_webhook_secret,
+                    body.as_bytes(),
+                );
+                let headers = [
+                    ("x-razorpay-signature", signature),
+                    ("x-razorpay-event-id", event_id.clone()),
+                ];
+                if self.post_webhook("razorpay", &headers, &body).await {
+                    self.mark_delivered(&event_id, now).await?;
+                    delivered += 1;
+                } else {
+                    self.reschedule(&event_id, row.get("attempts"), now).await?;
+                }
+                continue;
+            }
             if row.get::<String, _>("protocol") == "stripe" {
                 // Stripe reports every change, as the object stands when the event goes out.
                 let Some(object) = stripe::intent(self, &payment_id).await? else {
@@ -365,7 +418,7 @@ impl Simulator {
                     body.as_bytes(),
                 );
                 if self
-                    .post_webhook("stripe", "stripe-signature", &signature, &body)
+                    .post_webhook("stripe", &[("stripe-signature", signature)], &body)
                     .await
                 {
                     self.mark_delivered(&event_id, now).await?;
@@ -404,7 +457,7 @@ impl Simulator {
             .to_string();
             let signature = sign(&self.inner.secret, system_now_ms() / 1000, body.as_bytes());
             if self
-                .post_webhook("sim", SIGNATURE_HEADER, &signature, &body)
+                .post_webhook("sim", &[(SIGNATURE_HEADER, signature)], &body)
                 .await
             {
                 self.mark_delivered(&event_id, now).await?;
@@ -416,17 +469,18 @@ impl Simulator {
         Ok(delivered)
     }
 
-    async fn post_webhook(&self, gateway: &str, header: &str, signature: &str, body: &str) -> bool {
+    async fn post_webhook(&self, gateway: &str, headers: &[(&str, String)], body: &str) -> bool {
         let url = format!("{}/v1/webhooks/{gateway}", self.till_url());
-        let sent = self
+        let mut request = self
             .inner
             .http
             .post(&url)
             .header("content-type", "application/json")
-            .header(header, signature)
-            .body(body.to_string())
-            .send()
-            .await;
+            .body(body.to_string());
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let sent = request.send().await;
         match sent {
             Ok(resp) if resp.status().is_success() => true,
             Ok(resp) => {

@@ -1,0 +1,7 @@
+-- The simulator's Razorpay endpoints: orders (one per Till payment attempt, found again by
+-- receipt) and the order each payment belongs to.
+CREATE TABLE IF NOT EXISTS sim_rzp_orders (
+  id TEXT PRIMARY KEY, receipt TEXT NOT NULL UNIQUE, amount BIGINT NOT NULL, currency TEXT NOT NULL,
+  notes TEXT, created_at BIGINT NOT NULL);
+ALTER TABLE sim_payments ADD COLUMN order_ref TEXT;
+CREATE INDEX IF NOT EXISTS sim_payments_by_order_ref ON sim_payments (order_ref);

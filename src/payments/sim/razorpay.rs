@@ -1,0 +1,449 @@
+//! The simulator's Razorpay endpoints: the subset of Razorpay's API the Razorpay adapter
+//! uses — orders (found again by receipt), S2S payment creation for UPI collect and intent,
+//! wallets and cards, fetch, capture, refunds with `X-Refund-Idempotency` — with Razorpay's
+//! paths, JSON shapes, statuses and error shapes. Served under `/sim/razorpay`.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use serde_json::{json, Value};
+use sqlx::Row;
+
+use super::{plan, queue_event, Plan, Simulator};
+use crate::ids::new_id;
+use crate::payments::razorpay::UPI_INTENT_SOURCE;
+use crate::payments::Method;
+
+/// How long a UPI intent waits for the customer's UPI app before it fails.
+const UPI_INTENT_TIMEOUT_MS: i64 = 5 * 60 * 1000;
+
+pub fn router() -> Router<Simulator> {
+    Router::new()
+        .route(
+            "/sim/razorpay/v1/orders",
+            post(create_order).get(find_orders),
+        )
+        .route("/sim/razorpay/v1/orders/{id}/payments", get(order_payments))
+        .route(
+            "/sim/razorpay/v1/payments/create/json",
+            post(create_payment),
+        )
+        .route("/sim/razorpay/v1/payments/{id}", get(fetch_payment))
+        .route("/sim/razorpay/v1/payments/{id}/capture", post(capture))
+        .route("/sim/razorpay/v1/payments/{id}/refund", post(refund))
+        .route("/sim/razorpay/upi/{id}/approve", get(approve_intent))
+}
+
+fn error(status: StatusCode, code: &str, description: &str) -> Response {
+    let body = json!({"error": {"code": code, "description": description, "source": "business", "step": "payment_initiation", "reason": description, "metadata": {}}});
+    (status, Json(body)).into_response()
+}
+
+fn bad_request(description: &str) -> Response {
+    error(StatusCode::BAD_REQUEST, "BAD_REQUEST_ERROR", description)
+}
+
+fn server_error() -> Response {
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "SERVER_ERROR",
+        "The simulator could not complete the request",
+    )
+}
+
+fn authorized(sim: &Simulator, headers: &HeaderMap) -> bool {
+    let credentials = format!(
+        "{}:{}",
+        sim.inner.razorpay_key_id, sim.inner.razorpay_key_secret
+    );
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(credentials)
+    );
+    headers
+        .get("authorization")
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|h| crate::ids::constant_time_eq(h.as_bytes(), expected.as_bytes()))
+}
+
+fn unauthorized() -> Response {
+    error(
+        StatusCode::UNAUTHORIZED,
+        "BAD_REQUEST_ERROR",
+        "Authentication failed",
+    )
+}
+
+fn json_body(body: &Bytes) -> Option<Value> {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .filter(Value::is_object)
+}
+
+fn order_json(r: &sqlx::any::AnyRow) -> Value {
+    let notes: Value = r
+        .get::<Option<String>, _>("notes")
+        .and_then(|n| serde_json::from_str(&n).ok())
+        .unwrap_or(json!({}));
+    json!({"id": r.get::<String, _>("id"), "entity": "order", "amount": r.get::<i64, _>("amount"),
+        "currency": r.get::<String, _>("currency"), "receipt": r.get::<String, _>("receipt"), "status": "created",
+        "notes": notes, "created_at": r.get::<i64, _>("created_at") / 1000})
+}
+
+/// A payment as Razorpay renders it, from the simulator's record.
+pub(super) async fn payment(sim: &Simulator, id: &str) -> Result<Option<Value>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT id, amount, currency, status, failure_code, method, source, metadata, order_ref, refunded, created_at
+         FROM sim_payments WHERE id = $1 AND protocol = 'razorpay'",
+    )
+    .bind(id)
+    .fetch_optional(&sim.inner.db.pool)
+    .await?;
+    Ok(row.map(|r| payment_json(&r)))
+}
+
+fn payment_json(r: &sqlx::any::AnyRow) -> Value {
+    let status: String = r.get("status");
+    let method: String = r.get("method");
+    let source: String = r.get("source");
+    let failure: Option<String> = r.get("failure_code");
+    let notes: Value = r
+        .get::<Option<String>, _>("metadata")
+        .and_then(|n| serde_json::from_str(&n).ok())
+        .unwrap_or(json!({}));
+    json!({
+        "id": r.get::<String, _>("id"), "entity": "payment", "amount": r.get::<i64, _>("amount"),
+        "currency": r.get::<String, _>("currency"), "status": status, "order_id": r.get::<Option<String>, _>("order_ref"),
+        "method": method, "captured": status == "captured",
+        "vpa": (method == "upi" && source != UPI_INTENT_SOURCE).then_some(source.clone()),
+        "wallet": (method == "wallet").then_some(source),
+        "amount_refunded": r.get::<i64, _>("refunded"),
+        "error_code": failure.as_ref().map(|_| "BAD_REQUEST_ERROR"), "error_reason": failure.clone(),
+        "error_description": failure.map(|f| format!("Payment failed: {f}")),
+        "notes": notes, "created_at": r.get::<i64, _>("created_at") / 1000,
+    })
+}
+
+async fn create_order(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Response {
+    if !authorized(&sim, &headers) {
+        return unauthorized();
+    }
+    let Some(body) = json_body(&body) else {
+        return bad_request("The request body is not JSON");
+    };
+    let (Some(amount), Some(currency), Some(receipt)) = (
+        body["amount"].as_i64().filter(|a| *a >= 100),
+        body["currency"].as_str(),
+        body["receipt"].as_str(),
+    ) else {
+        return bad_request("amount (at least 100), currency and receipt are required");
+    };
+    let id = new_id("order");
+    let inserted = sqlx::query(
+        "INSERT INTO sim_rzp_orders (id, receipt, amount, currency, notes, created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (receipt) DO NOTHING",
+    )
+    .bind(&id)
+    .bind(receipt)
+    .bind(amount)
+    .bind(currency)
+    .bind(body["notes"].to_string())
+    .bind(sim.inner.clock.now_ms())
+    .execute(&sim.inner.db.pool)
+    .await;
+    match inserted {
+        Ok(done) if done.rows_affected() == 1 => {}
+        Ok(_) => return bad_request("receipt already used for another order"),
+        Err(_) => return server_error(),
+    }
+    match sqlx::query(
+        "SELECT id, receipt, amount, currency, notes, created_at FROM sim_rzp_orders WHERE id = $1",
+    )
+    .bind(&id)
+    .fetch_one(&sim.inner.db.pool)
+    .await
+    {
+        Ok(row) => Json(order_json(&row)).into_response(),
+        Err(_) => server_error(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ReceiptQuery {
+    receipt: Option<String>,
+}
+
+async fn find_orders(
+    State(sim): State<Simulator>,
+    headers: HeaderMap,
+    Query(q): Query<ReceiptQuery>,
+) -> Response {
+    if !authorized(&sim, &headers) {
+        return unauthorized();
+    }
+    let rows = sqlx::query("SELECT id, receipt, amount, currency, notes, created_at FROM sim_rzp_orders WHERE receipt = $1")
+        .bind(q.receipt.unwrap_or_default())
+        .fetch_all(&sim.inner.db.pool)
+        .await;
+    match rows {
+        Ok(rows) => Json(json!({"entity": "collection", "count": rows.len(), "items": rows.iter().map(order_json).collect::<Vec<_>>()})).into_response(),
+        Err(_) => server_error(),
+    }
+}
+
+async fn order_payments(
+    State(sim): State<Simulator>,
+    headers: HeaderMap,
+    Path(order_id): Path<String>,
+) -> Response {
+    if !authorized(&sim, &headers) {
+        return unauthorized();
+    }
+    let rows = sqlx::query(
+        "SELECT id, amount, currency, status, failure_code, method, source, metadata, order_ref, refunded, created_at
+         FROM sim_payments WHERE order_ref = $1 AND protocol = 'razorpay' ORDER BY created_at, id",
+    )
+    .bind(&order_id)
+    .fetch_all(&sim.inner.db.pool)
+    .await;
+    match rows {
+        Ok(rows) => Json(json!({"entity": "collection", "count": rows.len(), "items": rows.iter().map(payment_json).collect::<Vec<_>>()})).into_response(),
+        Err(_) => server_error(),
+    }
+}
+
+async fn create_payment(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Response {
+    if !authorized(&sim, &headers) {
+        return unauthorized();
+    }
+    let Some(body) = json_body(&body) else {
+        return bad_request("The request body is not JSON");
+    };
+    let order_id = body["order_id"].as_str().unwrap_or_default().to_string();
+    let order = sqlx::query("SELECT amount, currency FROM sim_rzp_orders WHERE id = $1")
+        .bind(&order_id)
+        .fetch_optional(&sim.inner.db.pool)
+        .await;
+    let Ok(Some(order)) = order else {
+        return bad_request("The id provided does not exist");
+    };
+    if body["amount"].as_i64() != Some(order.get::<i64, _>("amount")) {
+        return bad_request("The amount must match the order amount");
+    }
+    let (method, source) = match body["method"].as_str() {
+        Some("upi") if body["upi"]["flow"] == "intent" => {
+            (Method::Upi, UPI_INTENT_SOURCE.to_string())
+        }
+        Some("upi") => (
+            Method::Upi,
+            body["upi"]["vpa"]
+                .as_str()
+                .or(body["vpa"].as_str())
+                .unwrap_or_default()
+                .to_string(),
+        ),
+        Some("wallet") => (
+            Method::Wallet,
+            body["wallet"].as_str().unwrap_or_default().to_string(),
+        ),
+        Some("card") => (
+            Method::Card,
+            body["token"].as_str().unwrap_or_default().to_string(),
+        ),
+        _ => return bad_request("method must be upi, wallet or card"),
+    };
+    let now = sim.inner.clock.now_ms();
+    // Initial status, failure, the queued outcome and when it lands.
+    let (status, failure, event): (&str, Option<&str>, Option<(&str, Option<&str>, i64)>) =
+        if source == UPI_INTENT_SOURCE {
+            (
+                "created",
+                None,
+                Some((
+                    "failed",
+                    Some("payment_timeout"),
+                    now + UPI_INTENT_TIMEOUT_MS,
+                )),
+            )
+        } else {
+            match plan(method, &source) {
+                Some(Plan::SucceedNow) => ("authorized", None, Some(("authorized", None, now))),
+                Some(Plan::FailNow(code)) => {
+                    ("failed", Some(code), Some(("failed", Some(code), now)))
+                }
+                Some(Plan::Later { succeed: true, .. }) => (
+                    "created",
+                    None,
+                    Some(("authorized", None, now + sim.inner.delay_ms)),
+                ),
+                Some(Plan::Later {
+                    succeed: false,
+                    failure_code,
+                }) => (
+                    "created",
+                    None,
+                    Some(("failed", Some(failure_code), now + sim.inner.delay_ms)),
+                ),
+                Some(Plan::ThreeDSecure) | None => {
+                    return bad_request("The payment method or source is not supported")
+                }
+            }
+        };
+    let id = new_id("pay");
+    let result = async {
+        let mut tx = sim.inner.db.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO sim_payments (id, idem_key, amount, currency, method, source, status, failure_code, created_at, updated_at,
+               protocol, metadata, order_ref)
+             VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $8, $8, 'razorpay', $9, $10)",
+        )
+        .bind(&id)
+        .bind(order.get::<i64, _>("amount"))
+        .bind(order.get::<String, _>("currency"))
+        .bind(method.as_str())
+        .bind(&source)
+        .bind(status)
+        .bind(failure)
+        .bind(now)
+        .bind(body["notes"].to_string())
+        .bind(&order_id)
+        .execute(&mut *tx)
+        .await?;
+        if let Some((outcome, code, at)) = event {
+            queue_event(&mut tx, &id, outcome, code, at).await.map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+        }
+        tx.commit().await
+    }
+    .await;
+    if result.is_err() {
+        return server_error();
+    }
+    let next = if source == UPI_INTENT_SOURCE {
+        let amount = order.get::<i64, _>("amount");
+        let link = format!(
+            "upi://pay?pa=till.sim@razorpay&pn=Till&tr={id}&am={}.{:02}&cu=INR",
+            amount / 100,
+            amount % 100
+        );
+        json!([{"action": "intent", "url": link}])
+    } else if status == "created" {
+        json!([{"action": "poll", "url": format!("{}/sim/razorpay/v1/payments/{id}", sim.till_url())}])
+    } else {
+        json!([])
+    };
+    Json(json!({"razorpay_payment_id": id, "next": next})).into_response()
+}
+
+async fn fetch_payment(
+    State(sim): State<Simulator>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if !authorized(&sim, &headers) {
+        return unauthorized();
+    }
+    match payment(&sim, &id).await {
+        Ok(Some(p)) => Json(p).into_response(),
+        Ok(None) => bad_request("The id provided does not exist"),
+        Err(_) => server_error(),
+    }
+}
+
+async fn capture(
+    State(sim): State<Simulator>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if !authorized(&sim, &headers) {
+        return unauthorized();
+    }
+    let amount = json_body(&body).and_then(|b| b["amount"].as_i64());
+    let now = sim.inner.clock.now_ms();
+    let result = async {
+        let mut tx = sim.inner.db.pool.begin().await?;
+        let moved = sqlx::query(
+            "UPDATE sim_payments SET status = 'captured', updated_at = $1 WHERE id = $2 AND protocol = 'razorpay' AND status = 'authorized' AND amount = $3",
+        )
+        .bind(now)
+        .bind(&id)
+        .bind(amount.unwrap_or(-1))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if moved == 1 {
+            queue_event(&mut tx, &id, "captured", None, now).await.map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+        }
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(moved == 1)
+    }
+    .await;
+    match result {
+        Ok(true) => match payment(&sim, &id).await {
+            Ok(Some(p)) => Json(p).into_response(),
+            _ => server_error(),
+        },
+        Ok(false) => bad_request(
+            "This payment is not authorized for that amount, or has already been captured",
+        ),
+        Err(_) => server_error(),
+    }
+}
+
+async fn refund(
+    State(sim): State<Simulator>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if !authorized(&sim, &headers) {
+        return unauthorized();
+    }
+    let Some(amount) = json_body(&body)
+        .and_then(|b| b["amount"].as_i64())
+        .filter(|a| *a > 0)
+    else {
+        return bad_request("amount is required");
+    };
+    let key = headers
+        .get("x-refund-idempotency")
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .unwrap_or_else(|| new_id("rk"));
+    match sim.refund_inner(&id, &key, amount).await {
+        Ok(()) => Json(json!({"id": format!("rfnd_{}", &crate::ids::sha256_hex(key.as_bytes())[..14]), "entity": "refund",
+            "amount": amount, "payment_id": id, "status": "processed"})).into_response(),
+        Err(_) => bad_request("The refund amount is more than what remains of the captured payment"),
+    }
+}
+
+/// The customer's UPI app pays an intent.
+async fn approve_intent(State(sim): State<Simulator>, Path(id): Path<String>) -> Html<String> {
+    let now = sim.inner.clock.now_ms();
+    let result = async {
+        let mut tx = sim.inner.db.pool.begin().await?;
+        let moved = sqlx::query("UPDATE sim_payments SET status = 'authorized', updated_at = $1 WHERE id = $2 AND protocol = 'razorpay' AND status = 'created'")
+            .bind(now)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if moved == 1 {
+            queue_event(&mut tx, &id, "authorized", None, now).await.map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+        }
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(moved == 1)
+    }
+    .await;
+    let message = match result {
+        Ok(true) => "UPI payment approved.",
+        Ok(false) => "This payment is not waiting for approval.",
+        Err(_) => "The simulator could not record the approval; try again.",
+    };
+    Html(format!(
+        "<!doctype html><title>Till simulator</title><p>{message}</p>"
+    ))
+}

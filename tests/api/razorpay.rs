@@ -1,0 +1,327 @@
+//! The Razorpay adapter against the simulator's Razorpay endpoints: UPI collect and intent,
+//! wallets and cards, authorize then capture, refunds, webhook signatures and event-id
+//! dedupe, and calls that repeat safely without an idempotency key.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use till::payments::signature::hmac_hex;
+use till::Workers;
+
+use crate::both;
+use crate::helpers::{assert_error, Backend, TestApp};
+
+const KEY_ID: &str = "rzp_test_contract";
+const KEY_SECRET: &str = "rzp_secret_contract";
+const WHSEC: &str = "rzp_whsec_new";
+const WHSEC_OLD: &str = "rzp_whsec_old";
+
+async fn razorpay_app(b: Backend, workers: Workers) -> TestApp {
+    TestApp::spawn_with(b, workers, |cfg| {
+        cfg.card_gateway = "razorpay".into();
+        cfg.upi_gateway = "razorpay".into();
+        cfg.wallet_gateway = "razorpay".into();
+        cfg.razorpay_key_id = Some(KEY_ID.into());
+        cfg.razorpay_key_secret = Some(KEY_SECRET.into());
+        cfg.razorpay_webhook_secret = Some(format!("{WHSEC},{WHSEC_OLD}"));
+    })
+    .await
+}
+
+async fn rzp_payment(app: &TestApp, till_payment_id: &str) -> Value {
+    let id: String = sqlx::query_scalar("SELECT gateway_ref FROM payments WHERE id = $1")
+        .bind(till_payment_id)
+        .fetch_one(&app.state().db.pool)
+        .await
+        .unwrap();
+    let url = format!("{}/sim/razorpay/v1/payments/{id}", app.url);
+    app.send(app.http.get(url).basic_auth(KEY_ID, Some(KEY_SECRET)))
+        .await
+        .1
+}
+
+/// Waits until the order's first payment reaches `status`.
+async fn wait_payment(app: &TestApp, order_id: &str, status: &str) -> Value {
+    for _ in 0..200 {
+        let order = app.order(order_id).await;
+        if order["payments"][0]["status"] == status {
+            return order;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!(
+        "payment of {order_id} never became {status}: {}",
+        app.order(order_id).await
+    );
+}
+
+both!(
+    razorpay_upi_collect_and_wallets,
+    razorpay_upi_intent_completes_in_the_upi_app,
+    razorpay_card_and_refund,
+    razorpay_late_authorization_is_not_captured,
+    razorpay_webhook_signatures_and_event_ids,
+    razorpay_calls_repeat_without_a_second_payment,
+);
+
+async fn razorpay_upi_collect_and_wallets(b: Backend) {
+    let app = razorpay_app(b, Workers::Run).await;
+    app.stocked("TEE-1", 10000, 20).await;
+    let cases = [
+        ("upi", "success@razorpay", "confirmed", "captured"),
+        ("upi", "failure@razorpay", "cancelled", "failed"),
+        ("wallet", "paytm", "confirmed", "captured"),
+        ("wallet", "wallet_declined", "cancelled", "failed"),
+    ];
+    for (method, source, end, rzp_status) in cases {
+        let id = app.new_order("TEE-1", 1).await;
+        let (status, payment) = app.pay(&id, method, source).await;
+        assert_eq!(
+            (
+                status.as_u16(),
+                payment["status"].as_str(),
+                payment["gateway"].as_str()
+            ),
+            (201, Some("processing"), Some("razorpay")),
+            "{payment}"
+        );
+        app.wait_for_status(&id, end).await;
+        let order = wait_payment(
+            &app,
+            &id,
+            if end == "confirmed" {
+                "succeeded"
+            } else {
+                "failed"
+            },
+        )
+        .await;
+        assert_eq!(
+            rzp_payment(&app, order["payments"][0]["id"].as_str().unwrap()).await["status"],
+            rzp_status,
+            "{method} {source}"
+        );
+    }
+    assert_eq!(app.stock("TEE-1").await, (18, 0));
+    app.finish().await;
+}
+
+async fn razorpay_upi_intent_completes_in_the_upi_app(b: Backend) {
+    let app = razorpay_app(b, Workers::Run).await;
+    app.stocked("TEE-1", 49900, 2).await;
+    let id = app.new_order("TEE-1", 1).await;
+    let (_, payment) = app.pay(&id, "upi", "upi_intent").await;
+    assert_eq!(payment["status"], "requires_action", "{payment}");
+    assert_eq!(payment["next_action"]["type"], "upi_intent");
+    let link = payment["next_action"]["upi_url"].as_str().unwrap();
+    assert!(
+        link.starts_with("upi://pay?") && link.contains("am=499.00") && link.contains("cu=INR"),
+        "{link}"
+    );
+    let rzp = rzp_payment(&app, payment["id"].as_str().unwrap()).await;
+    let approve = format!(
+        "{}/sim/razorpay/upi/{}/approve",
+        app.url,
+        rzp["id"].as_str().unwrap()
+    );
+    assert_eq!(app.http.get(approve).send().await.unwrap().status(), 200);
+    app.wait_for_status(&id, "confirmed").await;
+    wait_payment(&app, &id, "succeeded").await;
+    assert_eq!(
+        rzp_payment(&app, payment["id"].as_str().unwrap()).await["status"],
+        "captured"
+    );
+    app.finish().await;
+}
+
+async fn razorpay_card_and_refund(b: Backend) {
+    let app = razorpay_app(b, Workers::Run).await;
+    app.stocked("TEE-1", 1000, 5).await;
+    let id = app.new_order("TEE-1", 3).await;
+    let (_, payment) = app.pay(&id, "card", "pm_card_visa").await;
+    assert_eq!(payment["status"], "succeeded", "{payment}");
+    let declined = app.new_order("TEE-1", 1).await;
+    let (_, failed) = app
+        .pay(&declined, "card", "pm_card_chargeDeclinedInsufficientFunds")
+        .await;
+    assert_eq!(
+        (failed["status"].as_str(), failed["failure_code"].as_str()),
+        (Some("failed"), Some("insufficient_funds"))
+    );
+    let path = format!("/v1/orders/{id}/refunds");
+    let (status, refund) = app
+        .call(Method::POST, &path, Some(json!({"amount": 500})))
+        .await;
+    assert_eq!(
+        (status.as_u16(), refund["status"].as_str()),
+        (201, Some("succeeded")),
+        "{refund}"
+    );
+    assert_eq!(
+        rzp_payment(&app, payment["id"].as_str().unwrap()).await["amount_refunded"],
+        500
+    );
+    let (status, _) = app.call(Method::POST, &path, None).await;
+    assert_eq!(status, 201);
+    assert_eq!(app.order(&id).await["status"], "refunded");
+    assert_eq!(
+        rzp_payment(&app, payment["id"].as_str().unwrap()).await["amount_refunded"],
+        3000
+    );
+    app.finish().await;
+}
+
+async fn razorpay_late_authorization_is_not_captured(b: Backend) {
+    let app = razorpay_app(b, Workers::Manual).await;
+    app.stocked("TEE-1", 1000, 1).await;
+    let id = app.new_order("TEE-1", 1).await;
+    let (_, payment) = app.pay(&id, "upi", "success@razorpay").await;
+    let state = app.state();
+    let mut conn = state.db.pool.acquire().await.unwrap();
+    till::orders::transition(
+        &mut conn,
+        &id,
+        &[till::orders::Status::Pending],
+        till::orders::Status::Expired,
+        Some(till::orders::CancelReason::Expired),
+        state.now_ms(),
+    )
+    .await
+    .unwrap();
+    till::inventory::settle_locks(
+        &mut conn,
+        &id,
+        till::inventory::LockEnd::Released,
+        state.now_ms(),
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    let buyer = app.new_order("TEE-1", 1).await;
+    assert_eq!(
+        app.pay(&buyer, "card", "pm_card_visa").await.1["status"],
+        "succeeded"
+    );
+    app.clock.advance_ms(1_000);
+    state.sim.deliver_due().await.unwrap();
+    let order = app.order(&id).await;
+    assert_eq!(
+        (
+            order["status"].as_str(),
+            order["payments"][0]["status"].as_str()
+        ),
+        (Some("expired"), Some("canceled")),
+        "{order}"
+    );
+    assert_eq!(order["refunds"], json!([]));
+    // Never captured: Razorpay gives an uncaptured authorization back by itself.
+    assert_eq!(
+        rzp_payment(&app, payment["id"].as_str().unwrap()).await["status"],
+        "authorized"
+    );
+    app.finish().await;
+}
+
+async fn razorpay_webhook_signatures_and_event_ids(b: Backend) {
+    let app = razorpay_app(b, Workers::Manual).await;
+    app.stocked("TEE-1", 1000, 5).await;
+    let id = app.new_order("TEE-1", 1).await;
+    let (_, payment) = app.pay(&id, "upi", "failure@razorpay").await;
+    let entity = rzp_payment(&app, payment["id"].as_str().unwrap()).await;
+    let mut failed = entity.clone();
+    failed["status"] = json!("failed");
+    failed["error_reason"] = json!("payment_failed");
+    let body = json!({"entity": "event", "event": "payment.failed", "contains": ["payment"], "payload": {"payment": {"entity": failed}}}).to_string();
+    let post = |signature: Option<String>, body: String| {
+        let mut req = app
+            .http
+            .post(format!("{}/v1/webhooks/razorpay", app.url))
+            .header("x-razorpay-event-id", "evt_rzp_1")
+            .body(body);
+        if let Some(sig) = signature {
+            req = req.header("x-razorpay-signature", sig);
+        }
+        req
+    };
+    assert_error(
+        &app.send(post(
+            Some(hmac_hex(WHSEC, body.as_bytes())),
+            body.replace("payment_failed", "payment_faile"),
+        ))
+        .await,
+        400,
+        "invalid_request",
+    );
+    assert_error(
+        &app.send(post(Some(hmac_hex("wrong", body.as_bytes())), body.clone()))
+            .await,
+        400,
+        "invalid_request",
+    );
+    assert_error(
+        &app.send(post(None, body.clone())).await,
+        400,
+        "invalid_request",
+    );
+    assert_eq!(app.order(&id).await["status"], "pending");
+    // Signed with the secret being rotated out: still accepted.
+    assert_eq!(
+        app.send(post(
+            Some(hmac_hex(WHSEC_OLD, body.as_bytes())),
+            body.clone()
+        ))
+        .await
+        .0,
+        200
+    );
+    assert_eq!(app.order(&id).await["status"], "cancelled");
+    let (status, again) = app
+        .send(post(Some(hmac_hex(WHSEC, body.as_bytes())), body))
+        .await;
+    assert_eq!(
+        (status.as_u16(), again["duplicate"].as_bool()),
+        (200, Some(true))
+    );
+    app.finish().await;
+}
+
+async fn razorpay_calls_repeat_without_a_second_payment(b: Backend) {
+    let app = razorpay_app(b, Workers::Manual).await;
+    let gateway = app.state().gateway("razorpay").unwrap();
+    let charge = till::payments::gateway::Charge {
+        key: "pay_repeat_1".into(),
+        gateway_ref: None,
+        amount_minor: 49900,
+        currency: "INR".into(),
+        method: till::payments::Method::Upi,
+        source: "success@razorpay".into(),
+    };
+    let first = gateway.create(&charge).await.unwrap();
+    let second = gateway.create(&charge).await.unwrap();
+    assert_eq!(first.gateway_ref, second.gateway_ref);
+    let pool = &app.state().db.pool;
+    let orders: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sim_rzp_orders")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let payments: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM sim_payments WHERE protocol = 'razorpay'")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!((orders, payments), (1, 1));
+    // A refund repeated with its idempotency key refunds once.
+    let ok = sqlx::query("UPDATE sim_payments SET status = 'captured' WHERE protocol = 'razorpay'")
+        .execute(pool)
+        .await
+        .unwrap();
+    assert_eq!(ok.rows_affected(), 1);
+    gateway.refund(&charge, "re_once", 100).await.unwrap();
+    gateway.refund(&charge, "re_once", 100).await.unwrap();
+    let refunded: i64 =
+        sqlx::query_scalar("SELECT refunded FROM sim_payments WHERE protocol = 'razorpay'")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(refunded, 100);
+    app.finish().await;
+}
