@@ -26,6 +26,10 @@ pub struct Config {
     /// Secret the simulator signs its webhooks with; random per process when unset.
     #[arg(long, env = "TILL_SIM_WEBHOOK_SECRET", hide_env_values = true)]
     pub sim_webhook_secret: Option<String>,
+    /// Simulator fault knobs, e.g. `latency_ms=50,error=0.05,timeout=0.1,webhook_drop=0.05,
+    /// webhook_dup=0.2,webhook_reorder=0.1,late_auth=0.02,outage=10-15,seed=7`.
+    #[arg(long, env = "TILL_SIM_FAULTS")]
+    pub sim_faults: Option<String>,
     /// PostgreSQL pool size (SQLite always uses one writer connection).
     #[arg(long, env = "TILL_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
@@ -83,6 +87,7 @@ impl Config {
             currency: "INR".into(),
             sim_delay_ms: 500,
             sim_webhook_secret: None,
+            sim_faults: None,
             db_max_connections: 16,
             worker_tick_ms: 250,
             recovery_after_secs: 10,

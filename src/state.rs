@@ -14,6 +14,7 @@ use crate::metrics::Metrics;
 use crate::money::Currency;
 use crate::payments::gateway::Gateway;
 use crate::payments::razorpay::{Base as RazorpayBase, Razorpay};
+use crate::payments::sim::faults::FaultSpec;
 use crate::payments::sim::{SimConfig, Simulator};
 use crate::payments::stripe::{Base as StripeBase, Stripe};
 use crate::payments::Method;
@@ -188,6 +189,8 @@ fn build_gateways(
             razorpay_key_id: rzp_key_id.clone(),
             razorpay_key_secret: rzp_secret.clone(),
             razorpay_webhook_secret: rzp_whsec[0].clone(),
+            faults: FaultSpec::parse(cfg.sim_faults.as_deref().unwrap_or_default())
+                .map_err(|e| anyhow::anyhow!("TILL_SIM_FAULTS: {e}"))?,
         },
     );
     let stripe_base = match &cfg.stripe_url {

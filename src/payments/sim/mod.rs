@@ -6,6 +6,7 @@
 //! real HTTP to `/v1/webhooks/sim`, retried until Till answers 2xx. Its outcomes follow the
 //! table in API.md.
 
+pub mod faults;
 mod razorpay;
 mod stripe;
 
@@ -29,6 +30,7 @@ use super::Method;
 use crate::clock::{system_now_ms, Clock};
 use crate::db::Db;
 use crate::ids::new_id;
+use faults::{CallFault, FaultSpec, Faults, WebhookFault};
 
 /// Header carrying `t=<unix seconds>,v1=<hex HMAC-SHA256 of "{t}.{body}">`.
 pub const SIGNATURE_HEADER: &str = "till-sim-signature";
@@ -119,6 +121,8 @@ pub struct SimConfig {
     pub razorpay_key_secret: String,
     /// Signs the Razorpay-protocol webhooks (`/v1/webhooks/razorpay`).
     pub razorpay_webhook_secret: String,
+    /// Fault knobs (`TILL_SIM_FAULTS`); the default injects none.
+    pub faults: FaultSpec,
 }
 
 struct Inner {
@@ -131,6 +135,7 @@ struct Inner {
     razorpay_key_id: String,
     razorpay_key_secret: String,
     razorpay_webhook_secret: String,
+    faults: Faults,
     /// Where Till listens; known only once the server has bound its port.
     till_url: RwLock<String>,
     http: reqwest::Client,
@@ -153,6 +158,7 @@ impl Simulator {
                 razorpay_key_id: cfg.razorpay_key_id,
                 razorpay_key_secret: cfg.razorpay_key_secret,
                 razorpay_webhook_secret: cfg.razorpay_webhook_secret,
+                faults: Faults::new(cfg.faults),
                 till_url: RwLock::new(String::new()),
                 http,
             }),
@@ -172,6 +178,11 @@ impl Simulator {
         format!("{}/sim/stripe", self.till_url())
     }
 
+    /// The faults injected so far.
+    pub fn fault_counts(&self) -> &faults::FaultCounts {
+        &self.inner.faults.counts
+    }
+
     /// The base of the simulator's Razorpay API, as the Razorpay adapter is pointed at it.
     pub fn razorpay_url(&self) -> String {
         format!("{}/sim/razorpay", self.till_url())
@@ -189,8 +200,13 @@ impl Simulator {
     pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
         Router::new()
             .route("/sim/3ds/{id}", get(three_d_secure))
-            .merge(stripe::router())
-            .merge(razorpay::router())
+            .route(
+                "/sim/razorpay/upi/{id}/approve",
+                get(razorpay::approve_intent),
+            )
+            .merge(stripe::router().merge(razorpay::router()).layer(
+                axum::middleware::from_fn_with_state(self.clone(), inject_faults),
+            ))
             .with_state(self.clone())
     }
 
@@ -276,7 +292,9 @@ impl Simulator {
         .rows_affected();
         if inserted == 1 {
             if let Some((outcome, code, delay_ms)) = event {
-                queue_event(&mut tx, &id, outcome, code, now + delay_ms).await?;
+                queue_event(self, &mut tx, &id, outcome, code, now + delay_ms)
+                    .await
+                    .map_err(unavailable)?;
             }
         }
         tx.commit().await.map_err(unavailable)?;
@@ -469,7 +487,20 @@ impl Simulator {
         Ok(delivered)
     }
 
+    /// Sends a webhook (or, when a fault knob says so, loses it or sends it twice). True when
+    /// the event counts as delivered.
     async fn post_webhook(&self, gateway: &str, headers: &[(&str, String)], body: &str) -> bool {
+        match self.inner.faults.webhook() {
+            WebhookFault::Drop => true,
+            WebhookFault::Duplicate => {
+                let first = self.send_webhook(gateway, headers, body).await;
+                self.send_webhook(gateway, headers, body).await || first
+            }
+            WebhookFault::None => self.send_webhook(gateway, headers, body).await,
+        }
+    }
+
+    async fn send_webhook(&self, gateway: &str, headers: &[(&str, String)], body: &str) -> bool {
         let url = format!("{}/v1/webhooks/{gateway}", self.till_url());
         let mut request = self
             .inner
@@ -533,13 +564,42 @@ fn stripe_event_type(status: &str) -> &'static str {
     }
 }
 
+/// Applies the API fault knobs to a Stripe or Razorpay call.
+async fn inject_faults(
+    State(sim): State<Simulator>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let latency_ms = sim.inner.faults.spec.latency_ms;
+    if latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(latency_ms)).await;
+    }
+    let fail = |status: axum::http::StatusCode| {
+        (status, axum::Json(json!({"error": {"type": "api_error", "code": "SERVER_ERROR", "message": "simulated fault", "description": "simulated fault"}}))).into_response()
+    };
+    match sim.inner.faults.call() {
+        CallFault::None => next.run(req).await,
+        CallFault::Error => fail(axum::http::StatusCode::INTERNAL_SERVER_ERROR),
+        CallFault::Outage => fail(axum::http::StatusCode::SERVICE_UNAVAILABLE),
+        CallFault::LostAnswer => {
+            let _ = next.run(req).await;
+            fail(axum::http::StatusCode::GATEWAY_TIMEOUT)
+        }
+    }
+}
+
+/// Schedules the event that reports `outcome`, held back further when a fault knob says so.
+/// Returns a storage error as is; callers on the gateway side map it.
 async fn queue_event(
+    sim: &Simulator,
     conn: &mut sqlx::AnyConnection,
     payment_id: &str,
     outcome: &str,
     failure_code: Option<&str>,
     deliver_at: i64,
-) -> Result<(), GatewayError> {
+) -> Result<(), sqlx::Error> {
+    let deliver_at = deliver_at + sim.inner.faults.event_delay_ms(outcome, sim.inner.delay_ms);
     sqlx::query("INSERT INTO sim_events (id, payment_id, outcome, failure_code, deliver_at) VALUES ($1, $2, $3, $4, $5)")
         .bind(new_id("evt"))
         .bind(payment_id)
@@ -547,8 +607,7 @@ async fn queue_event(
         .bind(failure_code)
         .bind(deliver_at)
         .execute(&mut *conn)
-        .await
-        .map_err(unavailable)?;
+        .await?;
     Ok(())
 }
 
@@ -573,9 +632,7 @@ async fn three_d_secure(State(sim): State<Simulator>, Path(id): Path<String>) ->
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(status) = &moved {
-            queue_event(&mut tx, &id, status, None, now)
-                .await
-                .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+            queue_event(&sim, &mut tx, &id, status, None, now).await?;
         }
         tx.commit().await?;
         Ok::<_, sqlx::Error>(moved.is_some())

@@ -35,7 +35,6 @@ pub fn router() -> Router<Simulator> {
         .route("/sim/razorpay/v1/payments/{id}", get(fetch_payment))
         .route("/sim/razorpay/v1/payments/{id}/capture", post(capture))
         .route("/sim/razorpay/v1/payments/{id}/refund", post(refund))
-        .route("/sim/razorpay/upi/{id}/approve", get(approve_intent))
 }
 
 fn error(status: StatusCode, code: &str, description: &str) -> Response {
@@ -313,7 +312,7 @@ async fn create_payment(State(sim): State<Simulator>, headers: HeaderMap, body: 
         .execute(&mut *tx)
         .await?;
         if let Some((outcome, code, at)) = event {
-            queue_event(&mut tx, &id, outcome, code, at).await.map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+            queue_event(&sim, &mut tx, &id, outcome, code, at).await?;
         }
         tx.commit().await
     }
@@ -375,7 +374,7 @@ async fn capture(
         .await?
         .rows_affected();
         if moved == 1 {
-            queue_event(&mut tx, &id, "captured", None, now).await.map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+            queue_event(&sim, &mut tx, &id, "captured", None, now).await?;
         }
         tx.commit().await?;
         Ok::<_, sqlx::Error>(moved == 1)
@@ -421,7 +420,10 @@ async fn refund(
 }
 
 /// The customer's UPI app pays an intent.
-async fn approve_intent(State(sim): State<Simulator>, Path(id): Path<String>) -> Html<String> {
+pub(super) async fn approve_intent(
+    State(sim): State<Simulator>,
+    Path(id): Path<String>,
+) -> Html<String> {
     let now = sim.inner.clock.now_ms();
     let result = async {
         let mut tx = sim.inner.db.pool.begin().await?;
@@ -432,7 +434,7 @@ async fn approve_intent(State(sim): State<Simulator>, Path(id): Path<String>) ->
             .await?
             .rows_affected();
         if moved == 1 {
-            queue_event(&mut tx, &id, "authorized", None, now).await.map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+            queue_event(&sim, &mut tx, &id, "authorized", None, now).await?;
         }
         tx.commit().await?;
         Ok::<_, sqlx::Error>(moved == 1)

@@ -251,9 +251,7 @@ async fn create_inner(
         ));
     }
     if status != "requires_action" {
-        queue_event(&mut tx, &id, status, failure, now)
-            .await
-            .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+        queue_event(sim, &mut tx, &id, status, failure, now).await?;
     }
     tx.commit().await?;
     let pi = intent(sim, &id).await?.unwrap_or(Value::Null);
@@ -338,9 +336,7 @@ async fn transition(
         .bind(&current)
         .execute(&mut *tx)
         .await?;
-        queue_event(&mut tx, id, to, None, now)
-            .await
-            .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+        queue_event(sim, &mut tx, id, to, None, now).await?;
         tx.commit().await?;
         Ok::<_, sqlx::Error>(Some(Ok(())))
     }
