@@ -70,6 +70,10 @@ pub struct Config {
     /// `TILL_GATEWAY_STRIPE_URL`.
     #[arg(long, env = "TILL_STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
     pub stripe_webhook_secret: Option<String>,
+    /// How often the workers reconcile the gateways' books with Till's (0: never; run
+    /// `till reconcile` by hand instead).
+    #[arg(long, env = "TILL_RECONCILE_EVERY_SECS", default_value_t = 300)]
+    pub reconcile_every_secs: u64,
     /// A payment still `processing` this long after its last change is asked about again.
     #[arg(long, env = "TILL_RECOVERY_AFTER_SECS", default_value_t = 10)]
     pub recovery_after_secs: i64,
@@ -91,6 +95,7 @@ impl Config {
             db_max_connections: 16,
             worker_tick_ms: 250,
             recovery_after_secs: 10,
+            reconcile_every_secs: 300,
             card_gateway: "sim".into(),
             upi_gateway: "sim".into(),
             wallet_gateway: "sim".into(),

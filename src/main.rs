@@ -22,6 +22,9 @@ enum Command {
     Migrate(DbArgs),
     /// Check a database against Till's invariants (read-only); exit status 1 if any is broken.
     Verify(DbArgs),
+    /// Compare the gateways' payments with Till's and repair: refund captures no paid order
+    /// keeps, capture paid orders' missing captures; prints what it found and did.
+    Reconcile(Config),
     /// Load a running Till (or one it starts) and report throughput and latency.
     Bench(till::bench::BenchArgs),
 }
@@ -57,6 +60,14 @@ async fn main() -> anyhow::Result<()> {
             println!("migrations applied");
         }
         Command::Bench(args) => till::bench::run(args).await?,
+        Command::Reconcile(mut cfg) => {
+            // The in-process simulator's gateway endpoints need a listener; no workers run.
+            cfg.listen = "127.0.0.1:0".into();
+            let running = till::start(&cfg, Clock::default(), Workers::Manual).await?;
+            let findings = till::checkout::reconcile::reconcile(&running.state).await?;
+            print!("{}", findings.render());
+            running.abort();
+        }
         Command::Verify(args) => {
             let db = till::db::Db::connect(&args.database_url, 2).await?;
             let report = till::verify::check(&db).await?;

@@ -27,6 +27,8 @@ pub struct AppState {
     pub hold_ttl_ms: i64,
     pub recovery_after_ms: i64,
     pub worker_tick_ms: u64,
+    /// How often the workers reconcile with the gateways; 0 never.
+    pub reconcile_every_ms: u64,
     /// SHA-256 of the API key; the key itself is never kept.
     pub api_key_hash: Arc<String>,
     pub gateways: Arc<HashMap<&'static str, Arc<dyn Gateway>>>,
@@ -81,6 +83,7 @@ impl AppState {
             hold_ttl_ms: cfg.hold_ttl_secs.saturating_mul(1000),
             recovery_after_ms: cfg.recovery_after_secs.saturating_mul(1000),
             worker_tick_ms: cfg.worker_tick_ms.max(10),
+            reconcile_every_ms: cfg.reconcile_every_secs.saturating_mul(1000),
             api_key_hash: Arc::new(api_key_hash),
             gateways: Arc::new(gateways),
             routes,

@@ -7,6 +7,7 @@
 pub mod compensate;
 pub mod create;
 pub mod pay;
+pub mod reconcile;
 pub mod routes;
 pub mod seed;
 pub mod workers;

@@ -38,9 +38,21 @@ pub async fn run_once(state: &AppState) -> Result<usize> {
 pub fn spawn(state: AppState) -> JoinHandle<()> {
     tokio::spawn(async move {
         let tick = Duration::from_millis(state.worker_tick_ms);
+        let mut last_reconcile = std::time::Instant::now();
         loop {
             if let Err(err) = run_once(&state).await {
                 tracing::warn!(error = %err, "worker pass failed");
+            }
+            let every = state.reconcile_every_ms;
+            if every > 0 && last_reconcile.elapsed() >= Duration::from_millis(every) {
+                last_reconcile = std::time::Instant::now();
+                match super::reconcile::reconcile(&state).await {
+                    Ok(findings) if findings.repaired + findings.flagged > 0 => {
+                        tracing::warn!(report = %findings.render(), "reconciliation repaired or flagged payments")
+                    }
+                    Ok(_) => {}
+                    Err(err) => tracing::warn!(error = %err, "reconciliation failed"),
+                }
             }
             tokio::time::sleep(tick).await;
         }

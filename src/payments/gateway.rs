@@ -57,6 +57,18 @@ pub enum GatewayError {
     Unavailable(String),
 }
 
+/// One payment as the gateway's own books show it, for reconciliation.
+#[derive(Clone, Debug)]
+pub struct GatewayRecord {
+    pub gateway_ref: String,
+    /// Till's payment id, when the payment carries it (metadata, notes, idempotency key).
+    pub key: Option<String>,
+    pub outcome: Outcome,
+    pub amount_minor: i64,
+    pub refunded_minor: i64,
+    pub currency: String,
+}
+
 /// A verified, parsed webhook.
 #[derive(Clone, Debug)]
 pub struct WebhookEvent {
@@ -98,6 +110,10 @@ pub trait Gateway: Send + Sync {
         refund_key: &'a str,
         amount_minor: i64,
     ) -> BoxFuture<'a, Result<(), GatewayError>>;
+
+    /// Every payment the gateway holds (most recent first, at most `limit`), for
+    /// reconciliation.
+    fn list<'a>(&'a self, limit: usize) -> BoxFuture<'a, Result<Vec<GatewayRecord>, GatewayError>>;
 
     /// Checks the signature over the raw body and parses the event; `None` for a genuine
     /// event that says nothing about a Till payment.

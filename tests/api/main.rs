@@ -4,6 +4,7 @@ mod helpers;
 
 mod bad_input;
 mod catalog;
+mod chaos;
 mod checkout;
 mod concurrency;
 mod crash;

@@ -15,7 +15,7 @@ use axum::http::HeaderMap;
 use serde_json::{json, Value};
 
 use super::gateway::{
-    BoxFuture, Charge, Gateway, GatewayError, GatewayPayment, Outcome, WebhookEvent,
+    BoxFuture, Charge, Gateway, GatewayError, GatewayPayment, GatewayRecord, Outcome, WebhookEvent,
 };
 use super::retry::{self, Answer};
 use super::signature::{hmac_hex, verify_hmac_hex};
@@ -249,6 +249,47 @@ impl Gateway for Razorpay {
         charge: &'a Charge,
     ) -> BoxFuture<'a, Result<GatewayPayment, GatewayError>> {
         Box::pin(self.create_payment(charge))
+    }
+
+    fn list<'a>(&'a self, limit: usize) -> BoxFuture<'a, Result<Vec<GatewayRecord>, GatewayError>> {
+        Box::pin(async move {
+            let mut records = Vec::new();
+            while records.len() < limit {
+                let answer = self
+                    .get(&format!("/v1/payments?count=100&skip={}", records.len()))
+                    .await?;
+                if answer.status != 200 {
+                    return Err(GatewayError::Rejected(format!(
+                        "razorpay list: {} {}",
+                        answer.status, answer.body
+                    )));
+                }
+                let items = answer.body["items"].as_array().cloned().unwrap_or_default();
+                let got = items.len();
+                for item in items {
+                    let Ok(p) = serde_json::from_value::<Payment>(item.clone()) else {
+                        continue;
+                    };
+                    records.push(GatewayRecord {
+                        key: p
+                            .notes
+                            .get(NOTES_KEY)
+                            .and_then(Value::as_str)
+                            .map(str::to_string),
+                        outcome: wire::outcome(&p, None),
+                        gateway_ref: p.id.clone(),
+                        amount_minor: item["amount"].as_i64().unwrap_or(0),
+                        refunded_minor: item["amount_refunded"].as_i64().unwrap_or(0),
+                        currency: item["currency"].as_str().unwrap_or_default().to_string(),
+                    });
+                }
+                if got < 100 {
+                    break;
+                }
+            }
+            records.truncate(limit);
+            Ok(records)
+        })
     }
 
     fn capture<'a>(

@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use sqlx::Row;
 
 use super::gateway::{
-    BoxFuture, Charge, Gateway, GatewayError, GatewayPayment, Outcome, WebhookEvent,
+    BoxFuture, Charge, Gateway, GatewayError, GatewayPayment, GatewayRecord, Outcome, WebhookEvent,
 };
 use super::signature::{sign, verify};
 use super::Method;
@@ -651,6 +651,34 @@ async fn three_d_secure(State(sim): State<Simulator>, Path(id): Path<String>) ->
 impl Gateway for Simulator {
     fn name(&self) -> &'static str {
         "sim"
+    }
+
+    fn list<'a>(&'a self, limit: usize) -> BoxFuture<'a, Result<Vec<GatewayRecord>, GatewayError>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT id, idem_key, status, failure_code, amount, refunded, currency FROM sim_payments
+                 WHERE protocol = 'till' ORDER BY created_at DESC, id LIMIT $1",
+            )
+            .bind(limit as i64)
+            .fetch_all(&self.inner.db.pool)
+            .await
+            .map_err(unavailable)?;
+            Ok(rows
+                .iter()
+                .map(|r| GatewayRecord {
+                    gateway_ref: r.get("id"),
+                    key: Some(r.get("idem_key")),
+                    outcome: self.outcome(
+                        r.get::<String, _>("status").as_str(),
+                        r.get("failure_code"),
+                        r.get("id"),
+                    ),
+                    amount_minor: r.get("amount"),
+                    refunded_minor: r.get("refunded"),
+                    currency: r.get("currency"),
+                })
+                .collect())
+        })
     }
 
     fn check_source(&self, method: Method, source: &str) -> Result<(), String> {

@@ -28,6 +28,7 @@ pub fn router() -> Router<Simulator> {
             post(create_order).get(find_orders),
         )
         .route("/sim/razorpay/v1/orders/{id}/payments", get(order_payments))
+        .route("/sim/razorpay/v1/payments", get(list_payments))
         .route(
             "/sim/razorpay/v1/payments/create/json",
             post(create_payment),
@@ -206,6 +207,35 @@ async fn order_payments(
          FROM sim_payments WHERE order_ref = $1 AND protocol = 'razorpay' ORDER BY created_at, id",
     )
     .bind(&order_id)
+    .fetch_all(&sim.inner.db.pool)
+    .await;
+    match rows {
+        Ok(rows) => Json(json!({"entity": "collection", "count": rows.len(), "items": rows.iter().map(payment_json).collect::<Vec<_>>()})).into_response(),
+        Err(_) => server_error(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct PageQuery {
+    count: Option<i64>,
+    skip: Option<i64>,
+}
+
+/// `GET /v1/payments`: newest first, `count` (1–100) a page after `skip`.
+async fn list_payments(
+    State(sim): State<Simulator>,
+    headers: HeaderMap,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    if !authorized(&sim, &headers) {
+        return unauthorized();
+    }
+    let rows = sqlx::query(
+        "SELECT id, amount, currency, status, failure_code, method, source, metadata, order_ref, refunded, created_at
+         FROM sim_payments WHERE protocol = 'razorpay' ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2",
+    )
+    .bind(q.count.unwrap_or(10).clamp(1, 100))
+    .bind(q.skip.unwrap_or(0).max(0))
     .fetch_all(&sim.inner.db.pool)
     .await;
     match rows {

@@ -19,7 +19,7 @@ use crate::payments::Method;
 
 pub fn router() -> Router<Simulator> {
     Router::new()
-        .route("/sim/stripe/v1/payment_intents", post(create))
+        .route("/sim/stripe/v1/payment_intents", post(create).get(list))
         .route("/sim/stripe/v1/payment_intents/{id}", get(retrieve))
         .route("/sim/stripe/v1/payment_intents/{id}/capture", post(capture))
         .route("/sim/stripe/v1/payment_intents/{id}/cancel", post(cancel))
@@ -67,18 +67,25 @@ fn initial_status(plan: &Plan, manual: bool) -> (&'static str, Option<&'static s
 /// A PaymentIntent as Stripe renders it, from the simulator's record.
 pub(super) async fn intent(sim: &Simulator, id: &str) -> Result<Option<Value>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT id, amount, currency, status, failure_code, capture_manual, metadata, source, created_at
+        "SELECT id, amount, currency, status, failure_code, capture_manual, metadata, source, refunded, created_at
          FROM sim_payments WHERE id = $1 AND protocol = 'stripe'",
     )
     .bind(id)
     .fetch_optional(&sim.inner.db.pool)
     .await?;
-    Ok(row.map(|r| {
+    Ok(row.map(|r| intent_json(sim, &r)))
+}
+
+fn intent_json(sim: &Simulator, r: &sqlx::any::AnyRow) -> Value {
+    {
         let status: String = r.get("status");
         let amount: i64 = r.get("amount");
         let id: String = r.get("id");
         let failure: Option<String> = r.get("failure_code");
-        let metadata: Value = r.get::<Option<String>, _>("metadata").and_then(|m| serde_json::from_str(&m).ok()).unwrap_or(json!({}));
+        let metadata: Value = r
+            .get::<Option<String>, _>("metadata")
+            .and_then(|m| serde_json::from_str(&m).ok())
+            .unwrap_or(json!({}));
         let next_action = (status == "requires_action").then(|| {
             json!({"type": "redirect_to_url", "redirect_to_url": {"url": format!("{}/sim/3ds/{id}", sim.till_url()), "return_url": null}})
         });
@@ -94,9 +101,61 @@ pub(super) async fn intent(sim: &Simulator, id: &str) -> Result<Option<Value>, s
             "capture_method": if r.get::<i64, _>("capture_manual") == 1 { "manual" } else { "automatic" },
             "payment_method": r.get::<String, _>("source"), "metadata": metadata,
             "next_action": next_action, "last_payment_error": last_payment_error,
+            "latest_charge": {"id": format!("ch_{}", &id[3..]), "object": "charge", "amount_refunded": r.get::<i64, _>("refunded")},
             "created": r.get::<i64, _>("created_at") / 1000, "livemode": false,
         })
-    }))
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ListQuery {
+    limit: Option<i64>,
+    starting_after: Option<String>,
+}
+
+/// `GET /v1/payment_intents`: newest first, `limit` (1–100) a page, `starting_after` the
+/// last id of the previous page.
+async fn list(
+    State(sim): State<Simulator>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<ListQuery>,
+) -> Response {
+    if !authorized(&sim, &headers) {
+        return unauthorized();
+    }
+    let limit = q.limit.unwrap_or(10).clamp(1, 100);
+    let rows = sqlx::query(
+        "SELECT id, amount, currency, status, failure_code, capture_manual, metadata, source, refunded, created_at
+         FROM sim_payments WHERE protocol = 'stripe' ORDER BY created_at DESC, id DESC",
+    )
+    .fetch_all(&sim.inner.db.pool)
+    .await;
+    let Ok(rows) = rows else {
+        return reply(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "api_error",
+            "internal",
+            "simulator storage failed",
+        ));
+    };
+    let start = match &q.starting_after {
+        Some(after) => rows
+            .iter()
+            .position(|r| r.get::<String, _>("id") == *after)
+            .map_or(rows.len(), |i| i + 1),
+        None => 0,
+    };
+    let page: Vec<Value> = rows
+        .iter()
+        .skip(start)
+        .take(limit as usize)
+        .map(|r| intent_json(&sim, r))
+        .collect();
+    let has_more = rows.len() > start + page.len();
+    reply((
+        StatusCode::OK,
+        json!({"object": "list", "data": page, "has_more": has_more, "url": "/v1/payment_intents"}),
+    ))
 }
 
 async fn create(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Response {

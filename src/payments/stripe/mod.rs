@@ -8,7 +8,9 @@ pub mod wire;
 use axum::http::HeaderMap;
 use serde_json::Value;
 
-use super::gateway::{BoxFuture, Charge, Gateway, GatewayError, GatewayPayment, WebhookEvent};
+use super::gateway::{
+    BoxFuture, Charge, Gateway, GatewayError, GatewayPayment, GatewayRecord, WebhookEvent,
+};
 use super::retry::{self, Answer};
 use super::signature;
 use super::sim::Simulator;
@@ -193,6 +195,57 @@ impl Gateway for Stripe {
         charge: &'a Charge,
     ) -> BoxFuture<'a, Result<GatewayPayment, GatewayError>> {
         Box::pin(async move { Ok(payment_of(&self.create_intent(charge).await?)) })
+    }
+
+    fn list<'a>(&'a self, limit: usize) -> BoxFuture<'a, Result<Vec<GatewayRecord>, GatewayError>> {
+        Box::pin(async move {
+            let mut records = Vec::new();
+            let mut after: Option<String> = None;
+            while records.len() < limit {
+                let mut path =
+                    "/v1/payment_intents?limit=100&expand[]=data.latest_charge".to_string();
+                if let Some(id) = &after {
+                    path.push_str(&format!("&starting_after={id}"));
+                }
+                let url = self.url(&path);
+                let answer =
+                    retry::send(|| self.http.get(&url).bearer_auth(&self.secret_key)).await?;
+                if answer.status != 200 {
+                    return Err(GatewayError::Rejected(format!(
+                        "stripe list: {} {}",
+                        answer.status, answer.body
+                    )));
+                }
+                let page = answer.body["data"].as_array().cloned().unwrap_or_default();
+                for object in &page {
+                    let Ok(intent) = serde_json::from_value::<PaymentIntent>(object.clone()) else {
+                        continue;
+                    };
+                    records.push(GatewayRecord {
+                        key: intent.metadata.get(METADATA_KEY).cloned(),
+                        outcome: wire::outcome(&intent),
+                        gateway_ref: intent.id.clone(),
+                        amount_minor: intent.amount,
+                        refunded_minor: object["latest_charge"]["amount_refunded"]
+                            .as_i64()
+                            .unwrap_or(0),
+                        currency: object["currency"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_uppercase(),
+                    });
+                }
+                after = page
+                    .last()
+                    .and_then(|o| o["id"].as_str())
+                    .map(str::to_string);
+                if answer.body["has_more"] != true || after.is_none() {
+                    break;
+                }
+            }
+            records.truncate(limit);
+            Ok(records)
+        })
     }
 
     fn capture<'a>(
