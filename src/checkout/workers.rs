@@ -68,13 +68,51 @@ pub async fn expire_due(state: &AppState) -> Result<usize> {
     .bind(BATCH)
     .fetch_all(&state.db.pool)
     .await?;
-    let mut expired = 0;
-    for id in ids {
-        if expire_order(state, &id).await? {
-            expired += 1;
+    let n = ids.len();
+    each_concurrently(state, ids, |state, id| async move {
+        expire_order(&state, &id).await.map(|_| ())
+    })
+    .await?;
+    Ok(n)
+}
+
+/// Gateway calls wait on the network; this many items of one pass are worked at once so a
+/// slow or retried call does not hold up the rest.
+const CONCURRENCY: usize = 8;
+
+/// Runs `work` for every id, `CONCURRENCY` at a time; the first error is returned after all
+/// have finished (each item is independent and idempotent).
+async fn each_concurrently<F, Fut>(state: &AppState, ids: Vec<String>, work: F) -> Result<()>
+where
+    F: Fn(AppState, String) -> Fut,
+    Fut: std::future::Future<Output = Result<()>> + Send + 'static,
+{
+    let mut set = tokio::task::JoinSet::new();
+    let mut first_error = None;
+    let mut note = |joined: std::result::Result<Result<()>, tokio::task::JoinError>| {
+        let failed = match joined {
+            Ok(Ok(())) => None,
+            Ok(Err(err)) => Some(err),
+            Err(join) => Some(crate::error::Error::Internal(anyhow::anyhow!(
+                "worker task failed: {join}"
+            ))),
+        };
+        if first_error.is_none() {
+            first_error = failed;
         }
+    };
+    for id in ids {
+        while set.len() >= CONCURRENCY {
+            if let Some(joined) = set.join_next().await {
+                note(joined);
+            }
+        }
+        set.spawn(work(state.clone(), id));
     }
-    Ok(expired)
+    while let Some(joined) = set.join_next().await {
+        note(joined);
+    }
+    first_error.map_or(Ok(()), Err)
 }
 
 /// Asks the gateway again about attempts that have been in flight for a while, with the
@@ -90,10 +128,13 @@ pub async fn recover_payments(state: &AppState) -> Result<usize> {
     .bind(BATCH)
     .fetch_all(&state.db.pool)
     .await?;
-    for row in &rows {
-        recheck_payment(state, &row.get::<String, _>("id")).await?;
-    }
-    Ok(rows.len())
+    let ids: Vec<String> = rows.iter().map(|r| r.get("id")).collect();
+    let n = ids.len();
+    each_concurrently(state, ids, |state, id| async move {
+        recheck_payment(&state, &id).await
+    })
+    .await?;
+    Ok(n)
 }
 
 /// Asks the gateway about one in-flight attempt and applies the answer: the same create
@@ -151,8 +192,10 @@ pub async fn retry_refunds(state: &AppState) -> Result<usize> {
     .bind(BATCH)
     .fetch_all(&state.db.pool)
     .await?;
-    for id in &ids {
-        process_refund(state, id).await?;
-    }
-    Ok(ids.len())
+    let n = ids.len();
+    each_concurrently(state, ids, |state, id| async move {
+        process_refund(&state, &id).await
+    })
+    .await?;
+    Ok(n)
 }
