@@ -401,3 +401,118 @@ async fn stripe_simulator_idempotency(b: Backend) {
     );
     app.finish().await;
 }
+
+both!(reconcile_refunds_orphan_captures_and_captures_missing_ones);
+
+async fn reconcile_refunds_orphan_captures_and_captures_missing_ones(b: Backend) {
+    let app = stripe_app(b, Workers::Manual).await;
+    app.stocked("TEE-1", 1000, 5).await;
+    // 1. A capture Till never asked for (say, a payment made by hand in the dashboard).
+    let form = |pm: &str| {
+        vec![
+            ("amount", "700".to_string()),
+            ("currency", "inr".into()),
+            ("payment_method", pm.to_string()),
+            ("confirm", "true".into()),
+            ("metadata[till_payment]", "pay_unknown".into()),
+        ]
+    };
+    let stray = app
+        .http
+        .post(format!("{}/sim/stripe/v1/payment_intents", app.url))
+        .bearer_auth(SK)
+        .form(&form("pm_card_visa"));
+    let stray_pi = app.send(stray).await.1;
+    assert_eq!(stray_pi["status"], "succeeded");
+    // 2. A confirmed order whose capture never happened (Till stopped after authorizing).
+    let id = app.new_order("TEE-1", 1).await;
+    let (_, payment) = app.pay(&id, "card", "pm_card_visa").await;
+    let pay_id = payment["id"].as_str().unwrap().to_string();
+    let pi_id = gateway_ref(&app, &pay_id).await;
+    let pool = &app.state().db.pool;
+    sqlx::query("UPDATE payments SET status = 'authorized' WHERE id = $1")
+        .bind(&pay_id)
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE sim_payments SET status = 'requires_capture' WHERE id = $1")
+        .bind(&pi_id)
+        .execute(pool)
+        .await
+        .unwrap();
+    // 3. A payment Till gave up on (canceled) that the gateway captured anyway.
+    let gave_up = app.new_order("TEE-1", 1).await;
+    let (_, lost) = app.pay(&gave_up, "card", "pm_card_visa").await;
+    let lost_id = lost["id"].as_str().unwrap().to_string();
+    sqlx::query("UPDATE payments SET status = 'canceled' WHERE id = $1")
+        .bind(&lost_id)
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE orders SET status = 'cancelled', paid_by = NULL WHERE id = $1")
+        .bind(&gave_up)
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE locks SET state = 'released' WHERE order_id = $1")
+        .bind(&gave_up)
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE inventory SET on_hand = on_hand + 1")
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO stock_ledger (sku, warehouse, kind, delta, order_id, created_at) VALUES ('TEE-1', 'blr-1', 'adjustment', 1, NULL, 0)").execute(pool).await.unwrap();
+
+    let findings = till::checkout::reconcile::reconcile(app.state())
+        .await
+        .unwrap();
+    let report = findings.render();
+    assert_eq!((findings.repaired, findings.flagged), (3, 0), "{report}");
+    assert_eq!(
+        intent(&app, stray_pi["id"].as_str().unwrap()).await["latest_charge"]["amount_refunded"],
+        700,
+        "{report}"
+    );
+    assert_eq!(
+        intent(&app, &pi_id).await["status"],
+        "succeeded",
+        "{report}"
+    );
+    assert_eq!(app.order(&id).await["payments"][0]["status"], "succeeded");
+    let lost_pi = gateway_ref(&app, &lost_id).await;
+    assert_eq!(
+        intent(&app, &lost_pi).await["latest_charge"]["amount_refunded"],
+        1000,
+        "{report}"
+    );
+    // Nothing is left to repair, and a second run repeats no refund.
+    let again = till::checkout::reconcile::reconcile(app.state())
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.repaired, again.flagged),
+        (0, 0),
+        "{}",
+        again.render()
+    );
+    // The CLI prints what it found.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_till"))
+        .arg("reconcile")
+        .env("TILL_DATABASE_URL", &app.db.url)
+        .env("TILL_API_KEY", crate::helpers::API_KEY)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("repaired, 0 flagged"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    app.finish().await;
+}
