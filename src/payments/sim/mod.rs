@@ -8,6 +8,7 @@
 
 pub mod faults;
 mod razorpay;
+pub mod server;
 mod stripe;
 
 use std::sync::{Arc, RwLock};
@@ -102,6 +103,12 @@ fn valid_vpa(vpa: &str) -> bool {
             .is_some_and(|(name, handle)| ok(name) && ok(handle))
 }
 
+#[derive(Default)]
+struct Urls {
+    till: String,
+    own: String,
+}
+
 #[derive(Clone)]
 pub struct Simulator {
     inner: Arc<Inner>,
@@ -136,8 +143,10 @@ struct Inner {
     razorpay_key_secret: String,
     razorpay_webhook_secret: String,
     faults: Faults,
-    /// Where Till listens; known only once the server has bound its port.
-    till_url: RwLock<String>,
+    /// Where the simulator's webhooks go (Till) and where its own endpoints and pages are
+    /// reached: the same address when it runs inside Till, two when it runs alone
+    /// (`till gateway-sim`). Known only once the servers have bound their ports.
+    urls: RwLock<Urls>,
     http: reqwest::Client,
 }
 
@@ -159,23 +168,41 @@ impl Simulator {
                 razorpay_key_secret: cfg.razorpay_key_secret,
                 razorpay_webhook_secret: cfg.razorpay_webhook_secret,
                 faults: Faults::new(cfg.faults),
-                till_url: RwLock::new(String::new()),
+                urls: RwLock::new(Urls::default()),
                 http,
             }),
         }
     }
 
+    /// Inside Till: webhooks go to `url`, and the simulator is reached there too.
     pub fn set_till_url(&self, url: String) {
-        *self
-            .inner
-            .till_url
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = url;
+        self.set_urls(url.clone(), url);
+    }
+
+    /// Alone: webhooks go to `till_url`; the simulator's endpoints are at `self_url`.
+    pub fn set_urls(&self, till_url: String, self_url: String) {
+        *self.inner.urls.write().unwrap_or_else(|e| e.into_inner()) = Urls {
+            till: till_url,
+            own: self_url,
+        };
+    }
+
+    /// Delivers due webhooks every `tick` until the process ends (`till gateway-sim`).
+    pub fn spawn_delivery(&self, tick: Duration) -> tokio::task::JoinHandle<()> {
+        let sim = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(err) = sim.deliver_due().await {
+                    tracing::warn!(error = %err, "simulator delivery pass failed");
+                }
+                tokio::time::sleep(tick).await;
+            }
+        })
     }
 
     /// The base of the simulator's Stripe API, as the Stripe adapter is pointed at it.
     pub fn stripe_url(&self) -> String {
-        format!("{}/sim/stripe", self.till_url())
+        format!("{}/sim/stripe", self.own_url())
     }
 
     /// The faults injected so far.
@@ -185,14 +212,24 @@ impl Simulator {
 
     /// The base of the simulator's Razorpay API, as the Razorpay adapter is pointed at it.
     pub fn razorpay_url(&self) -> String {
-        format!("{}/sim/razorpay", self.till_url())
+        format!("{}/sim/razorpay", self.own_url())
     }
 
     fn till_url(&self) -> String {
         self.inner
-            .till_url
+            .urls
             .read()
             .unwrap_or_else(|e| e.into_inner())
+            .till
+            .clone()
+    }
+
+    fn own_url(&self) -> String {
+        self.inner
+            .urls
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .own
             .clone()
     }
 
@@ -240,7 +277,7 @@ impl Simulator {
             },
             "canceled" => Outcome::Canceled,
             "requires_action" => Outcome::RequiresAction {
-                redirect_url: format!("{}/sim/3ds/{id}", self.till_url()),
+                redirect_url: format!("{}/sim/3ds/{id}", self.own_url()),
             },
             _ => Outcome::Processing,
         }

@@ -359,7 +359,7 @@ async fn create_payment(State(sim): State<Simulator>, headers: HeaderMap, body: 
         );
         json!([{"action": "intent", "url": link}])
     } else if status == "created" {
-        json!([{"action": "poll", "url": format!("{}/sim/razorpay/v1/payments/{id}", sim.till_url())}])
+        json!([{"action": "poll", "url": format!("{}/sim/razorpay/v1/payments/{id}", sim.own_url())}])
     } else {
         json!([])
     };

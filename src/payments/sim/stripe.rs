@@ -87,7 +87,7 @@ fn intent_json(sim: &Simulator, r: &sqlx::any::AnyRow) -> Value {
             .and_then(|m| serde_json::from_str(&m).ok())
             .unwrap_or(json!({}));
         let next_action = (status == "requires_action").then(|| {
-            json!({"type": "redirect_to_url", "redirect_to_url": {"url": format!("{}/sim/3ds/{id}", sim.till_url()), "return_url": null}})
+            json!({"type": "redirect_to_url", "redirect_to_url": {"url": format!("{}/sim/3ds/{id}", sim.own_url()), "return_url": null}})
         });
         let last_payment_error = failure.map(|code| {
             let decline = if code == "card_declined" { "generic_decline".to_string() } else { code.clone() };
