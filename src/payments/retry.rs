@@ -93,6 +93,64 @@ pub async fn send(build: impl Fn() -> reqwest::RequestBuilder) -> Result<Answer,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// A gateway that answers `script[n]` to its n-th call (then 200), counting calls.
+    async fn scripted(script: Vec<(u16, Option<&'static str>)>) -> (String, Arc<AtomicUsize>) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = calls.clone();
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::post(move || {
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                let (status, retry_after) = script.get(n).copied().unwrap_or((200, None));
+                async move {
+                    let mut response = axum::response::IntoResponse::into_response((
+                        axum::http::StatusCode::from_u16(status).unwrap(),
+                        axum::Json(serde_json::json!({"n": n})),
+                    ));
+                    if let Some(secs) = retry_after {
+                        response.headers_mut().insert("retry-after", secs.parse().unwrap());
+                    }
+                    response
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (url, calls)
+    }
+
+    #[tokio::test]
+    async fn unknown_outcomes_are_retried_until_an_answer() {
+        let (url, calls) = scripted(vec![(500, None), (409, None), (429, None)]).await;
+        let http = client();
+        let answer = send(|| http.post(&url).header("Idempotency-Key", "k")).await.unwrap();
+        assert_eq!((answer.status, calls.load(Ordering::SeqCst)), (200, 4));
+    }
+
+    #[tokio::test]
+    async fn retry_after_is_honoured() {
+        let (url, calls) = scripted(vec![(503, Some("1"))]).await;
+        let http = client();
+        let started = std::time::Instant::now();
+        let answer = send(|| http.post(&url)).await.unwrap();
+        assert_eq!((answer.status, calls.load(Ordering::SeqCst)), (200, 2));
+        assert!(started.elapsed() >= Duration::from_millis(1000), "waited {:?}", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn definite_answers_are_not_retried_and_persistent_failure_gives_up() {
+        let (url, calls) = scripted(vec![(402, None)]).await;
+        let http = client();
+        assert_eq!(send(|| http.post(&url)).await.unwrap().status, 402);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        let (url, calls) = scripted(vec![(500, None); 10]).await;
+        assert!(matches!(send(|| http.post(&url)).await, Err(GatewayError::Unavailable(_))));
+        assert_eq!(calls.load(Ordering::SeqCst), ATTEMPTS_MAX as usize);
+    }
 
     #[test]
     fn backoff_is_capped_full_jitter() {
