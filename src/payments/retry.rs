@@ -111,7 +111,9 @@ mod tests {
                         axum::Json(serde_json::json!({"n": n})),
                     ));
                     if let Some(secs) = retry_after {
-                        response.headers_mut().insert("retry-after", secs.parse().unwrap());
+                        response
+                            .headers_mut()
+                            .insert("retry-after", secs.parse().unwrap());
                     }
                     response
                 }
@@ -127,7 +129,9 @@ mod tests {
     async fn unknown_outcomes_are_retried_until_an_answer() {
         let (url, calls) = scripted(vec![(500, None), (409, None), (429, None)]).await;
         let http = client();
-        let answer = send(|| http.post(&url).header("Idempotency-Key", "k")).await.unwrap();
+        let answer = send(|| http.post(&url).header("Idempotency-Key", "k"))
+            .await
+            .unwrap();
         assert_eq!((answer.status, calls.load(Ordering::SeqCst)), (200, 4));
     }
 
@@ -138,7 +142,11 @@ mod tests {
         let started = std::time::Instant::now();
         let answer = send(|| http.post(&url)).await.unwrap();
         assert_eq!((answer.status, calls.load(Ordering::SeqCst)), (200, 2));
-        assert!(started.elapsed() >= Duration::from_millis(1000), "waited {:?}", started.elapsed());
+        assert!(
+            started.elapsed() >= Duration::from_millis(1000),
+            "waited {:?}",
+            started.elapsed()
+        );
     }
 
     #[tokio::test]
@@ -148,7 +156,10 @@ mod tests {
         assert_eq!(send(|| http.post(&url)).await.unwrap().status, 402);
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         let (url, calls) = scripted(vec![(500, None); 10]).await;
-        assert!(matches!(send(|| http.post(&url)).await, Err(GatewayError::Unavailable(_))));
+        assert!(matches!(
+            send(|| http.post(&url)).await,
+            Err(GatewayError::Unavailable(_))
+        ));
         assert_eq!(calls.load(Ordering::SeqCst), ATTEMPTS_MAX as usize);
     }
 
