@@ -67,7 +67,11 @@ async fn main() -> anyhow::Result<()> {
             // The in-process simulator's gateway endpoints need a listener; no workers run.
             cfg.listen = "127.0.0.1:0".into();
             let running = till::start(&cfg, Clock::default(), Workers::Manual).await?;
-            let findings = till::checkout::reconcile::reconcile(&running.state).await?;
+            let findings = till::checkout::reconcile::reconcile(
+                &running.state,
+                till::checkout::reconcile::LIST_LIMIT_FULL,
+            )
+            .await?;
             print!("{}", findings.render());
             running.abort();
         }

@@ -5,7 +5,10 @@ use serde_json::Value;
 use sqlx::Connection;
 
 use crate::db::is_unique_violation;
+use axum::http::StatusCode;
+
 use crate::error::{Error, Result};
+use crate::http::idempotency::{complete_in, KeyRef};
 use crate::ids::{new_id, random_token, sha256_hex, Sku};
 use crate::inventory;
 use crate::metrics::Metrics;
@@ -79,13 +82,13 @@ impl OrderInput {
     }
 }
 
-/// What `create_order` made: the order's view, and its client secret when it is new.
-pub struct Created {
-    pub order: Value,
-    pub client_secret: Option<String>,
-}
-
-pub async fn create_order(state: &AppState, input: OrderInput) -> Result<Created> {
+/// Creates the order and answers with its view (with `client_secret` when it is new). With
+/// an idempotency key, the answer is stored in the order's own transaction.
+pub async fn create_order(
+    state: &AppState,
+    input: OrderInput,
+    key: Option<&KeyRef>,
+) -> Result<Value> {
     let now = state.now_ms();
     let mut conn = state.db.pool.acquire().await?;
     let lines = price(&mut conn, state, &input.lines).await?;
@@ -128,15 +131,16 @@ pub async fn create_order(state: &AppState, input: OrderInput) -> Result<Created
         Metrics::inc(&state.metrics.orders_out_of_stock);
         return Err(Error::OutOfStock(short));
     }
-    tx.commit().await?;
-    Metrics::inc(&state.metrics.orders_created);
-    let view = orders::view(&mut conn, &id)
+    let mut order = orders::view(&mut tx, &id)
         .await?
         .ok_or(Error::NotFound("order"))?;
-    Ok(Created {
-        order: view,
-        client_secret: Some(secret),
-    })
+    order["client_secret"] = Value::String(secret);
+    if let Some(key) = key {
+        complete_in(&mut tx, key, StatusCode::CREATED, &order).await?;
+    }
+    tx.commit().await?;
+    Metrics::inc(&state.metrics.orders_created);
+    Ok(order)
 }
 
 /// Prices every line from the catalog in the store currency; unknown SKUs are a 400.
@@ -183,7 +187,7 @@ async fn existing_order(
     conn: &mut sqlx::AnyConnection,
     id: &str,
     fingerprint: &str,
-) -> Result<Created> {
+) -> Result<Value> {
     let head = orders::head(conn, id)
         .await?
         .ok_or(Error::NotFound("order"))?;
@@ -193,13 +197,9 @@ async fn existing_order(
             message: format!("order {id} already exists with other items"),
         });
     }
-    let view = orders::view(conn, id)
+    orders::view(conn, id)
         .await?
-        .ok_or(Error::NotFound("order"))?;
-    Ok(Created {
-        order: view,
-        client_secret: None,
-    })
+        .ok_or(Error::NotFound("order"))
 }
 
 #[cfg(test)]

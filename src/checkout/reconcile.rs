@@ -16,8 +16,11 @@ use crate::payments::gateway::{Charge, Gateway, GatewayPayment, GatewayRecord, O
 use crate::payments::{self, Method, Status};
 use crate::state::AppState;
 
-/// How many of a gateway's most recent payments one pass reads.
-const LIST_LIMIT: usize = 20_000;
+/// How many of a gateway's most recent payments `till reconcile` reads.
+pub const LIST_LIMIT_FULL: usize = 20_000;
+
+/// How many the periodic pass reads: it runs every few minutes, so the recent ones suffice.
+pub const LIST_LIMIT_PERIODIC: usize = 1_000;
 
 /// The reason recorded on refunds reconciliation makes.
 pub const REASON: &str = "reconcile";
@@ -55,13 +58,14 @@ impl Findings {
     }
 }
 
-pub async fn reconcile(state: &AppState) -> Result<Findings> {
+/// Reconciles the `limit` most recent payments of every gateway.
+pub async fn reconcile(state: &AppState, limit: usize) -> Result<Findings> {
     let mut findings = Findings::default();
     let mut names: Vec<&'static str> = state.gateways.keys().copied().collect();
     names.sort();
     for name in names {
         let gateway = state.gateway(name)?;
-        let records = match timed(state, gateway.list(LIST_LIMIT)).await {
+        let records = match timed(state, gateway.list(limit)).await {
             Ok(records) => records,
             Err(err) => {
                 findings.flagged(format!("{name}: could not list payments: {err}"));

@@ -6,7 +6,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use serde::Deserialize;
-use serde_json::Value;
 
 use super::{cancel_order, create_order, refund_order, start_payment, OrderInput, PaymentInput};
 use crate::error::{Error, Result};
@@ -108,50 +107,50 @@ async fn post_order(
         &caller,
         key.as_deref(),
         ("POST", "/v1/orders", &body),
-        || async {
-            caller.require_merchant()?;
-            let body: OrderBody = parse_json(&body)?;
-            if let Some(c) = &body.customer {
-                check_text(&[
-                    ("customer.id", c.id.as_ref()),
-                    ("customer.email", c.email.as_ref()),
-                    ("customer.name", c.name.as_ref()),
-                    ("customer.phone", c.phone.as_ref()),
-                ])?;
-                if c.email.as_ref().is_some_and(|e| !e.contains('@')) {
-                    return Err(Error::invalid("customer.email is not an email address"));
+        |key_ref| {
+            let (state, caller, body) = (&state, &caller, &body);
+            async move {
+                caller.require_merchant()?;
+                let body: OrderBody = parse_json(&body)?;
+                if let Some(c) = &body.customer {
+                    check_text(&[
+                        ("customer.id", c.id.as_ref()),
+                        ("customer.email", c.email.as_ref()),
+                        ("customer.name", c.name.as_ref()),
+                        ("customer.phone", c.phone.as_ref()),
+                    ])?;
+                    if c.email.as_ref().is_some_and(|e| !e.contains('@')) {
+                        return Err(Error::invalid("customer.email is not an email address"));
+                    }
                 }
+                if let Some(a) = &body.ship_to {
+                    check_text(&[
+                        ("ship_to.country", Some(&a.country)),
+                        ("ship_to.region", a.region.as_ref()),
+                        ("ship_to.postal_code", a.postal_code.as_ref()),
+                        ("ship_to.city", a.city.as_ref()),
+                        ("ship_to.line1", a.line1.as_ref()),
+                        ("ship_to.line2", a.line2.as_ref()),
+                    ])?;
+                }
+                let customer = body
+                    .customer
+                    .as_ref()
+                    .map(serde_json::to_value)
+                    .transpose()
+                    .map_err(anyhow::Error::from)?;
+                let ship_to = body
+                    .ship_to
+                    .as_ref()
+                    .map(serde_json::to_value)
+                    .transpose()
+                    .map_err(anyhow::Error::from)?;
+                let input = OrderInput::new(None, parse_items(body.items)?, customer, ship_to)?;
+                Ok((
+                    StatusCode::CREATED,
+                    create_order(state, input, key_ref.as_ref()).await?,
+                ))
             }
-            if let Some(a) = &body.ship_to {
-                check_text(&[
-                    ("ship_to.country", Some(&a.country)),
-                    ("ship_to.region", a.region.as_ref()),
-                    ("ship_to.postal_code", a.postal_code.as_ref()),
-                    ("ship_to.city", a.city.as_ref()),
-                    ("ship_to.line1", a.line1.as_ref()),
-                    ("ship_to.line2", a.line2.as_ref()),
-                ])?;
-            }
-            let customer = body
-                .customer
-                .as_ref()
-                .map(serde_json::to_value)
-                .transpose()
-                .map_err(anyhow::Error::from)?;
-            let ship_to = body
-                .ship_to
-                .as_ref()
-                .map(serde_json::to_value)
-                .transpose()
-                .map_err(anyhow::Error::from)?;
-            let input = OrderInput::new(None, parse_items(body.items)?, customer, ship_to)?;
-            let created = create_order(&state, input).await?;
-            let mut order = created.order;
-            order["client_secret"] = created
-                .client_secret
-                .map(Value::String)
-                .unwrap_or(Value::Null);
-            Ok((StatusCode::CREATED, order))
         },
     )
     .await
@@ -185,7 +184,7 @@ async fn post_payment(
         &caller,
         Some(&key),
         ("POST", &path, &body),
-        || async {
+        |_| async {
             caller.check_order(&id)?;
             let body: PaymentBody = parse_json(&body)?;
             let input = PaymentInput {
@@ -217,7 +216,7 @@ async fn post_cancel(
         &caller,
         key.as_deref(),
         ("POST", &path, &body),
-        || async {
+        |_| async {
             caller.check_order(&id)?;
             let _: CancelBody = parse_json_or_default(&body)?;
             ensure_order_exists(&state, &id).await?;
@@ -255,7 +254,7 @@ async fn post_refund(
         &caller,
         key.as_deref(),
         ("POST", &path, &body),
-        || async {
+        |_| async {
             caller.require_merchant()?;
             let body: RefundBody = parse_json_or_default(&body)?;
             ensure_order_exists(&state, &id).await?;

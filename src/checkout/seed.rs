@@ -47,17 +47,19 @@ async fn lock(
         &caller,
         key.as_deref(),
         ("POST", "/inventory/lock", &body),
-        || async {
-            caller.require_merchant()?;
-            let body: LockBody = parse_json(&body)?;
-            check_client_id("order_id", &body.order_id).map_err(Error::InvalidRequest)?;
-            let input = OrderInput::new(Some(body.order_id), parse_items(body.items)?, None, None)?;
-            let created = create_order(&state, input).await?;
-            let mut order = created.order;
-            if let Some(secret) = created.client_secret {
-                order["client_secret"] = Value::String(secret);
+        |key_ref| {
+            let (state, caller, body) = (&state, &caller, &body);
+            async move {
+                caller.require_merchant()?;
+                let body: LockBody = parse_json(&body)?;
+                check_client_id("order_id", &body.order_id).map_err(Error::InvalidRequest)?;
+                let input =
+                    OrderInput::new(Some(body.order_id), parse_items(body.items)?, None, None)?;
+                Ok((
+                    StatusCode::CREATED,
+                    create_order(state, input, key_ref.as_ref()).await?,
+                ))
             }
-            Ok((StatusCode::CREATED, order))
         },
     )
     .await
@@ -93,7 +95,7 @@ async fn initiate(
         &caller,
         Some(&key),
         ("POST", "/payment/initiate", &body),
-        || async {
+        |_| async {
             caller.check_order(&parsed.order_id)?;
             let method = parse_method(&parsed.payment_method)?;
             let head = {
@@ -147,7 +149,7 @@ async fn confirm(
     RawBody(body): RawBody,
 ) -> Response {
     let request = ("POST", "/checkout/confirm", &body[..]);
-    idempotency::run(&state, &caller, key.as_deref(), request, || async {
+    idempotency::run(&state, &caller, key.as_deref(), request, |_| async {
         Ok((StatusCode::OK, confirm_order(&state, &caller, &body).await?))
     })
     .await

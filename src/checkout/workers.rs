@@ -46,7 +46,9 @@ pub fn spawn(state: AppState) -> JoinHandle<()> {
             let every = state.reconcile_every_ms;
             if every > 0 && last_reconcile.elapsed() >= Duration::from_millis(every) {
                 last_reconcile = std::time::Instant::now();
-                match super::reconcile::reconcile(&state).await {
+                match super::reconcile::reconcile(&state, super::reconcile::LIST_LIMIT_PERIODIC)
+                    .await
+                {
                     Ok(findings) if findings.repaired + findings.flagged > 0 => {
                         tracing::warn!(report = %findings.render(), "reconciliation repaired or flagged payments")
                     }

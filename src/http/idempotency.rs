@@ -67,11 +67,11 @@ pub async fn run<F, Fut>(
     handler: F,
 ) -> Response
 where
-    F: FnOnce() -> Fut,
+    F: FnOnce(Option<KeyRef>) -> Fut,
     Fut: Future<Output = Result<(StatusCode, Value)>>,
 {
     let Some(key) = key else {
-        return respond(handler().await);
+        return respond(handler(None).await);
     };
     if let Err(err) = check_key(key) {
         return err.into_response();
@@ -90,7 +90,11 @@ where
         }
         Err(err) => return err.into_response(),
     }
-    let result = handler().await;
+    let result = handler(Some(KeyRef {
+        scope: scope.clone(),
+        key: key.to_string(),
+    }))
+    .await;
     let stored = match &result {
         Ok((status, body)) => complete(state, &scope, key, *status, body).await,
         Err(err) if !err.status().is_server_error() => {
@@ -122,6 +126,32 @@ fn respond(result: Result<(StatusCode, Value)>) -> Response {
         Ok((status, body)) => (status, axum::Json(body)).into_response(),
         Err(err) => err.into_response(),
     }
+}
+
+/// The key a request runs under, for a handler that stores its response in the same
+/// transaction as its effect (`complete_in`): then a crash right after the commit still
+/// leaves the answer to replay, instead of a claim whose retry would repeat the effect.
+#[derive(Clone, Debug)]
+pub struct KeyRef {
+    pub scope: String,
+    pub key: String,
+}
+
+/// Stores the response inside the caller's transaction.
+pub async fn complete_in(
+    conn: &mut sqlx::AnyConnection,
+    key: &KeyRef,
+    status: StatusCode,
+    body: &Value,
+) -> Result<()> {
+    sqlx::query("UPDATE idempotency_keys SET state = 'done', status_code = $1, body = $2 WHERE scope = $3 AND idem_key = $4")
+        .bind(status.as_u16() as i64)
+        .bind(body.to_string())
+        .bind(&key.scope)
+        .bind(&key.key)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 enum Claim {

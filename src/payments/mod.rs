@@ -18,6 +18,19 @@ use crate::clock::rfc3339;
 use crate::error::Result;
 use gateway::{GatewayPayment, Outcome};
 
+/// `name@handle`, as UPI virtual payment addresses (VPAs) are written.
+pub fn valid_vpa(vpa: &str) -> bool {
+    let ok = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    };
+    vpa.len() <= 100
+        && vpa
+            .split_once('@')
+            .is_some_and(|(name, handle)| ok(name) && ok(handle))
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
     Card,

@@ -134,14 +134,20 @@ async fn chaos_checkouts_then_reconcile(b: Backend) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let settle_secs = settle.elapsed().as_secs_f64();
-    let findings = till::checkout::reconcile::reconcile(app.state())
-        .await
-        .unwrap();
+    let findings = till::checkout::reconcile::reconcile(
+        app.state(),
+        till::checkout::reconcile::LIST_LIMIT_FULL,
+    )
+    .await
+    .unwrap();
     assert_eq!(findings.flagged, 0, "{}", findings.render());
     // A second pass finds nothing left to do.
-    let again = till::checkout::reconcile::reconcile(app.state())
-        .await
-        .unwrap();
+    let again = till::checkout::reconcile::reconcile(
+        app.state(),
+        till::checkout::reconcile::LIST_LIMIT_FULL,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         (again.repaired, again.flagged),
         (0, 0),

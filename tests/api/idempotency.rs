@@ -139,3 +139,45 @@ async fn payment_key_replays_the_payment(b: Backend) {
     assert_eq!(order["status"], "confirmed");
     app.finish().await;
 }
+
+both!(order_answer_is_stored_with_the_order);
+
+/// The answer to an order created under a key is written in the order's own transaction:
+/// were the process to die right after that commit, a retry still replays it rather than
+/// creating a second order.
+async fn order_answer_is_stored_with_the_order(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.stocked("TEE-1", 100, 10).await;
+    let state = app.state();
+    let body = order_body(2);
+    // The claim as `idempotency::run` makes it, then the effect alone (no completion after).
+    sqlx::query("INSERT INTO idempotency_keys (scope, idem_key, fingerprint, state, created_at) VALUES ('merchant', 'crash-1', $1, 'running', $2)")
+        .bind(till::ids::sha256_hex(format!("POST\n/v1/orders\n{body}").as_bytes()))
+        .bind(state.now_ms())
+        .execute(&state.db.pool)
+        .await
+        .unwrap();
+    let key = till::http::idempotency::KeyRef {
+        scope: "merchant".into(),
+        key: "crash-1".into(),
+    };
+    let lines = vec![(till::ids::Sku::try_from("TEE-1").unwrap(), 2)];
+    let input = till::checkout::OrderInput::new(None, lines, None, None).unwrap();
+    let created = till::checkout::create_order(state, input, Some(&key))
+        .await
+        .unwrap();
+    let replay = app
+        .request(Method::POST, "/v1/orders")
+        .header("Idempotency-Key", "crash-1")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), 201);
+    assert_eq!(replay.headers().get("idempotent-replayed").unwrap(), "true");
+    let replayed: serde_json::Value = replay.json().await.unwrap();
+    assert_eq!(replayed["id"], created["id"]);
+    assert_eq!(replayed["client_secret"], created["client_secret"]);
+    assert_eq!(app.inventory("TEE-1").await["locked"], 2);
+    app.finish().await;
+}

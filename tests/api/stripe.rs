@@ -465,9 +465,12 @@ async fn reconcile_refunds_orphan_captures_and_captures_missing_ones(b: Backend)
         .unwrap();
     sqlx::query("INSERT INTO stock_ledger (sku, warehouse, kind, delta, order_id, created_at) VALUES ('TEE-1', 'blr-1', 'adjustment', 1, NULL, 0)").execute(pool).await.unwrap();
 
-    let findings = till::checkout::reconcile::reconcile(app.state())
-        .await
-        .unwrap();
+    let findings = till::checkout::reconcile::reconcile(
+        app.state(),
+        till::checkout::reconcile::LIST_LIMIT_FULL,
+    )
+    .await
+    .unwrap();
     let report = findings.render();
     assert_eq!((findings.repaired, findings.flagged), (3, 0), "{report}");
     assert_eq!(
@@ -488,9 +491,12 @@ async fn reconcile_refunds_orphan_captures_and_captures_missing_ones(b: Backend)
         "{report}"
     );
     // Nothing is left to repair, and a second run repeats no refund.
-    let again = till::checkout::reconcile::reconcile(app.state())
-        .await
-        .unwrap();
+    let again = till::checkout::reconcile::reconcile(
+        app.state(),
+        till::checkout::reconcile::LIST_LIMIT_FULL,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         (again.repaired, again.flagged),
         (0, 0),

@@ -210,19 +210,6 @@ fn parse<T: serde::de::DeserializeOwned>(answer: Answer) -> Result<T, GatewayErr
         .map_err(|e| GatewayError::Unavailable(format!("unreadable Razorpay answer: {e}")))
 }
 
-/// `name@handle`, as UPI virtual payment addresses are written.
-fn valid_vpa(vpa: &str) -> bool {
-    let ok = |s: &str| {
-        !s.is_empty()
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-    };
-    vpa.len() <= 100
-        && vpa
-            .split_once('@')
-            .is_some_and(|(name, handle)| ok(name) && ok(handle))
-}
-
 impl Gateway for Razorpay {
     fn name(&self) -> &'static str {
         "razorpay"
@@ -235,7 +222,7 @@ impl Gateway for Razorpay {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_');
         match method {
-            Method::Upi if source == UPI_INTENT_SOURCE || valid_vpa(source) => Ok(()),
+            Method::Upi if source == UPI_INTENT_SOURCE || super::valid_vpa(source) => Ok(()),
             Method::Upi => Err(format!(
                 "a UPI source is a VPA (name@bank) or {UPI_INTENT_SOURCE}"
             )),

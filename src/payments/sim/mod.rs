@@ -74,7 +74,7 @@ fn plan(method: Method, source: &str) -> Option<Plan> {
             succeed: false,
             failure_code: "payment_failed",
         }),
-        (Method::Upi, vpa) if valid_vpa(vpa) => Some(Plan::Later {
+        (Method::Upi, vpa) if super::valid_vpa(vpa) => Some(Plan::Later {
             succeed: true,
             failure_code: "",
         }),
@@ -88,19 +88,6 @@ fn plan(method: Method, source: &str) -> Option<Plan> {
         }),
         _ => None,
     }
-}
-
-/// `name@handle`, as UPI virtual payment addresses are written.
-fn valid_vpa(vpa: &str) -> bool {
-    let ok = |s: &str| {
-        !s.is_empty()
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-    };
-    vpa.len() <= 100
-        && vpa
-            .split_once('@')
-            .is_some_and(|(name, handle)| ok(name) && ok(handle))
 }
 
 #[derive(Default)]
