@@ -6,6 +6,7 @@
 //! real HTTP to `/v1/webhooks/sim`, retried until Till answers 2xx. Its outcomes follow the
 //! table in API.md.
 
+mod delivery;
 pub mod faults;
 mod razorpay;
 pub mod server;
@@ -19,19 +20,18 @@ use axum::http::HeaderMap;
 use axum::response::Html;
 use axum::routing::get;
 use axum::Router;
-use rand::Rng;
 use serde_json::{json, Value};
 use sqlx::Row;
 
 use super::gateway::{
     BoxFuture, Charge, Gateway, GatewayError, GatewayPayment, GatewayRecord, Outcome, WebhookEvent,
 };
-use super::signature::{sign, verify};
+use super::signature::verify;
 use super::Method;
-use crate::clock::{system_now_ms, Clock};
+use crate::clock::Clock;
 use crate::db::Db;
 use crate::ids::new_id;
-use faults::{CallFault, FaultSpec, Faults, WebhookFault};
+use faults::{CallFault, FaultSpec, Faults};
 
 /// Header carrying `t=<unix seconds>,v1=<hex HMAC-SHA256 of "{t}.{body}">`.
 pub const SIGNATURE_HEADER: &str = "till-sim-signature";
@@ -389,202 +389,6 @@ impl Simulator {
             .await
             .map_err(unavailable)?;
         tx.commit().await.map_err(unavailable)
-    }
-
-    /// One pass of the webhook sender: completes due asynchronous payments and POSTs their
-    /// events. Returns how many were delivered. No connection is held during a POST.
-    pub async fn deliver_due(&self) -> anyhow::Result<usize> {
-        let now = self.inner.clock.now_ms();
-        let due = sqlx::query(
-            "SELECT e.id, e.payment_id, e.outcome, e.failure_code, e.attempts, p.idem_key, p.status, p.protocol
-             FROM sim_events e JOIN sim_payments p ON p.id = e.payment_id
-             WHERE e.delivered_at IS NULL AND e.deliver_at <= $1 ORDER BY e.deliver_at LIMIT $2",
-        )
-        .bind(now)
-        .bind(DELIVERY_BATCH)
-        .fetch_all(&self.inner.db.pool)
-        .await?;
-        let mut delivered = 0;
-        for row in due {
-            let (event_id, payment_id, outcome): (String, String, String) =
-                (row.get("id"), row.get("payment_id"), row.get("outcome"));
-            let failure_code: Option<String> = row.get("failure_code");
-            if row.get::<String, _>("protocol") == "razorpay" {
-                // The customer completes a pending payment now (no-op for one already there).
-                sqlx::query("UPDATE sim_payments SET status = $1, failure_code = $2, updated_at = $3 WHERE id = $4 AND status = 'created'")
-                    .bind(&outcome)
-                    .bind(&failure_code)
-                    .bind(now)
-                    .bind(&payment_id)
-                    .execute(&self.inner.db.pool)
-                    .await?;
-                let Some(entity) = razorpay::payment(self, &payment_id)
-                    .await?
-                    .filter(|p| p["status"] == outcome.as_str())
-                else {
-                    self.mark_delivered(&event_id, now).await?;
-                    continue;
-                };
-                let body = json!({"entity": "event", "account_id": "acc_till_sim", "event": format!("payment.{outcome}"),
-                    "contains": ["payment"], "payload": {"payment": {"entity": entity}}, "created_at": now / 1000})
-                .to_string();
-                let signature = super::signature::hmac_hex(
-                    &self.inner.razorpay_webhook_secret,
-                    body.as_bytes(),
-                );
-                let headers = [
-                    ("x-razorpay-signature", signature),
-                    ("x-razorpay-event-id", event_id.clone()),
-                ];
-                if self.post_webhook("razorpay", &headers, &body).await {
-                    self.mark_delivered(&event_id, now).await?;
-                    delivered += 1;
-                } else {
-                    self.reschedule(&event_id, row.get("attempts"), now).await?;
-                }
-                continue;
-            }
-            if row.get::<String, _>("protocol") == "stripe" {
-                // Stripe reports every change, as the object stands when the event goes out.
-                let Some(object) = stripe::intent(self, &payment_id).await? else {
-                    self.mark_delivered(&event_id, now).await?;
-                    continue;
-                };
-                let body =
-                    json!({"id": event_id, "object": "event", "type": stripe_event_type(&outcome),
-                    "created": now / 1000, "livemode": false, "data": {"object": object}})
-                    .to_string();
-                let signature = sign(
-                    &self.inner.stripe_webhook_secret,
-                    system_now_ms() / 1000,
-                    body.as_bytes(),
-                );
-                if self
-                    .post_webhook("stripe", &[("stripe-signature", signature)], &body)
-                    .await
-                {
-                    self.mark_delivered(&event_id, now).await?;
-                    delivered += 1;
-                } else {
-                    self.reschedule(&event_id, row.get("attempts"), now).await?;
-                }
-                continue;
-            }
-            // The customer completes the payment now, unless it was voided meanwhile.
-            sqlx::query(
-                "UPDATE sim_payments SET status = $1, failure_code = $2, updated_at = $3
-                 WHERE id = $4 AND status IN ('processing', 'requires_action')",
-            )
-            .bind(&outcome)
-            .bind(&failure_code)
-            .bind(now)
-            .bind(&payment_id)
-            .execute(&self.inner.db.pool)
-            .await?;
-            let status: Option<String> =
-                sqlx::query_scalar("SELECT status FROM sim_payments WHERE id = $1")
-                    .bind(&payment_id)
-                    .fetch_optional(&self.inner.db.pool)
-                    .await?;
-            if status.as_deref() != Some(outcome.as_str()) {
-                self.mark_delivered(&event_id, now).await?;
-                continue;
-            }
-            let body = json!({
-                "id": event_id,
-                "type": format!("payment.{outcome}"),
-                "created": now / 1000,
-                "data": {"id": payment_id, "key": row.get::<String, _>("idem_key"), "status": outcome, "failure_code": failure_code},
-            })
-            .to_string();
-            let signature = sign(&self.inner.secret, system_now_ms() / 1000, body.as_bytes());
-            if self
-                .post_webhook("sim", &[(SIGNATURE_HEADER, signature)], &body)
-                .await
-            {
-                self.mark_delivered(&event_id, now).await?;
-                delivered += 1;
-            } else {
-                self.reschedule(&event_id, row.get("attempts"), now).await?;
-            }
-        }
-        Ok(delivered)
-    }
-
-    /// Sends a webhook (or, when a fault knob says so, loses it or sends it twice). True when
-    /// the event counts as delivered.
-    async fn post_webhook(&self, gateway: &str, headers: &[(&str, String)], body: &str) -> bool {
-        match self.inner.faults.webhook() {
-            WebhookFault::Drop => true,
-            WebhookFault::Duplicate => {
-                let first = self.send_webhook(gateway, headers, body).await;
-                self.send_webhook(gateway, headers, body).await || first
-            }
-            WebhookFault::None => self.send_webhook(gateway, headers, body).await,
-        }
-    }
-
-    async fn send_webhook(&self, gateway: &str, headers: &[(&str, String)], body: &str) -> bool {
-        let url = format!("{}/v1/webhooks/{gateway}", self.till_url());
-        let mut request = self
-            .inner
-            .http
-            .post(&url)
-            .header("content-type", "application/json")
-            .body(body.to_string());
-        for (name, value) in headers {
-            request = request.header(*name, value);
-        }
-        let sent = request.send().await;
-        match sent {
-            Ok(resp) if resp.status().is_success() => true,
-            Ok(resp) => {
-                tracing::warn!(status = %resp.status(), "simulator webhook refused");
-                false
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "simulator webhook not delivered");
-                false
-            }
-        }
-    }
-
-    async fn mark_delivered(&self, event_id: &str, now: i64) -> anyhow::Result<()> {
-        sqlx::query("UPDATE sim_events SET delivered_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(event_id)
-            .execute(&self.inner.db.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn reschedule(&self, event_id: &str, attempts: i64, now: i64) -> anyhow::Result<()> {
-        let attempts = attempts + 1;
-        if attempts >= DELIVERY_ATTEMPTS_MAX {
-            tracing::error!(event_id, "simulator gave up delivering a webhook");
-            return self.mark_delivered(event_id, now).await;
-        }
-        let ceiling = DELIVERY_BACKOFF_CAP_MS.min(DELIVERY_BACKOFF_BASE_MS << attempts.min(20));
-        let wait = rand::thread_rng().gen_range(0..=ceiling);
-        sqlx::query("UPDATE sim_events SET attempts = $1, deliver_at = $2 WHERE id = $3")
-            .bind(attempts)
-            .bind(now + wait)
-            .bind(event_id)
-            .execute(&self.inner.db.pool)
-            .await?;
-        Ok(())
-    }
-}
-
-/// Stripe's event type for a PaymentIntent that reached `status`.
-fn stripe_event_type(status: &str) -> &'static str {
-    match status {
-        "requires_capture" => "payment_intent.amount_capturable_updated",
-        "succeeded" => "payment_intent.succeeded",
-        "requires_payment_method" => "payment_intent.payment_failed",
-        "canceled" => "payment_intent.canceled",
-        "requires_action" => "payment_intent.requires_action",
-        _ => "payment_intent.processing",
     }
 }
 
