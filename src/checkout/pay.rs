@@ -10,6 +10,7 @@ use sqlx::{AnyConnection, Connection};
 use crate::db::is_unique_violation;
 use crate::error::{Error, Result};
 use crate::failpoint;
+use crate::http::idempotency::{record_payment, KeyRef};
 use crate::ids::new_id;
 use crate::inventory::{self, LockEnd};
 use crate::metrics::Metrics;
@@ -20,6 +21,9 @@ use crate::payments::{self, Method, Payment, Status};
 use crate::state::AppState;
 
 pub struct PaymentInput {
+    /// The request's idempotency key: the attempt is recorded against it in the attempt's
+    /// own transaction.
+    pub key: Option<KeyRef>,
     pub order_id: String,
     pub method: Method,
     pub source: String,
@@ -84,6 +88,9 @@ pub async fn start_payment(state: &AppState, input: PaymentInput) -> Result<Valu
             ))
         }
         Err(err) => return Err(err.into()),
+    }
+    if let Some(key) = &input.key {
+        record_payment(&mut tx, key, &payment.id).await?;
     }
     tx.commit().await?;
     drop(conn);

@@ -184,10 +184,11 @@ async fn post_payment(
         &caller,
         Some(&key),
         ("POST", &path, &body),
-        |_| async {
+        |key_ref| async {
             caller.check_order(&id)?;
             let body: PaymentBody = parse_json(&body)?;
             let input = PaymentInput {
+                key: key_ref,
                 order_id: id.clone(),
                 method: parse_method(&body.method)?,
                 source: body.source,

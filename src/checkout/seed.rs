@@ -95,7 +95,7 @@ async fn initiate(
         &caller,
         Some(&key),
         ("POST", "/payment/initiate", &body),
-        |_| async {
+        |key_ref| async {
             caller.check_order(&parsed.order_id)?;
             let method = parse_method(&parsed.payment_method)?;
             let head = {
@@ -115,6 +115,7 @@ async fn initiate(
                 .clone()
                 .unwrap_or_else(|| default_source(method).to_string());
             let input = PaymentInput {
+                key: key_ref,
                 order_id: head.id,
                 method,
                 source,

@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("schema.sql")),
     (2, include_str!("0002_authorize_capture.sql")),
     (3, include_str!("0003_razorpay.sql")),
+    (4, include_str!("0004_idempotency_resource.sql")),
 ];
 
 /// SQLite allows one writer at a time; one pooled connection serializes writers inside this

@@ -137,6 +137,22 @@ pub struct KeyRef {
     pub key: String,
 }
 
+/// Records, inside the caller's transaction, the payment a request created: if the process
+/// dies before the answer is stored, a retry answers with that payment as it now stands.
+pub async fn record_payment(
+    conn: &mut sqlx::AnyConnection,
+    key: &KeyRef,
+    payment_id: &str,
+) -> Result<()> {
+    sqlx::query("UPDATE idempotency_keys SET resource_id = $1 WHERE scope = $2 AND idem_key = $3")
+        .bind(payment_id)
+        .bind(&key.scope)
+        .bind(&key.key)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 /// Stores the response inside the caller's transaction.
 pub async fn complete_in(
     conn: &mut sqlx::AnyConnection,
@@ -175,7 +191,7 @@ async fn claim(state: &AppState, scope: &str, key: &str, fingerprint: &str) -> R
     if inserted == 1 {
         return Ok(Claim::Won);
     }
-    let row = sqlx::query("SELECT fingerprint, state, status_code, body, created_at FROM idempotency_keys WHERE scope = $1 AND idem_key = $2")
+    let row = sqlx::query("SELECT fingerprint, state, status_code, body, created_at, resource_id FROM idempotency_keys WHERE scope = $1 AND idem_key = $2")
         .bind(scope)
         .bind(key)
         .fetch_optional(&state.db.pool)
@@ -201,11 +217,20 @@ async fn claim(state: &AppState, scope: &str, key: &str, fingerprint: &str) -> R
         .execute(&state.db.pool)
         .await?
         .rows_affected();
-        return if taken == 1 {
-            Ok(Claim::Won)
-        } else {
-            Err(Error::IdempotencyKeyInUse)
-        };
+        if taken == 0 {
+            return Err(Error::IdempotencyKeyInUse);
+        }
+        // The request that held the claim died. If it had created its payment, answer with
+        // that payment (and keep the answer) rather than starting a second one.
+        if let Some(payment_id) = row.get::<Option<String>, _>("resource_id") {
+            let mut conn = state.db.pool.acquire().await?;
+            if let Some(view) = crate::payments::view(&mut conn, &payment_id).await? {
+                drop(conn);
+                complete(state, scope, key, StatusCode::CREATED, &view).await?;
+                return Ok(Claim::Replay(StatusCode::CREATED, view));
+            }
+        }
+        return Ok(Claim::Won);
     }
     let status =
         StatusCode::from_u16(row.get::<i64, _>("status_code") as u16).unwrap_or(StatusCode::OK);

@@ -181,3 +181,38 @@ async fn order_answer_is_stored_with_the_order(b: Backend) {
     assert_eq!(app.inventory("TEE-1").await["locked"], 2);
     app.finish().await;
 }
+
+both!(payment_retry_after_a_crash_answers_with_the_first_attempt);
+
+/// A payment request whose process died after committing its attempt (the key still
+/// `running`, no answer stored): once the claim is stale, the retry answers with that
+/// attempt instead of starting a second one.
+async fn payment_retry_after_a_crash_answers_with_the_first_attempt(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.stocked("TEE-1", 100, 10).await;
+    let id = app.new_order("TEE-1", 1).await;
+    let pay = || {
+        app.request(Method::POST, &format!("/v1/orders/{id}/payments"))
+            .header("Idempotency-Key", "pay-crash")
+            .json(&json!({"method": "upi", "source": "success@razorpay"}))
+    };
+    let (status, first) = app.send(pay()).await;
+    assert_eq!(status, 201, "{first}");
+    // As the dead request left it: claimed long ago, no answer.
+    sqlx::query("UPDATE idempotency_keys SET state = 'running', status_code = NULL, body = NULL, created_at = 0 WHERE idem_key = 'pay-crash'")
+        .execute(&app.state().db.pool)
+        .await
+        .unwrap();
+    let (status, again) = app.send(pay()).await;
+    assert_eq!(
+        (status.as_u16(), again["id"].clone()),
+        (201, first["id"].clone()),
+        "{again}"
+    );
+    app.wait_for_status(&id, "confirmed").await;
+    assert_eq!(
+        app.order(&id).await["payments"].as_array().unwrap().len(),
+        1
+    );
+    app.finish().await;
+}
