@@ -30,6 +30,9 @@ pub struct Config {
     /// webhook_dup=0.2,webhook_reorder=0.1,late_auth=0.02,outage=10-15,seed=7`.
     #[arg(long, env = "TILL_SIM_FAULTS")]
     pub sim_faults: Option<String>,
+    /// Requests a second each credential may make (bursts of twice that); 0: no limit.
+    #[arg(long, env = "TILL_RATE_LIMIT_PER_SEC", default_value_t = 0)]
+    pub rate_limit_per_sec: u64,
     /// PostgreSQL pool size (SQLite always uses one writer connection).
     #[arg(long, env = "TILL_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
@@ -92,6 +95,7 @@ impl Config {
             sim_delay_ms: 500,
             sim_webhook_secret: None,
             sim_faults: None,
+            rate_limit_per_sec: 0,
             db_max_connections: 16,
             worker_tick_ms: 250,
             recovery_after_secs: 10,

@@ -26,6 +26,8 @@ pub enum Error {
     AmountMismatch(String),
     #[error("request body is larger than 64 KiB")]
     PayloadTooLarge,
+    #[error("too many requests; slow down")]
+    RateLimited,
     #[error("the database is unavailable")]
     Unavailable(#[source] sqlx::Error),
     #[error("internal error")]
@@ -82,6 +84,7 @@ impl Error {
             | Error::AmountMismatch(_) => StatusCode::CONFLICT,
             Error::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -99,6 +102,7 @@ impl Error {
             Error::IdempotencyKeyReused => "idempotency_key_reused",
             Error::AmountMismatch(_) => "amount_mismatch",
             Error::PayloadTooLarge => "payload_too_large",
+            Error::RateLimited => "rate_limited",
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal_error",
         }

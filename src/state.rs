@@ -9,6 +9,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::http::rate_limit::RateLimiter;
 use crate::ids::{random_token, sha256_hex};
 use crate::metrics::Metrics;
 use crate::money::Currency;
@@ -36,6 +37,7 @@ pub struct AppState {
     pub routes: MethodGateways,
     pub sim: Simulator,
     pub metrics: Arc<Metrics>,
+    pub rate_limiter: Arc<RateLimiter>,
 }
 
 impl AppState {
@@ -89,6 +91,7 @@ impl AppState {
             routes,
             sim,
             metrics: Arc::new(Metrics::default()),
+            rate_limiter: Arc::new(RateLimiter::new(cfg.rate_limit_per_sec)),
         })
     }
 

@@ -5,6 +5,7 @@
 pub mod extract;
 pub mod idempotency;
 pub mod openapi;
+pub mod rate_limit;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode};
@@ -36,6 +37,10 @@ pub fn app(state: AppState) -> Router {
         .route("/openapi.json", get(|| async { Json(openapi::document()) }))
         .fallback(|| async { Error::NotFound("route") })
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT_BYTES))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit::limit,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             request_context,

@@ -73,3 +73,34 @@ async fn health_ready_metrics_and_openapi(b: Backend) {
     }
     app.finish().await;
 }
+
+both!(rate_limit_answers_429_per_credential);
+
+async fn rate_limit_answers_429_per_credential(b: Backend) {
+    let app = TestApp::spawn_with(b, till::Workers::Run, |cfg| cfg.rate_limit_per_sec = 2).await;
+    let mut limited = None;
+    for _ in 0..10 {
+        let resp = app
+            .request(Method::GET, "/v1/inventory/NOPE")
+            .send()
+            .await
+            .unwrap();
+        if resp.status() == 429 {
+            assert_eq!(resp.headers().get("retry-after").unwrap(), "1");
+            limited = Some(resp.json::<serde_json::Value>().await.unwrap());
+            break;
+        }
+    }
+    let body = limited.expect("the limit was never reached");
+    assert_eq!(body["error"]["code"], "rate_limited");
+    // Another credential has its own allowance.
+    let other = app
+        .http
+        .get(format!("{}/healthz", app.url))
+        .bearer_auth("someone-else")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200);
+    app.finish().await;
+}
