@@ -168,6 +168,33 @@ impl TestApp {
         &self.running.as_ref().expect("server is running").state
     }
 
+    /// The expiry sweeper's own transaction (expire, release the stock) without its gateway
+    /// void, so a late success meets an order that has already ended.
+    pub async fn expire_without_voiding(&self, id: &str) {
+        use till::orders::{CancelReason, Status};
+        let state = self.state();
+        let mut conn = state.db.pool.acquire().await.unwrap();
+        let moved = till::orders::transition(
+            &mut conn,
+            id,
+            &[Status::Pending],
+            Status::Expired,
+            Some(CancelReason::Expired),
+            state.now_ms(),
+        )
+        .await
+        .unwrap();
+        assert!(moved, "order {id} was not pending");
+        till::inventory::settle_locks(
+            &mut conn,
+            id,
+            till::inventory::LockEnd::Released,
+            state.now_ms(),
+        )
+        .await
+        .unwrap();
+    }
+
     /// Runs every worker step once, as the background loop would.
     pub async fn run_workers(&self) {
         till::checkout::workers::run_once(self.state())

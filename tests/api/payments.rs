@@ -240,32 +240,6 @@ async fn repeated_webhook_is_a_no_op(b: Backend) {
     app.finish().await;
 }
 
-/// The sweeper's own transaction (expire, release) without its gateway void, so the
-/// simulator's success webhook meets an order that has already ended.
-async fn expire_without_voiding(app: &TestApp, id: &str) {
-    use till::orders::{CancelReason, Status};
-    let state = app.state();
-    let mut conn = state.db.pool.acquire().await.unwrap();
-    assert!(till::orders::transition(
-        &mut conn,
-        id,
-        &[Status::Pending],
-        Status::Expired,
-        Some(CancelReason::Expired),
-        state.now_ms()
-    )
-    .await
-    .unwrap());
-    till::inventory::settle_locks(
-        &mut conn,
-        id,
-        till::inventory::LockEnd::Released,
-        state.now_ms(),
-    )
-    .await
-    .unwrap();
-}
-
 async fn late_payment_after_expiry_relocks_when_stock_remains(b: Backend) {
     let app = TestApp::spawn_with(b, Workers::Manual, |_| {}).await;
     app.stocked("TEE-1", 100, 10).await;
@@ -274,7 +248,7 @@ async fn late_payment_after_expiry_relocks_when_stock_remains(b: Backend) {
         app.pay(&id, "upi", "success@razorpay").await.1["status"],
         "processing"
     );
-    expire_without_voiding(&app, &id).await;
+    app.expire_without_voiding(&id).await;
     assert_eq!(app.inventory("TEE-1").await["locked"], 0);
     app.clock.advance_ms(1_000);
     assert_eq!(app.state().sim.deliver_due().await.unwrap(), 1);
@@ -293,7 +267,7 @@ async fn late_payment_after_expiry_is_refunded_when_stock_is_gone(b: Backend) {
         app.pay(&late, "upi", "success@razorpay").await.1["status"],
         "processing"
     );
-    expire_without_voiding(&app, &late).await;
+    app.expire_without_voiding(&late).await;
     // Someone else buys the released stock before the late success arrives.
     let buyer = app.new_order("TEE-1", 5).await;
     assert_eq!(

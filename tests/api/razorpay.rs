@@ -180,27 +180,8 @@ async fn razorpay_late_authorization_is_not_captured(b: Backend) {
     app.stocked("TEE-1", 1000, 1).await;
     let id = app.new_order("TEE-1", 1).await;
     let (_, payment) = app.pay(&id, "upi", "success@razorpay").await;
+    app.expire_without_voiding(&id).await;
     let state = app.state();
-    let mut conn = state.db.pool.acquire().await.unwrap();
-    till::orders::transition(
-        &mut conn,
-        &id,
-        &[till::orders::Status::Pending],
-        till::orders::Status::Expired,
-        Some(till::orders::CancelReason::Expired),
-        state.now_ms(),
-    )
-    .await
-    .unwrap();
-    till::inventory::settle_locks(
-        &mut conn,
-        &id,
-        till::inventory::LockEnd::Released,
-        state.now_ms(),
-    )
-    .await
-    .unwrap();
-    drop(conn);
     let buyer = app.new_order("TEE-1", 1).await;
     assert_eq!(
         app.pay(&buyer, "card", "pm_card_visa").await.1["status"],

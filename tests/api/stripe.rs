@@ -167,27 +167,7 @@ async fn stripe_authorization_that_cannot_be_kept_is_voided(b: Backend) {
     let (_, payment) = app.pay(&id, "card", "pm_card_authenticationRequired").await;
     let payment_id = payment["id"].as_str().unwrap().to_string();
     // The hold runs out and the stock is sold, then the customer finishes 3-D Secure.
-    let state = app.state();
-    let mut conn = state.db.pool.acquire().await.unwrap();
-    till::orders::transition(
-        &mut conn,
-        &id,
-        &[till::orders::Status::Pending],
-        till::orders::Status::Expired,
-        Some(till::orders::CancelReason::Expired),
-        state.now_ms(),
-    )
-    .await
-    .unwrap();
-    till::inventory::settle_locks(
-        &mut conn,
-        &id,
-        till::inventory::LockEnd::Released,
-        state.now_ms(),
-    )
-    .await
-    .unwrap();
-    drop(conn);
+    app.expire_without_voiding(&id).await;
     let buyer = app.new_order("TEE-1", 2).await;
     assert_eq!(
         app.pay(&buyer, "card", "pm_card_visa").await.1["status"],
