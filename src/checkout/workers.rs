@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use sqlx::Row;
 use tokio::task::JoinHandle;
 
 use super::pay::{settle_answer, timed};
@@ -122,15 +121,12 @@ where
 /// gateway, a lost answer or a lost webhook all end here. An attempt on an order that is no
 /// longer pending is voided instead.
 pub async fn recover_payments(state: &AppState) -> Result<usize> {
-    let rows = sqlx::query(
-        "SELECT id FROM payments WHERE status IN ('processing', 'requires_action', 'authorized') AND updated_at <= $1
-         ORDER BY updated_at LIMIT $2",
+    let ids = claim_due(
+        state,
+        "payments",
+        "status IN ('processing', 'requires_action', 'authorized')",
     )
-    .bind(state.now_ms() - state.recovery_after_ms)
-    .bind(BATCH)
-    .fetch_all(&state.db.pool)
     .await?;
-    let ids: Vec<String> = rows.iter().map(|r| r.get("id")).collect();
     let n = ids.len();
     each_concurrently(state, ids, |state, id| async move {
         recheck_payment(&state, &id).await
@@ -185,15 +181,29 @@ pub async fn recheck_payment(state: &AppState, payment_id: &str) -> Result<()> {
     Ok(())
 }
 
+/// Claims up to `BATCH` rows of `table` matching `due` that nobody touched for a recovery
+/// interval, by touching them now: a lease, so another instance (or the next tick) leaves
+/// them alone until it runs out. On PostgreSQL rows another instance is claiming are skipped,
+/// not waited for.
+async fn claim_due(state: &AppState, table: &str, due: &str) -> Result<Vec<String>> {
+    let sql = format!(
+        "UPDATE {table} SET updated_at = $1 WHERE id IN (
+           SELECT id FROM {table} WHERE {due} AND updated_at <= $2 ORDER BY updated_at LIMIT $3{skip}
+         ) RETURNING id",
+        skip = state.db.skip_locked()
+    );
+    let now = state.now_ms();
+    Ok(sqlx::query_scalar(&sql)
+        .bind(now)
+        .bind(now - state.recovery_after_ms)
+        .bind(BATCH)
+        .fetch_all(&state.db.pool)
+        .await?)
+}
+
 /// Retries refunds the gateway has not yet confirmed.
 pub async fn retry_refunds(state: &AppState) -> Result<usize> {
-    let ids: Vec<String> = sqlx::query_scalar(
-        "SELECT id FROM refunds WHERE status = 'pending' AND updated_at <= $1 ORDER BY updated_at LIMIT $2",
-    )
-    .bind(state.now_ms() - state.recovery_after_ms)
-    .bind(BATCH)
-    .fetch_all(&state.db.pool)
-    .await?;
+    let ids = claim_due(state, "refunds", "status = 'pending'").await?;
     let n = ids.len();
     each_concurrently(state, ids, |state, id| async move {
         process_refund(&state, &id).await

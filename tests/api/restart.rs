@@ -70,3 +70,56 @@ async fn restart_drives_everything_in_flight_to_its_end(b: Backend) {
     );
     app.finish().await;
 }
+
+both!(two_workers_share_stuck_payments_without_doubling_calls);
+
+/// Two recovery passes at once (two instances, say) each claim different stuck payments:
+/// every payment is asked about once, and all of them end.
+async fn two_workers_share_stuck_payments_without_doubling_calls(b: Backend) {
+    let app = TestApp::spawn_with(b, Workers::Manual, |cfg| cfg.recovery_after_secs = 1).await;
+    app.stocked("TEE-1", 100, 50).await;
+    let state = app.state();
+    let mut orders = Vec::new();
+    for _ in 0..12 {
+        let order = app.order_of("TEE-1", 1).await;
+        let id = order["id"].as_str().unwrap().to_string();
+        let attempt = Payment {
+            id: till::ids::new_id("pay"),
+            order_id: id.clone(),
+            status: Status::Processing,
+            amount_minor: order["total"].as_i64().unwrap(),
+            currency: "INR".into(),
+            method: Method::Card,
+            source: "pm_card_visa".into(),
+            gateway: "sim".into(),
+            gateway_ref: None,
+        };
+        let mut conn = state.db.pool.acquire().await.unwrap();
+        payments::insert_attempt(&mut conn, &attempt, state.now_ms())
+            .await
+            .unwrap();
+        orders.push(id);
+    }
+    app.clock.advance_ms(2_000);
+    let calls = || {
+        state
+            .metrics
+            .gateway_calls
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let before = calls();
+    let (a, b2) = tokio::join!(
+        till::checkout::workers::recover_payments(state),
+        till::checkout::workers::recover_payments(state)
+    );
+    assert_eq!(
+        a.unwrap() + b2.unwrap(),
+        12,
+        "each stuck payment claimed once"
+    );
+    assert_eq!(calls() - before, 12, "one gateway call per payment");
+    for id in &orders {
+        assert_eq!(app.order(id).await["status"], "confirmed");
+    }
+    app.finish().await;
+}

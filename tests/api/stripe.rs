@@ -67,10 +67,13 @@ async fn stripe_card_is_authorized_then_captured(b: Backend) {
     let id = app.new_order("TEE-1", 2).await;
     let (status, payment) = app.pay(&id, "card", "pm_card_visa").await;
     assert_eq!(status, 201, "{payment}");
-    assert_eq!(
-        (payment["status"].as_str(), payment["gateway"].as_str()),
-        (Some("succeeded"), Some("stripe"))
+    // Authorized at once; the capture lands now or a moment later (a webhook may race it).
+    assert!(
+        matches!(payment["status"].as_str(), Some("succeeded" | "authorized")),
+        "{payment}"
     );
+    assert_eq!(payment["gateway"], "stripe");
+    wait_payment(&app, &id).await;
     let order = app.order(&id).await;
     assert_eq!(order["status"], "confirmed");
     let pi = intent(
