@@ -78,7 +78,9 @@ pub struct Config {
     #[arg(long, env = "TILL_RECONCILE_EVERY_SECS", default_value_t = 300)]
     pub reconcile_every_secs: u64,
     /// A payment still `processing` this long after its last change is asked about again.
-    #[arg(long, env = "TILL_RECOVERY_AFTER_SECS", default_value_t = 10)]
+    /// Keep it above the longest a gateway call can take (4 tries of up to 10 s each), so
+    /// recovery never asks while the request that made the payment is still asking.
+    #[arg(long, env = "TILL_RECOVERY_AFTER_SECS", default_value_t = 60)]
     pub recovery_after_secs: i64,
 }
 
@@ -98,7 +100,7 @@ impl Config {
             rate_limit_per_sec: 0,
             db_max_connections: 16,
             worker_tick_ms: 250,
-            recovery_after_secs: 10,
+            recovery_after_secs: 60,
             reconcile_every_secs: 300,
             card_gateway: "sim".into(),
             upi_gateway: "sim".into(),

@@ -5,8 +5,9 @@
 use serde_json::{json, Value};
 use sqlx::Connection;
 
-use super::pay::{settle_answer, timed};
+use super::pay::{settle_answer, timed, Call};
 use crate::error::{Error, Result};
+use crate::http::idempotency::{record_resource, KeyRef};
 use crate::ids::new_id;
 use crate::inventory::{self, LockEnd};
 use crate::metrics::Metrics;
@@ -87,7 +88,11 @@ async fn end_order(
             _ => &state.metrics.orders_cancelled,
         });
     }
-    void_in_flight(state, order_id).await?;
+    // Only the call that ended the order voids; a cancel of an order that a payment has
+    // meanwhile confirmed must not touch that payment.
+    if ended {
+        void_in_flight(state, order_id).await?;
+    }
     Ok(ended)
 }
 
@@ -96,22 +101,31 @@ async fn end_order(
 pub async fn void_in_flight(state: &AppState, order_id: &str) -> Result<()> {
     let in_flight: Vec<payments::Payment> = {
         let mut conn = state.db.pool.acquire().await?;
+        // The payment the order was confirmed with (a late one re-locked meanwhile) is kept.
+        let paid_by = orders::head(&mut conn, order_id)
+            .await?
+            .and_then(|o| o.paid_by);
         payments::for_order(&mut conn, order_id)
             .await?
             .into_iter()
-            .filter(|p| p.status.in_flight())
+            .filter(|p| p.status.in_flight() && paid_by.as_deref() != Some(p.id.as_str()))
             .collect()
     };
     for payment in in_flight {
         let gateway = state.gateway(&payment.gateway)?;
         let answer = timed(state, gateway.cancel(&payment.charge())).await;
-        settle_answer(state, &payment.id, answer).await?;
+        settle_answer(state, &payment.id, answer, Call::FollowUp).await?;
     }
     Ok(())
 }
 
 /// Refunds part (`amount`) or the rest (`None`) of a paid order's payment.
-pub async fn refund_order(state: &AppState, order_id: &str, amount: Option<i64>) -> Result<Value> {
+pub async fn refund_order(
+    state: &AppState,
+    order_id: &str,
+    amount: Option<i64>,
+    key: Option<&KeyRef>,
+) -> Result<Value> {
     let now = state.now_ms();
     let refund_id = new_id("re");
     let mut conn = state.db.pool.acquire().await?;
@@ -153,6 +167,9 @@ pub async fn refund_order(state: &AppState, order_id: &str, amount: Option<i64>)
         now,
     )
     .await?;
+    if let Some(key) = key {
+        record_resource(&mut tx, key, &refund_id).await?;
+    }
     tx.commit().await?;
     drop(conn);
     process_refund(state, &refund_id).await?;
@@ -215,6 +232,8 @@ async fn after_refund(
     payment: &payments::Payment,
     now: i64,
 ) -> Result<()> {
+    // Serialize with concurrent refunds of the same order so the last one sees them all.
+    orders::lock_row(tx, &refund.order_id).await?;
     let refunded = payments::refunded(tx, &payment.id).await?;
     assert!(
         refunded <= payment.amount_minor,

@@ -10,7 +10,7 @@ use sqlx::{AnyConnection, Connection};
 use crate::db::is_unique_violation;
 use crate::error::{Error, Result};
 use crate::failpoint;
-use crate::http::idempotency::{record_payment, KeyRef};
+use crate::http::idempotency::{record_resource, KeyRef};
 use crate::ids::new_id;
 use crate::inventory::{self, LockEnd};
 use crate::metrics::Metrics;
@@ -90,7 +90,7 @@ pub async fn start_payment(state: &AppState, input: PaymentInput) -> Result<Valu
         Err(err) => return Err(err.into()),
     }
     if let Some(key) = &input.key {
-        record_payment(&mut tx, key, &payment.id).await?;
+        record_resource(&mut tx, key, &payment.id).await?;
     }
     tx.commit().await?;
     drop(conn);
@@ -100,7 +100,7 @@ pub async fn start_payment(state: &AppState, input: PaymentInput) -> Result<Valu
     let charge = payment.charge();
     let answer = timed(state, gateway.create(&charge)).await;
     failpoint::hit("after_gateway_answer");
-    settle_answer(state, &payment.id, answer).await?;
+    settle_answer(state, &payment.id, answer, Call::Create).await?;
     let mut conn = state.db.pool.acquire().await?;
     payments::view(&mut conn, &payment.id)
         .await?
@@ -113,9 +113,16 @@ pub async fn settle_answer(
     state: &AppState,
     payment_id: &str,
     answer: Result<GatewayPayment, GatewayError>,
+    call: Call,
 ) -> Result<()> {
     match answer {
         Ok(gp) => apply_outcome(state, payment_id, &gp).await,
+        // A refused capture or void says nothing about the money: the payment stays as it is,
+        // recovery asks again, and reconciliation flags a capture that never happens.
+        Err(GatewayError::Rejected(reason)) if call == Call::FollowUp => {
+            tracing::error!(payment_id, %reason, "gateway refused a capture or void");
+            Ok(())
+        }
         Err(GatewayError::Rejected(reason)) => {
             tracing::warn!(payment_id, %reason, "gateway rejected the payment");
             let gp = GatewayPayment {
@@ -132,6 +139,14 @@ pub async fn settle_answer(
             Ok(())
         }
     }
+}
+
+/// Which call an answer belongs to: the payment's creation (a refusal fails the payment) or
+/// a capture or void that follows it (a refusal changes nothing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Call {
+    Create,
+    FollowUp,
 }
 
 /// Times a gateway call into the metrics.
@@ -168,11 +183,17 @@ pub async fn apply_outcome(state: &AppState, payment_id: &str, gp: &GatewayPayme
     if !payments::record_outcome(&mut tx, payment_id, payment.status, gp, now).await? {
         return Ok(()); // another writer moved it first; its transaction did the work
     }
+    // An authorization that confirmed the order settled it then; its capture changes nothing
+    // more. (An authorization that was not kept, captured anyway, is handled like any capture.)
+    let settled_when_authorized = payment.status == Status::Authorized
+        && orders::head(&mut tx, &payment.order_id)
+            .await?
+            .and_then(|o| o.paid_by)
+            .as_deref()
+            == Some(payment.id.as_str());
     let mut next = Next::Nothing;
     match to {
-        // The capture of an authorization completed: the order was settled when the money
-        // was authorized, so there is nothing more to do.
-        Status::Succeeded if payment.status == Status::Authorized => {}
+        Status::Succeeded if settled_when_authorized => {}
         Status::Succeeded | Status::Authorized => {
             let kept = keep_money(state, &mut tx, &payment, now).await?;
             next = match (kept, to) {
@@ -219,12 +240,12 @@ pub async fn apply_outcome(state: &AppState, payment_id: &str, gp: &GatewayPayme
         Next::Capture => {
             let gateway = state.gateway(&payment.gateway)?;
             let answer = timed(state, gateway.capture(&charge)).await;
-            Box::pin(settle_answer(state, payment_id, answer)).await
+            Box::pin(settle_answer(state, payment_id, answer, Call::FollowUp)).await
         }
         Next::Void => {
             let gateway = state.gateway(&payment.gateway)?;
             let answer = timed(state, gateway.cancel(&charge)).await;
-            Box::pin(settle_answer(state, payment_id, answer)).await
+            Box::pin(settle_answer(state, payment_id, answer, Call::FollowUp)).await
         }
     }
 }
@@ -251,6 +272,9 @@ async fn keep_money(
     now: i64,
 ) -> Result<bool> {
     let order_id = payment.order_id.as_str();
+    // The row lock first (PostgreSQL), so the sweeper cannot end the order between this read
+    // and the transition below.
+    orders::lock_row(tx, order_id).await?;
     let head = orders::head(tx, order_id)
         .await?
         .ok_or(Error::NotFound("order"))?;

@@ -94,9 +94,14 @@ async fn check_capture(
     let payment = match &record.key {
         Some(key) => {
             let mut conn = state.db.pool.acquire().await?;
-            payments::get(&mut conn, key)
-                .await?
-                .filter(|p| p.gateway == name)
+            // The record must be this payment's own: a second capture under the same key (a
+            // duplicate the gateway made) is treated as untracked money.
+            payments::get(&mut conn, key).await?.filter(|p| {
+                p.gateway == name
+                    && p.gateway_ref
+                        .as_deref()
+                        .is_none_or(|r| r == record.gateway_ref)
+            })
         }
         None => None,
     };

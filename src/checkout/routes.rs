@@ -255,14 +255,13 @@ async fn post_refund(
         &caller,
         key.as_deref(),
         ("POST", &path, &body),
-        |_| async {
+        |key_ref| async {
+            let key_ref = key_ref;
             caller.require_merchant()?;
             let body: RefundBody = parse_json_or_default(&body)?;
             ensure_order_exists(&state, &id).await?;
-            Ok((
-                StatusCode::CREATED,
-                refund_order(&state, &id, body.amount).await?,
-            ))
+            let refund = refund_order(&state, &id, body.amount, key_ref.as_ref()).await?;
+            Ok((StatusCode::CREATED, refund))
         },
     )
     .await

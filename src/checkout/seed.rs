@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::routes::{parse_items, parse_method, ItemBody};
-use super::workers::recheck_payment;
+use super::workers::{claim_payment, recheck_payment};
 use super::{create_order, start_payment, OrderInput, PaymentInput};
 use crate::error::{Error, Result};
 use crate::http::extract::{parse_json, Caller, RawBody};
@@ -171,7 +171,9 @@ async fn confirm_order(state: &AppState, caller: &Caller, body: &[u8]) -> Result
                 .collect()
         };
         for payment_id in in_flight {
-            recheck_payment(state, &payment_id).await?;
+            if claim_payment(state, &payment_id).await? {
+                recheck_payment(state, &payment_id).await?;
+            }
         }
         head = read_head(state, &body.order_id).await?;
     }

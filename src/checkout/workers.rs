@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use super::pay::{settle_answer, timed};
+use super::pay::{settle_answer, timed, Call};
 use super::{expire_order, process_refund};
 use crate::error::Result;
 use crate::http::idempotency;
@@ -157,19 +157,22 @@ pub async fn recheck_payment(state: &AppState, payment_id: &str) -> Result<()> {
     let pending = order
         .as_ref()
         .is_some_and(|o| o.status == orders::Status::Pending);
-    let answer = if payment.status == payments::Status::Authorized && paid_by_this {
+    let (answer, call) = if payment.status == payments::Status::Authorized && paid_by_this {
         // The order was confirmed with this authorization; the capture is what is missing.
-        timed(state, gateway.capture(&charge)).await
+        (timed(state, gateway.capture(&charge)).await, Call::FollowUp)
     } else if pending {
-        timed(state, gateway.create(&charge)).await
+        (timed(state, gateway.create(&charge)).await, Call::Create)
+    } else if paid_by_this {
+        // Already settled with the order; nothing to void.
+        return Ok(());
     } else {
-        timed(state, gateway.cancel(&charge)).await
+        (timed(state, gateway.cancel(&charge)).await, Call::FollowUp)
     };
     tracing::info!(
         payment_id,
         "asked the gateway again about a payment in flight"
     );
-    settle_answer(state, payment_id, answer).await?;
+    settle_answer(state, payment_id, answer, call).await?;
     // Whatever the answer, wait a full recovery interval before asking again.
     let mut conn = state.db.pool.acquire().await?;
     if payments::get(&mut conn, payment_id)
@@ -179,6 +182,24 @@ pub async fn recheck_payment(state: &AppState, payment_id: &str) -> Result<()> {
         payments::touch(&mut conn, payment_id, "", state.now_ms()).await?;
     }
     Ok(())
+}
+
+/// Claims one in-flight payment for a caller that wants to ask about it now (the seed's
+/// `/checkout/confirm`), under the same lease as the recovery worker: false when a request
+/// or worker touched it within the recovery interval.
+pub async fn claim_payment(state: &AppState, payment_id: &str) -> Result<bool> {
+    let now = state.now_ms();
+    let claimed = sqlx::query(
+        "UPDATE payments SET updated_at = $1
+         WHERE id = $2 AND status IN ('processing', 'requires_action', 'authorized') AND updated_at <= $3",
+    )
+    .bind(now)
+    .bind(payment_id)
+    .bind(now - state.recovery_after_ms)
+    .execute(&state.db.pool)
+    .await?
+    .rows_affected();
+    Ok(claimed == 1)
 }
 
 /// Claims up to `BATCH` rows of `table` matching `due` that nobody touched for a recovery

@@ -137,15 +137,16 @@ pub struct KeyRef {
     pub key: String,
 }
 
-/// Records, inside the caller's transaction, the payment a request created: if the process
-/// dies before the answer is stored, a retry answers with that payment as it now stands.
-pub async fn record_payment(
+/// Records, inside the caller's transaction, the payment (`pay_…`) or refund (`re_…`) a
+/// request created: if the process dies before the answer is stored, a retry answers with
+/// that resource as it now stands instead of creating another.
+pub async fn record_resource(
     conn: &mut sqlx::AnyConnection,
     key: &KeyRef,
-    payment_id: &str,
+    resource_id: &str,
 ) -> Result<()> {
     sqlx::query("UPDATE idempotency_keys SET resource_id = $1 WHERE scope = $2 AND idem_key = $3")
-        .bind(payment_id)
+        .bind(resource_id)
         .bind(&key.scope)
         .bind(&key.key)
         .execute(&mut *conn)
@@ -222,10 +223,15 @@ async fn claim(state: &AppState, scope: &str, key: &str, fingerprint: &str) -> R
         }
         // The request that held the claim died. If it had created its payment, answer with
         // that payment (and keep the answer) rather than starting a second one.
-        if let Some(payment_id) = row.get::<Option<String>, _>("resource_id") {
+        if let Some(resource_id) = row.get::<Option<String>, _>("resource_id") {
             let mut conn = state.db.pool.acquire().await?;
-            if let Some(view) = crate::payments::view(&mut conn, &payment_id).await? {
-                drop(conn);
+            let view = if resource_id.starts_with("re_") {
+                crate::payments::refund_view_by_id(&mut conn, &resource_id).await?
+            } else {
+                crate::payments::view(&mut conn, &resource_id).await?
+            };
+            drop(conn);
+            if let Some(view) = view {
                 complete(state, scope, key, StatusCode::CREATED, &view).await?;
                 return Ok(Claim::Replay(StatusCode::CREATED, view));
             }

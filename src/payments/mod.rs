@@ -243,7 +243,7 @@ pub async fn record_outcome(
         _ => (None, None),
     };
     let n = sqlx::query(
-        "UPDATE payments SET status = $1, gateway_ref = $2, failure_code = $3, redirect_url = $4, updated_at = $5
+        "UPDATE payments SET status = $1, gateway_ref = COALESCE(NULLIF($2, ''), gateway_ref), failure_code = $3, redirect_url = $4, updated_at = $5
          WHERE id = $6 AND status = $7",
     )
     .bind(to.as_str())

@@ -41,7 +41,7 @@ pub fn verify(secret: &str, header: &str, body: &[u8], now_secs: i64) -> Result<
         }
     }
     let t = t.ok_or("signature has no timestamp")?;
-    if (now_secs - t).abs() > SIGNATURE_TOLERANCE_SECS {
+    if now_secs.abs_diff(t) > SIGNATURE_TOLERANCE_SECS as u64 {
         return Err("signature timestamp is outside the tolerance".into());
     }
     let matches = candidates.iter().any(|hex| {

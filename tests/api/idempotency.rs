@@ -216,3 +216,34 @@ async fn payment_retry_after_a_crash_answers_with_the_first_attempt(b: Backend) 
     );
     app.finish().await;
 }
+
+both!(refund_retry_after_a_crash_answers_with_the_first_refund);
+
+async fn refund_retry_after_a_crash_answers_with_the_first_refund(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.stocked("TEE-1", 1000, 10).await;
+    let id = app.new_order("TEE-1", 2).await;
+    assert_eq!(
+        app.pay(&id, "card", "pm_card_visa").await.1["status"],
+        "succeeded"
+    );
+    let refund = || {
+        app.request(Method::POST, &format!("/v1/orders/{id}/refunds"))
+            .header("Idempotency-Key", "refund-crash")
+            .json(&json!({"amount": 500}))
+    };
+    let (status, first) = app.send(refund()).await;
+    assert_eq!(status, 201, "{first}");
+    sqlx::query("UPDATE idempotency_keys SET state = 'running', status_code = NULL, body = NULL, created_at = 0 WHERE idem_key = 'refund-crash'")
+        .execute(&app.state().db.pool)
+        .await
+        .unwrap();
+    let (status, again) = app.send(refund()).await;
+    assert_eq!(
+        (status.as_u16(), again["id"].clone()),
+        (201, first["id"].clone()),
+        "{again}"
+    );
+    assert_eq!(app.order(&id).await["refunds"].as_array().unwrap().len(), 1);
+    app.finish().await;
+}

@@ -581,3 +581,41 @@ async fn adapters_work_against_a_separate_gateway_sim_process(b: Backend) {
     let _ = std::fs::remove_file(&sim_db);
     app.finish().await;
 }
+
+both!(cancelling_a_paid_order_leaves_its_authorization_alone);
+
+/// An order confirmed with an authorization whose capture has not happened yet: a customer's
+/// cancel (409, the order is paid) must not void that authorization.
+async fn cancelling_a_paid_order_leaves_its_authorization_alone(b: Backend) {
+    let app = stripe_app(b, Workers::Manual).await;
+    app.stocked("TEE-1", 1000, 5).await;
+    let id = app.new_order("TEE-1", 1).await;
+    let (_, payment) = app.pay(&id, "card", "pm_card_visa").await;
+    let pay_id = payment["id"].as_str().unwrap().to_string();
+    let pi_id = gateway_ref(&app, &pay_id).await;
+    let pool = &app.state().db.pool;
+    sqlx::query("UPDATE payments SET status = 'authorized' WHERE id = $1")
+        .bind(&pay_id)
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE sim_payments SET status = 'requires_capture' WHERE id = $1")
+        .bind(&pi_id)
+        .execute(pool)
+        .await
+        .unwrap();
+    assert_error(
+        &app.call(Method::POST, &format!("/v1/orders/{id}/cancel"), None)
+            .await,
+        409,
+        "order_not_payable",
+    );
+    assert_eq!(intent(&app, &pi_id).await["status"], "requires_capture");
+    assert_eq!(app.order(&id).await["payments"][0]["status"], "authorized");
+    // Recovery then takes the money the order was confirmed with.
+    app.clock.advance_ms(120_000);
+    app.run_workers().await;
+    assert_eq!(intent(&app, &pi_id).await["status"], "succeeded");
+    assert_eq!(app.order(&id).await["payments"][0]["status"], "succeeded");
+    app.finish().await;
+}

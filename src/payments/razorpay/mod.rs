@@ -128,8 +128,17 @@ impl Razorpay {
             return Ok(order.id);
         }
         let body = json!({"amount": charge.amount_minor, "currency": charge.currency, "receipt": charge.key, "notes": {NOTES_KEY: charge.key}});
-        let order: Order = parse(self.post("/v1/orders", &body, None).await?)?;
-        Ok(order.id)
+        match parse::<Order>(self.post("/v1/orders", &body, None).await?) {
+            Ok(order) => Ok(order.id),
+            // Another caller made this attempt's order a moment ago: use theirs.
+            Err(err) => {
+                let again: Collection<Order> = parse(
+                    self.get(&format!("/v1/orders?receipt={}", charge.key))
+                        .await?,
+                )?;
+                again.items.into_iter().next().map(|o| o.id).ok_or(err)
+            }
+        }
     }
 
     /// The order's payment, if one was made: the latest that has not failed, else the latest.
