@@ -78,9 +78,11 @@ pub struct Config {
     #[arg(long, env = "TILL_RECONCILE_EVERY_SECS", default_value_t = 300)]
     pub reconcile_every_secs: u64,
     /// A payment still `processing` this long after its last change is asked about again.
-    /// Keep it above the longest a gateway call can take (4 tries of up to 10 s each), so
-    /// recovery never asks while the request that made the payment is still asking.
-    #[arg(long, env = "TILL_RECOVERY_AFTER_SECS", default_value_t = 60)]
+    /// Above a normal gateway call by far; a call that retries longer (up to 4 tries of 10 s)
+    /// may meet recovery asking too, which is safe with idempotency keys (Stripe) and costs at
+    /// most a second payment attempt that reconciliation refunds (Razorpay). Raise it to 60
+    /// to rule that out at the price of slower recovery.
+    #[arg(long, env = "TILL_RECOVERY_AFTER_SECS", default_value_t = 15)]
     pub recovery_after_secs: i64,
 }
 
@@ -100,7 +102,7 @@ impl Config {
             rate_limit_per_sec: 0,
             db_max_connections: 16,
             worker_tick_ms: 250,
-            recovery_after_secs: 60,
+            recovery_after_secs: 15,
             reconcile_every_secs: 300,
             card_gateway: "sim".into(),
             upi_gateway: "sim".into(),
