@@ -6,6 +6,8 @@
 //! died mid-request is taken over after `STALE_CLAIM_MS`.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -90,12 +92,11 @@ where
         }
         Err(err) => return err.into_response(),
     }
-    let result = handler(Some(KeyRef {
-        scope: scope.clone(),
-        key: key.to_string(),
-    }))
-    .await;
+    let key_ref = KeyRef::new(scope.clone(), key);
+    let stored_in_tx = key_ref.stored.clone();
+    let result = handler(Some(key_ref)).await;
     let stored = match &result {
+        Ok(_) if stored_in_tx.load(Ordering::Relaxed) => Ok(()),
         Ok((status, body)) => complete(state, &scope, key, *status, body).await,
         Err(err) if !err.status().is_server_error() => {
             complete(state, &scope, key, err.status(), &err.body()).await
@@ -135,6 +136,8 @@ fn respond(result: Result<(StatusCode, Value)>) -> Response {
 pub struct KeyRef {
     pub scope: String,
     pub key: String,
+    /// Set by `complete_in`, so `run` does not write the same answer a second time.
+    stored: Arc<AtomicBool>,
 }
 
 /// Records, inside the caller's transaction, the payment (`pay_…`) or refund (`re_…`) a
@@ -154,6 +157,16 @@ pub async fn record_resource(
     Ok(())
 }
 
+impl KeyRef {
+    pub fn new(scope: impl Into<String>, key: impl Into<String>) -> KeyRef {
+        KeyRef {
+            scope: scope.into(),
+            key: key.into(),
+            stored: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
 /// Stores the response inside the caller's transaction.
 pub async fn complete_in(
     conn: &mut sqlx::AnyConnection,
@@ -168,6 +181,8 @@ pub async fn complete_in(
         .bind(&key.key)
         .execute(&mut *conn)
         .await?;
+    // If the caller's transaction then fails, its 5xx releases the claim anyway.
+    key.stored.store(true, Ordering::Relaxed);
     Ok(())
 }
 

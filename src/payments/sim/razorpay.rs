@@ -390,26 +390,11 @@ async fn capture(
     if !authorized(&sim, &headers) {
         return unauthorized();
     }
-    let amount = json_body(&body).and_then(|b| b["amount"].as_i64());
-    let now = sim.inner.clock.now_ms();
-    let result = async {
-        let mut tx = sim.inner.db.pool.begin().await?;
-        let moved = sqlx::query(
-            "UPDATE sim_payments SET status = 'captured', updated_at = $1 WHERE id = $2 AND protocol = 'razorpay' AND status = 'authorized' AND amount = $3",
-        )
-        .bind(now)
-        .bind(&id)
-        .bind(amount.unwrap_or(-1))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if moved == 1 {
-            queue_event(&sim, &mut tx, &id, "captured", None, now).await?;
-        }
-        tx.commit().await?;
-        Ok::<_, sqlx::Error>(moved == 1)
-    }
-    .await;
+    // A capture names the full amount; without one nothing matches.
+    let amount = json_body(&body)
+        .and_then(|b| b["amount"].as_i64())
+        .unwrap_or(-1);
+    let result = advance(&sim, &id, "authorized", "captured", Some(amount)).await;
     match result {
         Ok(true) => match payment(&sim, &id).await {
             Ok(Some(p)) => Json(p).into_response(),
@@ -449,27 +434,42 @@ async fn refund(
     }
 }
 
+/// Moves a Razorpay payment from `from` to `to` (only for `amount`, when given) and queues
+/// the event reporting it, in one transaction. Returns whether it moved.
+async fn advance(
+    sim: &Simulator,
+    id: &str,
+    from: &str,
+    to: &str,
+    amount: Option<i64>,
+) -> Result<bool, sqlx::Error> {
+    let now = sim.inner.clock.now_ms();
+    let mut tx = sim.inner.db.pool.begin().await?;
+    let moved = sqlx::query(
+        "UPDATE sim_payments SET status = $1, updated_at = $2
+         WHERE id = $3 AND protocol = 'razorpay' AND status = $4 AND ($5 IS NULL OR amount = $5)",
+    )
+    .bind(to)
+    .bind(now)
+    .bind(id)
+    .bind(from)
+    .bind(amount)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if moved == 1 {
+        queue_event(sim, &mut tx, id, to, None, now).await?;
+    }
+    tx.commit().await?;
+    Ok(moved == 1)
+}
+
 /// The customer's UPI app pays an intent.
 pub(super) async fn approve_intent(
     State(sim): State<Simulator>,
     Path(id): Path<String>,
 ) -> Html<String> {
-    let now = sim.inner.clock.now_ms();
-    let result = async {
-        let mut tx = sim.inner.db.pool.begin().await?;
-        let moved = sqlx::query("UPDATE sim_payments SET status = 'authorized', updated_at = $1 WHERE id = $2 AND protocol = 'razorpay' AND status = 'created'")
-            .bind(now)
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if moved == 1 {
-            queue_event(&sim, &mut tx, &id, "authorized", None, now).await?;
-        }
-        tx.commit().await?;
-        Ok::<_, sqlx::Error>(moved == 1)
-    }
-    .await;
+    let result = advance(&sim, &id, "created", "authorized", None).await;
     let message = match result {
         Ok(true) => "UPI payment approved.",
         Ok(false) => "This payment is not waiting for approval.",
