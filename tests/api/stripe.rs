@@ -8,6 +8,7 @@ use till::payments::signature::sign;
 use till::Workers;
 
 use crate::both;
+use crate::gateway_sim::{spawn_with_gateway_sim, SimSpec};
 use crate::helpers::{assert_error, Backend, TestApp};
 
 const SK: &str = "sk_test_contract";
@@ -511,53 +512,7 @@ both!(adapters_work_against_a_separate_gateway_sim_process);
 /// The same adapters, pointed at `till gateway-sim` running as its own process: only the
 /// base URLs and keys change, as they would for the real gateways.
 async fn adapters_work_against_a_separate_gateway_sim_process(b: Backend) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
-    let (stripe_url, rzp_url) = (format!("{base}/sim/stripe"), format!("{base}/sim/razorpay"));
-    let app = TestApp::spawn_with(b, Workers::Run, |cfg| {
-        cfg.card_gateway = "stripe".into();
-        cfg.upi_gateway = "razorpay".into();
-        cfg.stripe_url = Some(stripe_url);
-        cfg.stripe_secret_key = Some(SK.into());
-        cfg.stripe_webhook_secret = Some(WHSEC.into());
-        cfg.razorpay_url = Some(rzp_url);
-        cfg.razorpay_key_id = Some("rzp_test_sep".into());
-        cfg.razorpay_key_secret = Some("rzp_secret_sep".into());
-        cfg.razorpay_webhook_secret = Some("rzp_whsec_sep".into());
-    })
-    .await;
-    let sim_db = std::env::temp_dir().join(format!(
-        "till-gateway-sim-{}.db",
-        till::ids::random_token(8)
-    ));
-    let mut sim = std::process::Command::new(env!("CARGO_BIN_EXE_till"))
-        .arg("gateway-sim")
-        .env("TILL_SIM_LISTEN", format!("127.0.0.1:{port}"))
-        .env("TILL_SIM_TILL_URL", &app.url)
-        .env(
-            "TILL_SIM_DATABASE_URL",
-            format!("sqlite://{}", sim_db.display()),
-        )
-        .env("TILL_SIM_DELAY_MS", "50")
-        .env("TILL_STRIPE_SECRET_KEY", SK)
-        .env("TILL_STRIPE_WEBHOOK_SECRET", WHSEC)
-        .env("TILL_RAZORPAY_KEY_ID", "rzp_test_sep")
-        .env("TILL_RAZORPAY_KEY_SECRET", "rzp_secret_sep")
-        .env("TILL_RAZORPAY_WEBHOOK_SECRET", "rzp_whsec_sep")
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    let (app, sim) = spawn_with_gateway_sim(b, &SimSpec::latency(0), |_| {}).await;
     app.stocked("TEE-1", 1000, 5).await;
     let card = app.new_order("TEE-1", 1).await;
     let (status, payment) = app.pay(&card, "card", "pm_card_visa").await;
@@ -576,9 +531,7 @@ async fn adapters_work_against_a_separate_gateway_sim_process(b: Backend) {
         .await
         .unwrap();
     assert_eq!(sim_rows, 0);
-    let _ = sim.kill();
-    let _ = sim.wait();
-    let _ = std::fs::remove_file(&sim_db);
+    drop(sim);
     app.finish().await;
 }
 
