@@ -38,9 +38,31 @@ impl SimSpec {
 
 pub struct GatewaySim {
     pub url: String,
+    /// The simulator's books, read over its own API.
+    pub ledger: Ledger,
     child: Child,
     db_path: PathBuf,
+}
+
+/// A simulated gateway's Stripe and Razorpay books, read over HTTP with this helper's keys:
+/// at a `till gateway-sim` process, or at Till's own address for the in-process simulator.
+pub struct Ledger {
+    url: String,
     http: reqwest::Client,
+}
+
+/// Points Till's Stripe and Razorpay adapters at `base` with this helper's keys.
+pub fn use_gateways_at(cfg: &mut Config, base: Option<&str>) {
+    cfg.card_gateway = "stripe".into();
+    cfg.upi_gateway = "razorpay".into();
+    cfg.wallet_gateway = "razorpay".into();
+    cfg.stripe_url = base.map(|b| format!("{b}/sim/stripe"));
+    cfg.stripe_secret_key = Some(STRIPE_SECRET_KEY.into());
+    cfg.stripe_webhook_secret = Some(STRIPE_WEBHOOK_SECRET.into());
+    cfg.razorpay_url = base.map(|b| format!("{b}/sim/razorpay"));
+    cfg.razorpay_key_id = Some(RAZORPAY_KEY_ID.into());
+    cfg.razorpay_key_secret = Some(RAZORPAY_KEY_SECRET.into());
+    cfg.razorpay_webhook_secret = Some(RAZORPAY_WEBHOOK_SECRET.into());
 }
 
 /// Till with its workers running, cards on Stripe and UPI and wallets on Razorpay, both at a
@@ -54,16 +76,7 @@ pub async fn spawn_with_gateway_sim(
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let app = TestApp::spawn_with(backend, Workers::Run, |cfg| {
-        cfg.card_gateway = "stripe".into();
-        cfg.upi_gateway = "razorpay".into();
-        cfg.wallet_gateway = "razorpay".into();
-        cfg.stripe_url = Some(format!("{base}/sim/stripe"));
-        cfg.stripe_secret_key = Some(STRIPE_SECRET_KEY.into());
-        cfg.stripe_webhook_secret = Some(STRIPE_WEBHOOK_SECRET.into());
-        cfg.razorpay_url = Some(format!("{base}/sim/razorpay"));
-        cfg.razorpay_key_id = Some(RAZORPAY_KEY_ID.into());
-        cfg.razorpay_key_secret = Some(RAZORPAY_KEY_SECRET.into());
-        cfg.razorpay_webhook_secret = Some(RAZORPAY_WEBHOOK_SECRET.into());
+        use_gateways_at(cfg, Some(&base));
         configure(cfg);
     })
     .await;
@@ -108,11 +121,12 @@ impl GatewaySim {
             .stderr(log)
             .spawn()
             .expect("start till gateway-sim");
+        let url = format!("http://127.0.0.1:{port}");
         let mut sim = GatewaySim {
-            url: format!("http://127.0.0.1:{port}"),
+            ledger: Ledger::at(&url),
+            url,
             child,
             db_path: dir,
-            http: reqwest::Client::new(),
         };
         for _ in 0..STARTUP_POLLS_MAX {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -125,8 +139,21 @@ impl GatewaySim {
         }
         panic!("till gateway-sim never listened on {port}");
     }
+}
 
-    async fn get(&self, path: &str, auth: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder) -> Value {
+impl Ledger {
+    pub fn at(url: &str) -> Ledger {
+        Ledger {
+            url: url.to_string(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn get(
+        &self,
+        path: &str,
+        auth: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Value {
         let resp = auth(self.http.get(format!("{}{path}", self.url)))
             .send()
             .await
@@ -157,7 +184,9 @@ impl GatewaySim {
         loop {
             let path = format!("/sim/razorpay/v1/payments?count=100&skip={}", all.len());
             let page = self
-                .get(&path, |r| r.basic_auth(RAZORPAY_KEY_ID, Some(RAZORPAY_KEY_SECRET)))
+                .get(&path, |r| {
+                    r.basic_auth(RAZORPAY_KEY_ID, Some(RAZORPAY_KEY_SECRET))
+                })
                 .await;
             let items = page["items"].as_array().cloned().unwrap_or_default();
             let got = items.len();

@@ -22,7 +22,7 @@ use serde_json::Value;
 use till::{Config, Workers};
 
 use crate::both;
-use crate::gateway_sim::{spawn_with_gateway_sim, GatewaySim, SimSpec};
+use crate::gateway_sim::{spawn_with_gateway_sim, use_gateways_at, GatewaySim, Ledger, SimSpec};
 use crate::helpers::{Backend, TestApp};
 use audit::{Figures, Race, Report};
 
@@ -31,7 +31,7 @@ const PRICE: i64 = 49_900;
 /// Enough that a re-lock never runs out: a race is about money, not stock.
 const STOCK: i64 = 1_000_000;
 /// Batches per backend over which `TILL_RACES` is shared.
-const BATCHES_PER_BACKEND: usize = 10;
+const BATCHES_PER_BACKEND: usize = 11;
 const RACES_PER_BACKEND_DEFAULT: usize = 250;
 /// Races in flight at once in one batch (each mostly waits on timers and the network).
 const CONCURRENCY_MAX: usize = 64;
@@ -59,8 +59,43 @@ fn race_config(hold_ttl_secs: i64) -> impl FnOnce(&mut Config) {
     }
 }
 
+/// Where a batch's gateways keep their books.
+enum Gateways {
+    /// `till gateway-sim`, a process of its own.
+    Process(GatewaySim),
+    /// The simulator inside Till: its own protocol, and its Stripe and Razorpay endpoints.
+    InProcess,
+}
+
+/// Till with the simulator inside it; cards on its Stripe endpoints, UPI and wallets on its
+/// Razorpay endpoints unless `configure` says otherwise (`"sim"`: its own protocol).
+async fn spawn_in_process(b: Backend, configure: impl FnOnce(&mut Config)) -> (TestApp, Gateways) {
+    let app = TestApp::spawn_with(b, Workers::Run, |cfg| {
+        use_gateways_at(cfg, None);
+        configure(cfg);
+    })
+    .await;
+    (app, Gateways::InProcess)
+}
+
+/// The simulator's own protocol for every method.
+fn own_protocol(cfg: &mut Config) {
+    cfg.card_gateway = "sim".into();
+    cfg.upi_gateway = "sim".into();
+    cfg.wallet_gateway = "sim".into();
+}
+
+async fn with_gateway_sim(
+    b: Backend,
+    spec: &SimSpec,
+    configure: impl FnOnce(&mut Config),
+) -> (TestApp, Gateways) {
+    let (app, sim) = spawn_with_gateway_sim(b, spec, configure).await;
+    (app, Gateways::Process(sim))
+}
+
 /// Runs `race` `races_per_batch()` times at once on `app`, then settles and audits.
-async fn batch<F, Fut>(app: TestApp, sim: Option<GatewaySim>, title: String, race: F) -> Figures
+async fn batch<F, Fut>((app, gateways): (TestApp, Gateways), title: String, race: F) -> Figures
 where
     F: Fn(Arc<TestApp>, usize) -> Fut,
     Fut: Future<Output = Race> + Send + 'static,
@@ -84,11 +119,14 @@ where
         races.push(race.expect("a race panicked"));
     }
     let title = format!("{title} on {:?}", backend_of(&app));
-    let figures =
-        audit::settle_and_audit(&app, sim.as_ref(), &races, QUIET, title, started).await;
+    let ledger = match &gateways {
+        Gateways::Process(sim) => Ledger::at(&sim.url),
+        Gateways::InProcess => Ledger::at(&app.url),
+    };
+    let figures = audit::settle_and_audit(&app, Some(&ledger), &races, QUIET, title, started).await;
     let app = Arc::try_unwrap(app).ok().expect("every race has ended");
     app.close().await;
-    drop(sim);
+    drop(gateways);
     figures
 }
 
@@ -128,7 +166,11 @@ async fn cancel(app: &TestApp, id: &str) -> bool {
 async fn complete_3ds(app: &TestApp, payment: &Value) {
     if let Some(url) = payment["next_action"]["redirect_url"].as_str() {
         let resp = app.http.get(url).send().await.expect("3-D Secure page");
-        assert!(resp.status().is_success(), "3-D Secure page: {}", resp.status());
+        assert!(
+            resp.status().is_success(),
+            "3-D Secure page: {}",
+            resp.status()
+        );
     }
 }
 
@@ -148,8 +190,10 @@ async fn cancel_race(app: Arc<TestApp>, r: CancelRace) -> Race {
     let cancelled = if r.during {
         let pay = app.pay(&id, r.method, r.source);
         let cancel_later = async {
-            tokio::time::sleep(Duration::from_millis(between(r.after_ms.0, r.after_ms.1) as u64))
-                .await;
+            tokio::time::sleep(Duration::from_millis(
+                between(r.after_ms.0, r.after_ms.1) as u64
+            ))
+            .await;
             cancel(&app, &id).await
         };
         tokio::join!(pay, cancel_later).1
@@ -199,11 +243,12 @@ both!(
 async fn three_d_secure_completed_around_hold_expiry_never_confirms_without_money(b: Backend) {
     let mut report = Report::default();
     for latency_ms in [50, 200] {
-        let (app, sim) =
-            spawn_with_gateway_sim(b, &SimSpec::latency(latency_ms), race_config(3)).await;
-        let title = format!("3-D Secure done at hold expiry, Stripe, gateway-sim {latency_ms} ms");
+        let gateways = with_gateway_sim(b, &SimSpec::latency(latency_ms), race_config(3)).await;
+        let title = format!(
+            "3-D Secure done 2.5-3.5 s into a 3 s hold, Stripe, gateway-sim {latency_ms} ms"
+        );
         report.add(
-            batch(app, Some(sim), title, |app, _| {
+            batch(gateways, title, |app, _| {
                 three_d_secure_at(app, (2_500, 3_500))
             })
             .await,
@@ -221,50 +266,70 @@ async fn cancel_racing_three_d_secure_never_keeps_money(b: Backend) {
         during: false,
         three_d_secure: true,
     };
-    let app = TestApp::spawn_with(b, Workers::Run, race_config(30)).await;
-    let title = "cancel 0-150 ms after 3-D Secure, in-process simulator".to_string();
-    report.add(batch(app, None, title, move |app, _| cancel_race(app, race)).await);
-    let (app, sim) = spawn_with_gateway_sim(b, &SimSpec::latency(50), race_config(30)).await;
+    let in_process = spawn_in_process(b, race_config(30)).await;
+    let title = "cancel 0-150 ms after 3-D Secure, Stripe, in-process simulator".to_string();
+    report.add(batch(in_process, title, move |app, _| cancel_race(app, race)).await);
+    let own = spawn_in_process(b, |cfg| {
+        race_config(30)(cfg);
+        own_protocol(cfg);
+    })
+    .await;
+    let title = "cancel 0-150 ms after 3-D Secure, the simulator's own protocol".to_string();
+    report.add(batch(own, title, move |app, _| cancel_race(app, race)).await);
+    let gateways = with_gateway_sim(b, &SimSpec::latency(50), race_config(30)).await;
     let title = "cancel 0-250 ms after 3-D Secure, Stripe, gateway-sim 50 ms".to_string();
     let race = CancelRace {
         after_ms: (0, 250),
         ..race
     };
-    report.add(batch(app, Some(sim), title, move |app, _| cancel_race(app, race)).await);
+    report.add(batch(gateways, title, move |app, _| cancel_race(app, race)).await);
     report.assert_clean();
 }
 
-/// UPI collect and wallets complete `delay_ms` after the payment; the cancel lands around then.
+/// UPI collect and wallets complete this long after the payment; the cancel lands around then.
 const ASYNC_DELAY_MS: i64 = 1_000;
 
-async fn cancel_racing_upi_and_wallets_never_keeps_money(b: Backend) {
-    let mut report = Report::default();
-    let upi_or_wallet = |i: usize| CancelRace {
+fn upi_or_wallet_then_cancel(i: usize) -> CancelRace {
+    CancelRace {
         method: if i % 2 == 0 { "upi" } else { "wallet" },
-        source: if i % 2 == 0 { "success@razorpay" } else { "paytm" },
+        source: if i % 2 == 0 {
+            "success@razorpay"
+        } else {
+            "paytm"
+        },
         after_ms: (ASYNC_DELAY_MS - 100, ASYNC_DELAY_MS + 200),
         during: false,
         three_d_secure: false,
-    };
+    }
+}
+
+async fn cancel_racing_upi_and_wallets_never_keeps_money(b: Backend) {
+    let mut report = Report::default();
     let spec = SimSpec {
         faults: "latency_ms=50".into(),
         delay_ms: ASYNC_DELAY_MS,
     };
-    let (app, sim) = spawn_with_gateway_sim(b, &spec, race_config(30)).await;
+    let gateways = with_gateway_sim(b, &spec, race_config(30)).await;
     let title = "cancel 0.9-1.2 s after UPI or wallet, Razorpay, gateway-sim 50 ms".to_string();
     report.add(
-        batch(app, Some(sim), title, move |app, i| {
-            cancel_race(app, upi_or_wallet(i))
+        batch(gateways, title, |app, i| {
+            cancel_race(app, upi_or_wallet_then_cancel(i))
         })
         .await,
     );
-    let app = TestApp::spawn_with(b, Workers::Run, |cfg| {
+    let own = spawn_in_process(b, |cfg| {
         race_config(30)(cfg);
+        own_protocol(cfg);
         cfg.sim_delay_ms = ASYNC_DELAY_MS;
     })
     .await;
-    let title = "cancel 0.9-1.2 s after UPI or wallet, in-process simulator".to_string();
-    report.add(batch(app, None, title, move |app, i| cancel_race(app, upi_or_wallet(i))).await);
+    let title = "cancel 0.9-1.2 s after UPI or wallet, the simulator's own protocol".to_string();
+    report.add(
+        batch(own, title, |app, i| {
+            cancel_race(app, upi_or_wallet_then_cancel(i))
+        })
+        .await,
+    );
     report.assert_clean();
 }
 
@@ -275,26 +340,22 @@ async fn payment_at_hold_expiry_confirms_only_with_money(b: Backend) {
         faults: "latency_ms=200".into(),
         delay_ms: DELAY_MS,
     };
-    let (app, sim) = spawn_with_gateway_sim(b, &spec, |cfg| {
+    let gateways = with_gateway_sim(b, &spec, |cfg| {
         race_config(TTL_MS / 1000)(cfg);
         cfg.wallet_gateway = "sim".into();
         cfg.sim_delay_ms = DELAY_MS;
     })
     .await;
-    let title = "payment at hold expiry: Stripe card, Razorpay UPI (gateway-sim 200 ms), in-process wallet".to_string();
+    let title = "payment at the end of a 2 s hold: Stripe card, Razorpay UPI (gateway-sim 200 ms), wallet on the simulator's own protocol".to_string();
     let mut report = Report::default();
     report.add(
-        batch(app, Some(sim), title, |app, i| async move {
+        batch(gateways, title, |app, i| async move {
+            // Asynchronous methods pay so that their outcome lands around the expiry.
+            let lands = (TTL_MS - DELAY_MS - 400, TTL_MS - DELAY_MS + 300);
             match i % 3 {
                 0 => pay_at(app, "card", "pm_card_visa", (TTL_MS - 500, TTL_MS + 100)).await,
-                1 => {
-                    let lands = (TTL_MS - DELAY_MS - 400, TTL_MS - DELAY_MS + 300);
-                    pay_at(app, "upi", "success@razorpay", lands).await
-                }
-                _ => {
-                    let lands = (TTL_MS - DELAY_MS - 400, TTL_MS - DELAY_MS + 300);
-                    pay_at(app, "wallet", "paytm", lands).await
-                }
+                1 => pay_at(app, "upi", "success@razorpay", lands).await,
+                _ => pay_at(app, "wallet", "paytm", lands).await,
             }
         })
         .await,
@@ -302,41 +363,40 @@ async fn payment_at_hold_expiry_confirms_only_with_money(b: Backend) {
     report.assert_clean();
 }
 
+fn cancel_during(method: &'static str, source: &'static str, after_ms: (i64, i64)) -> CancelRace {
+    CancelRace {
+        method,
+        source,
+        after_ms,
+        during: true,
+        three_d_secure: false,
+    }
+}
+
 async fn cancel_racing_a_slow_create_never_keeps_money(b: Backend) {
     let mut report = Report::default();
-    let (app, sim) = spawn_with_gateway_sim(b, &SimSpec::latency(200), race_config(30)).await;
+    let gateways = with_gateway_sim(b, &SimSpec::latency(200), race_config(30)).await;
     let title = "cancel 0-300 ms into a slow create: Stripe card, Razorpay UPI, gateway-sim 200 ms"
         .to_string();
     report.add(
-        batch(app, Some(sim), title, |app, i| {
-            let (method, source) = if i % 2 == 0 {
-                ("card", "pm_card_visa")
+        batch(gateways, title, |app, i| {
+            let race = if i % 2 == 0 {
+                cancel_during("card", "pm_card_visa", (0, 300))
             } else {
-                ("upi", "success@razorpay")
+                cancel_during("upi", "success@razorpay", (0, 300))
             };
-            cancel_race(
-                app,
-                CancelRace {
-                    method,
-                    source,
-                    after_ms: (0, 300),
-                    during: true,
-                    three_d_secure: false,
-                },
-            )
+            cancel_race(app, race)
         })
         .await,
     );
-    let app = TestApp::spawn_with(b, Workers::Run, race_config(30)).await;
-    let title = "cancel 0-5 ms into a card payment, in-process simulator".to_string();
-    let race = CancelRace {
-        method: "card",
-        source: "pm_card_visa",
-        after_ms: (0, 5),
-        during: true,
-        three_d_secure: false,
-    };
-    report.add(batch(app, None, title, move |app, _| cancel_race(app, race)).await);
+    let own = spawn_in_process(b, |cfg| {
+        race_config(30)(cfg);
+        own_protocol(cfg);
+    })
+    .await;
+    let title = "cancel 0-5 ms into a card payment, the simulator's own protocol".to_string();
+    let race = cancel_during("card", "pm_card_visa", (0, 5));
+    report.add(batch(own, title, move |app, _| cancel_race(app, race)).await);
     report.assert_clean();
 }
 
@@ -348,7 +408,7 @@ async fn duplicated_and_reordered_webhooks_keep_the_books_straight(b: Backend) {
         faults: format!("latency_ms=50,{WEBHOOK_FAULTS}"),
         delay_ms: DELAY_MS,
     };
-    let (app, sim) = spawn_with_gateway_sim(b, &spec, |cfg| {
+    let gateways = with_gateway_sim(b, &spec, |cfg| {
         race_config(TTL_MS / 1000)(cfg);
         cfg.wallet_gateway = "sim".into();
         cfg.sim_delay_ms = DELAY_MS;
@@ -358,7 +418,7 @@ async fn duplicated_and_reordered_webhooks_keep_the_books_straight(b: Backend) {
     let title = "half the webhooks duplicated, half reordered: 3-D Secure at expiry, cancels around UPI and wallets, plain cards".to_string();
     let mut report = Report::default();
     report.add(
-        batch(app, Some(sim), title, |app, i| async move {
+        batch(gateways, title, |app, i| async move {
             let around = (DELAY_MS - 100, DELAY_MS + 150);
             let cancel_after = |method, source| CancelRace {
                 method,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sqlx::Row;
 
-use crate::gateway_sim::GatewaySim;
+use crate::gateway_sim::Ledger;
 use crate::helpers::TestApp;
 
 /// Longest wait for everything in flight to end; what is still open then is a violation.
@@ -67,11 +67,11 @@ impl Money {
     }
 }
 
-/// Every gateway's records: the simulator process's Stripe and Razorpay books and the
-/// in-process simulator's own.
-pub async fn books(app: &TestApp, sim: Option<&GatewaySim>) -> Vec<Money> {
+/// Every gateway's records: the Stripe and Razorpay books of `ledger` (a simulator process,
+/// or Till's in-process simulator) and the in-process simulator's own protocol.
+pub async fn books(app: &TestApp, ledger: Option<&Ledger>) -> Vec<Money> {
     let mut all = Vec::new();
-    if let Some(sim) = sim {
+    if let Some(sim) = ledger {
         for pi in sim.stripe_intents().await {
             all.push(Money {
                 gateway: "stripe",
@@ -191,13 +191,13 @@ impl Report {
 /// check and reconciliation, and returns the figures.
 pub async fn settle_and_audit(
     app: &TestApp,
-    sim: Option<&GatewaySim>,
+    ledger: Option<&Ledger>,
     races: &[Race],
     quiet: Duration,
     title: String,
     started: Instant,
 ) -> Figures {
-    let money = settle(app, sim, quiet).await;
+    let money = settle(app, ledger, quiet).await;
     let mut figures = Figures {
         title,
         races: races.len(),
@@ -237,7 +237,10 @@ pub async fn settle_and_audit(
         }
         // Rows past those shown still count.
         if *count > rows.len() {
-            *figures.violations.entry(format!("verify: {name}")).or_default() += count - rows.len();
+            *figures
+                .violations
+                .entry(format!("verify: {name}"))
+                .or_default() += count - rows.len();
         }
     }
     let findings = till::checkout::reconcile::reconcile(
@@ -287,7 +290,12 @@ async fn check_order(
                 .map(move |m| (till_status.as_str(), *m))
         })
         .collect();
-    let brief = || format!("order {id} {status} total {total}; Till payments {payments:?}; gateway holds {:?}", held.iter().map(|(_, m)| m).collect::<Vec<_>>());
+    let brief = || {
+        format!(
+            "order {id} {status} total {total}; Till payments {payments:?}; gateway holds {:?}",
+            held.iter().map(|(_, m)| m).collect::<Vec<_>>()
+        )
+    };
     if race.cancelled_by_customer && status != "cancelled" {
         figures.violation("customer_cancel_not_final", brief());
     }
@@ -336,13 +344,13 @@ async fn check_order(
 
 /// Waits until nothing is open in Till and the books have been still for `quiet`; returns
 /// the gateways' records as they stand then (or when the bound ran out).
-async fn settle(app: &TestApp, sim: Option<&GatewaySim>, quiet: Duration) -> Vec<Money> {
+async fn settle(app: &TestApp, ledger: Option<&Ledger>, quiet: Duration) -> Vec<Money> {
     let started = Instant::now();
     let mut last: Option<(String, Vec<Money>)> = None;
     let mut still_since = Instant::now();
     loop {
         let till = till_snapshot(app).await;
-        let money = books(app, sim).await;
+        let money = books(app, ledger).await;
         let open = till.0 > 0;
         let same = last
             .as_ref()

@@ -10,7 +10,7 @@ use till::payments::signature::{hmac_hex, sign};
 use super::audit::{self, books, Race, Report};
 use crate::both;
 use crate::gateway_sim::{
-    spawn_with_gateway_sim, GatewaySim, SimSpec, RAZORPAY_WEBHOOK_SECRET, STRIPE_WEBHOOK_SECRET,
+    spawn_with_gateway_sim, SimSpec, RAZORPAY_WEBHOOK_SECRET, STRIPE_WEBHOOK_SECRET,
 };
 use crate::helpers::{Backend, TestApp};
 
@@ -53,13 +53,19 @@ async fn a_void_that_beats_the_create_leaves_no_money(b: Backend) {
             &create,
             Ok(gp) if matches!(gp.outcome, Outcome::Succeeded | Outcome::Authorized)
         );
-        let held: Vec<_> = books(&app, Some(&sim))
+        let held: Vec<_> = books(&app, Some(&sim.ledger))
             .await
             .into_iter()
             .filter(|m| m.key.as_deref() == Some(charge.key.as_str()) && m.held())
             .collect();
         let kept = held.iter().any(|m| !m.lapses());
-        let outcome = if kept { "money_kept" } else if took { "authorization_lapses" } else { "nothing_taken" };
+        let outcome = if kept {
+            "money_kept"
+        } else if took {
+            "authorization_lapses"
+        } else {
+            "nothing_taken"
+        };
         *figures.outcomes.entry(outcome.into()).or_default() += 1;
         if kept {
             figures.violation(
@@ -147,8 +153,14 @@ fn razorpay_event(event: &str, entity: Value) -> (String, Vec<(&'static str, Str
         "payload": {"payment": {"entity": entity}}, "created_at": now_secs()})
     .to_string();
     let headers = vec![
-        ("x-razorpay-signature", hmac_hex(RAZORPAY_WEBHOOK_SECRET, body.as_bytes())),
-        ("x-razorpay-event-id", format!("evt_forged_{}", till::ids::random_token(8))),
+        (
+            "x-razorpay-signature",
+            hmac_hex(RAZORPAY_WEBHOOK_SECRET, body.as_bytes()),
+        ),
+        (
+            "x-razorpay-event-id",
+            format!("evt_forged_{}", till::ids::random_token(8)),
+        ),
     ];
     ("razorpay".into(), headers, body)
 }
@@ -176,7 +188,10 @@ fn rzp_payment(id: &str, amount: i64, currency: &str, status: &str, key: &str) -
         "method": "upi", "captured": status == "captured", "amount_refunded": 0, "notes": {"till_payment": key}})
 }
 
-async fn post(app: &TestApp, (gateway, headers, body): (String, Vec<(&'static str, String)>, String)) -> (u16, Value) {
+async fn post(
+    app: &TestApp,
+    (gateway, headers, body): (String, Vec<(&'static str, String)>, String),
+) -> (u16, Value) {
     let mut req = app
         .http
         .post(format!("{}/v1/webhooks/{gateway}", app.url))
@@ -205,20 +220,74 @@ async fn signed_events_for_another_payment_change_nothing(b: Backend) {
     app.stocked("TEE-1", PRICE, 100).await;
     let v = victims(&app).await;
     let (p1, p2, p3) = (&v.payments[0], &v.payments[1], &v.payments[2]);
-    let (pi, rzp, simpay) = (&v.refs[0], &v.refs[1], &v.refs[2]);
+    let (pi, rzp) = (&v.refs[0], &v.refs[1]);
     let forged = vec![
-        ("stripe: another intent for 50", stripe_event(intent("pi_attacker", 50, "inr", "requires_capture", p1))),
-        ("stripe: another intent for the full amount", stripe_event(intent("pi_attacker", PRICE, "inr", "requires_capture", p1))),
-        ("stripe: another intent captured", stripe_event(intent("pi_attacker", PRICE, "inr", "succeeded", p1))),
-        ("stripe: the intent for 50", stripe_event(intent(pi, 50, "inr", "requires_capture", p1))),
-        ("stripe: the intent in USD", stripe_event(intent(pi, PRICE, "usd", "requires_capture", p1))),
-        ("stripe: naming a Razorpay payment", stripe_event(intent(rzp, PRICE, "inr", "requires_capture", p2))),
-        ("razorpay: another payment for 50", razorpay_event("payment.authorized", rzp_payment("pay_attacker", 50, "INR", "authorized", p2))),
-        ("razorpay: another payment for the full amount", razorpay_event("payment.authorized", rzp_payment("pay_attacker", PRICE, "INR", "authorized", p2))),
-        ("razorpay: another payment captured", razorpay_event("payment.captured", rzp_payment("pay_attacker", PRICE, "INR", "captured", p2))),
-        ("razorpay: the payment for 50", razorpay_event("payment.authorized", rzp_payment(rzp, 50, "INR", "authorized", p2))),
-        ("razorpay: the payment in USD", razorpay_event("payment.authorized", rzp_payment(rzp, PRICE, "USD", "authorized", p2))),
-        ("razorpay: naming a Stripe payment", razorpay_event("payment.authorized", rzp_payment(pi, PRICE, "INR", "authorized", p1))),
+        (
+            "stripe: another intent for 50",
+            stripe_event(intent("pi_attacker", 50, "inr", "requires_capture", p1)),
+        ),
+        (
+            "stripe: another intent for the full amount",
+            stripe_event(intent("pi_attacker", PRICE, "inr", "requires_capture", p1)),
+        ),
+        (
+            "stripe: another intent captured",
+            stripe_event(intent("pi_attacker", PRICE, "inr", "succeeded", p1)),
+        ),
+        (
+            "stripe: the intent for 50",
+            stripe_event(intent(pi, 50, "inr", "requires_capture", p1)),
+        ),
+        (
+            "stripe: the intent in USD",
+            stripe_event(intent(pi, PRICE, "usd", "requires_capture", p1)),
+        ),
+        (
+            "stripe: naming a Razorpay payment",
+            stripe_event(intent(rzp, PRICE, "inr", "requires_capture", p2)),
+        ),
+        (
+            "razorpay: another payment for 50",
+            razorpay_event(
+                "payment.authorized",
+                rzp_payment("pay_attacker", 50, "INR", "authorized", p2),
+            ),
+        ),
+        (
+            "razorpay: another payment for the full amount",
+            razorpay_event(
+                "payment.authorized",
+                rzp_payment("pay_attacker", PRICE, "INR", "authorized", p2),
+            ),
+        ),
+        (
+            "razorpay: another payment captured",
+            razorpay_event(
+                "payment.captured",
+                rzp_payment("pay_attacker", PRICE, "INR", "captured", p2),
+            ),
+        ),
+        (
+            "razorpay: the payment for 50",
+            razorpay_event(
+                "payment.authorized",
+                rzp_payment(rzp, 50, "INR", "authorized", p2),
+            ),
+        ),
+        (
+            "razorpay: the payment in USD",
+            razorpay_event(
+                "payment.authorized",
+                rzp_payment(rzp, PRICE, "USD", "authorized", p2),
+            ),
+        ),
+        (
+            "razorpay: naming a Stripe payment",
+            razorpay_event(
+                "payment.authorized",
+                rzp_payment(pi, PRICE, "INR", "authorized", p1),
+            ),
+        ),
         ("sim: naming a Stripe payment", sim_event(pi, p1)),
         ("sim: naming a Razorpay payment", sim_event(rzp, p2)),
         ("sim: another payment", sim_event("simpay_attacker", p3)),
@@ -232,35 +301,64 @@ async fn signed_events_for_another_payment_change_nothing(b: Backend) {
         let (status, answer) = post(&app, event).await;
         let after = snapshot(&app, &v).await;
         figures.races += 1;
-        *figures.outcomes.entry(format!("answered {status}")).or_default() += 1;
+        *figures
+            .outcomes
+            .entry(format!("answered {status}"))
+            .or_default() += 1;
         if before != after {
             figures.violation(
                 "forged_event_changed_something",
                 format!("{name}: answered {status} {answer}; before {before}; after {after}"),
             );
         } else if !matches!(status, 200 | 400) {
-            figures.violation("forged_event_answered_oddly", format!("{name}: {status} {answer}"));
+            figures.violation(
+                "forged_event_answered_oddly",
+                format!("{name}: {status} {answer}"),
+            );
         }
     }
-    let _ = simpay;
     // The customers finish for real: 3-D Secure, the UPI app, and a cancel of the wallet.
     let payment = app.order(&v.orders[0]).await["payments"][0].clone();
     super::complete_3ds(&app, &payment).await;
     let approve = format!("{}/sim/razorpay/upi/{rzp}/approve", sim.url);
-    assert!(app.http.get(approve).send().await.unwrap().status().is_success());
+    assert!(app
+        .http
+        .get(approve)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .is_success());
     let cancelled = super::cancel(&app, &v.orders[2]).await;
     let races = vec![
         Race::new(v.orders[0].clone()),
         Race::new(v.orders[1].clone()),
-        Race { order_id: v.orders[2].clone(), cancelled_by_customer: cancelled },
+        Race {
+            order_id: v.orders[2].clone(),
+            cancelled_by_customer: cancelled,
+        },
     ];
-    let books = audit::settle_and_audit(&app, Some(&sim), &races, super::QUIET, String::new(), started).await;
+    let books = audit::settle_and_audit(
+        &app,
+        Some(&sim.ledger),
+        &races,
+        super::QUIET,
+        String::new(),
+        started,
+    )
+    .await;
     for (kind, n) in books.violations {
-        *figures.violations.entry(format!("afterwards: {kind}")).or_default() += n;
+        *figures
+            .violations
+            .entry(format!("afterwards: {kind}"))
+            .or_default() += n;
     }
     figures.examples.extend(books.examples);
     for (status, n) in books.outcomes {
-        *figures.outcomes.entry(format!("victims {status}")).or_default() += n;
+        *figures
+            .outcomes
+            .entry(format!("victims {status}"))
+            .or_default() += n;
     }
     let mut report = Report::default();
     report.add(figures);
@@ -288,7 +386,10 @@ async fn a_razorpay_body_sent_again_under_new_event_ids_changes_nothing(b: Backe
         races: 3,
         ..Default::default()
     };
-    *figures.outcomes.entry(format!("first answered {}", first.0)).or_default() += 1;
+    *figures
+        .outcomes
+        .entry(format!("first answered {}", first.0))
+        .or_default() += 1;
     let before = app.order(&id).await;
     for n in 0..3 {
         let (gateway, mut headers, body) = event.clone();
@@ -297,10 +398,20 @@ async fn a_razorpay_body_sent_again_under_new_event_ids_changes_nothing(b: Backe
         let duplicate = status == 400 || answer["duplicate"] == true;
         *figures
             .outcomes
-            .entry(format!("again answered {status}{}", if answer["duplicate"] == true { " duplicate" } else { "" }))
+            .entry(format!(
+                "again answered {status}{}",
+                if answer["duplicate"] == true {
+                    " duplicate"
+                } else {
+                    ""
+                }
+            ))
             .or_default() += 1;
         if !duplicate {
-            figures.violation("same_body_accepted_as_a_new_event", format!("evt_again_{n}: {status} {answer}"));
+            figures.violation(
+                "same_body_accepted_as_a_new_event",
+                format!("evt_again_{n}: {status} {answer}"),
+            );
         }
     }
     let mut after = app.order(&id).await;
@@ -308,11 +419,14 @@ async fn a_razorpay_body_sent_again_under_new_event_ids_changes_nothing(b: Backe
         o["updated_at"] = before["updated_at"].clone();
     }
     if before != after {
-        figures.violation("same_body_changed_the_order", format!("before {before}; after {after}"));
+        figures.violation(
+            "same_body_changed_the_order",
+            format!("before {before}; after {after}"),
+        );
     }
     let mut report = Report::default();
     report.add(figures);
-    drop::<GatewaySim>(sim);
+    drop(sim);
     app.close().await;
     report.assert_clean();
 }
