@@ -19,6 +19,12 @@ pub struct Metrics {
     pub webhooks_received: AtomicU64,
     pub webhooks_rejected: AtomicU64,
     pub webhooks_duplicate: AtomicU64,
+    /// Signed webhooks that named a payment of another gateway, another gateway id, or
+    /// another amount or currency than the attempt's: not applied.
+    pub webhooks_mismatched: AtomicU64,
+    /// Gateway answers that the payment an order was paid with is canceled or failed: not
+    /// applied, recorded on the payment for reconciliation and people.
+    pub payments_contradicted: AtomicU64,
     pub refunds_succeeded: AtomicU64,
     pub outbox_delivered: AtomicU64,
     pub http_requests: AtomicU64,
@@ -85,7 +91,13 @@ impl Metrics {
                 ("{result=\"applied\"}", get(&self.webhooks_received)),
                 ("{result=\"rejected\"}", get(&self.webhooks_rejected)),
                 ("{result=\"duplicate\"}", get(&self.webhooks_duplicate)),
+                ("{result=\"mismatched\"}", get(&self.webhooks_mismatched)),
             ],
+        );
+        counter(
+            "payments_contradicted_total",
+            "Gateway answers that a confirmed order's money is gone (not applied; flagged).",
+            &[("", get(&self.payments_contradicted))],
         );
         counter(
             "refunds_succeeded_total",

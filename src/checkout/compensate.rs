@@ -5,16 +5,15 @@
 use serde_json::{json, Value};
 use sqlx::Connection;
 
-use super::pay::{settle_answer, timed, Call};
+use super::pay::{end_in_tx, settle_answer, timed, Call};
 use crate::error::{Error, Result};
 use crate::http::idempotency::{record_resource, KeyRef};
 use crate::ids::new_id;
-use crate::inventory::{self, LockEnd};
 use crate::metrics::Metrics;
 use crate::notify;
 use crate::orders::{self, CancelReason, Status as OrderStatus};
 use crate::payments::gateway::GatewayError;
-use crate::payments::{self, Status};
+use crate::payments::{self, Fate, Status};
 use crate::state::AppState;
 
 /// The reason of a refund the merchant asked for through the API.
@@ -50,8 +49,8 @@ pub async fn expire_order(state: &AppState, order_id: &str) -> Result<bool> {
     end_order(state, order_id, OrderStatus::Expired, CancelReason::Expired).await
 }
 
-/// Ends a pending order (one transaction), then voids its in-flight payments at the
-/// gateway. Returns whether this call ended it.
+/// Ends a pending order (one transaction that also decides to void every attempt still in
+/// flight), then carries that decision out at the gateway. Returns whether this call ended it.
 async fn end_order(
     state: &AppState,
     order_id: &str,
@@ -61,60 +60,38 @@ async fn end_order(
     let now = state.now_ms();
     let mut conn = state.db.pool.acquire().await?;
     let mut tx = conn.begin().await?;
-    let ended = orders::transition(
-        &mut tx,
-        order_id,
-        &[OrderStatus::Pending],
-        to,
-        Some(reason),
-        now,
-    )
-    .await?;
-    if ended {
-        inventory::settle_locks(&mut tx, order_id, LockEnd::Released, now).await?;
-        notify::enqueue(
-            &mut tx,
-            &format!("order.{}", to.as_str()),
-            json!({"order_id": order_id, "reason": reason.as_str()}),
-            now,
-        )
-        .await?;
-    }
+    orders::lock_row(&mut tx, order_id).await?;
+    let decided = end_in_tx(state, &mut tx, order_id, to, reason, now).await?;
     tx.commit().await?;
     drop(conn);
-    if ended {
-        Metrics::inc(match to {
-            OrderStatus::Expired => &state.metrics.orders_expired,
-            _ => &state.metrics.orders_cancelled,
-        });
+    // Only the call that ended the order voids, and only what it decided: a payment that
+    // confirmed the order first was never decided `void`, so it is never touched.
+    match decided {
+        Some(ids) => {
+            void_decided(state, &ids).await?;
+            Ok(true)
+        }
+        None => Ok(false),
     }
-    // Only the call that ended the order voids; a cancel of an order that a payment has
-    // meanwhile confirmed must not touch that payment.
-    if ended {
-        void_in_flight(state, order_id).await?;
-    }
-    Ok(ended)
 }
 
-/// Asks the gateway to void every payment of the order still in flight and applies the
-/// answer — which may be a success that beat the void, handled as a late payment.
-pub async fn void_in_flight(state: &AppState, order_id: &str) -> Result<()> {
-    let in_flight: Vec<payments::Payment> = {
-        let mut conn = state.db.pool.acquire().await?;
-        // The payment the order was confirmed with (a late one re-locked meanwhile) is kept.
-        let paid_by = orders::head(&mut conn, order_id)
-            .await?
-            .and_then(|o| o.paid_by);
-        payments::for_order(&mut conn, order_id)
-            .await?
-            .into_iter()
-            .filter(|p| p.status.in_flight() && paid_by.as_deref() != Some(p.id.as_str()))
-            .collect()
-    };
-    for payment in in_flight {
+/// Carries out a `void` decision: asks the gateway to void each attempt still in flight and
+/// applies the answer — which may be money that beat the void, then given back (or, for an
+/// expired order, kept if the stock is still there). An attempt the gateway has not seen yet
+/// stays decided `void` in Till, so whatever the gateway answers for it later is undone too.
+pub(super) async fn void_decided(state: &AppState, payment_ids: &[String]) -> Result<()> {
+    for payment_id in payment_ids {
+        let payment = {
+            let mut conn = state.db.pool.acquire().await?;
+            payments::get(&mut conn, payment_id).await?
+        };
+        let Some(payment) = payment.filter(|p| p.status.in_flight() && p.fate == Fate::Void)
+        else {
+            continue;
+        };
         let gateway = state.gateway(&payment.gateway)?;
         let answer = timed(state, gateway.cancel(&payment.charge())).await;
-        settle_answer(state, &payment.id, answer, Call::FollowUp).await?;
+        settle_answer(state, payment_id, answer, Call::FollowUp).await?;
     }
     Ok(())
 }

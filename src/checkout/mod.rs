@@ -6,6 +6,7 @@
 
 pub mod compensate;
 pub mod create;
+pub mod events;
 pub mod pay;
 pub mod reconcile;
 pub mod routes;

@@ -17,7 +17,7 @@ use crate::metrics::Metrics;
 use crate::notify;
 use crate::orders::{self, CancelReason, Status as OrderStatus};
 use crate::payments::gateway::{GatewayError, GatewayPayment, Outcome};
-use crate::payments::{self, Method, Payment, Status};
+use crate::payments::{self, Fate, Method, Payment, Status};
 use crate::state::AppState;
 
 pub struct PaymentInput {
@@ -60,6 +60,7 @@ pub async fn start_payment(state: &AppState, input: PaymentInput) -> Result<Valu
         source: input.source,
         gateway: gateway.name().to_string(),
         gateway_ref: None,
+        fate: Fate::Open,
     };
     let mut tx = conn.begin().await?;
     if !orders::lock_pending(&mut tx, &head.id, now).await? {
@@ -164,13 +165,27 @@ pub async fn timed<T>(state: &AppState, call: impl std::future::Future<Output = 
 /// Moves a payment forward with what the gateway said, and the order with it, in one
 /// transaction. Answers that would move backwards, or repeat the current state, change
 /// nothing, so duplicate and out-of-order webhooks are harmless.
+///
+/// The order row is locked first and the payment read under it, so what the transaction
+/// that ended the order decided for this attempt (`Fate::Void`) is seen, and carried out:
+/// such money is voided or refunded, never kept. The payment an order was paid with never
+/// moves to `canceled` or `failed`: a gateway saying so is recorded and flagged instead.
 pub async fn apply_outcome(state: &AppState, payment_id: &str, gp: &GatewayPayment) -> Result<()> {
     let now = state.now_ms();
     let mut conn = state.db.pool.acquire().await?;
     let mut tx = conn.begin().await?;
+    let order_id = payments::get(&mut tx, payment_id)
+        .await?
+        .ok_or(Error::NotFound("payment"))?
+        .order_id;
+    orders::lock_row(&mut tx, &order_id).await?;
     let payment = payments::get(&mut tx, payment_id)
         .await?
         .ok_or(Error::NotFound("payment"))?;
+    let head = orders::head(&mut tx, &order_id)
+        .await?
+        .ok_or(Error::NotFound("order"))?;
+    let paid_by_this = head.paid_by.as_deref() == Some(payment.id.as_str());
     let to = Status::from_outcome(&gp.outcome);
     if payment.status == to || !payment.status.can_become(to) {
         if payment.status.in_flight() {
@@ -180,22 +195,30 @@ pub async fn apply_outcome(state: &AppState, payment_id: &str, gp: &GatewayPayme
         }
         return Ok(());
     }
+    if paid_by_this && matches!(to, Status::Canceled | Status::Failed) {
+        Metrics::inc(&state.metrics.payments_contradicted);
+        tracing::error!(
+            payment_id,
+            order_id,
+            reported = to.as_str(),
+            "the gateway reports the money of a confirmed order as gone; not applied, flagged"
+        );
+        let what = format!("gateway reported {} for the payment the order was paid with", to.as_str());
+        payments::record_contradiction(&mut tx, payment_id, &what, now).await?;
+        tx.commit().await?;
+        return Ok(());
+    }
     if !payments::record_outcome(&mut tx, payment_id, payment.status, gp, now).await? {
         return Ok(()); // another writer moved it first; its transaction did the work
     }
-    // An authorization that confirmed the order settled it then; its capture changes nothing
-    // more. (An authorization that was not kept, captured anyway, is handled like any capture.)
-    let settled_when_authorized = payment.status == Status::Authorized
-        && orders::head(&mut tx, &payment.order_id)
-            .await?
-            .and_then(|o| o.paid_by)
-            .as_deref()
-            == Some(payment.id.as_str());
     let mut next = Next::Nothing;
     match to {
-        Status::Succeeded if settled_when_authorized => {}
+        // An authorization that confirmed the order settled it then; its capture changes
+        // nothing more. (An authorization that was not kept, captured anyway, is handled like
+        // any capture.)
+        Status::Succeeded if payment.status == Status::Authorized && paid_by_this => {}
         Status::Succeeded | Status::Authorized => {
-            let kept = keep_money(state, &mut tx, &payment, now).await?;
+            let kept = keep_money(state, &mut tx, &payment, &head, to, now).await?;
             next = match (kept, to) {
                 (true, Status::Authorized) => Next::Capture,
                 (true, _) => Next::Nothing,
@@ -205,25 +228,17 @@ pub async fn apply_outcome(state: &AppState, payment_id: &str, gp: &GatewayPayme
             };
         }
         Status::Failed => {
-            if orders::transition(
+            let decided = end_in_tx(
+                state,
                 &mut tx,
-                &payment.order_id,
-                &[OrderStatus::Pending],
+                &order_id,
                 OrderStatus::Cancelled,
-                Some(CancelReason::PaymentFailed),
+                CancelReason::PaymentFailed,
                 now,
             )
-            .await?
-            {
-                inventory::settle_locks(&mut tx, &payment.order_id, LockEnd::Released, now).await?;
-                notify::enqueue(
-                    &mut tx,
-                    "order.cancelled",
-                    json!({"order_id": payment.order_id, "reason": "payment_failed"}),
-                    now,
-                )
-                .await?;
-                Metrics::inc(&state.metrics.orders_cancelled);
+            .await?;
+            if let Some(others) = decided.filter(|ids| !ids.is_empty()) {
+                next = Next::VoidDecided(others);
             }
         }
         Status::Processing | Status::RequiresAction | Status::Canceled | Status::Refunded => {}
@@ -237,6 +252,7 @@ pub async fn apply_outcome(state: &AppState, payment_id: &str, gp: &GatewayPayme
     match next {
         Next::Nothing => Ok(()),
         Next::Refund(refund_id) => super::process_refund(state, &refund_id).await,
+        Next::VoidDecided(ids) => Box::pin(super::compensate::void_decided(state, &ids)).await,
         Next::Capture => {
             let gateway = state.gateway(&payment.gateway)?;
             let answer = timed(state, gateway.capture(&charge)).await;
@@ -250,6 +266,37 @@ pub async fn apply_outcome(state: &AppState, payment_id: &str, gp: &GatewayPayme
     }
 }
 
+/// Ends a pending order inside the caller's transaction, which holds its row lock: status
+/// (compare-and-set), stock released, every attempt still in flight decided `void`, the
+/// event. Returns the attempts to void once the transaction has committed; `None` when the
+/// order was not pending, so this call decided nothing.
+pub async fn end_in_tx(
+    state: &AppState,
+    tx: &mut AnyConnection,
+    order_id: &str,
+    to: OrderStatus,
+    reason: CancelReason,
+    now: i64,
+) -> Result<Option<Vec<String>>> {
+    if !orders::transition(tx, order_id, &[OrderStatus::Pending], to, Some(reason), now).await? {
+        return Ok(None);
+    }
+    inventory::settle_locks(tx, order_id, LockEnd::Released, now).await?;
+    let to_void = payments::decide_void_in_flight(tx, order_id, now).await?;
+    notify::enqueue(
+        tx,
+        &format!("order.{}", to.as_str()),
+        json!({"order_id": order_id, "reason": reason.as_str()}),
+        now,
+    )
+    .await?;
+    Metrics::inc(match to {
+        OrderStatus::Expired => &state.metrics.orders_expired,
+        _ => &state.metrics.orders_cancelled,
+    });
+    Ok(Some(to_void))
+}
+
 /// What a payment's new state asks for once its transaction has committed.
 enum Next {
     Nothing,
@@ -259,27 +306,30 @@ enum Next {
     Void,
     /// Captured money that cannot be kept: give it back.
     Refund(String),
+    /// The order ended: the attempts it decided to void.
+    VoidDecided(Vec<String>),
 }
 
-/// The payment's money is secured (authorized or captured). A pending order is finalized.
-/// An order that ended meanwhile (expired, cancelled) gets its stock re-locked and is
-/// confirmed if the stock is still there. Returns whether the money can be kept: not when
-/// the stock is gone, nor when the order was already paid by another payment.
+/// The payment's money is secured (authorized or captured); the caller holds the order's
+/// row lock and read `head` under it. A pending order is finalized. An order that ended
+/// keeps its end — a customer's cancel or a failed payment is final, and an authorization
+/// that arrives after the hold expired is voided — with one exception: money already
+/// captured for an attempt that was in flight when the hold expired (the customer was still
+/// paying, and the void came too late) locks the stock again and confirms the order if the
+/// stock is still there. Returns whether the money is kept.
 async fn keep_money(
     state: &AppState,
     tx: &mut AnyConnection,
     payment: &Payment,
+    head: &orders::OrderHead,
+    to: Status,
     now: i64,
 ) -> Result<bool> {
     let order_id = payment.order_id.as_str();
-    // The row lock first (PostgreSQL), so the sweeper cannot end the order between this read
-    // and the transition below.
-    orders::lock_row(tx, order_id).await?;
-    let head = orders::head(tx, order_id)
-        .await?
-        .ok_or(Error::NotFound("order"))?;
     let confirmed = match head.status {
-        OrderStatus::Pending => {
+        // A void decision is only taken when the order ends, so an open order's attempt is
+        // never `Fate::Void`; checked all the same, since it decides money.
+        OrderStatus::Pending if payment.fate == Fate::Open => {
             orders::transition(
                 tx,
                 order_id,
@@ -290,10 +340,15 @@ async fn keep_money(
             )
             .await?
         }
-        OrderStatus::Cancelled | OrderStatus::Expired => {
+        OrderStatus::Expired if to == Status::Succeeded => {
             relock(tx, order_id, head.status, now).await?
         }
-        OrderStatus::Confirmed | OrderStatus::Refunded | OrderStatus::PartiallyRefunded => false,
+        OrderStatus::Pending
+        | OrderStatus::Expired
+        | OrderStatus::Cancelled
+        | OrderStatus::Confirmed
+        | OrderStatus::Refunded
+        | OrderStatus::PartiallyRefunded => false,
     };
     if !confirmed {
         tracing::warn!(order_id, payment_id = %payment.id, order_status = head.status.as_str(), "payment cannot be kept; giving it back");

@@ -121,12 +121,8 @@ where
 /// gateway, a lost answer or a lost webhook all end here. An attempt on an order that is no
 /// longer pending is voided instead.
 pub async fn recover_payments(state: &AppState) -> Result<usize> {
-    let ids = claim_due(
-        state,
-        "payments",
-        "status IN ('processing', 'requires_action', 'authorized')",
-    )
-    .await?;
+    let due = format!("status IN {}", payments::IN_FLIGHT_SQL);
+    let ids = claim_due(state, "payments", &due).await?;
     let n = ids.len();
     each_concurrently(state, ids, |state, id| async move {
         recheck_payment(&state, &id).await
@@ -160,12 +156,14 @@ pub async fn recheck_payment(state: &AppState, payment_id: &str) -> Result<()> {
     let (answer, call) = if payment.status == payments::Status::Authorized && paid_by_this {
         // The order was confirmed with this authorization; the capture is what is missing.
         (timed(state, gateway.capture(&charge)).await, Call::FollowUp)
-    } else if pending {
-        (timed(state, gateway.create(&charge)).await, Call::Create)
     } else if paid_by_this {
         // Already settled with the order; nothing to void.
         return Ok(());
+    } else if pending && payment.fate == payments::Fate::Open {
+        (timed(state, gateway.create(&charge)).await, Call::Create)
     } else {
+        // The order ended with this attempt in flight (decided `void`), or never names it:
+        // its money goes back.
         (timed(state, gateway.cancel(&charge)).await, Call::FollowUp)
     };
     tracing::info!(
@@ -189,10 +187,11 @@ pub async fn recheck_payment(state: &AppState, payment_id: &str) -> Result<()> {
 /// or worker touched it within the recovery interval.
 pub async fn claim_payment(state: &AppState, payment_id: &str) -> Result<bool> {
     let now = state.now_ms();
-    let claimed = sqlx::query(
+    let claimed = sqlx::query(&format!(
         "UPDATE payments SET updated_at = $1
-         WHERE id = $2 AND status IN ('processing', 'requires_action', 'authorized') AND updated_at <= $3",
-    )
+         WHERE id = $2 AND status IN {} AND updated_at <= $3",
+        payments::IN_FLIGHT_SQL
+    ))
     .bind(now)
     .bind(payment_id)
     .bind(now - state.recovery_after_ms)

@@ -39,6 +39,9 @@ pub enum Outcome {
         code: String,
     },
     Canceled,
+    /// The gateway cannot void (Razorpay): the authorization stays on its books and lapses
+    /// because Till will never capture it. Till records the attempt `canceled`.
+    Released,
 }
 
 #[derive(Clone, Debug)]
@@ -72,10 +75,16 @@ pub struct GatewayRecord {
 /// A verified, parsed webhook.
 #[derive(Clone, Debug)]
 pub struct WebhookEvent {
+    /// What duplicates of this event share: the gateway's event id, or for a gateway whose
+    /// event id is not signed (Razorpay) a hash of the signed body.
     pub event_id: String,
     /// Till's payment id, which is the idempotency key the gateway was given.
     pub payment_key: String,
     pub payment: GatewayPayment,
+    /// The money the event is about; it must be the attempt's, or the event changes nothing.
+    pub amount_minor: i64,
+    /// Upper case ISO 4217, as Till stores it.
+    pub currency: String,
 }
 
 pub trait Gateway: Send + Sync {

@@ -126,7 +126,31 @@ impl Status {
             Outcome::Authorized => Status::Authorized,
             Outcome::Succeeded => Status::Succeeded,
             Outcome::Failed { .. } => Status::Failed,
-            Outcome::Canceled => Status::Canceled,
+            // Released: Till will never capture it, which is all a void can mean there.
+            Outcome::Canceled | Outcome::Released => Status::Canceled,
+        }
+    }
+}
+
+/// The statuses of an attempt whose money is not settled yet, as SQL, for the queries that
+/// look for them (the same set as `Status::in_flight`).
+pub const IN_FLIGHT_SQL: &str = "('processing', 'requires_action', 'authorized')";
+
+/// What the transaction that ended an order decided for an attempt still in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fate {
+    /// No decision: the order is still open, or the attempt is the one it was paid with.
+    Open,
+    /// The order ended while this attempt was in flight: its money must go back (void an
+    /// authorization, refund a capture); it is never kept for the order again.
+    Void,
+}
+
+impl Fate {
+    fn parse(s: Option<&str>) -> Fate {
+        match s {
+            Some("void") => Fate::Void,
+            _ => Fate::Open,
         }
     }
 }
@@ -143,6 +167,7 @@ pub struct Payment {
     pub gateway: String,
     /// The gateway's id for the payment, once it has answered.
     pub gateway_ref: Option<String>,
+    pub fate: Fate,
 }
 
 impl Payment {
@@ -161,7 +186,7 @@ impl Payment {
 }
 
 const PAYMENT_COLUMNS: &str =
-    "id, order_id, status, amount, currency, method, source, gateway, gateway_ref";
+    "id, order_id, status, amount, currency, method, source, gateway, gateway_ref, fate";
 
 fn payment_from_row(r: &sqlx::any::AnyRow) -> Payment {
     Payment {
@@ -176,6 +201,7 @@ fn payment_from_row(r: &sqlx::any::AnyRow) -> Payment {
         gateway_ref: r
             .get::<Option<String>, _>("gateway_ref")
             .filter(|r| !r.is_empty()),
+        fate: Fate::parse(r.get::<Option<String>, _>("fate").as_deref()),
     }
 }
 
@@ -224,7 +250,8 @@ pub async fn for_order(conn: &mut AnyConnection, order_id: &str) -> Result<Vec<P
 }
 
 /// Compare-and-set of an attempt's status with what the gateway said. Returns whether this
-/// call made the move.
+/// call made the move. The gateway's id is set the first time and never replaced: an answer
+/// naming another gateway payment does not re-point the attempt.
 pub async fn record_outcome(
     conn: &mut AnyConnection,
     id: &str,
@@ -243,7 +270,7 @@ pub async fn record_outcome(
         _ => (None, None),
     };
     let n = sqlx::query(
-        "UPDATE payments SET status = $1, gateway_ref = COALESCE(NULLIF($2, ''), gateway_ref), failure_code = $3, redirect_url = $4, updated_at = $5
+        "UPDATE payments SET status = $1, gateway_ref = COALESCE(gateway_ref, NULLIF($2, '')), failure_code = $3, redirect_url = $4, updated_at = $5
          WHERE id = $6 AND status = $7",
     )
     .bind(to.as_str())
@@ -281,6 +308,40 @@ pub async fn set_status(
     .await?
     .rows_affected();
     Ok(n == 1)
+}
+
+/// In the transaction that ends an order: every attempt still in flight is to be voided.
+/// Returns their ids, for the caller to carry the decision out once it has committed.
+pub async fn decide_void_in_flight(
+    conn: &mut AnyConnection,
+    order_id: &str,
+    now: i64,
+) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(&format!(
+        "UPDATE payments SET fate = 'void', updated_at = $1
+         WHERE order_id = $2 AND status IN {IN_FLIGHT_SQL} RETURNING id"
+    ))
+    .bind(now)
+    .bind(order_id)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// Keeps what a gateway said that Till will not apply (the payment an order was paid with
+/// reported canceled or failed) for reconciliation and for a person to look at.
+pub async fn record_contradiction(
+    conn: &mut AnyConnection,
+    id: &str,
+    what: &str,
+    now: i64,
+) -> Result<()> {
+    sqlx::query("UPDATE payments SET contradiction = $1, updated_at = $2 WHERE id = $3")
+        .bind(what)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// Marks an attempt as looked at, so the recovery worker waits before asking about it
@@ -345,6 +406,34 @@ fn payment_view(r: &sqlx::any::AnyRow) -> Value {
         "next_action": next_action,
         "created_at": rfc3339(r.get("created_at")),
     })
+}
+
+/// Whether a gateway's event was applied already (the dedupe of its webhooks).
+pub async fn webhook_seen(conn: &mut AnyConnection, gateway: &str, event_id: &str) -> Result<bool> {
+    let seen: Option<String> = sqlx::query_scalar(
+        "SELECT event_id FROM webhook_events WHERE gateway = $1 AND event_id = $2",
+    )
+    .bind(gateway)
+    .bind(event_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(seen.is_some())
+}
+
+/// Remembers an applied event so a repeat of it changes nothing.
+pub async fn record_webhook(
+    conn: &mut AnyConnection,
+    gateway: &str,
+    event_id: &str,
+    now: i64,
+) -> Result<()> {
+    sqlx::query("INSERT INTO webhook_events (gateway, event_id, received_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+        .bind(gateway)
+        .bind(event_id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// A refund's life: `pending` (written before the gateway is asked), then `succeeded` or

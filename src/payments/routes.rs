@@ -7,7 +7,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use crate::checkout::apply_outcome;
+use crate::checkout::events::{self, Received};
 use crate::clock::system_now_ms;
 use crate::error::{Error, Result};
 use crate::http::extract::RawBody;
@@ -35,29 +35,11 @@ async fn webhook(
     let Some(event) = event else {
         return Ok(Json(json!({"received": true, "ignored": true})));
     };
-    let seen: Option<String> = sqlx::query_scalar(
-        "SELECT event_id FROM webhook_events WHERE gateway = $1 AND event_id = $2",
-    )
-    .bind(&name)
-    .bind(&event.event_id)
-    .fetch_optional(&state.db.pool)
-    .await?;
-    if seen.is_some() {
-        Metrics::inc(&state.metrics.webhooks_duplicate);
-        return Ok(Json(json!({"received": true, "duplicate": true})));
-    }
-    // The effect first, then the dedupe record: a crash between them replays an effect that
-    // is idempotent anyway, while the other order could lose the event.
-    match apply_outcome(&state, &event.payment_key, &event.payment).await {
-        Ok(()) | Err(Error::NotFound(_)) => {}
-        Err(err) => return Err(err),
-    }
-    sqlx::query("INSERT INTO webhook_events (gateway, event_id, received_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-        .bind(&name)
-        .bind(&event.event_id)
-        .bind(state.now_ms())
-        .execute(&state.db.pool)
-        .await?;
-    Metrics::inc(&state.metrics.webhooks_received);
-    Ok(Json(json!({"received": true})))
+    // Answered 2xx whatever became of it: the gateway retrying a duplicate or an event Till
+    // will never apply would change nothing.
+    Ok(Json(match events::receive(&state, &name, &event).await? {
+        Received::Applied => json!({"received": true}),
+        Received::Duplicate => json!({"received": true, "duplicate": true}),
+        Received::Ignored(reason) => json!({"received": true, "ignored": true, "reason": reason}),
+    }))
 }

@@ -168,31 +168,50 @@ impl TestApp {
         &self.running.as_ref().expect("server is running").state
     }
 
-    /// The expiry sweeper's own transaction (expire, release the stock) without its gateway
-    /// void, so a late success meets an order that has already ended.
+    /// The expiry sweeper's own transaction (expire, release the stock, decide to void what
+    /// is in flight) without carrying out its gateway void, so a late answer meets an order
+    /// that has already ended.
     pub async fn expire_without_voiding(&self, id: &str) {
         use till::orders::{CancelReason, Status};
+        self.end_without_voiding(id, Status::Expired, CancelReason::Expired)
+            .await;
+    }
+
+    /// A customer's cancel, its transaction only (see `expire_without_voiding`).
+    pub async fn cancel_without_voiding(&self, id: &str) {
+        use till::orders::{CancelReason, Status};
+        self.end_without_voiding(id, Status::Cancelled, CancelReason::Customer)
+            .await;
+    }
+
+    async fn end_without_voiding(
+        &self,
+        id: &str,
+        to: till::orders::Status,
+        reason: till::orders::CancelReason,
+    ) {
+        use sqlx::Connection;
         let state = self.state();
         let mut conn = state.db.pool.acquire().await.unwrap();
-        let moved = till::orders::transition(
-            &mut conn,
-            id,
-            &[Status::Pending],
-            Status::Expired,
-            Some(CancelReason::Expired),
-            state.now_ms(),
-        )
-        .await
-        .unwrap();
-        assert!(moved, "order {id} was not pending");
-        till::inventory::settle_locks(
-            &mut conn,
-            id,
-            till::inventory::LockEnd::Released,
-            state.now_ms(),
-        )
-        .await
-        .unwrap();
+        let mut tx = conn.begin().await.unwrap();
+        till::orders::lock_row(&mut tx, id).await.unwrap();
+        let decided = till::checkout::pay::end_in_tx(state, &mut tx, id, to, reason, state.now_ms())
+            .await
+            .unwrap();
+        assert!(decided.is_some(), "order {id} was not pending");
+        tx.commit().await.unwrap();
+    }
+
+    /// The Prometheus text at `/metrics`.
+    pub async fn metrics_text(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .expect("metrics answered")
+            .text()
+            .await
+            .expect("metrics read")
     }
 
     /// Runs every worker step once, as the background loop would.

@@ -217,8 +217,14 @@ async fn repeated_webhook_is_a_no_op(b: Backend) {
     let payment = app.pay(&id, "card", "pm_card_visa").await.1;
     assert_eq!(app.order(&id).await["status"], "confirmed");
     // A contradicting event (a failure after success) is ignored, however often it comes.
+    let simpay: String = sqlx::query_scalar("SELECT gateway_ref FROM payments WHERE id = $1")
+        .bind(payment["id"].as_str())
+        .fetch_one(&app.state().db.pool)
+        .await
+        .unwrap();
     let body = json!({"id": "evt_dup", "type": "payment.failed", "created": 0,
-        "data": {"id": "simpay_x", "key": payment["id"], "status": "failed", "failure_code": "card_declined"}})
+        "data": {"id": simpay, "key": payment["id"], "status": "failed", "failure_code": "card_declined",
+                 "amount": payment["amount"], "currency": "INR"}})
     .to_string();
     for _ in 0..2 {
         let sig = till::payments::signature::sign(
@@ -312,5 +318,64 @@ async fn unknown_source_is_a_400_and_changes_nothing(b: Backend) {
         404,
         "not_found",
     );
+    app.finish().await;
+}
+
+both!(
+    a_cancelled_order_refunds_a_late_capture,
+    a_void_before_the_create_leaves_a_tombstone
+);
+
+/// The customer cancels while a UPI payment is out, and the money is taken before the
+/// cancel's void reaches the gateway. A customer's cancel is final: the stock stays
+/// released and the money goes back.
+async fn a_cancelled_order_refunds_a_late_capture(b: Backend) {
+    let app = TestApp::spawn_with(b, Workers::Manual, |_| {}).await;
+    app.stocked("TEE-1", 100, 10).await;
+    let id = app.new_order("TEE-1", 3).await;
+    assert_eq!(
+        app.pay(&id, "upi", "success@razorpay").await.1["status"],
+        "processing"
+    );
+    app.cancel_without_voiding(&id).await;
+    app.clock.advance_ms(1_000);
+    assert_eq!(app.state().sim.deliver_due().await.unwrap(), 1);
+    let order = app.order(&id).await;
+    assert_eq!(
+        (order["status"].as_str(), order["cancel_reason"].as_str()),
+        (Some("cancelled"), Some("customer")),
+        "{order}"
+    );
+    assert_eq!(order["refunds"][0]["status"], "succeeded", "{order}");
+    assert_eq!(order["refunds"][0]["amount"], order["total"]);
+    assert_eq!(order["payments"][0]["status"], "refunded");
+    assert_eq!(app.stock("TEE-1").await, (10, 0));
+    app.finish().await;
+}
+
+/// A void for an attempt the gateway has not seen yet (Till's create still on its way)
+/// leaves a tombstone: the create that arrives afterwards takes no money.
+async fn a_void_before_the_create_leaves_a_tombstone(b: Backend) {
+    let app = TestApp::spawn_with(b, Workers::Manual, |_| {}).await;
+    let gateway = app.state().gateway("sim").unwrap();
+    let charge = till::payments::gateway::Charge {
+        key: "pay_void_first".into(),
+        gateway_ref: None,
+        amount_minor: 49_900,
+        currency: "INR".into(),
+        method: till::payments::Method::Card,
+        source: "pm_card_visa".into(),
+    };
+    let voided = gateway.cancel(&charge).await.unwrap();
+    assert_eq!(voided.outcome, till::payments::gateway::Outcome::Canceled);
+    let created = gateway.create(&charge).await.unwrap();
+    assert_eq!(created.outcome, till::payments::gateway::Outcome::Canceled);
+    assert_eq!(created.gateway_ref, voided.gateway_ref);
+    let taken: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM sim_payments WHERE status <> 'canceled'")
+            .fetch_one(&app.state().db.pool)
+            .await
+            .unwrap();
+    assert_eq!(taken, 0);
     app.finish().await;
 }

@@ -261,11 +261,104 @@ async fn razorpay_webhook_signatures_and_event_ids(b: Backend) {
     );
     assert_eq!(app.order(&id).await["status"], "cancelled");
     let (status, again) = app
-        .send(post(Some(hmac_hex(WHSEC, body.as_bytes())), body))
+        .send(post(Some(hmac_hex(WHSEC, body.as_bytes())), body.clone()))
         .await;
     assert_eq!(
         (status.as_u16(), again["duplicate"].as_bool()),
         (200, Some(true))
+    );
+    // The event id header is not signed: the same signed body under new ids is the same event.
+    for event_id in ["evt_rzp_2", "evt_rzp_3", "evt_rzp_4"] {
+        let req = app
+            .http
+            .post(format!("{}/v1/webhooks/razorpay", app.url))
+            .header("x-razorpay-event-id", event_id)
+            .header("x-razorpay-signature", hmac_hex(WHSEC, body.as_bytes()))
+            .body(body.clone());
+        let (status, again) = app.send(req).await;
+        assert_eq!(
+            (status.as_u16(), again["duplicate"].as_bool()),
+            (200, Some(true)),
+            "{event_id}: {again}"
+        );
+    }
+    app.finish().await;
+}
+
+both!(
+    razorpay_a_cancelled_order_never_keeps_a_late_authorization,
+    razorpay_webhook_for_another_amount_changes_nothing
+);
+
+/// The customer cancels while a UPI collect is out, and the authorization lands before the
+/// cancel's void is carried out. A customer's cancel is final: the stock stays released and
+/// the money is never captured (Razorpay gives an uncaptured authorization back itself).
+async fn razorpay_a_cancelled_order_never_keeps_a_late_authorization(b: Backend) {
+    let app = razorpay_app(b, Workers::Manual).await;
+    app.stocked("TEE-1", 1000, 5).await;
+    let id = app.new_order("TEE-1", 2).await;
+    let (_, payment) = app.pay(&id, "upi", "success@razorpay").await;
+    app.cancel_without_voiding(&id).await;
+    app.clock.advance_ms(1_000);
+    app.state().sim.deliver_due().await.unwrap();
+    // Then the void, as recovery carries it out.
+    app.clock.advance_ms(120_000);
+    app.run_workers().await;
+    let order = app.order(&id).await;
+    assert_eq!(
+        (
+            order["status"].as_str(),
+            order["cancel_reason"].as_str(),
+            order["payments"][0]["status"].as_str()
+        ),
+        (Some("cancelled"), Some("customer"), Some("canceled")),
+        "{order}"
+    );
+    assert_eq!(order["refunds"], json!([]));
+    assert_eq!(app.stock("TEE-1").await, (5, 0));
+    let at_gateway = rzp_payment(&app, payment["id"].as_str().unwrap()).await;
+    assert_eq!(at_gateway["status"], "authorized", "{at_gateway}");
+    app.finish().await;
+}
+
+/// A correctly signed event that names a payment but carries another amount (or another
+/// gateway payment) is not about that payment's money: it changes nothing.
+async fn razorpay_webhook_for_another_amount_changes_nothing(b: Backend) {
+    let app = razorpay_app(b, Workers::Manual).await;
+    app.stocked("TEE-1", 49_900, 5).await;
+    let id = app.new_order("TEE-1", 1).await;
+    let (_, payment) = app.pay(&id, "upi", "success@razorpay").await;
+    let entity = rzp_payment(&app, payment["id"].as_str().unwrap()).await;
+    let forged = |field: &str, value: Value| {
+        let mut captured = entity.clone();
+        captured["status"] = json!("authorized");
+        captured[field] = value;
+        json!({"entity": "event", "event": "payment.authorized", "contains": ["payment"],
+               "payload": {"payment": {"entity": captured}}})
+        .to_string()
+    };
+    for body in [
+        forged("amount", json!(50)),
+        forged("currency", json!("USD")),
+        forged("id", json!("pay_attacker")),
+    ] {
+        let req = app
+            .http
+            .post(format!("{}/v1/webhooks/razorpay", app.url))
+            .header("x-razorpay-signature", hmac_hex(WHSEC, body.as_bytes()))
+            .body(body);
+        let (status, answer) = app.send(req).await;
+        assert_eq!(
+            (status.as_u16(), answer["ignored"].as_bool()),
+            (200, Some(true)),
+            "{answer}"
+        );
+    }
+    let order = app.order(&id).await;
+    assert_eq!(
+        (order["status"].as_str(), order["payments"][0]["status"].as_str()),
+        (Some("pending"), Some("processing")),
+        "{order}"
     );
     app.finish().await;
 }

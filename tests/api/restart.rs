@@ -40,6 +40,7 @@ async fn restart_drives_everything_in_flight_to_its_end(b: Backend) {
             source: "pm_card_visa".into(),
             gateway: "sim".into(),
             gateway_ref: None,
+            fate: payments::Fate::Open,
         };
         payments::insert_attempt(&mut conn, &attempt, state.now_ms())
             .await
@@ -93,6 +94,7 @@ async fn two_workers_share_stuck_payments_without_doubling_calls(b: Backend) {
             source: "pm_card_visa".into(),
             gateway: "sim".into(),
             gateway_ref: None,
+            fate: payments::Fate::Open,
         };
         let mut conn = state.db.pool.acquire().await.unwrap();
         payments::insert_attempt(&mut conn, &attempt, state.now_ms())

@@ -29,15 +29,7 @@ async fn health_ready_metrics_and_openapi(b: Backend) {
     );
     app.stocked("TEE-1", 100, 1).await;
     app.order_of("TEE-1", 1).await;
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     assert!(
         metrics.contains("till_checkouts_total{outcome=\"created\"} 1"),
         "{metrics}"

@@ -235,7 +235,7 @@ async fn stripe_webhook_signatures(b: Backend) {
     let pi_id = gateway_ref(&app, payment["id"].as_str().unwrap()).await;
     let body = json!({"id": "evt_sig", "object": "event", "type": "payment_intent.payment_failed", "data": {"object": {
         "id": pi_id, "object": "payment_intent", "status": "requires_payment_method", "amount": 100,
-        "metadata": {"till_payment": payment["id"]},
+        "currency": "inr", "metadata": {"till_payment": payment["id"]},
         "last_payment_error": {"type": "card_error", "code": "card_declined", "decline_code": "generic_decline"}}}})
     .to_string();
     let now = till::clock::system_now_ms() / 1000;
@@ -570,5 +570,115 @@ async fn cancelling_a_paid_order_leaves_its_authorization_alone(b: Backend) {
     app.run_workers().await;
     assert_eq!(intent(&app, &pi_id).await["status"], "succeeded");
     assert_eq!(app.order(&id).await["payments"][0]["status"], "succeeded");
+    app.finish().await;
+}
+
+both!(
+    stripe_forged_event_for_another_payment_changes_nothing,
+    stripe_the_payment_an_order_was_paid_with_is_never_canceled
+);
+
+fn signed_event(app: &TestApp, kind: &str, intent: Value) -> reqwest::RequestBuilder {
+    let body = json!({"id": format!("evt_{}", till::ids::random_token(10)), "object": "event",
+        "type": kind, "data": {"object": intent}})
+    .to_string();
+    let now = till::clock::system_now_ms() / 1000;
+    app.http
+        .post(format!("{}/v1/webhooks/stripe", app.url))
+        .header("stripe-signature", sign(WHSEC, now, body.as_bytes()))
+        .body(body)
+}
+
+/// Events signed with the right secret but about other money — another PaymentIntent naming
+/// the victim's payment, or the victim's own with another amount — change nothing and do
+/// not re-point the payment at another PaymentIntent.
+async fn stripe_forged_event_for_another_payment_changes_nothing(b: Backend) {
+    let app = stripe_app(b, Workers::Manual).await;
+    app.stocked("TEE-1", 49_900, 5).await;
+    let id = app.new_order("TEE-1", 1).await;
+    let (_, payment) = app.pay(&id, "card", "pm_card_authenticationRequired").await;
+    let pay_id = payment["id"].as_str().unwrap().to_string();
+    let pi_id = gateway_ref(&app, &pay_id).await;
+    let forged = |pi: &str, amount: i64, currency: &str| {
+        json!({"id": pi, "object": "payment_intent", "status": "requires_capture",
+               "amount": amount, "currency": currency, "metadata": {"till_payment": pay_id}})
+    };
+    for intent in [
+        forged("pi_attacker", 50, "inr"),
+        forged("pi_attacker", 49_900, "inr"),
+        forged(&pi_id, 50, "inr"),
+        forged(&pi_id, 49_900, "usd"),
+    ] {
+        let (status, answer) = app
+            .send(signed_event(
+                &app,
+                "payment_intent.amount_capturable_updated",
+                intent,
+            ))
+            .await;
+        assert_eq!(
+            (status.as_u16(), answer["ignored"].as_bool()),
+            (200, Some(true)),
+            "{answer}"
+        );
+    }
+    let order = app.order(&id).await;
+    assert_eq!(
+        (
+            order["status"].as_str(),
+            order["payments"][0]["status"].as_str()
+        ),
+        (Some("pending"), Some("requires_action")),
+        "{order}"
+    );
+    assert_eq!(gateway_ref(&app, &pay_id).await, pi_id);
+    app.finish().await;
+}
+
+/// The order was confirmed with an authorization; the gateway then says it is canceled.
+/// Till does not contradict its decision: the payment stays authorized, the contradiction is
+/// recorded and counted, and the order stays confirmed.
+async fn stripe_the_payment_an_order_was_paid_with_is_never_canceled(b: Backend) {
+    let app = stripe_app(b, Workers::Manual).await;
+    app.stocked("TEE-1", 1000, 5).await;
+    let id = app.new_order("TEE-1", 1).await;
+    let (_, payment) = app.pay(&id, "card", "pm_card_visa").await;
+    let pay_id = payment["id"].as_str().unwrap().to_string();
+    let pi_id = gateway_ref(&app, &pay_id).await;
+    sqlx::query("UPDATE payments SET status = 'authorized' WHERE id = $1")
+        .bind(&pay_id)
+        .execute(&app.state().db.pool)
+        .await
+        .unwrap();
+    let canceled = json!({"id": pi_id, "object": "payment_intent", "status": "canceled",
+        "amount": 1000, "currency": "inr", "metadata": {"till_payment": pay_id}});
+    let (status, _) = app
+        .send(signed_event(&app, "payment_intent.canceled", canceled))
+        .await;
+    assert_eq!(status, 200);
+    let order = app.order(&id).await;
+    assert_eq!(
+        (
+            order["status"].as_str(),
+            order["payments"][0]["status"].as_str()
+        ),
+        (Some("confirmed"), Some("authorized")),
+        "{order}"
+    );
+    let contradiction: Option<String> =
+        sqlx::query_scalar("SELECT contradiction FROM payments WHERE id = $1")
+            .bind(&pay_id)
+            .fetch_one(&app.state().db.pool)
+            .await
+            .unwrap();
+    assert!(
+        contradiction.is_some_and(|c| c.contains("canceled")),
+        "the contradiction is recorded"
+    );
+    let text = app.metrics_text().await;
+    assert!(
+        text.contains("till_payments_contradicted_total 1"),
+        "{text}"
+    );
     app.finish().await;
 }

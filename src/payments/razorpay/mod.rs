@@ -320,19 +320,26 @@ impl Gateway for Razorpay {
         charge: &'a Charge,
     ) -> BoxFuture<'a, Result<GatewayPayment, GatewayError>> {
         Box::pin(async move {
+            // Razorpay cannot void: an authorization that is never captured lapses and the
+            // customer gets it back. So a void is Till's promise never to capture this
+            // attempt (its `Fate::Void` makes Till keep it), and the gateway is asked only
+            // to learn whether the money already moved. Nothing there yet, or a payment
+            // still waiting for the customer, is released just the same: whatever it becomes
+            // is never captured (reconciliation checks that), and a capture that happened
+            // anyway is refunded.
             let Some(payment) = self.payment_of(charge).await? else {
                 return Ok(GatewayPayment {
                     gateway_ref: String::new(),
-                    outcome: Outcome::Canceled,
+                    outcome: Outcome::Released,
                 });
             };
-            Ok(match payment.status.as_str() {
-                // Never captured, so Razorpay gives the authorization back by itself.
-                "authorized" => GatewayPayment {
-                    gateway_ref: payment.id,
-                    outcome: Outcome::Canceled,
-                },
-                // A payment waiting for the customer cannot be stopped; it ends on its own.
+            Ok(match wire::outcome(&payment, None) {
+                Outcome::Processing | Outcome::RequiresAction { .. } | Outcome::Authorized => {
+                    GatewayPayment {
+                        gateway_ref: payment.id,
+                        outcome: Outcome::Released,
+                    }
+                }
                 _ => to_gateway(&payment, None),
             })
         })
@@ -377,11 +384,9 @@ impl Gateway for Razorpay {
         {
             return Err("signature does not match".into());
         }
-        let event_id = headers
-            .get("x-razorpay-event-id")
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("body_{}", sha256_hex(body)));
+        // `X-Razorpay-Event-Id` is not covered by the signature: anyone replaying a captured
+        // body could pick a new one. The signed body itself is what duplicates share.
+        let event_id = format!("body_{}", sha256_hex(body));
         let event: Event = serde_json::from_slice(body)
             .map_err(|e| format!("webhook body is not a Razorpay event: {e}"))?;
         let Some(entity) = event
@@ -404,6 +409,8 @@ impl Gateway for Razorpay {
             event_id,
             payment_key: key,
             payment: to_gateway(&payment, None),
+            amount_minor: payment.amount,
+            currency: payment.currency.to_uppercase(),
         }))
     }
 }

@@ -24,6 +24,11 @@ pub struct Payment {
     pub id: String,
     pub status: String,
     #[serde(default)]
+    pub amount: i64,
+    /// Upper case ISO 4217, as Razorpay writes it.
+    #[serde(default)]
+    pub currency: String,
+    #[serde(default)]
     pub order_id: Option<String>,
     #[serde(default)]
     pub error_code: Option<String>,

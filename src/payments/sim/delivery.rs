@@ -21,7 +21,7 @@ impl Simulator {
     pub async fn deliver_due(&self) -> anyhow::Result<usize> {
         let now = self.inner.clock.now_ms();
         let due = sqlx::query(
-            "SELECT e.id, e.payment_id, e.outcome, e.failure_code, e.attempts, p.idem_key, p.status, p.protocol
+            "SELECT e.id, e.payment_id, e.outcome, e.failure_code, e.attempts, p.idem_key, p.status, p.protocol, p.amount, p.currency
              FROM sim_events e JOIN sim_payments p ON p.id = e.payment_id
              WHERE e.delivered_at IS NULL AND e.deliver_at <= $1 ORDER BY e.deliver_at LIMIT $2",
         )
@@ -116,7 +116,8 @@ impl Simulator {
                 "id": event_id,
                 "type": format!("payment.{outcome}"),
                 "created": now / 1000,
-                "data": {"id": payment_id, "key": row.get::<String, _>("idem_key"), "status": outcome, "failure_code": failure_code},
+                "data": {"id": payment_id, "key": row.get::<String, _>("idem_key"), "status": outcome, "failure_code": failure_code,
+                         "amount": row.get::<i64, _>("amount"), "currency": row.get::<String, _>("currency")},
             })
             .to_string();
             let signature = sign(&self.inner.secret, system_now_ms() / 1000, body.as_bytes());

@@ -327,24 +327,37 @@ impl Simulator {
             .ok_or_else(|| GatewayError::Unavailable("payment vanished after create".into()))
     }
 
-    async fn cancel_inner(&self, key: &str) -> Result<GatewayPayment, GatewayError> {
+    /// Voids a payment that has not completed. A key the simulator has never seen (Till's
+    /// create is still on its way, or never left) gets a tombstone, a `canceled` record under
+    /// that key, so a create that arrives later answers `canceled` and takes no money.
+    async fn cancel_inner(&self, charge: &Charge) -> Result<GatewayPayment, GatewayError> {
+        let now = self.inner.clock.now_ms();
+        sqlx::query(
+            "INSERT INTO sim_payments (id, idem_key, amount, currency, method, source, status, failure_code, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 'canceled', NULL, $7, $7) ON CONFLICT (idem_key) DO NOTHING",
+        )
+        .bind(new_id("simpay"))
+        .bind(&charge.key)
+        .bind(charge.amount_minor)
+        .bind(&charge.currency)
+        .bind(charge.method.as_str())
+        .bind(&charge.source)
+        .bind(now)
+        .execute(&self.inner.db.pool)
+        .await
+        .map_err(unavailable)?;
         sqlx::query(
             "UPDATE sim_payments SET status = 'canceled', updated_at = $1
              WHERE idem_key = $2 AND status IN ('processing', 'requires_action')",
         )
-        .bind(self.inner.clock.now_ms())
-        .bind(key)
+        .bind(now)
+        .bind(&charge.key)
         .execute(&self.inner.db.pool)
         .await
         .map_err(unavailable)?;
-        match self.load("idem_key", key).await? {
-            Some(p) => Ok(p),
-            // Never created (Till stopped before calling): there is nothing to void.
-            None => Ok(GatewayPayment {
-                gateway_ref: String::new(),
-                outcome: Outcome::Canceled,
-            }),
-        }
+        self.load("idem_key", &charge.key)
+            .await?
+            .ok_or_else(|| GatewayError::Unavailable("payment vanished after cancel".into()))
     }
 
     async fn refund_inner(
@@ -542,7 +555,7 @@ impl Gateway for Simulator {
         &'a self,
         charge: &'a Charge,
     ) -> BoxFuture<'a, Result<GatewayPayment, GatewayError>> {
-        Box::pin(self.cancel_inner(&charge.key))
+        Box::pin(self.cancel_inner(charge))
     }
 
     fn refund<'a>(
@@ -569,11 +582,13 @@ impl Gateway for Simulator {
             serde_json::from_slice(body).map_err(|e| format!("webhook body is not JSON: {e}"))?;
         let text = |v: &Value| v.as_str().map(str::to_string);
         let data = &event["data"];
-        let (Some(event_id), Some(key), Some(gateway_ref), Some(status)) = (
+        let (Some(event_id), Some(key), Some(gateway_ref), Some(status), Some(amount_minor), Some(currency)) = (
             text(&event["id"]),
             text(&data["key"]),
             text(&data["id"]),
             text(&data["status"]),
+            data["amount"].as_i64(),
+            text(&data["currency"]),
         ) else {
             return Err("webhook event is missing fields".into());
         };
@@ -585,6 +600,8 @@ impl Gateway for Simulator {
                 gateway_ref,
                 outcome,
             },
+            amount_minor,
+            currency,
         }))
     }
 }

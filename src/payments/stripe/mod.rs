@@ -328,6 +328,8 @@ impl Gateway for Stripe {
             event_id: event.id,
             payment_key: key,
             payment: payment_of(&intent),
+            amount_minor: intent.amount,
+            currency: intent.currency.to_uppercase(),
         }))
     }
 }

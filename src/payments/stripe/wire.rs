@@ -16,6 +16,9 @@ pub struct PaymentIntent {
     pub status: String,
     #[serde(default)]
     pub amount: i64,
+    /// Lower case, as Stripe writes it.
+    #[serde(default)]
+    pub currency: String,
     #[serde(default)]
     pub metadata: HashMap<String, String>,
     #[serde(default)]

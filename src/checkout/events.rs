@@ -1,0 +1,125 @@
+//! Gateway webhooks after their signature checked out: deduplicated by the gateway's event
+//! id, bound to the attempt they name, and only then applied. A signed event is trusted to
+//! come from the gateway, not to be about the right money: it must name an attempt of the
+//! gateway in the URL, the gateway's own id for it, and the attempt's amount and currency.
+
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::payments::gateway::WebhookEvent;
+use crate::payments::{self, Payment};
+use crate::state::AppState;
+
+use super::pay::apply_outcome;
+
+/// What became of a verified event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Received {
+    Applied,
+    /// Seen before: nothing happened again.
+    Duplicate,
+    /// About no attempt Till made, or not bound to it (see `mismatch`): nothing happened.
+    Ignored(&'static str),
+}
+
+/// Dedupes, binds and applies one verified event of `gateway`.
+pub async fn receive(state: &AppState, gateway: &str, event: &WebhookEvent) -> Result<Received> {
+    let payment = {
+        let mut conn = state.db.pool.acquire().await?;
+        if payments::webhook_seen(&mut conn, gateway, &event.event_id).await? {
+            Metrics::inc(&state.metrics.webhooks_duplicate);
+            return Ok(Received::Duplicate);
+        }
+        payments::get(&mut conn, &event.payment_key).await?
+    };
+    let Some(payment) = payment else {
+        return Ok(Received::Ignored("no such payment"));
+    };
+    if let Some(reason) = mismatch(gateway, &payment, event) {
+        Metrics::inc(&state.metrics.webhooks_mismatched);
+        tracing::warn!(gateway, event_id = %event.event_id, payment_id = %payment.id, reason, "webhook does not match the payment it names; not applied");
+        return Ok(Received::Ignored(reason));
+    }
+    // The effect first, then the dedupe record: a crash between them replays an effect that
+    // is idempotent anyway, while the other order could lose the event.
+    match apply_outcome(state, &payment.id, &event.payment).await {
+        Ok(()) | Err(Error::NotFound(_)) => {}
+        Err(err) => return Err(err),
+    }
+    let mut conn = state.db.pool.acquire().await?;
+    payments::record_webhook(&mut conn, gateway, &event.event_id, state.now_ms()).await?;
+    Metrics::inc(&state.metrics.webhooks_received);
+    Ok(Received::Applied)
+}
+
+/// Why an event cannot be about `payment`, if it cannot.
+fn mismatch(gateway: &str, payment: &Payment, event: &WebhookEvent) -> Option<&'static str> {
+    let named = event.payment.gateway_ref.as_str();
+    if payment.gateway != gateway {
+        return Some("the payment belongs to another gateway");
+    }
+    if named.is_empty() {
+        return Some("the event names no gateway payment");
+    }
+    // The gateway's id is learned from the first answer or event and never replaced.
+    if payment.gateway_ref.as_deref().is_some_and(|known| known != named) {
+        return Some("the event names another gateway payment");
+    }
+    if event.amount_minor != payment.amount_minor || event.currency != payment.currency {
+        return Some("the event's amount or currency is not the payment's");
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::payments::gateway::{GatewayPayment, Outcome};
+    use crate::payments::{Fate, Method, Status};
+
+    fn payment(gateway_ref: Option<&str>) -> Payment {
+        Payment {
+            id: "pay_1".into(),
+            order_id: "ord_1".into(),
+            status: Status::Processing,
+            amount_minor: 49_900,
+            currency: "INR".into(),
+            method: Method::Card,
+            source: "pm_card_visa".into(),
+            gateway: "stripe".into(),
+            gateway_ref: gateway_ref.map(str::to_string),
+            fate: Fate::Open,
+        }
+    }
+
+    fn event(gateway_ref: &str, amount_minor: i64, currency: &str) -> WebhookEvent {
+        WebhookEvent {
+            event_id: "evt_1".into(),
+            payment_key: "pay_1".into(),
+            payment: GatewayPayment {
+                gateway_ref: gateway_ref.into(),
+                outcome: Outcome::Succeeded,
+            },
+            amount_minor,
+            currency: currency.into(),
+        }
+    }
+
+    #[test]
+    fn an_event_binds_only_to_its_own_payment() {
+        let check = |gateway: &str, known: Option<&str>, ev: WebhookEvent, expected: bool| {
+            assert_eq!(
+                mismatch(gateway, &payment(known), &ev).is_none(),
+                expected,
+                "{gateway} {known:?} {ev:?}"
+            );
+        };
+        check("stripe", Some("pi_1"), event("pi_1", 49_900, "INR"), true);
+        // The first event sets the gateway's id.
+        check("stripe", None, event("pi_1", 49_900, "INR"), true);
+        check("razorpay", Some("pi_1"), event("pi_1", 49_900, "INR"), false);
+        check("stripe", Some("pi_1"), event("pi_attacker", 49_900, "INR"), false);
+        check("stripe", Some("pi_1"), event("", 49_900, "INR"), false);
+        check("stripe", None, event("pi_attacker", 50, "INR"), false);
+        check("stripe", Some("pi_1"), event("pi_1", 49_900, "USD"), false);
+    }
+}
