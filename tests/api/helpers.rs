@@ -195,9 +195,10 @@ impl TestApp {
         let mut conn = state.db.pool.acquire().await.unwrap();
         let mut tx = conn.begin().await.unwrap();
         till::orders::lock_row(&mut tx, id).await.unwrap();
-        let decided = till::checkout::pay::end_in_tx(state, &mut tx, id, to, reason, state.now_ms())
-            .await
-            .unwrap();
+        let decided =
+            till::checkout::pay::end_in_tx(state, &mut tx, id, to, reason, state.now_ms())
+                .await
+                .unwrap();
         assert!(decided.is_some(), "order {id} was not pending");
         tx.commit().await.unwrap();
     }

@@ -35,6 +35,10 @@ const BATCHES_PER_BACKEND: usize = 11;
 const RACES_PER_BACKEND_DEFAULT: usize = 250;
 /// Races in flight at once in one batch (each mostly waits on timers and the network).
 const CONCURRENCY_MAX: usize = 64;
+/// A race's own steps (a few requests and timers) end well within this, even at 2,000.
+const RACE_MAX: Duration = Duration::from_secs(60);
+/// Settling, comparing, verifying and reconciling one batch.
+const AUDIT_MAX: Duration = Duration::from_secs(180);
 /// How long the books must stand still before they are compared: longer than any webhook
 /// the simulator holds back.
 const QUIET: Duration = Duration::from_millis(1_500);
@@ -109,7 +113,9 @@ where
         let slot = slots.clone().acquire_owned().await.expect("semaphore open");
         let one = race(app.clone(), i);
         set.spawn(async move {
-            let race = one.await;
+            let race = tokio::time::timeout(RACE_MAX, one)
+                .await
+                .unwrap_or_else(|_| panic!("race {i} still running after {RACE_MAX:?}"));
             drop(slot);
             race
         });
@@ -123,7 +129,10 @@ where
         Gateways::Process(sim) => Ledger::at(&sim.url),
         Gateways::InProcess => Ledger::at(&app.url),
     };
-    let figures = audit::settle_and_audit(&app, Some(&ledger), &races, QUIET, title, started).await;
+    let audit = audit::settle_and_audit(&app, Some(&ledger), &races, QUIET, title, started);
+    let figures = tokio::time::timeout(AUDIT_MAX, audit)
+        .await
+        .expect("the audit finishes in time");
     let app = Arc::try_unwrap(app).ok().expect("every race has ended");
     app.close().await;
     drop(gateways);

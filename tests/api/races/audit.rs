@@ -301,12 +301,19 @@ async fn check_order(
     }
     match status {
         "confirmed" | "partially_refunded" | "refunded" => {
-            let paid_by: Option<String> =
-                sqlx::query_scalar("SELECT paid_by FROM orders WHERE id = $1")
-                    .bind(id)
-                    .fetch_one(&app.state().db.pool)
-                    .await
-                    .expect("read paid_by");
+            let paid = paid_by(app, id).await;
+            let paid_by = paid.payment.clone();
+            if paid.relocked {
+                *figures.outcomes.entry("re-locked".into()).or_default() += 1;
+                // Only captured money for a payment in flight at expiry re-opens an order;
+                // only the simulator's own protocol captures as it authorizes.
+                if paid.gateway.as_deref() != Some("sim") || !paid.started_before_expiry {
+                    figures.violation(
+                        "relocked_without_captured_money_in_flight_at_expiry",
+                        format!("{paid:?}; {}", brief()),
+                    );
+                }
+            }
             let paid_by_status = payments
                 .iter()
                 .find(|(pid, _)| Some(pid) == paid_by.as_ref())
@@ -339,6 +346,36 @@ async fn check_order(
             }
         }
         _ => figures.violation("never_settled", brief()),
+    }
+}
+
+/// What Till recorded about how an order was paid.
+#[derive(Debug)]
+struct PaidBy {
+    payment: Option<String>,
+    gateway: Option<String>,
+    started_before_expiry: bool,
+    /// The order's stock was released once and locked again: it ended, then a late payment
+    /// confirmed it.
+    relocked: bool,
+}
+
+async fn paid_by(app: &TestApp, order_id: &str) -> PaidBy {
+    let row = sqlx::query(
+        "SELECT o.paid_by, p.gateway,
+           CAST(CASE WHEN p.created_at < o.expires_at THEN 1 ELSE 0 END AS BIGINT) AS in_time,
+           (SELECT COUNT(*) FROM locks l WHERE l.order_id = o.id AND l.state = 'released') AS released
+         FROM orders o LEFT JOIN payments p ON p.id = o.paid_by WHERE o.id = $1",
+    )
+    .bind(order_id)
+    .fetch_one(&app.state().db.pool)
+    .await
+    .expect("read paid_by");
+    PaidBy {
+        payment: row.get("paid_by"),
+        gateway: row.get("gateway"),
+        started_before_expiry: row.get::<i64, _>("in_time") == 1,
+        relocked: row.get::<i64, _>("released") > 0,
     }
 }
 
