@@ -307,7 +307,12 @@ async fn check_order(
                 *figures.outcomes.entry("re-locked".into()).or_default() += 1;
                 // Only captured money for a payment in flight at expiry re-opens an order;
                 // only the simulator's own protocol captures as it authorizes.
-                if paid.gateway.as_deref() != Some("sim") || !paid.started_before_expiry {
+                if paid.ended_by_customer {
+                    figures.violation(
+                        "relocked_after_the_customer_cancelled",
+                        format!("{paid:?}; {}", brief()),
+                    );
+                } else if paid.gateway.as_deref() != Some("sim") || !paid.started_before_expiry {
                     figures.violation(
                         "relocked_without_captured_money_in_flight_at_expiry",
                         format!("{paid:?}; {}", brief()),
@@ -358,13 +363,18 @@ struct PaidBy {
     /// The order's stock was released once and locked again: it ended, then a late payment
     /// confirmed it.
     relocked: bool,
+    /// It was ended by the customer's cancel (its `order.cancelled` event says so), whatever
+    /// the customer was answered.
+    ended_by_customer: bool,
 }
 
 async fn paid_by(app: &TestApp, order_id: &str) -> PaidBy {
     let row = sqlx::query(
         "SELECT o.paid_by, p.gateway,
            CAST(CASE WHEN p.created_at < o.expires_at THEN 1 ELSE 0 END AS BIGINT) AS in_time,
-           (SELECT COUNT(*) FROM locks l WHERE l.order_id = o.id AND l.state = 'released') AS released
+           (SELECT COUNT(*) FROM locks l WHERE l.order_id = o.id AND l.state = 'released') AS released,
+           (SELECT COUNT(*) FROM outbox e WHERE e.topic = 'order.cancelled'
+              AND e.payload LIKE '%' || o.id || '%' AND e.payload LIKE '%\"customer\"%') AS by_customer
          FROM orders o LEFT JOIN payments p ON p.id = o.paid_by WHERE o.id = $1",
     )
     .bind(order_id)
@@ -376,6 +386,7 @@ async fn paid_by(app: &TestApp, order_id: &str) -> PaidBy {
         gateway: row.get("gateway"),
         started_before_expiry: row.get::<i64, _>("in_time") == 1,
         relocked: row.get::<i64, _>("released") > 0,
+        ended_by_customer: row.get::<i64, _>("by_customer") > 0,
     }
 }
 
