@@ -69,11 +69,15 @@ async fn main() -> anyhow::Result<()> {
             let running = till::start(&cfg, Clock::default(), Workers::Manual).await?;
             let findings = till::checkout::reconcile::reconcile(
                 &running.state,
-                till::checkout::reconcile::LIST_LIMIT_FULL,
+                till::checkout::reconcile::Scope::Everything,
             )
             .await?;
             print!("{}", findings.render());
             running.abort();
+            // Something it could neither check nor repair needs a person (or a retry).
+            if findings.flagged > 0 {
+                std::process::exit(2);
+            }
         }
         Command::Verify(args) => {
             let db = till::db::Db::connect(&args.database_url, 2).await?;

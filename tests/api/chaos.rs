@@ -136,7 +136,7 @@ async fn chaos_checkouts_then_reconcile(b: Backend) {
     let settle_secs = settle.elapsed().as_secs_f64();
     let findings = till::checkout::reconcile::reconcile(
         app.state(),
-        till::checkout::reconcile::LIST_LIMIT_FULL,
+        till::checkout::reconcile::Scope::Everything,
     )
     .await
     .unwrap();
@@ -144,7 +144,7 @@ async fn chaos_checkouts_then_reconcile(b: Backend) {
     // A second pass finds nothing left to do.
     let again = till::checkout::reconcile::reconcile(
         app.state(),
-        till::checkout::reconcile::LIST_LIMIT_FULL,
+        till::checkout::reconcile::Scope::Everything,
     )
     .await
     .unwrap();
