@@ -374,18 +374,14 @@ async fn check_capture(
         ));
         return Ok(());
     }
-    let (kept, open) = {
+    if kept_by_order(state, &payment).await? {
+        return Ok(());
+    }
+    let open = {
         let mut conn = state.db.pool.acquire().await?;
-        let head = orders::head(&mut conn, &payment.order_id).await?;
-        let kept = head.is_some_and(|o| {
-            o.status.is_paid() && o.paid_by.as_deref() == Some(payment.id.as_str())
-        });
-        (
-            kept,
-            payment.amount_minor - payments::refunded_or_pending(&mut conn, &payment.id).await?,
-        )
+        payment.amount_minor - payments::refunded_or_pending(&mut conn, &payment.id).await?
     };
-    if kept || open <= 0 {
+    if open <= 0 {
         return Ok(());
     }
     let refund_id = new_id("re");
