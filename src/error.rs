@@ -55,7 +55,11 @@ pub fn database_unavailable(err: &sqlx::Error) -> bool {
         sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::Io(_)
+        // The TLS handshake (`sslmode=prefer` tries it first) cut short by a vanishing server.
+        | sqlx::Error::Tls(_)
         | sqlx::Error::WorkerCrashed => true,
+        // A connection closed before it answered whether it speaks TLS: no server behind it.
+        sqlx::Error::Protocol(message) => message.contains("SSLRequest"),
         sqlx::Error::Database(db) => db.code().is_some_and(|code| {
             ["08", "53", "57"]
                 .iter()

@@ -69,13 +69,16 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
+/// 200 while the database answers; `gateways` details the last probe of each remote gateway
+/// (a gateway that is down stops its payment methods, not the rest of Till).
 async fn readyz(State(state): State<AppState>) -> Response {
+    let gateways = state.gateway_health();
     if state.db.ping().await {
-        Json(json!({"status": "ready", "database": "up"})).into_response()
+        Json(json!({"status": "ready", "database": "up", "gateways": gateways})).into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unavailable", "database": "down"})),
+            Json(json!({"status": "unavailable", "database": "down", "gateways": gateways})),
         )
             .into_response()
     }

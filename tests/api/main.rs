@@ -17,3 +17,4 @@ mod seed;
 mod service;
 mod storage;
 mod stripe;
+mod tls;

@@ -315,6 +315,24 @@ impl Gateway for Razorpay {
         false
     }
 
+    fn remote(&self) -> bool {
+        matches!(self.base, Base::Url(_))
+    }
+
+    fn probe(&self) -> BoxFuture<'_, Result<(), GatewayError>> {
+        Box::pin(async move {
+            let answer = self.get("/v1/payments?count=1").await?;
+            match answer.status {
+                200 => Ok(()),
+                401 => Err(GatewayError::Rejected(
+                    "401: the key was refused (TILL_RAZORPAY_KEY_ID, TILL_RAZORPAY_KEY_SECRET)"
+                        .into(),
+                )),
+                status => Err(GatewayError::Rejected(format!("{status} {}", answer.body))),
+            }
+        })
+    }
+
     fn capture<'a>(
         &'a self,
         charge: &'a Charge,

@@ -143,10 +143,7 @@ struct Inner {
 
 impl Simulator {
     pub fn new(db: Db, clock: Clock, cfg: SimConfig) -> Simulator {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(DELIVERY_TIMEOUT_MS))
-            .build()
-            .expect("a plain HTTP client always builds");
+        let http = crate::tls::client(Duration::from_millis(DELIVERY_TIMEOUT_MS));
         Simulator {
             inner: Arc::new(Inner {
                 db,

@@ -189,6 +189,24 @@ impl Gateway for Stripe {
         "stripe"
     }
 
+    fn remote(&self) -> bool {
+        matches!(self.base, Base::Url(_))
+    }
+
+    fn probe(&self) -> BoxFuture<'_, Result<(), GatewayError>> {
+        Box::pin(async move {
+            let url = self.url("/v1/payment_intents?limit=1");
+            let answer = retry::send(|| self.http.get(&url).bearer_auth(&self.secret_key)).await?;
+            match answer.status {
+                200 => Ok(()),
+                401 => Err(GatewayError::Rejected(
+                    "401: the secret key was refused (TILL_STRIPE_SECRET_KEY)".into(),
+                )),
+                status => Err(GatewayError::Rejected(format!("{status} {}", answer.body))),
+            }
+        })
+    }
+
     fn check_source(&self, method: Method, source: &str) -> Result<(), String> {
         let token = source.starts_with("pm_") || source.starts_with("tok_");
         let sane = source.len() <= 255
