@@ -16,6 +16,9 @@ pub enum Error {
     OutOfStock(Vec<String>),
     #[error("{0}")]
     NotPayable(String),
+    /// The payment method is turned off: left on the simulator beside a real gateway.
+    #[error("{0}")]
+    MethodUnavailable(String),
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
     #[error("a request with this idempotency key is still running")]
@@ -78,7 +81,7 @@ impl Error {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Error::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Error::InvalidRequest(_) | Error::MethodUnavailable(_) => StatusCode::BAD_REQUEST,
             Error::Unauthorized => StatusCode::UNAUTHORIZED,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::OutOfStock(_)
@@ -101,6 +104,7 @@ impl Error {
             Error::NotFound(_) => "not_found",
             Error::OutOfStock(_) => "out_of_stock",
             Error::NotPayable(_) => "order_not_payable",
+            Error::MethodUnavailable(_) => "payment_method_unavailable",
             Error::Conflict { code, .. } => code,
             Error::IdempotencyKeyInUse => "idempotency_key_in_use",
             Error::IdempotencyKeyReused => "idempotency_key_reused",

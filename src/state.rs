@@ -60,21 +60,18 @@ impl AppState {
         db.migrate().await?;
         let api_key_hash = settle_api_key(&db, cfg.api_key.as_deref()).await?;
         let (sim, gateways) = build_gateways(cfg, &db, &clock)?;
+        let real_gateway = cfg.stripe_url.is_some() || cfg.razorpay_url.is_some();
+        let route = |variable: &str, wanted: &Option<String>, allowed: &[&str]| {
+            pick(&gateways, variable, wanted, allowed, real_gateway)
+        };
         let routes = MethodGateways {
-            card: pick(
-                &gateways,
+            card: route(
                 "TILL_CARD_GATEWAY",
                 &cfg.card_gateway,
                 &["sim", "stripe", "razorpay"],
             )?,
-            upi: pick(
-                &gateways,
-                "TILL_UPI_GATEWAY",
-                &cfg.upi_gateway,
-                &["sim", "razorpay"],
-            )?,
-            wallet: pick(
-                &gateways,
+            upi: route("TILL_UPI_GATEWAY", &cfg.upi_gateway, &["sim", "razorpay"])?,
+            wallet: route(
                 "TILL_WALLET_GATEWAY",
                 &cfg.wallet_gateway,
                 &["sim", "razorpay"],
@@ -139,11 +136,23 @@ impl AppState {
 
     /// The gateway that takes payments of this method.
     pub fn gateway_for(&self, method: Method) -> Result<Arc<dyn Gateway>> {
-        self.gateway(match method {
-            Method::Card => self.routes.card,
-            Method::Upi => self.routes.upi,
-            Method::Wallet => self.routes.wallet,
-        })
+        match self.routes.of(method) {
+            Some(name) => self.gateway(name),
+            None => Err(Error::MethodUnavailable(format!(
+                "{} payments are turned off: a real gateway is configured and {} is not set",
+                method.as_str(),
+                MethodGateways::variable(method)
+            ))),
+        }
+    }
+
+    /// Whether some payment method is taken by the simulator, in its own protocol or
+    /// through its Stripe or Razorpay endpoints: only then are its routes served.
+    pub fn simulator_in_use(&self) -> bool {
+        [Method::Card, Method::Upi, Method::Wallet]
+            .into_iter()
+            .filter_map(|m| self.routes.of(m))
+            .any(|name| self.gateways.get(name).is_some_and(|g| !g.remote()))
     }
 
     pub fn now_ms(&self) -> i64 {
@@ -151,24 +160,55 @@ impl AppState {
     }
 }
 
+/// Which gateway takes each method; `None` when the method is turned off.
 #[derive(Clone, Copy, Debug)]
 pub struct MethodGateways {
-    pub card: &'static str,
-    pub upi: &'static str,
-    pub wallet: &'static str,
+    pub card: Option<&'static str>,
+    pub upi: Option<&'static str>,
+    pub wallet: Option<&'static str>,
 }
 
-/// The configured gateway for a method, checked against the ones that take it.
+impl MethodGateways {
+    pub fn of(&self, method: Method) -> Option<&'static str> {
+        match method {
+            Method::Card => self.card,
+            Method::Upi => self.upi,
+            Method::Wallet => self.wallet,
+        }
+    }
+
+    fn variable(method: Method) -> &'static str {
+        match method {
+            Method::Card => "TILL_CARD_GATEWAY",
+            Method::Upi => "TILL_UPI_GATEWAY",
+            Method::Wallet => "TILL_WALLET_GATEWAY",
+        }
+    }
+}
+
+/// The configured gateway for a method, checked against the ones that take it. Unset, a
+/// method goes to the simulator — unless a real gateway is configured: then it is turned off
+/// (with a warning), so no customer is handed simulated money by default in production.
 fn pick(
     gateways: &HashMap<&'static str, Arc<dyn Gateway>>,
     variable: &str,
-    wanted: &str,
+    wanted: &Option<String>,
     allowed: &[&str],
-) -> anyhow::Result<&'static str> {
+    real_gateway: bool,
+) -> anyhow::Result<Option<&'static str>> {
+    let Some(wanted) = wanted else {
+        if real_gateway {
+            tracing::warn!(
+                "{variable} is not set and a real gateway is configured: those payments are turned off (set it, to `sim` to keep the simulator)"
+            );
+            return Ok(None);
+        }
+        return Ok(Some("sim"));
+    };
     gateways
-        .get_key_value(wanted)
-        .map(|(name, _)| *name)
-        .filter(|name| allowed.contains(name))
+        .get_key_value(wanted.as_str())
+        .map(|(name, _)| Some(*name))
+        .filter(|name| name.is_some_and(|n| allowed.contains(&n)))
         .with_context(|| {
             format!(
                 "{variable} {wanted:?} is not one of: {}",

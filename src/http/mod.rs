@@ -24,13 +24,18 @@ use crate::{checkout, inventory, notify, orders, payments};
 
 /// The whole application as one router, ready to serve or to drive in tests.
 pub fn app(state: AppState) -> Router {
-    let sim_pages = state.sim.router();
-    Router::new()
+    let mut routes = Router::new()
         .merge(inventory::routes::router())
         .merge(orders::routes::router())
         .merge(checkout::routes::router())
         .merge(checkout::seed::router())
-        .merge(payments::routes::router())
+        .merge(payments::routes::router());
+    // The simulator's endpoints and pages exist only while it takes some payments, and then
+    // behind the same body limit, rate limiter and request ids as everything else.
+    if state.simulator_in_use() {
+        routes = routes.merge(state.sim.router());
+    }
+    routes
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -46,7 +51,6 @@ pub fn app(state: AppState) -> Router {
             request_context,
         ))
         .with_state(state)
-        .merge(sim_pages)
 }
 
 /// Gives every request an id (echoed as `request-id`, on every log line of the request)

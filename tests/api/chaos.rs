@@ -34,9 +34,9 @@ async fn chaos_checkouts_then_reconcile(b: Backend) {
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
     let app = TestApp::spawn_with(b, Workers::Run, |cfg| {
-        cfg.card_gateway = "stripe".into();
-        cfg.upi_gateway = "razorpay".into();
-        cfg.wallet_gateway = "razorpay".into();
+        cfg.card_gateway = Some("stripe".into());
+        cfg.upi_gateway = Some("razorpay".into());
+        cfg.wallet_gateway = Some("razorpay".into());
         cfg.sim_faults = Some(FAULTS.into());
         cfg.sim_delay_ms = 30;
         cfg.hold_ttl_secs = 2;

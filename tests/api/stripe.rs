@@ -16,7 +16,7 @@ const WHSEC_OLD: &str = "whsec_old";
 
 async fn stripe_app(b: Backend, workers: Workers) -> TestApp {
     TestApp::spawn_with(b, workers, |cfg| {
-        cfg.card_gateway = "stripe".into();
+        cfg.card_gateway = Some("stripe".into());
         cfg.stripe_secret_key = Some(SK.into());
         cfg.stripe_webhook_secret = Some(format!("{WHSEC},{WHSEC_OLD}"));
     })
@@ -519,8 +519,8 @@ async fn adapters_work_against_a_separate_gateway_sim_process(b: Backend) {
     let base = format!("http://127.0.0.1:{port}");
     let (stripe_url, rzp_url) = (format!("{base}/sim/stripe"), format!("{base}/sim/razorpay"));
     let app = TestApp::spawn_with(b, Workers::Run, |cfg| {
-        cfg.card_gateway = "stripe".into();
-        cfg.upi_gateway = "razorpay".into();
+        cfg.card_gateway = Some("stripe".into());
+        cfg.upi_gateway = Some("razorpay".into());
         cfg.stripe_url = Some(stripe_url);
         cfg.stripe_secret_key = Some(SK.into());
         cfg.stripe_webhook_secret = Some(WHSEC.into());
