@@ -86,6 +86,13 @@ pub struct Config {
     /// to rule that out at the price of slower recovery.
     #[arg(long, env = "TILL_RECOVERY_AFTER_SECS", default_value_t = 15)]
     pub recovery_after_secs: i64,
+    /// Longest a client may take to send a request's headers, and then its body; a slower
+    /// connection is closed (headers) or answered 408 (body).
+    #[arg(long, env = "TILL_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    pub read_timeout_ms: u64,
+    /// Connections served at once; past it new ones wait in the listen queue until one ends.
+    #[arg(long, env = "TILL_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
 }
 
 impl Config {
@@ -106,6 +113,8 @@ impl Config {
             worker_tick_ms: 250,
             recovery_after_secs: 15,
             reconcile_every_secs: 300,
+            read_timeout_ms: 10_000,
+            max_connections: 1024,
             card_gateway: None,
             upi_gateway: None,
             wallet_gateway: None,

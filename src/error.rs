@@ -31,6 +31,8 @@ pub enum Error {
     PayloadTooLarge,
     #[error("too many requests; slow down")]
     RateLimited,
+    #[error("the request was not received in time")]
+    RequestTimeout,
     #[error("the database is unavailable")]
     Unavailable(#[source] sqlx::Error),
     #[error("internal error")]
@@ -92,6 +94,7 @@ impl Error {
             Error::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -111,6 +114,7 @@ impl Error {
             Error::AmountMismatch(_) => "amount_mismatch",
             Error::PayloadTooLarge => "payload_too_large",
             Error::RateLimited => "rate_limited",
+            Error::RequestTimeout => "request_timeout",
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal_error",
         }

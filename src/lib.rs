@@ -58,11 +58,11 @@ pub async fn start(cfg: &Config, clock: Clock, workers: Workers) -> anyhow::Resu
     let addr = listener.local_addr()?;
     state.sim.set_till_url(format!("http://{addr}"));
     let app = http::app(state.clone());
-    let server = tokio::spawn(async move {
-        if let Err(err) = axum::serve(listener, app).await {
-            tracing::error!(error = %err, "server stopped");
-        }
-    });
+    let limits = http::serve::Limits {
+        read_timeout: state.read_timeout,
+        max_connections: cfg.max_connections,
+    };
+    let server = tokio::spawn(http::serve::serve(listener, app, limits));
     let workers = (workers == Workers::Run).then(|| checkout::workers::spawn(state.clone()));
     let probed = state.clone();
     let prober = tokio::spawn(async move {

@@ -38,6 +38,8 @@ pub struct AppState {
     pub sim: Simulator,
     pub metrics: Arc<Metrics>,
     pub rate_limiter: Arc<RateLimiter>,
+    /// How long a client may take to send a request's headers, and then its body.
+    pub read_timeout: std::time::Duration,
     /// The last probe of each remote gateway: "ok", or what went wrong (for `/readyz`).
     pub gateway_health: Arc<RwLock<BTreeMap<&'static str, String>>>,
 }
@@ -92,6 +94,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             rate_limiter: Arc::new(RateLimiter::new(cfg.rate_limit_per_sec)),
             gateway_health: Arc::new(RwLock::new(BTreeMap::new())),
+            read_timeout: std::time::Duration::from_millis(cfg.read_timeout_ms.max(1)),
         })
     }
 

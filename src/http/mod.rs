@@ -6,6 +6,7 @@ pub mod extract;
 pub mod idempotency;
 pub mod openapi;
 pub mod rate_limit;
+pub mod serve;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode};
@@ -45,6 +46,10 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             rate_limit::limit,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.read_timeout,
+            serve::read_body,
         ))
         .layer(middleware::from_fn_with_state(
             state.clone(),

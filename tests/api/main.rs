@@ -16,6 +16,7 @@ mod razorpay;
 mod restart;
 mod seed;
 mod service;
+mod slow_clients;
 mod storage;
 mod stripe;
 mod tls;
