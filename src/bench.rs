@@ -138,9 +138,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             (running.url(), key, Some(running), Some(db_url))
         }
     };
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(REQUEST_TIMEOUT_SECS))
-        .build()?;
+    let http = crate::tls::client(Duration::from_secs(REQUEST_TIMEOUT_SECS));
     let target = Arc::new(Target { url, key, http });
     let run_tag = random_token(6);
     let skus: Vec<String> = match args.scenario {

@@ -42,14 +42,16 @@ pub struct Config {
     /// The gateway that takes card payments: `sim` (the built-in simulator's own protocol),
     /// `stripe` or `razorpay` (the adapters; against the simulator's Stripe or Razorpay
     /// endpoints unless their `TILL_GATEWAY_*_URL` points at the real gateway).
-    #[arg(long, env = "TILL_CARD_GATEWAY", default_value = "sim")]
-    pub card_gateway: String,
-    /// The gateway that takes UPI payments: `sim` or `razorpay`.
-    #[arg(long, env = "TILL_UPI_GATEWAY", default_value = "sim")]
-    pub upi_gateway: String,
-    /// The gateway that takes wallet payments: `sim` or `razorpay`.
-    #[arg(long, env = "TILL_WALLET_GATEWAY", default_value = "sim")]
-    pub wallet_gateway: String,
+    /// Unset: `sim`, unless a real gateway is configured (a `TILL_GATEWAY_*_URL`); then a
+    /// method left unset is turned off rather than quietly taking simulated money.
+    #[arg(long, env = "TILL_CARD_GATEWAY")]
+    pub card_gateway: Option<String>,
+    /// The gateway that takes UPI payments: `sim` or `razorpay` (unset: as for cards).
+    #[arg(long, env = "TILL_UPI_GATEWAY")]
+    pub upi_gateway: Option<String>,
+    /// The gateway that takes wallet payments: `sim` or `razorpay` (unset: as for cards).
+    #[arg(long, env = "TILL_WALLET_GATEWAY")]
+    pub wallet_gateway: Option<String>,
     /// Razorpay's API base URL (`https://api.razorpay.com`); unset: the in-process simulator.
     #[arg(long, env = "TILL_GATEWAY_RAZORPAY_URL")]
     pub razorpay_url: Option<String>,
@@ -84,6 +86,13 @@ pub struct Config {
     /// to rule that out at the price of slower recovery.
     #[arg(long, env = "TILL_RECOVERY_AFTER_SECS", default_value_t = 15)]
     pub recovery_after_secs: i64,
+    /// Longest a client may take to send a request's headers, and then its body; a slower
+    /// connection is closed (headers) or answered 408 (body).
+    #[arg(long, env = "TILL_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    pub read_timeout_ms: u64,
+    /// Connections served at once; past it new ones wait in the listen queue until one ends.
+    #[arg(long, env = "TILL_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
 }
 
 impl Config {
@@ -104,9 +113,11 @@ impl Config {
             worker_tick_ms: 250,
             recovery_after_secs: 15,
             reconcile_every_secs: 300,
-            card_gateway: "sim".into(),
-            upi_gateway: "sim".into(),
-            wallet_gateway: "sim".into(),
+            read_timeout_ms: 10_000,
+            max_connections: 1024,
+            card_gateway: None,
+            upi_gateway: None,
+            wallet_gateway: None,
             razorpay_url: None,
             razorpay_key_id: None,
             razorpay_key_secret: None,

@@ -16,6 +16,9 @@ pub enum Error {
     OutOfStock(Vec<String>),
     #[error("{0}")]
     NotPayable(String),
+    /// The payment method is turned off: left on the simulator beside a real gateway.
+    #[error("{0}")]
+    MethodUnavailable(String),
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
     #[error("a request with this idempotency key is still running")]
@@ -28,6 +31,8 @@ pub enum Error {
     PayloadTooLarge,
     #[error("too many requests; slow down")]
     RateLimited,
+    #[error("the request was not received in time")]
+    RequestTimeout,
     #[error("the database is unavailable")]
     Unavailable(#[source] sqlx::Error),
     #[error("internal error")]
@@ -55,7 +60,11 @@ pub fn database_unavailable(err: &sqlx::Error) -> bool {
         sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::Io(_)
+        // The TLS handshake (`sslmode=prefer` tries it first) cut short by a vanishing server.
+        | sqlx::Error::Tls(_)
         | sqlx::Error::WorkerCrashed => true,
+        // A connection closed before it answered whether it speaks TLS: no server behind it.
+        sqlx::Error::Protocol(message) => message.contains("SSLRequest"),
         sqlx::Error::Database(db) => db.code().is_some_and(|code| {
             ["08", "53", "57"]
                 .iter()
@@ -74,7 +83,7 @@ impl Error {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Error::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Error::InvalidRequest(_) | Error::MethodUnavailable(_) => StatusCode::BAD_REQUEST,
             Error::Unauthorized => StatusCode::UNAUTHORIZED,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::OutOfStock(_)
@@ -85,6 +94,7 @@ impl Error {
             Error::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -97,12 +107,14 @@ impl Error {
             Error::NotFound(_) => "not_found",
             Error::OutOfStock(_) => "out_of_stock",
             Error::NotPayable(_) => "order_not_payable",
+            Error::MethodUnavailable(_) => "payment_method_unavailable",
             Error::Conflict { code, .. } => code,
             Error::IdempotencyKeyInUse => "idempotency_key_in_use",
             Error::IdempotencyKeyReused => "idempotency_key_reused",
             Error::AmountMismatch(_) => "amount_mismatch",
             Error::PayloadTooLarge => "payload_too_large",
             Error::RateLimited => "rate_limited",
+            Error::RequestTimeout => "request_timeout",
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal_error",
         }

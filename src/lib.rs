@@ -17,6 +17,7 @@ pub mod notify;
 pub mod orders;
 pub mod payments;
 pub mod state;
+pub mod tls;
 pub mod verify;
 
 use std::net::SocketAddr;
@@ -34,7 +35,11 @@ pub struct Running {
     pub state: AppState,
     server: JoinHandle<()>,
     workers: Option<JoinHandle<()>>,
+    prober: JoinHandle<()>,
 }
+
+/// How often remote gateways are probed again, so `/readyz` follows one that comes back.
+const PROBE_EVERY_SECS: u64 = 60;
 
 /// Whether `start` runs the background workers (tests drive them by hand instead).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +50,7 @@ pub enum Workers {
 
 /// Opens the database, binds the listener and starts serving (and the workers).
 pub async fn start(cfg: &Config, clock: Clock, workers: Workers) -> anyhow::Result<Running> {
+    tls::check()?;
     let state = AppState::open(cfg, clock).await?;
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
         .await
@@ -52,17 +58,25 @@ pub async fn start(cfg: &Config, clock: Clock, workers: Workers) -> anyhow::Resu
     let addr = listener.local_addr()?;
     state.sim.set_till_url(format!("http://{addr}"));
     let app = http::app(state.clone());
-    let server = tokio::spawn(async move {
-        if let Err(err) = axum::serve(listener, app).await {
-            tracing::error!(error = %err, "server stopped");
+    let limits = http::serve::Limits {
+        read_timeout: state.read_timeout,
+        max_connections: cfg.max_connections,
+    };
+    let server = tokio::spawn(http::serve::serve(listener, app, limits));
+    let workers = (workers == Workers::Run).then(|| checkout::workers::spawn(state.clone()));
+    let probed = state.clone();
+    let prober = tokio::spawn(async move {
+        loop {
+            probed.probe_gateways().await;
+            tokio::time::sleep(std::time::Duration::from_secs(PROBE_EVERY_SECS)).await;
         }
     });
-    let workers = (workers == Workers::Run).then(|| checkout::workers::spawn(state.clone()));
     Ok(Running {
         addr,
         state,
         server,
         workers,
+        prober,
     })
 }
 
@@ -74,6 +88,7 @@ impl Running {
     /// Stops serving and working at once, as a crash would: nothing is flushed or finished.
     pub fn abort(self) {
         self.server.abort();
+        self.prober.abort();
         if let Some(workers) = self.workers {
             workers.abort();
         }

@@ -46,6 +46,7 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,sqlx=warn".into()),
         )
+        .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
         Command::Serve(cfg) => {
@@ -69,11 +70,15 @@ async fn main() -> anyhow::Result<()> {
             let running = till::start(&cfg, Clock::default(), Workers::Manual).await?;
             let findings = till::checkout::reconcile::reconcile(
                 &running.state,
-                till::checkout::reconcile::LIST_LIMIT_FULL,
+                till::checkout::reconcile::Scope::Everything,
             )
             .await?;
             print!("{}", findings.render());
             running.abort();
+            // Something it could neither check nor repair needs a person (or a retry).
+            if findings.flagged > 0 {
+                std::process::exit(2);
+            }
         }
         Command::Verify(args) => {
             let db = till::db::Db::connect(&args.database_url, 2).await?;

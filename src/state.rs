@@ -1,7 +1,7 @@
 //! The application state every handler and worker shares, built once by `AppState::open`.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
 
 use anyhow::Context;
 
@@ -38,6 +38,10 @@ pub struct AppState {
     pub sim: Simulator,
     pub metrics: Arc<Metrics>,
     pub rate_limiter: Arc<RateLimiter>,
+    /// How long a client may take to send a request's headers, and then its body.
+    pub read_timeout: std::time::Duration,
+    /// The last probe of each remote gateway: "ok", or what went wrong (for `/readyz`).
+    pub gateway_health: Arc<RwLock<BTreeMap<&'static str, String>>>,
 }
 
 impl AppState {
@@ -58,21 +62,18 @@ impl AppState {
         db.migrate().await?;
         let api_key_hash = settle_api_key(&db, cfg.api_key.as_deref()).await?;
         let (sim, gateways) = build_gateways(cfg, &db, &clock)?;
+        let real_gateway = cfg.stripe_url.is_some() || cfg.razorpay_url.is_some();
+        let route = |variable: &str, wanted: &Option<String>, allowed: &[&str]| {
+            pick(&gateways, variable, wanted, allowed, real_gateway)
+        };
         let routes = MethodGateways {
-            card: pick(
-                &gateways,
+            card: route(
                 "TILL_CARD_GATEWAY",
                 &cfg.card_gateway,
                 &["sim", "stripe", "razorpay"],
             )?,
-            upi: pick(
-                &gateways,
-                "TILL_UPI_GATEWAY",
-                &cfg.upi_gateway,
-                &["sim", "razorpay"],
-            )?,
-            wallet: pick(
-                &gateways,
+            upi: route("TILL_UPI_GATEWAY", &cfg.upi_gateway, &["sim", "razorpay"])?,
+            wallet: route(
                 "TILL_WALLET_GATEWAY",
                 &cfg.wallet_gateway,
                 &["sim", "razorpay"],
@@ -92,7 +93,41 @@ impl AppState {
             sim,
             metrics: Arc::new(Metrics::default()),
             rate_limiter: Arc::new(RateLimiter::new(cfg.rate_limit_per_sec)),
+            gateway_health: Arc::new(RwLock::new(BTreeMap::new())),
+            read_timeout: std::time::Duration::from_millis(cfg.read_timeout_ms.max(1)),
         })
+    }
+
+    /// Probes every remote gateway (a cheap authenticated call) and keeps the result for
+    /// `/readyz`; a failure is logged as an error, since payments routed there cannot work.
+    pub async fn probe_gateways(&self) {
+        let mut names: Vec<&'static str> = self.gateways.keys().copied().collect();
+        names.sort();
+        for name in names {
+            let gateway = &self.gateways[name];
+            if !gateway.remote() {
+                continue;
+            }
+            let health = match gateway.probe().await {
+                Ok(()) => "ok".to_string(),
+                Err(err) => {
+                    tracing::error!(gateway = name, error = %err, "gateway probe failed: payments routed to it cannot work");
+                    format!("unreachable: {err}")
+                }
+            };
+            self.gateway_health
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(name, health);
+        }
+    }
+
+    /// The last probe results, by gateway.
+    pub fn gateway_health(&self) -> BTreeMap<&'static str, String> {
+        self.gateway_health
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn gateway(&self, name: &str) -> Result<Arc<dyn Gateway>> {
@@ -104,11 +139,23 @@ impl AppState {
 
     /// The gateway that takes payments of this method.
     pub fn gateway_for(&self, method: Method) -> Result<Arc<dyn Gateway>> {
-        self.gateway(match method {
-            Method::Card => self.routes.card,
-            Method::Upi => self.routes.upi,
-            Method::Wallet => self.routes.wallet,
-        })
+        match self.routes.of(method) {
+            Some(name) => self.gateway(name),
+            None => Err(Error::MethodUnavailable(format!(
+                "{} payments are turned off: a real gateway is configured and {} is not set",
+                method.as_str(),
+                MethodGateways::variable(method)
+            ))),
+        }
+    }
+
+    /// Whether some payment method is taken by the simulator, in its own protocol or
+    /// through its Stripe or Razorpay endpoints: only then are its routes served.
+    pub fn simulator_in_use(&self) -> bool {
+        [Method::Card, Method::Upi, Method::Wallet]
+            .into_iter()
+            .filter_map(|m| self.routes.of(m))
+            .any(|name| self.gateways.get(name).is_some_and(|g| !g.remote()))
     }
 
     pub fn now_ms(&self) -> i64 {
@@ -116,24 +163,55 @@ impl AppState {
     }
 }
 
+/// Which gateway takes each method; `None` when the method is turned off.
 #[derive(Clone, Copy, Debug)]
 pub struct MethodGateways {
-    pub card: &'static str,
-    pub upi: &'static str,
-    pub wallet: &'static str,
+    pub card: Option<&'static str>,
+    pub upi: Option<&'static str>,
+    pub wallet: Option<&'static str>,
 }
 
-/// The configured gateway for a method, checked against the ones that take it.
+impl MethodGateways {
+    pub fn of(&self, method: Method) -> Option<&'static str> {
+        match method {
+            Method::Card => self.card,
+            Method::Upi => self.upi,
+            Method::Wallet => self.wallet,
+        }
+    }
+
+    fn variable(method: Method) -> &'static str {
+        match method {
+            Method::Card => "TILL_CARD_GATEWAY",
+            Method::Upi => "TILL_UPI_GATEWAY",
+            Method::Wallet => "TILL_WALLET_GATEWAY",
+        }
+    }
+}
+
+/// The configured gateway for a method, checked against the ones that take it. Unset, a
+/// method goes to the simulator — unless a real gateway is configured: then it is turned off
+/// (with a warning), so no customer is handed simulated money by default in production.
 fn pick(
     gateways: &HashMap<&'static str, Arc<dyn Gateway>>,
     variable: &str,
-    wanted: &str,
+    wanted: &Option<String>,
     allowed: &[&str],
-) -> anyhow::Result<&'static str> {
+    real_gateway: bool,
+) -> anyhow::Result<Option<&'static str>> {
+    let Some(wanted) = wanted else {
+        if real_gateway {
+            tracing::warn!(
+                "{variable} is not set and a real gateway is configured: those payments are turned off (set it, to `sim` to keep the simulator)"
+            );
+            return Ok(None);
+        }
+        return Ok(Some("sim"));
+    };
     gateways
-        .get_key_value(wanted)
-        .map(|(name, _)| *name)
-        .filter(|name| allowed.contains(name))
+        .get_key_value(wanted.as_str())
+        .map(|(name, _)| Some(*name))
+        .filter(|name| name.is_some_and(|n| allowed.contains(&n)))
         .with_context(|| {
             format!(
                 "{variable} {wanted:?} is not one of: {}",
@@ -181,6 +259,24 @@ fn build_gateways(
         .clone()
         .unwrap_or_else(|| random_token(24));
     let rzp_whsec = secrets(&cfg.razorpay_webhook_secret, "");
+    // The simulator speaks a protocol with the adapter's keys only while the adapter is
+    // pointed at it. Beside a real gateway it gets keys of its own, so it can neither answer
+    // to the real secret key (an oracle) nor sign events with the real webhook secret.
+    let (sim_stripe_key, sim_stripe_whsec) = match &cfg.stripe_url {
+        None => (stripe_key.clone(), stripe_whsec[0].clone()),
+        Some(_) => (
+            format!("sk_test_{}", random_token(24)),
+            format!("whsec_{}", random_token(32)),
+        ),
+    };
+    let (sim_rzp_key_id, sim_rzp_secret, sim_rzp_whsec) = match &cfg.razorpay_url {
+        None => (rzp_key_id.clone(), rzp_secret.clone(), rzp_whsec[0].clone()),
+        Some(_) => (
+            format!("rzp_test_{}", random_token(14)),
+            random_token(24),
+            random_token(32),
+        ),
+    };
     let sim = Simulator::new(
         db.clone(),
         clock.clone(),
@@ -190,11 +286,11 @@ fn build_gateways(
                 .sim_webhook_secret
                 .clone()
                 .unwrap_or_else(|| random_token(32)),
-            stripe_secret_key: stripe_key.clone(),
-            stripe_webhook_secret: stripe_whsec[0].clone(),
-            razorpay_key_id: rzp_key_id.clone(),
-            razorpay_key_secret: rzp_secret.clone(),
-            razorpay_webhook_secret: rzp_whsec[0].clone(),
+            stripe_secret_key: sim_stripe_key,
+            stripe_webhook_secret: sim_stripe_whsec,
+            razorpay_key_id: sim_rzp_key_id,
+            razorpay_key_secret: sim_rzp_secret,
+            razorpay_webhook_secret: sim_rzp_whsec,
             faults: FaultSpec::parse(cfg.sim_faults.as_deref().unwrap_or_default())
                 .map_err(|e| anyhow::anyhow!("TILL_SIM_FAULTS: {e}"))?,
         },

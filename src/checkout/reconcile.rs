@@ -2,6 +2,7 @@
 //! paid order keeps is refunded; a paid order whose capture is missing is captured, or
 //! flagged when the gateway will not. Run by `till reconcile` and periodically by the workers.
 
+use std::collections::HashSet;
 use std::fmt::Write;
 
 use sqlx::Row;
@@ -13,14 +14,30 @@ use crate::error::Result;
 use crate::ids::new_id;
 use crate::orders;
 use crate::payments::gateway::{Charge, Gateway, GatewayPayment, GatewayRecord, Outcome};
-use crate::payments::{self, Method, Status};
+use crate::payments::{self, Method, Payment, Status};
 use crate::state::AppState;
 
-/// How many of a gateway's most recent payments `till reconcile` reads.
-pub const LIST_LIMIT_FULL: usize = 20_000;
+/// How much a pass reaches back: everything, or what changed since the last pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Every payment on both sides (`till reconcile`).
+    Everything,
+    /// Payments created at the gateways, or changed in Till, since the last pass began (the
+    /// periodic worker); everything on the first pass.
+    SinceLastPass,
+}
 
-/// How many the periodic pass reads: it runs every few minutes, so the recent ones suffice.
-pub const LIST_LIMIT_PERIODIC: usize = 1_000;
+/// How far before the last pass's start a pass looks again: a payment being written while
+/// the last pass ran, and a gateway whose clock runs behind Till's, are not missed.
+const OVERLAP_MS: i64 = 10 * 60 * 1000;
+
+/// How long an authorization Razorpay still holds could be captured (it lapses after about
+/// five days): Till payments released in that window are looked at again every pass, so a
+/// capture of one (by hand, in the dashboard) is found and refunded.
+const RELEASE_WATCH_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// Where the start of the last complete pass is kept (unix milliseconds).
+const WATERMARK: &str = "reconcile_since_ms";
 
 /// The reason recorded on refunds reconciliation makes.
 pub const REASON: &str = "reconcile";
@@ -58,29 +75,264 @@ impl Findings {
     }
 }
 
-/// Reconciles the `limit` most recent payments of every gateway.
-pub async fn reconcile(state: &AppState, limit: usize) -> Result<Findings> {
+/// Which payments one pass has already compared, by Till's id and by the gateway's.
+#[derive(Default)]
+struct Seen {
+    keys: HashSet<String>,
+    refs: HashSet<(String, String)>,
+}
+
+impl Seen {
+    fn add(&mut self, gateway: &str, record: &GatewayRecord) {
+        if let Some(key) = &record.key {
+            self.keys.insert(key.clone());
+        }
+        self.refs
+            .insert((gateway.to_string(), record.gateway_ref.clone()));
+    }
+
+    fn has(&self, payment: &Payment) -> bool {
+        self.keys.contains(&payment.id)
+            || payment
+                .gateway_ref
+                .as_ref()
+                .is_some_and(|r| self.refs.contains(&(payment.gateway.clone(), r.clone())))
+    }
+}
+
+/// Compares the gateways' books with Till's and repairs what it can: first each gateway's
+/// payments (created since the last pass, or all), then Till's payments changed since then
+/// that the listings did not show, then the paid orders whose money Till does not hold.
+pub async fn reconcile(state: &AppState, scope: Scope) -> Result<Findings> {
+    let started_ms = state.now_ms();
+    let since_ms = match scope {
+        Scope::Everything => None,
+        Scope::SinceLastPass => watermark(state).await?.map(|ms| ms - OVERLAP_MS),
+    };
     let mut findings = Findings::default();
+    let mut seen = Seen::default();
+    let mut complete = true;
     let mut names: Vec<&'static str> = state.gateways.keys().copied().collect();
     names.sort();
     for name in names {
         let gateway = state.gateway(name)?;
-        let records = match timed(state, gateway.list(limit)).await {
+        let records = match timed(state, gateway.list(since_ms.map(|ms| ms / 1000))).await {
             Ok(records) => records,
             Err(err) => {
+                complete = false;
                 findings.flagged(format!("{name}: could not list payments: {err}"));
                 continue;
             }
         };
         for record in records {
             findings.checked += 1;
-            if record.outcome == Outcome::Succeeded && record.refunded_minor < record.amount_minor {
-                check_capture(state, name, gateway.as_ref(), &record, &mut findings).await?;
-            }
+            seen.add(name, &record);
+            check_record(state, name, gateway.as_ref(), &record, &mut findings).await?;
         }
     }
+    complete &= check_changed(state, scope, since_ms, &mut seen, &mut findings).await?;
+    flag_unheld_paid_orders(state, &mut findings).await?;
     capture_missing(state, &mut findings).await?;
+    if complete {
+        set_watermark(state, started_ms).await?;
+    }
     Ok(findings)
+}
+
+/// Till's payments changed since the pass's start point (and Razorpay authorizations Till
+/// released recently) that no listing showed: each is fetched from its gateway. With every
+/// payment listed (`Scope::Everything`) one missing from the gateway's books has none
+/// there. Returns false when a gateway could not be asked.
+async fn check_changed(
+    state: &AppState,
+    scope: Scope,
+    since_ms: Option<i64>,
+    seen: &mut Seen,
+    findings: &mut Findings,
+) -> Result<bool> {
+    let changed = {
+        let mut conn = state.db.pool.acquire().await?;
+        let released_since = state.now_ms() - RELEASE_WATCH_MS;
+        payments::changed_since(&mut conn, since_ms.unwrap_or(0), released_since).await?
+    };
+    let mut complete = true;
+    for payment in changed {
+        if seen.has(&payment) {
+            continue;
+        }
+        let record = match (scope, state.gateway(&payment.gateway)) {
+            (Scope::Everything, _) => None,
+            (Scope::SinceLastPass, Ok(gateway)) => {
+                match timed(state, gateway.fetch(&payment.charge())).await {
+                    Ok(record) => record,
+                    Err(err) => {
+                        complete = false;
+                        findings.flagged(format!(
+                            "{} {}: could not fetch it: {err}",
+                            payment.gateway, payment.id
+                        ));
+                        continue;
+                    }
+                }
+            }
+            (Scope::SinceLastPass, Err(_)) => {
+                findings.flagged(format!(
+                    "{}: payment of a gateway that is not configured: {}",
+                    payment.id, payment.gateway
+                ));
+                continue;
+            }
+        };
+        match record {
+            Some(record) => {
+                findings.checked += 1;
+                seen.add(&payment.gateway, &record);
+                let gateway = state.gateway(&payment.gateway)?;
+                check_record(state, &payment.gateway, gateway.as_ref(), &record, findings).await?;
+            }
+            None if kept_by_order(state, &payment).await? => findings.flagged(format!(
+                "{} {}: an order is paid by it but the gateway has no record of it",
+                payment.gateway, payment.id
+            )),
+            None => {}
+        }
+    }
+    Ok(complete)
+}
+
+async fn watermark(state: &AppState) -> Result<Option<i64>> {
+    let mut conn = state.db.pool.acquire().await?;
+    Ok(crate::db::setting(&mut conn, WATERMARK)
+        .await?
+        .and_then(|v| v.parse().ok()))
+}
+
+async fn set_watermark(state: &AppState, ms: i64) -> Result<()> {
+    let mut conn = state.db.pool.acquire().await?;
+    crate::db::set_setting(&mut conn, WATERMARK, &ms.to_string()).await?;
+    Ok(())
+}
+
+/// Whether `payment` is the one a paid order was confirmed with.
+async fn kept_by_order(state: &AppState, payment: &Payment) -> Result<bool> {
+    let mut conn = state.db.pool.acquire().await?;
+    let head = orders::head(&mut conn, &payment.order_id).await?;
+    Ok(head.is_some_and(|o| o.status.is_paid() && o.paid_by.as_deref() == Some(payment.id.as_str())))
+}
+
+/// One payment on a gateway's books against Till's: money captured that no order keeps is
+/// refunded, an authorization held for an order that ended is voided, and a paid order's
+/// money that the gateway says is gone is flagged.
+async fn check_record(
+    state: &AppState,
+    name: &str,
+    gateway: &dyn Gateway,
+    record: &GatewayRecord,
+    findings: &mut Findings,
+) -> Result<()> {
+    match &record.outcome {
+        Outcome::Succeeded if record.refunded_minor < record.amount_minor => {
+            check_capture(state, name, gateway, record, findings).await
+        }
+        Outcome::Authorized => check_authorization(state, name, gateway, record, findings).await,
+        Outcome::Succeeded => Ok(()),
+        Outcome::Processing
+        | Outcome::RequiresAction { .. }
+        | Outcome::Failed { .. }
+        | Outcome::Canceled
+        | Outcome::Released => {
+            if let Some(payment) = own_payment(state, name, record).await? {
+                if kept_by_order(state, &payment).await? {
+                    findings.flagged(format!(
+                        "{name} {}: order {} is paid by {} but the gateway says {:?}",
+                        record.gateway_ref, payment.order_id, payment.id, record.outcome
+                    ));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The Till payment a gateway record belongs to: by Till's id, and only if it is this
+/// payment's own record (a second payment the gateway made under the same key is not).
+async fn own_payment(state: &AppState, name: &str, record: &GatewayRecord) -> Result<Option<Payment>> {
+    let Some(key) = &record.key else {
+        return Ok(None);
+    };
+    let mut conn = state.db.pool.acquire().await?;
+    Ok(payments::get(&mut conn, key).await?.filter(|p| {
+        p.gateway == name
+            && p.gateway_ref
+                .as_deref()
+                .is_none_or(|r| r == record.gateway_ref)
+    }))
+}
+
+/// Money the gateway holds but has not taken. Kept when a paid order was confirmed with it
+/// (`capture_missing` takes it); left to recovery while Till's attempt is in flight;
+/// otherwise voided — on Razorpay, which cannot void, it is released and lapses, and the
+/// record only proves it was never captured.
+async fn check_authorization(
+    state: &AppState,
+    name: &str,
+    gateway: &dyn Gateway,
+    record: &GatewayRecord,
+    findings: &mut Findings,
+) -> Result<()> {
+    let payment = own_payment(state, name, record).await?;
+    if let Some(payment) = &payment {
+        if payment.status.in_flight() || kept_by_order(state, payment).await? {
+            return Ok(());
+        }
+    }
+    if !gateway.voids() {
+        // Released: it lapses uncaptured, which this record (not captured) confirms.
+        return Ok(());
+    }
+    let charge = match &payment {
+        Some(p) => {
+            let mut charge = p.charge();
+            charge.gateway_ref = Some(record.gateway_ref.clone());
+            charge
+        }
+        None => untracked_charge(record),
+    };
+    let whose = match &payment {
+        Some(p) => format!("Till's {} is {}", p.id, p.status.as_str()),
+        None => "no Till payment".to_string(),
+    };
+    match timed(state, gateway.cancel(&charge)).await {
+        Ok(gp) if gp.outcome == Outcome::Released => {}
+        Ok(gp) if gp.outcome == Outcome::Canceled => findings.repaired(format!(
+            "{name} {}: authorization held but {whose}; voided",
+            record.gateway_ref
+        )),
+        Ok(gp) => findings.flagged(format!(
+            "{name} {}: authorization held but {whose}; the void answered {:?}",
+            record.gateway_ref, gp.outcome
+        )),
+        Err(err) => findings.flagged(format!(
+            "{name} {}: authorization held but {whose}; void failed: {err}",
+            record.gateway_ref
+        )),
+    }
+    Ok(())
+}
+
+/// A charge for money Till has no payment for, so it can be voided or refunded.
+fn untracked_charge(record: &GatewayRecord) -> Charge {
+    Charge {
+        key: record
+            .key
+            .clone()
+            .unwrap_or_else(|| record.gateway_ref.clone()),
+        gateway_ref: Some(record.gateway_ref.clone()),
+        amount_minor: record.amount_minor,
+        currency: record.currency.clone(),
+        method: Method::Card,
+        source: String::new(),
+    }
 }
 
 /// A capture at the gateway: kept by the order it paid for, or given back.
@@ -91,34 +343,11 @@ async fn check_capture(
     record: &GatewayRecord,
     findings: &mut Findings,
 ) -> Result<()> {
-    let payment = match &record.key {
-        Some(key) => {
-            let mut conn = state.db.pool.acquire().await?;
-            // The record must be this payment's own: a second capture under the same key (a
-            // duplicate the gateway made) is treated as untracked money.
-            payments::get(&mut conn, key).await?.filter(|p| {
-                p.gateway == name
-                    && p.gateway_ref
-                        .as_deref()
-                        .is_none_or(|r| r == record.gateway_ref)
-            })
-        }
-        None => None,
-    };
+    let payment = own_payment(state, name, record).await?;
     let Some(payment) = payment else {
         // Money Till never asked for, or cannot trace: give it back, once.
         let open = record.amount_minor - record.refunded_minor;
-        let charge = Charge {
-            key: record
-                .key
-                .clone()
-                .unwrap_or_else(|| record.gateway_ref.clone()),
-            gateway_ref: Some(record.gateway_ref.clone()),
-            amount_minor: record.amount_minor,
-            currency: record.currency.clone(),
-            method: Method::Card,
-            source: String::new(),
-        };
+        let charge = untracked_charge(record);
         let refund_key = format!("{REASON}_{}", record.gateway_ref);
         match timed(state, gateway.refund(&charge, &refund_key, open)).await {
             Ok(()) => findings.repaired(format!(
@@ -145,18 +374,14 @@ async fn check_capture(
         ));
         return Ok(());
     }
-    let (kept, open) = {
+    if kept_by_order(state, &payment).await? {
+        return Ok(());
+    }
+    let open = {
         let mut conn = state.db.pool.acquire().await?;
-        let head = orders::head(&mut conn, &payment.order_id).await?;
-        let kept = head.is_some_and(|o| {
-            o.status.is_paid() && o.paid_by.as_deref() == Some(payment.id.as_str())
-        });
-        (
-            kept,
-            payment.amount_minor - payments::refunded_or_pending(&mut conn, &payment.id).await?,
-        )
+        payment.amount_minor - payments::refunded_or_pending(&mut conn, &payment.id).await?
     };
-    if kept || open <= 0 {
+    if open <= 0 {
         return Ok(());
     }
     let refund_id = new_id("re");
@@ -185,11 +410,39 @@ async fn check_capture(
     Ok(())
 }
 
+/// Paid orders whose money Till does not hold by its own records (the payment they were
+/// confirmed with is not authorized or succeeded), or that a gateway contradicted: flagged
+/// for a person, since only the customer can pay again.
+async fn flag_unheld_paid_orders(state: &AppState, findings: &mut Findings) -> Result<()> {
+    let rows = sqlx::query(
+        "SELECT o.id, COALESCE(o.paid_by, '') AS paid_by, COALESCE(p.status, 'none') AS status,
+                COALESCE(p.contradiction, '') AS contradiction
+         FROM orders o LEFT JOIN payments p ON p.id = o.paid_by
+         WHERE o.status IN ('confirmed', 'refunded', 'partially_refunded')
+           AND (p.id IS NULL OR p.status NOT IN ('authorized', 'succeeded', 'refunded') OR p.contradiction IS NOT NULL)",
+    )
+    .fetch_all(&state.db.pool)
+    .await?;
+    for row in rows {
+        let (order_id, paid_by, status, contradiction): (String, String, String, String) = (
+            row.get("id"),
+            row.get("paid_by"),
+            row.get("status"),
+            row.get("contradiction"),
+        );
+        findings.flagged(format!(
+            "order {order_id}: paid by {paid_by} which is {status} {contradiction}"
+        ));
+    }
+    Ok(())
+}
+
 /// Paid orders whose payment is still only authorized: capture now, or flag.
 async fn capture_missing(state: &AppState, findings: &mut Findings) -> Result<()> {
     let rows = sqlx::query(
         "SELECT o.id, o.paid_by FROM orders o JOIN payments p ON p.id = o.paid_by
-         WHERE o.status IN ('confirmed', 'refunded', 'partially_refunded') AND p.status = 'authorized'",
+         WHERE o.status IN ('confirmed', 'refunded', 'partially_refunded') AND p.status = 'authorized'
+           AND p.contradiction IS NULL",
     )
     .fetch_all(&state.db.pool)
     .await?;

@@ -45,7 +45,7 @@ pub fn spawn(state: AppState) -> JoinHandle<()> {
             let every = state.reconcile_every_ms;
             if every > 0 && last_reconcile.elapsed() >= Duration::from_millis(every) {
                 last_reconcile = std::time::Instant::now();
-                match super::reconcile::reconcile(&state, super::reconcile::LIST_LIMIT_PERIODIC)
+                match super::reconcile::reconcile(&state, super::reconcile::Scope::SinceLastPass)
                     .await
                 {
                     Ok(findings) if findings.repaired + findings.flagged > 0 => {

@@ -184,6 +184,25 @@ async fn apply_migrations(conn: &mut AnyConnection, kind: Kind) -> anyhow::Resul
     Ok(())
 }
 
+/// A value kept in the `settings` table.
+pub async fn setting(conn: &mut AnyConnection, name: &str) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await
+}
+
+pub async fn set_setting(conn: &mut AnyConnection, name: &str, value: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+    )
+    .bind(name)
+    .bind(value)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 /// True when the error is a unique-constraint violation (a lost race on an insert).
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     match err {

@@ -6,6 +6,7 @@ pub mod extract;
 pub mod idempotency;
 pub mod openapi;
 pub mod rate_limit;
+pub mod serve;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode};
@@ -24,13 +25,18 @@ use crate::{checkout, inventory, notify, orders, payments};
 
 /// The whole application as one router, ready to serve or to drive in tests.
 pub fn app(state: AppState) -> Router {
-    let sim_pages = state.sim.router();
-    Router::new()
+    let mut routes = Router::new()
         .merge(inventory::routes::router())
         .merge(orders::routes::router())
         .merge(checkout::routes::router())
         .merge(checkout::seed::router())
-        .merge(payments::routes::router())
+        .merge(payments::routes::router());
+    // The simulator's endpoints and pages exist only while it takes some payments, and then
+    // behind the same body limit, rate limiter and request ids as everything else.
+    if state.simulator_in_use() {
+        routes = routes.merge(state.sim.router());
+    }
+    routes
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -42,11 +48,14 @@ pub fn app(state: AppState) -> Router {
             rate_limit::limit,
         ))
         .layer(middleware::from_fn_with_state(
+            state.read_timeout,
+            serve::read_body,
+        ))
+        .layer(middleware::from_fn_with_state(
             state.clone(),
             request_context,
         ))
         .with_state(state)
-        .merge(sim_pages)
 }
 
 /// Gives every request an id (echoed as `request-id`, on every log line of the request)
@@ -69,13 +78,16 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
+/// 200 while the database answers; `gateways` details the last probe of each remote gateway
+/// (a gateway that is down stops its payment methods, not the rest of Till).
 async fn readyz(State(state): State<AppState>) -> Response {
+    let gateways = state.gateway_health();
     if state.db.ping().await {
-        Json(json!({"status": "ready", "database": "up"})).into_response()
+        Json(json!({"status": "ready", "database": "up", "gateways": gateways})).into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unavailable", "database": "down"})),
+            Json(json!({"status": "unavailable", "database": "down", "gateways": gateways})),
         )
             .into_response()
     }

@@ -11,6 +11,10 @@ use super::Method;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// Pages a reconciliation listing reads at most from one gateway (100 payments a page): a
+/// bound on a runaway listing, far above what one shop's payments since the last pass are.
+pub const LIST_PAGES_MAX: usize = 10_000;
+
 /// One attempt to take an order's money. `key` is the payment attempt's id, sent as the
 /// gateway idempotency key, so asking again after a crash or timeout never charges twice.
 #[derive(Clone, Debug)]
@@ -70,6 +74,8 @@ pub struct GatewayRecord {
     pub amount_minor: i64,
     pub refunded_minor: i64,
     pub currency: String,
+    /// When the gateway created it (unix seconds), so a listing can stop at a point in time.
+    pub created_secs: i64,
 }
 
 /// A verified, parsed webhook.
@@ -99,6 +105,23 @@ pub trait Gateway: Send + Sync {
         charge: &'a Charge,
     ) -> BoxFuture<'a, Result<GatewayPayment, GatewayError>>;
 
+    /// Whether this is a gateway elsewhere (a configured URL), not the built-in simulator or
+    /// the simulator's endpoints for this protocol.
+    fn remote(&self) -> bool {
+        false
+    }
+
+    /// A cheap authenticated call: does the gateway answer, and accept Till's keys?
+    fn probe(&self) -> BoxFuture<'_, Result<(), GatewayError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Whether the gateway can void an authorization. One that cannot (Razorpay) releases it
+    /// by never capturing it, and the authorization lapses on its own.
+    fn voids(&self) -> bool {
+        true
+    }
+
     /// Takes the money of an authorized payment; returns its state afterwards.
     fn capture<'a>(
         &'a self,
@@ -120,9 +143,18 @@ pub trait Gateway: Send + Sync {
         amount_minor: i64,
     ) -> BoxFuture<'a, Result<(), GatewayError>>;
 
-    /// Every payment the gateway holds (most recent first, at most `limit`), for
-    /// reconciliation.
-    fn list<'a>(&'a self, limit: usize) -> BoxFuture<'a, Result<Vec<GatewayRecord>, GatewayError>>;
+    /// The gateway's payments created at or after `since_secs` (every one for `None`), most
+    /// recent first, for reconciliation.
+    fn list<'a>(
+        &'a self,
+        since_secs: Option<i64>,
+    ) -> BoxFuture<'a, Result<Vec<GatewayRecord>, GatewayError>>;
+
+    /// This attempt's payment as the gateway's books show it; `None` when it has none.
+    fn fetch<'a>(
+        &'a self,
+        charge: &'a Charge,
+    ) -> BoxFuture<'a, Result<Option<GatewayRecord>, GatewayError>>;
 
     /// Checks the signature over the raw body and parses the event; `None` for a genuine
     /// event that says nothing about a Till payment.

@@ -239,6 +239,25 @@ pub async fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<Payment>> 
     Ok(row.as_ref().map(payment_from_row))
 }
 
+/// Payments changed at or after `since_ms`, and Razorpay payments Till released (voided by
+/// not capturing) created at or after `released_since_ms`, for reconciliation.
+pub async fn changed_since(
+    conn: &mut AnyConnection,
+    since_ms: i64,
+    released_since_ms: i64,
+) -> Result<Vec<Payment>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {PAYMENT_COLUMNS} FROM payments
+         WHERE updated_at >= $1 OR (gateway = 'razorpay' AND status = 'canceled' AND created_at >= $2)
+         ORDER BY updated_at, id"
+    ))
+    .bind(since_ms)
+    .bind(released_since_ms)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.iter().map(payment_from_row).collect())
+}
+
 pub async fn for_order(conn: &mut AnyConnection, order_id: &str) -> Result<Vec<Payment>> {
     let rows = sqlx::query(&format!(
         "SELECT {PAYMENT_COLUMNS} FROM payments WHERE order_id = $1 ORDER BY created_at, id"

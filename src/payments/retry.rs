@@ -34,10 +34,7 @@ pub struct Answer {
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_millis(REQUEST_TIMEOUT_MS))
-        .build()
-        .expect("a plain HTTP client always builds")
+    crate::tls::client(Duration::from_millis(REQUEST_TIMEOUT_MS))
 }
 
 /// The wait before retry number `attempt` (0-based): full jitter over the capped exponential.
@@ -81,13 +78,26 @@ pub async fn send(build: impl Fn() -> reqwest::RequestBuilder) -> Result<Answer,
                     wait_ms = ms;
                 }
             }
-            Err(err) => last_problem = format!("transport: {err}"),
+            Err(err) => last_problem = format!("transport: {}", error_chain(&err)),
         }
         if attempt + 1 < ATTEMPTS_MAX {
             tokio::time::sleep(Duration::from_millis(wait_ms)).await;
         }
     }
     Err(GatewayError::Unavailable(last_problem))
+}
+
+/// An error with its causes ("error sending request: … : invalid peer certificate: …"):
+/// reqwest's own message hides the one that says what went wrong.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]

@@ -34,9 +34,9 @@ async fn chaos_checkouts_then_reconcile(b: Backend) {
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
     let app = TestApp::spawn_with(b, Workers::Run, |cfg| {
-        cfg.card_gateway = "stripe".into();
-        cfg.upi_gateway = "razorpay".into();
-        cfg.wallet_gateway = "razorpay".into();
+        cfg.card_gateway = Some("stripe".into());
+        cfg.upi_gateway = Some("razorpay".into());
+        cfg.wallet_gateway = Some("razorpay".into());
         cfg.sim_faults = Some(FAULTS.into());
         cfg.sim_delay_ms = 30;
         cfg.hold_ttl_secs = 2;
@@ -136,7 +136,7 @@ async fn chaos_checkouts_then_reconcile(b: Backend) {
     let settle_secs = settle.elapsed().as_secs_f64();
     let findings = till::checkout::reconcile::reconcile(
         app.state(),
-        till::checkout::reconcile::LIST_LIMIT_FULL,
+        till::checkout::reconcile::Scope::Everything,
     )
     .await
     .unwrap();
@@ -144,7 +144,7 @@ async fn chaos_checkouts_then_reconcile(b: Backend) {
     // A second pass finds nothing left to do.
     let again = till::checkout::reconcile::reconcile(
         app.state(),
-        till::checkout::reconcile::LIST_LIMIT_FULL,
+        till::checkout::reconcile::Scope::Everything,
     )
     .await
     .unwrap();

@@ -53,9 +53,9 @@ pub struct Ledger {
 
 /// Points Till's Stripe and Razorpay adapters at `base` with this helper's keys.
 pub fn use_gateways_at(cfg: &mut Config, base: Option<&str>) {
-    cfg.card_gateway = "stripe".into();
-    cfg.upi_gateway = "razorpay".into();
-    cfg.wallet_gateway = "razorpay".into();
+    cfg.card_gateway = Some("stripe".into());
+    cfg.upi_gateway = Some("razorpay".into());
+    cfg.wallet_gateway = Some("razorpay".into());
     cfg.stripe_url = base.map(|b| format!("{b}/sim/stripe"));
     cfg.stripe_secret_key = Some(STRIPE_SECRET_KEY.into());
     cfg.stripe_webhook_secret = Some(STRIPE_WEBHOOK_SECRET.into());

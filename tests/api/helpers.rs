@@ -16,6 +16,12 @@ fn pg_base_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
+/// Connection parameters for the PostgreSQL tests' databases (`TILL_TEST_PG_PARAMS`, e.g.
+/// `?sslmode=require`: CI runs the PostgreSQL tests once more over TLS with it).
+fn pg_url_params() -> String {
+    std::env::var("TILL_TEST_PG_PARAMS").unwrap_or_default()
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -66,7 +72,7 @@ impl TestDb {
                 let name = format!("till_test_{suffix}");
                 admin_pg(&format!("CREATE DATABASE {name}")).await;
                 TestDb {
-                    url: format!("{}/{name}", pg_base_url()),
+                    url: format!("{}/{name}{}", pg_base_url(), pg_url_params()),
                     pg_name: Some(name),
                     sqlite_dir: None,
                 }

@@ -84,9 +84,9 @@ async fn spawn_in_process(b: Backend, configure: impl FnOnce(&mut Config)) -> (T
 
 /// The simulator's own protocol for every method.
 fn own_protocol(cfg: &mut Config) {
-    cfg.card_gateway = "sim".into();
-    cfg.upi_gateway = "sim".into();
-    cfg.wallet_gateway = "sim".into();
+    cfg.card_gateway = Some("sim".into());
+    cfg.upi_gateway = Some("sim".into());
+    cfg.wallet_gateway = Some("sim".into());
 }
 
 async fn with_gateway_sim(
@@ -351,7 +351,7 @@ async fn payment_at_hold_expiry_confirms_only_with_money(b: Backend) {
     };
     let gateways = with_gateway_sim(b, &spec, |cfg| {
         race_config(TTL_MS / 1000)(cfg);
-        cfg.wallet_gateway = "sim".into();
+        cfg.wallet_gateway = Some("sim".into());
         cfg.sim_delay_ms = DELAY_MS;
     })
     .await;
@@ -419,7 +419,7 @@ async fn duplicated_and_reordered_webhooks_keep_the_books_straight(b: Backend) {
     };
     let gateways = with_gateway_sim(b, &spec, |cfg| {
         race_config(TTL_MS / 1000)(cfg);
-        cfg.wallet_gateway = "sim".into();
+        cfg.wallet_gateway = Some("sim".into());
         cfg.sim_delay_ms = DELAY_MS;
         cfg.sim_faults = Some(WEBHOOK_FAULTS.into());
     })

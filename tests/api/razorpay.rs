@@ -17,9 +17,9 @@ const WHSEC_OLD: &str = "rzp_whsec_old";
 
 async fn razorpay_app(b: Backend, workers: Workers) -> TestApp {
     TestApp::spawn_with(b, workers, |cfg| {
-        cfg.card_gateway = "razorpay".into();
-        cfg.upi_gateway = "razorpay".into();
-        cfg.wallet_gateway = "razorpay".into();
+        cfg.card_gateway = Some("razorpay".into());
+        cfg.upi_gateway = Some("razorpay".into());
+        cfg.wallet_gateway = Some("razorpay".into());
         cfg.razorpay_key_id = Some(KEY_ID.into());
         cfg.razorpay_key_secret = Some(KEY_SECRET.into());
         cfg.razorpay_webhook_secret = Some(format!("{WHSEC},{WHSEC_OLD}"));

@@ -17,7 +17,7 @@ const WHSEC_OLD: &str = "whsec_old";
 
 async fn stripe_app(b: Backend, workers: Workers) -> TestApp {
     TestApp::spawn_with(b, workers, |cfg| {
-        cfg.card_gateway = "stripe".into();
+        cfg.card_gateway = Some("stripe".into());
         cfg.stripe_secret_key = Some(SK.into());
         cfg.stripe_webhook_secret = Some(format!("{WHSEC},{WHSEC_OLD}"));
     })
@@ -451,7 +451,7 @@ async fn reconcile_refunds_orphan_captures_and_captures_missing_ones(b: Backend)
 
     let findings = till::checkout::reconcile::reconcile(
         app.state(),
-        till::checkout::reconcile::LIST_LIMIT_FULL,
+        till::checkout::reconcile::Scope::Everything,
     )
     .await
     .unwrap();
@@ -477,7 +477,7 @@ async fn reconcile_refunds_orphan_captures_and_captures_missing_ones(b: Backend)
     // Nothing is left to repair, and a second run repeats no refund.
     let again = till::checkout::reconcile::reconcile(
         app.state(),
-        till::checkout::reconcile::LIST_LIMIT_FULL,
+        till::checkout::reconcile::Scope::Everything,
     )
     .await
     .unwrap();
@@ -679,6 +679,85 @@ async fn stripe_the_payment_an_order_was_paid_with_is_never_canceled(b: Backend)
     assert!(
         text.contains("till_payments_contradicted_total 1"),
         "{text}"
+    );
+    app.finish().await;
+}
+
+both!(reconcile_voids_held_authorizations_and_flags_what_it_cannot_repair);
+
+/// Sets a payment's status in Till's records and its PaymentIntent's at the gateway, as a
+/// crash or a lost call between the two would leave them.
+async fn forge(app: &TestApp, pay_id: &str, till_status: &str, pi_status: &str) -> String {
+    let pool = &app.state().db.pool;
+    sqlx::query("UPDATE payments SET status = $1, updated_at = $2 WHERE id = $3")
+        .bind(till_status)
+        .bind(app.state().now_ms())
+        .bind(pay_id)
+        .execute(pool)
+        .await
+        .unwrap();
+    let pi_id = gateway_ref(app, pay_id).await;
+    sqlx::query("UPDATE sim_payments SET status = $1 WHERE id = $2")
+        .bind(pi_status)
+        .bind(&pi_id)
+        .execute(pool)
+        .await
+        .unwrap();
+    pi_id
+}
+
+/// An authorization still held for an order that ended is voided, also when the payment is
+/// older than the pass's window but changed in Till since the last pass; a paid order whose
+/// money the gateway says is gone is flagged, and `till reconcile` then exits non-zero.
+async fn reconcile_voids_held_authorizations_and_flags_what_it_cannot_repair(b: Backend) {
+    use till::checkout::reconcile::{reconcile, Scope};
+    let app = stripe_app(b, Workers::Manual).await;
+    app.stocked("TEE-1", 1000, 5).await;
+    let ended = app.new_order("TEE-1", 1).await;
+    let (_, held) = app.pay(&ended, "card", "pm_card_authenticationRequired").await;
+    let held_id = held["id"].as_str().unwrap().to_string();
+    let first = reconcile(app.state(), Scope::SinceLastPass).await.unwrap();
+    assert_eq!((first.repaired, first.flagged), (0, 0), "{}", first.render());
+    // An hour on, the order is cancelled in Till, but the gateway still holds the money.
+    app.clock.advance_ms(3_600_000);
+    app.cancel_without_voiding(&ended).await;
+    let held_pi = forge(&app, &held_id, "canceled", "requires_capture").await;
+    let second = reconcile(app.state(), Scope::SinceLastPass).await.unwrap();
+    assert_eq!(
+        (second.repaired, second.flagged),
+        (1, 0),
+        "{}",
+        second.render()
+    );
+    assert_eq!(intent(&app, &held_pi).await["status"], "canceled");
+    // A confirmed order whose authorization the gateway voided: nothing Till can repair.
+    let paid = app.new_order("TEE-1", 1).await;
+    let (_, payment) = app.pay(&paid, "card", "pm_card_visa").await;
+    forge(&app, payment["id"].as_str().unwrap(), "authorized", "canceled").await;
+    let third = reconcile(app.state(), Scope::SinceLastPass).await.unwrap();
+    assert!(third.flagged >= 1, "{}", third.render());
+    assert!(third.render().contains(&paid), "{}", third.render());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_till"))
+        .arg("reconcile")
+        .env("TILL_DATABASE_URL", &app.db.url)
+        .env("TILL_API_KEY", crate::helpers::API_KEY)
+        .env("TILL_CARD_GATEWAY", "stripe")
+        .env("TILL_STRIPE_SECRET_KEY", SK)
+        .env("TILL_STRIPE_WEBHOOK_SECRET", WHSEC)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // Till's books still say what Till decided: the order is confirmed with that payment.
+    let order = app.order(&paid).await;
+    assert_eq!(
+        (order["status"].as_str(), order["payments"][0]["status"].as_str()),
+        (Some("confirmed"), Some("authorized")),
+        "{order}"
     );
     app.finish().await;
 }

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 
 use super::gateway::{
     BoxFuture, Charge, Gateway, GatewayError, GatewayPayment, GatewayRecord, Outcome, WebhookEvent,
+    LIST_PAGES_MAX,
 };
 use super::retry::{self, Answer};
 use super::signature::{hmac_hex, verify_hmac_hex};
@@ -196,6 +197,23 @@ impl Razorpay {
     }
 }
 
+/// A Razorpay payment as a reconciliation record.
+fn record_of(p: &Payment) -> GatewayRecord {
+    GatewayRecord {
+        key: p
+            .notes
+            .get(NOTES_KEY)
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        outcome: wire::outcome(p, None),
+        gateway_ref: p.id.clone(),
+        amount_minor: p.amount,
+        refunded_minor: p.amount_refunded,
+        currency: p.currency.to_uppercase(),
+        created_secs: p.created_at,
+    }
+}
+
 fn to_gateway(p: &Payment, action_url: Option<&str>) -> GatewayPayment {
     GatewayPayment {
         gateway_ref: p.id.clone(),
@@ -247,12 +265,16 @@ impl Gateway for Razorpay {
         Box::pin(self.create_payment(charge))
     }
 
-    fn list<'a>(&'a self, limit: usize) -> BoxFuture<'a, Result<Vec<GatewayRecord>, GatewayError>> {
+    fn list<'a>(
+        &'a self,
+        since_secs: Option<i64>,
+    ) -> BoxFuture<'a, Result<Vec<GatewayRecord>, GatewayError>> {
         Box::pin(async move {
             let mut records = Vec::new();
-            while records.len() < limit {
+            let from = since_secs.map(|s| format!("&from={s}")).unwrap_or_default();
+            for page in 0..LIST_PAGES_MAX {
                 let answer = self
-                    .get(&format!("/v1/payments?count=100&skip={}", records.len()))
+                    .get(&format!("/v1/payments?count=100&skip={}{from}", page * 100))
                     .await?;
                 if answer.status != 200 {
                     return Err(GatewayError::Rejected(format!(
@@ -262,29 +284,52 @@ impl Gateway for Razorpay {
                 }
                 let items = answer.body["items"].as_array().cloned().unwrap_or_default();
                 let got = items.len();
+                let mut older = false;
                 for item in items {
-                    let Ok(p) = serde_json::from_value::<Payment>(item.clone()) else {
+                    let Ok(p) = serde_json::from_value::<Payment>(item) else {
                         continue;
                     };
-                    records.push(GatewayRecord {
-                        key: p
-                            .notes
-                            .get(NOTES_KEY)
-                            .and_then(Value::as_str)
-                            .map(str::to_string),
-                        outcome: wire::outcome(&p, None),
-                        gateway_ref: p.id.clone(),
-                        amount_minor: item["amount"].as_i64().unwrap_or(0),
-                        refunded_minor: item["amount_refunded"].as_i64().unwrap_or(0),
-                        currency: item["currency"].as_str().unwrap_or_default().to_string(),
-                    });
+                    // Newest first: the rest are older than asked for.
+                    if since_secs.is_some_and(|s| p.created_at < s) {
+                        older = true;
+                        break;
+                    }
+                    records.push(record_of(&p));
                 }
-                if got < 100 {
+                if older || got < 100 {
                     break;
                 }
             }
-            records.truncate(limit);
             Ok(records)
+        })
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        charge: &'a Charge,
+    ) -> BoxFuture<'a, Result<Option<GatewayRecord>, GatewayError>> {
+        Box::pin(async move { Ok(self.payment_of(charge).await?.as_ref().map(record_of)) })
+    }
+
+    fn voids(&self) -> bool {
+        false
+    }
+
+    fn remote(&self) -> bool {
+        matches!(self.base, Base::Url(_))
+    }
+
+    fn probe(&self) -> BoxFuture<'_, Result<(), GatewayError>> {
+        Box::pin(async move {
+            let answer = self.get("/v1/payments?count=1").await?;
+            match answer.status {
+                200 => Ok(()),
+                401 => Err(GatewayError::Rejected(
+                    "401: the key was refused (TILL_RAZORPAY_KEY_ID, TILL_RAZORPAY_KEY_SECRET)"
+                        .into(),
+                )),
+                status => Err(GatewayError::Rejected(format!("{status} {}", answer.body))),
+            }
         })
     }
 

@@ -29,6 +29,11 @@ pub struct Payment {
     #[serde(default)]
     pub currency: String,
     #[serde(default)]
+    pub amount_refunded: i64,
+    /// Unix seconds.
+    #[serde(default)]
+    pub created_at: i64,
+    #[serde(default)]
     pub order_id: Option<String>,
     #[serde(default)]
     pub error_code: Option<String>,

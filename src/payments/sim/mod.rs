@@ -33,6 +33,10 @@ use crate::db::Db;
 use crate::ids::new_id;
 use faults::{CallFault, FaultSpec, Faults};
 
+/// The columns of a payment as a reconciliation record.
+const RECORD_SELECT: &str =
+    "SELECT id, idem_key, status, failure_code, amount, refunded, currency, created_at FROM sim_payments";
+
 /// Header carrying `t=<unix seconds>,v1=<hex HMAC-SHA256 of "{t}.{body}">`.
 pub const SIGNATURE_HEADER: &str = "till-sim-signature";
 
@@ -139,10 +143,7 @@ struct Inner {
 
 impl Simulator {
     pub fn new(db: Db, clock: Clock, cfg: SimConfig) -> Simulator {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(DELIVERY_TIMEOUT_MS))
-            .build()
-            .expect("a plain HTTP client always builds");
+        let http = crate::tls::client(Duration::from_millis(DELIVERY_TIMEOUT_MS));
         Simulator {
             inner: Arc::new(Inner {
                 db,
@@ -267,6 +268,22 @@ impl Simulator {
                 redirect_url: format!("{}/sim/3ds/{id}", self.own_url()),
             },
             _ => Outcome::Processing,
+        }
+    }
+
+    fn record_of(&self, r: &sqlx::any::AnyRow) -> GatewayRecord {
+        GatewayRecord {
+            gateway_ref: r.get("id"),
+            key: Some(r.get("idem_key")),
+            outcome: self.outcome(
+                r.get::<String, _>("status").as_str(),
+                r.get("failure_code"),
+                r.get("id"),
+            ),
+            amount_minor: r.get("amount"),
+            refunded_minor: r.get("refunded"),
+            currency: r.get("currency"),
+            created_secs: r.get::<i64, _>("created_at") / 1000,
         }
     }
 
@@ -494,31 +511,33 @@ impl Gateway for Simulator {
         "sim"
     }
 
-    fn list<'a>(&'a self, limit: usize) -> BoxFuture<'a, Result<Vec<GatewayRecord>, GatewayError>> {
+    fn list<'a>(
+        &'a self,
+        since_secs: Option<i64>,
+    ) -> BoxFuture<'a, Result<Vec<GatewayRecord>, GatewayError>> {
         Box::pin(async move {
-            let rows = sqlx::query(
-                "SELECT id, idem_key, status, failure_code, amount, refunded, currency FROM sim_payments
-                 WHERE protocol = 'till' ORDER BY created_at DESC, id LIMIT $1",
-            )
-            .bind(limit as i64)
+            let rows = sqlx::query(&format!(
+                "{RECORD_SELECT} WHERE protocol = 'till' AND created_at >= $1 ORDER BY created_at DESC, id"
+            ))
+            .bind(since_secs.map_or(0, |s| s * 1000))
             .fetch_all(&self.inner.db.pool)
             .await
             .map_err(unavailable)?;
-            Ok(rows
-                .iter()
-                .map(|r| GatewayRecord {
-                    gateway_ref: r.get("id"),
-                    key: Some(r.get("idem_key")),
-                    outcome: self.outcome(
-                        r.get::<String, _>("status").as_str(),
-                        r.get("failure_code"),
-                        r.get("id"),
-                    ),
-                    amount_minor: r.get("amount"),
-                    refunded_minor: r.get("refunded"),
-                    currency: r.get("currency"),
-                })
-                .collect())
+            Ok(rows.iter().map(|r| self.record_of(r)).collect())
+        })
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        charge: &'a Charge,
+    ) -> BoxFuture<'a, Result<Option<GatewayRecord>, GatewayError>> {
+        Box::pin(async move {
+            let row = sqlx::query(&format!("{RECORD_SELECT} WHERE idem_key = $1"))
+                .bind(&charge.key)
+                .fetch_optional(&self.inner.db.pool)
+                .await
+                .map_err(unavailable)?;
+            Ok(row.as_ref().map(|r| self.record_of(r)))
         })
     }
 

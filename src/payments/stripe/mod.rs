@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::gateway::{
     BoxFuture, Charge, Gateway, GatewayError, GatewayPayment, GatewayRecord, WebhookEvent,
+    LIST_PAGES_MAX,
 };
 use super::retry::{self, Answer};
 use super::signature;
@@ -160,6 +161,22 @@ fn intent_of(answer: Answer) -> Result<PaymentIntent, GatewayError> {
     )))
 }
 
+/// A PaymentIntent (with its `latest_charge` expanded) as a reconciliation record.
+fn record_of(object: &Value) -> Option<GatewayRecord> {
+    let intent = serde_json::from_value::<PaymentIntent>(object.clone()).ok()?;
+    Some(GatewayRecord {
+        key: intent.metadata.get(METADATA_KEY).cloned(),
+        outcome: wire::outcome(&intent),
+        gateway_ref: intent.id.clone(),
+        amount_minor: intent.amount,
+        refunded_minor: object["latest_charge"]["amount_refunded"]
+            .as_i64()
+            .unwrap_or(0),
+        currency: intent.currency.to_uppercase(),
+        created_secs: intent.created,
+    })
+}
+
 fn payment_of(intent: &PaymentIntent) -> GatewayPayment {
     GatewayPayment {
         gateway_ref: intent.id.clone(),
@@ -170,6 +187,24 @@ fn payment_of(intent: &PaymentIntent) -> GatewayPayment {
 impl Gateway for Stripe {
     fn name(&self) -> &'static str {
         "stripe"
+    }
+
+    fn remote(&self) -> bool {
+        matches!(self.base, Base::Url(_))
+    }
+
+    fn probe(&self) -> BoxFuture<'_, Result<(), GatewayError>> {
+        Box::pin(async move {
+            let url = self.url("/v1/payment_intents?limit=1");
+            let answer = retry::send(|| self.http.get(&url).bearer_auth(&self.secret_key)).await?;
+            match answer.status {
+                200 => Ok(()),
+                401 => Err(GatewayError::Rejected(
+                    "401: the secret key was refused (TILL_STRIPE_SECRET_KEY)".into(),
+                )),
+                status => Err(GatewayError::Rejected(format!("{status} {}", answer.body))),
+            }
+        })
     }
 
     fn check_source(&self, method: Method, source: &str) -> Result<(), String> {
@@ -197,13 +232,19 @@ impl Gateway for Stripe {
         Box::pin(async move { Ok(payment_of(&self.create_intent(charge).await?)) })
     }
 
-    fn list<'a>(&'a self, limit: usize) -> BoxFuture<'a, Result<Vec<GatewayRecord>, GatewayError>> {
+    fn list<'a>(
+        &'a self,
+        since_secs: Option<i64>,
+    ) -> BoxFuture<'a, Result<Vec<GatewayRecord>, GatewayError>> {
         Box::pin(async move {
             let mut records = Vec::new();
             let mut after: Option<String> = None;
-            while records.len() < limit {
+            for _ in 0..LIST_PAGES_MAX {
                 let mut path =
                     "/v1/payment_intents?limit=100&expand[]=data.latest_charge".to_string();
+                if let Some(secs) = since_secs {
+                    path.push_str(&format!("&created[gte]={secs}"));
+                }
                 if let Some(id) = &after {
                     path.push_str(&format!("&starting_after={id}"));
                 }
@@ -217,34 +258,50 @@ impl Gateway for Stripe {
                     )));
                 }
                 let page = answer.body["data"].as_array().cloned().unwrap_or_default();
+                let mut older = false;
                 for object in &page {
-                    let Ok(intent) = serde_json::from_value::<PaymentIntent>(object.clone()) else {
+                    let Some(record) = record_of(object) else {
                         continue;
                     };
-                    records.push(GatewayRecord {
-                        key: intent.metadata.get(METADATA_KEY).cloned(),
-                        outcome: wire::outcome(&intent),
-                        gateway_ref: intent.id.clone(),
-                        amount_minor: intent.amount,
-                        refunded_minor: object["latest_charge"]["amount_refunded"]
-                            .as_i64()
-                            .unwrap_or(0),
-                        currency: object["currency"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .to_uppercase(),
-                    });
+                    // Newest first: the rest are older than asked for.
+                    if since_secs.is_some_and(|s| record.created_secs < s) {
+                        older = true;
+                        break;
+                    }
+                    records.push(record);
                 }
                 after = page
                     .last()
                     .and_then(|o| o["id"].as_str())
                     .map(str::to_string);
-                if answer.body["has_more"] != true || after.is_none() {
+                if older || answer.body["has_more"] != true || after.is_none() {
                     break;
                 }
             }
-            records.truncate(limit);
             Ok(records)
+        })
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        charge: &'a Charge,
+    ) -> BoxFuture<'a, Result<Option<GatewayRecord>, GatewayError>> {
+        Box::pin(async move {
+            // No PaymentIntent id: Stripe never answered this attempt, and recovery (which
+            // repeats the create under its key) is what finds out whether it exists.
+            let Some(id) = &charge.gateway_ref else {
+                return Ok(None);
+            };
+            let url = self.url(&format!("/v1/payment_intents/{id}?expand[]=latest_charge"));
+            let answer = retry::send(|| self.http.get(&url).bearer_auth(&self.secret_key)).await?;
+            match answer.status {
+                200 => Ok(record_of(&answer.body)),
+                404 => Ok(None),
+                status => Err(GatewayError::Rejected(format!(
+                    "stripe retrieve: {status} {}",
+                    answer.body
+                ))),
+            }
         })
     }
 

@@ -19,6 +19,9 @@ pub struct PaymentIntent {
     /// Lower case, as Stripe writes it.
     #[serde(default)]
     pub currency: String,
+    /// Unix seconds.
+    #[serde(default)]
+    pub created: i64,
     #[serde(default)]
     pub metadata: HashMap<String, String>,
     #[serde(default)]

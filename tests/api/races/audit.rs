@@ -245,7 +245,7 @@ pub async fn settle_and_audit(
     }
     let findings = till::checkout::reconcile::reconcile(
         app.state(),
-        till::checkout::reconcile::LIST_LIMIT_FULL,
+        till::checkout::reconcile::Scope::Everything,
     )
     .await
     .expect("reconcile runs");

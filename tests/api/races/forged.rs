@@ -210,7 +210,7 @@ async fn post(
 async fn signed_events_for_another_payment_change_nothing(b: Backend) {
     let started = std::time::Instant::now();
     let (app, sim) = spawn_with_gateway_sim(b, &SimSpec::latency(0), |cfg| {
-        cfg.wallet_gateway = "sim".into();
+        cfg.wallet_gateway = Some("sim".into());
         cfg.sim_webhook_secret = Some(SIM_WEBHOOK_SECRET.into());
         // The in-process wallet stays with the customer for the whole test.
         cfg.sim_delay_ms = 600_000;
