@@ -11,6 +11,7 @@
 
 mod audit;
 mod forged;
+mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -714,10 +714,17 @@ async fn reconcile_voids_held_authorizations_and_flags_what_it_cannot_repair(b: 
     let app = stripe_app(b, Workers::Manual).await;
     app.stocked("TEE-1", 1000, 5).await;
     let ended = app.new_order("TEE-1", 1).await;
-    let (_, held) = app.pay(&ended, "card", "pm_card_authenticationRequired").await;
+    let (_, held) = app
+        .pay(&ended, "card", "pm_card_authenticationRequired")
+        .await;
     let held_id = held["id"].as_str().unwrap().to_string();
     let first = reconcile(app.state(), Scope::SinceLastPass).await.unwrap();
-    assert_eq!((first.repaired, first.flagged), (0, 0), "{}", first.render());
+    assert_eq!(
+        (first.repaired, first.flagged),
+        (0, 0),
+        "{}",
+        first.render()
+    );
     // An hour on, the order is cancelled in Till, but the gateway still holds the money.
     app.clock.advance_ms(3_600_000);
     app.cancel_without_voiding(&ended).await;
@@ -733,7 +740,13 @@ async fn reconcile_voids_held_authorizations_and_flags_what_it_cannot_repair(b: 
     // A confirmed order whose authorization the gateway voided: nothing Till can repair.
     let paid = app.new_order("TEE-1", 1).await;
     let (_, payment) = app.pay(&paid, "card", "pm_card_visa").await;
-    forge(&app, payment["id"].as_str().unwrap(), "authorized", "canceled").await;
+    forge(
+        &app,
+        payment["id"].as_str().unwrap(),
+        "authorized",
+        "canceled",
+    )
+    .await;
     let third = reconcile(app.state(), Scope::SinceLastPass).await.unwrap();
     assert!(third.flagged >= 1, "{}", third.render());
     assert!(third.render().contains(&paid), "{}", third.render());
@@ -755,7 +768,10 @@ async fn reconcile_voids_held_authorizations_and_flags_what_it_cannot_repair(b: 
     // Till's books still say what Till decided: the order is confirmed with that payment.
     let order = app.order(&paid).await;
     assert_eq!(
-        (order["status"].as_str(), order["payments"][0]["status"].as_str()),
+        (
+            order["status"].as_str(),
+            order["payments"][0]["status"].as_str()
+        ),
         (Some("confirmed"), Some("authorized")),
         "{order}"
     );

@@ -129,6 +129,34 @@ pub struct Figures {
 }
 
 impl Figures {
+    pub fn new(title: String) -> Figures {
+        Figures {
+            title,
+            ..Figures::default()
+        }
+    }
+
+    pub fn count(&mut self, outcome: impl Into<String>) {
+        *self.outcomes.entry(outcome.into()).or_default() += 1;
+    }
+
+    /// Another audit's findings, each kind and outcome under `prefix`.
+    pub fn absorb(&mut self, prefix: &str, other: Figures) {
+        for (kind, n) in other.violations {
+            *self
+                .violations
+                .entry(format!("{prefix}{kind}"))
+                .or_default() += n;
+        }
+        for (outcome, n) in other.outcomes {
+            *self
+                .outcomes
+                .entry(format!("{prefix}{outcome}"))
+                .or_default() += n;
+        }
+        self.examples.extend(other.examples);
+    }
+
     pub fn violation(&mut self, kind: &str, detail: String) {
         *self.violations.entry(kind.to_string()).or_default() += 1;
         if self.examples.len() < EXAMPLES_SHOWN_MAX {
@@ -198,11 +226,8 @@ pub async fn settle_and_audit(
     started: Instant,
 ) -> Figures {
     let money = settle(app, ledger, quiet).await;
-    let mut figures = Figures {
-        title,
-        races: races.len(),
-        ..Figures::default()
-    };
+    let mut figures = Figures::new(title);
+    figures.races = races.len();
     let mut by_key: HashMap<&str, Vec<&Money>> = HashMap::new();
     for m in &money {
         by_key
@@ -214,7 +239,7 @@ pub async fn settle_and_audit(
     for race in races {
         let order = app.order(&race.order_id).await;
         let status = text(&order["status"]);
-        *figures.outcomes.entry(status.clone()).or_default() += 1;
+        figures.count(status.as_str());
         for p in order["payments"].as_array().into_iter().flatten() {
             known_payments.insert(text(&p["id"]));
         }
@@ -304,7 +329,7 @@ async fn check_order(
             let paid = paid_by(app, id).await;
             let paid_by = paid.payment.clone();
             if paid.relocked {
-                *figures.outcomes.entry("re-locked".into()).or_default() += 1;
+                figures.count("re-locked");
                 // Only captured money for a payment in flight at expiry re-opens an order;
                 // only the simulator's own protocol captures as it authorizes.
                 if paid.ended_by_customer {
@@ -421,8 +446,9 @@ async fn till_snapshot(app: &TestApp) -> (i64, String) {
         "SELECT (SELECT COUNT(*) FROM orders WHERE status = 'pending')
               + (SELECT COUNT(*) FROM payments WHERE status IN ('processing', 'requires_action', 'authorized'))
               + (SELECT COUNT(*) FROM refunds WHERE status = 'pending')
-              + (SELECT COUNT(*) FROM sim_events WHERE delivered_at IS NULL)",
+              + (SELECT COUNT(*) FROM sim_events WHERE delivered_at IS NULL AND deliver_at <= $1)",
     )
+    .bind(app.state().now_ms())
     .fetch_one(pool)
     .await
     .expect("count open rows");
