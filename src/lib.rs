@@ -53,6 +53,8 @@ pub async fn start(cfg: &Config, clock: Clock, workers: Workers) -> anyhow::Resu
     state.sim.set_till_url(format!("http://{addr}"));
     let app = http::app(state.clone());
     let server = tokio::spawn(async move {
+        // The peer address keys the rate limiter's bucket for unauthenticated requests.
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         if let Err(err) = axum::serve(listener, app).await {
             tracing::error!(error = %err, "server stopped");
         }

@@ -38,6 +38,10 @@ pub struct AppState {
     pub sim: Simulator,
     pub metrics: Arc<Metrics>,
     pub rate_limiter: Arc<RateLimiter>,
+    /// Pending orders one customer may hold (`TILL_MAX_PENDING_PER_CUSTOMER`); 0 no limit.
+    pub max_pending_per_customer: u32,
+    /// SHA-256 of `TILL_METRICS_TOKEN`; `None` leaves `/metrics` open.
+    pub metrics_token_hash: Option<Arc<String>>,
 }
 
 impl AppState {
@@ -92,6 +96,12 @@ impl AppState {
             sim,
             metrics: Arc::new(Metrics::default()),
             rate_limiter: Arc::new(RateLimiter::new(cfg.rate_limit_per_sec)),
+            max_pending_per_customer: cfg.max_pending_per_customer,
+            metrics_token_hash: cfg
+                .metrics_token
+                .as_deref()
+                .filter(|t| !t.is_empty())
+                .map(|t| Arc::new(sha256_hex(t.as_bytes()))),
         })
     }
 

@@ -9,6 +9,7 @@ mod checkout;
 mod concurrency;
 mod crash;
 mod db_faults;
+mod edges;
 mod idempotency;
 mod payments;
 mod razorpay;
