@@ -25,7 +25,8 @@ pub const HEADER_BYTES_MAX: usize = 32 * 1024;
 /// More header lines than this answer 431; hyper's own fixed limit is 100.
 pub const HEADER_COUNT_MAX: usize = 64;
 
-/// How much of a non-JSON error body is kept as the JSON error's message.
+/// How much of a non-JSON error body is kept as the JSON error's message: axum's rejection
+/// texts are one short line; more would only echo a client's input back at length.
 const MESSAGE_BYTES_MAX: usize = 512;
 
 /// The middleware: refuses requests past the limits, and wraps error answers in JSON.
