@@ -75,7 +75,7 @@ async fn as_json(response: Response) -> Response {
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.insert(
         header::CONTENT_TYPE,
-        "application/json".parse().expect("static"),
+        header::HeaderValue::from_static("application/json"),
     );
     let body = json!({"error": {"code": code, "message": message}}).to_string();
     Response::from_parts(parts, Body::from(body))

@@ -521,13 +521,16 @@ async fn null_is_not_a_value(b: Backend) {
         orders_before
     );
     let pending = app.new_order("TEE-1", 1).await;
-    let initiate = json!({"orderId": pending, "amount": 10.0, "payment_method": "card", "idempotency_key": "n1", "source": null});
-    assert_error(
-        &app.call(Method::POST, "/payment/initiate", Some(initiate))
-            .await,
-        400,
-        "invalid_request",
-    );
+    let initiates = [
+        json!({"orderId": pending, "amount": 10.0, "payment_method": "card", "idempotency_key": "n1", "source": null}),
+        json!({"orderId": pending, "amount": null, "payment_method": "card", "idempotency_key": "n2"}),
+    ];
+    for initiate in initiates {
+        let got = app
+            .call(Method::POST, "/payment/initiate", Some(initiate))
+            .await;
+        assert_error(&got, 400, "invalid_request");
+    }
     let product =
         json!({"name": "Tee", "price": {"amount": 5, "currency": "INR"}, "tax_code": null});
     assert_error(
