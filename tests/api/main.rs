@@ -10,6 +10,7 @@ mod concurrency;
 mod crash;
 mod db_faults;
 mod gateway_routing;
+mod edges;
 mod idempotency;
 mod payments;
 mod razorpay;
