@@ -252,7 +252,64 @@ async fn no_secret_rests_in_the_database(b: Backend) {
             "{needle} stored in the database: {found:?}"
         );
     }
+    // Nor in the files underneath: SQLite's database and write-ahead log, PostgreSQL's WAL
+    // (where every committed row passes in clear). The order id, stored in clear, shows the
+    // search reads the right bytes.
+    let files = storage_files(&app, b).await;
+    let holds = |needle: &str| files.iter().any(|bytes| contains(bytes, needle.as_bytes()));
+    assert!(holds(id), "the order id is not in the storage files read");
+    for needle in [secret.as_str(), random_part.as_str(), API_KEY] {
+        assert!(!holds(needle), "{needle} is in the storage files");
+    }
     app.finish().await;
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The bytes of the files the database keeps this test's data in: the SQLite file and its
+/// WAL, or the PostgreSQL WAL segments written in the last minutes (read from the server's
+/// data directory, which these tests share a machine with).
+async fn storage_files(app: &TestApp, b: Backend) -> Vec<Vec<u8>> {
+    match b {
+        Backend::Sqlite => {
+            let db = app.db.url.trim_start_matches("sqlite://").to_string();
+            ["", "-wal"]
+                .iter()
+                .filter_map(|suffix| std::fs::read(format!("{db}{suffix}")).ok())
+                .collect()
+        }
+        Backend::Postgres => {
+            let pool = &app.state().db.pool;
+            let dir: String = sqlx::query_scalar("SELECT current_setting('data_directory')")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            let wal = std::path::Path::new(&dir).join("pg_wal");
+            let recent = std::time::SystemTime::now() - std::time::Duration::from_secs(600);
+            let segments: Vec<Vec<u8>> = std::fs::read_dir(&wal)
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "PostgreSQL's WAL at {} must be readable: {e}",
+                        wal.display()
+                    )
+                })
+                .filter_map(Result::ok)
+                .filter(|e| {
+                    e.metadata()
+                        .is_ok_and(|m| m.is_file() && m.modified().is_ok_and(|t| t >= recent))
+                })
+                .filter_map(|e| std::fs::read(e.path()).ok())
+                .collect();
+            assert!(
+                !segments.is_empty(),
+                "no recent WAL segment in {}",
+                wal.display()
+            );
+            segments
+        }
+    }
 }
 
 async fn no_secret_reaches_the_log(b: Backend) {
