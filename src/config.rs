@@ -33,6 +33,14 @@ pub struct Config {
     /// Requests a second each credential may make (bursts of twice that); 0: no limit.
     #[arg(long, env = "TILL_RATE_LIMIT_PER_SEC", default_value_t = 0)]
     pub rate_limit_per_sec: u64,
+    /// Pending orders one `customer.id` (on `/inventory/lock`, its `user_id`) may hold at
+    /// once; past it 429 `too_many_pending_orders`, so one buyer cannot lock a flash sale's
+    /// stock for the whole hold. 0: no limit.
+    #[arg(long, env = "TILL_MAX_PENDING_PER_CUSTOMER", default_value_t = 5)]
+    pub max_pending_per_customer: u32,
+    /// When set, `GET /metrics` needs `Authorization: Bearer <this token>`; unset, it is open.
+    #[arg(long, env = "TILL_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
     /// PostgreSQL pool size (SQLite always uses one writer connection).
     #[arg(long, env = "TILL_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
@@ -109,6 +117,8 @@ impl Config {
             sim_webhook_secret: None,
             sim_faults: None,
             rate_limit_per_sec: 0,
+            max_pending_per_customer: 5,
+            metrics_token: None,
             db_max_connections: 16,
             worker_tick_ms: 250,
             recovery_after_secs: 15,

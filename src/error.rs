@@ -33,6 +33,14 @@ pub enum Error {
     RateLimited,
     #[error("the request was not received in time")]
     RequestTimeout,
+    #[error("this customer already has {0} pending orders; pay for or cancel one first")]
+    TooManyPendingOrders(u32),
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    #[error("the request URI is longer than {0} bytes")]
+    UriTooLong(usize),
+    #[error("the request headers are larger than {0}")]
+    HeadersTooLarge(&'static str),
     #[error("the database is unavailable")]
     Unavailable(#[source] sqlx::Error),
     #[error("internal error")]
@@ -93,8 +101,11 @@ impl Error {
             | Error::AmountMismatch(_) => StatusCode::CONFLICT,
             Error::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Error::RateLimited | Error::TooManyPendingOrders(_) => StatusCode::TOO_MANY_REQUESTS,
+            Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Error::UriTooLong(_) => StatusCode::URI_TOO_LONG,
+            Error::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -115,6 +126,10 @@ impl Error {
             Error::PayloadTooLarge => "payload_too_large",
             Error::RateLimited => "rate_limited",
             Error::RequestTimeout => "request_timeout",
+            Error::TooManyPendingOrders(_) => "too_many_pending_orders",
+            Error::MethodNotAllowed => "method_not_allowed",
+            Error::UriTooLong(_) => "uri_too_long",
+            Error::HeadersTooLarge(_) => "headers_too_large",
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal_error",
         }

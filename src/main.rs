@@ -46,6 +46,7 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,sqlx=warn".into()),
         )
+        // stdout is for what a command prints (the generated API key, reports).
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {

@@ -42,6 +42,10 @@ pub struct AppState {
     pub read_timeout: std::time::Duration,
     /// The last probe of each remote gateway: "ok", or what went wrong (for `/readyz`).
     pub gateway_health: Arc<RwLock<BTreeMap<&'static str, String>>>,
+    /// Pending orders one customer may hold (`TILL_MAX_PENDING_PER_CUSTOMER`); 0 no limit.
+    pub max_pending_per_customer: u32,
+    /// SHA-256 of `TILL_METRICS_TOKEN`; `None` leaves `/metrics` open.
+    pub metrics_token_hash: Option<Arc<String>>,
 }
 
 impl AppState {
@@ -95,6 +99,12 @@ impl AppState {
             rate_limiter: Arc::new(RateLimiter::new(cfg.rate_limit_per_sec)),
             gateway_health: Arc::new(RwLock::new(BTreeMap::new())),
             read_timeout: std::time::Duration::from_millis(cfg.read_timeout_ms.max(1)),
+            max_pending_per_customer: cfg.max_pending_per_customer,
+            metrics_token_hash: cfg
+                .metrics_token
+                .as_deref()
+                .filter(|t| !t.is_empty())
+                .map(|t| Arc::new(sha256_hex(t.as_bytes()))),
         })
     }
 

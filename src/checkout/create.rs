@@ -71,6 +71,11 @@ impl OrderInput {
         })
     }
 
+    /// `customer.id`, which the pending-order limit counts by; none, no limit.
+    fn customer_id(&self) -> Option<&str> {
+        self.customer.as_ref()?.get("id")?.as_str()
+    }
+
     /// Identifies the items, so a client-chosen id reused with other items is caught.
     fn fingerprint(&self) -> String {
         let text: Vec<String> = self
@@ -109,6 +114,7 @@ pub async fn create_order(
         tax,
         total,
         customer: input.customer.clone(),
+        customer_id: input.customer_id(),
         ship_to: input.ship_to.clone(),
         secret_hash: &secret_hash,
         fingerprint: Some(&fingerprint),
@@ -124,6 +130,15 @@ pub async fn create_order(
             return existing_order(&mut conn, &id, &fingerprint).await;
         }
         Err(err) => return Err(err.into()),
+    }
+    // Then the customer's row, before any stock: one customer cannot hold more than
+    // `max_pending_per_customer` pending orders, however many checkouts race.
+    let max_pending = state.max_pending_per_customer;
+    if let (Some(customer_id), 1..) = (input.customer_id(), max_pending) {
+        if orders::pending_of_customer(&mut tx, customer_id, now).await? > i64::from(max_pending) {
+            tx.rollback().await?;
+            return Err(Error::TooManyPendingOrders(max_pending));
+        }
     }
     let short = inventory::lock_lines(&mut tx, &id, &input.lines, now).await?;
     if !short.is_empty() {

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::{cancel_order, create_order, refund_order, start_payment, OrderInput, PaymentInput};
 use crate::error::{Error, Result};
-use crate::http::extract::{parse_json, parse_json_or_default, Caller, RawBody};
+use crate::http::extract::{not_null, parse_json, parse_json_or_default, Caller, RawBody};
 use crate::http::idempotency::{self, IdempotencyKey};
 use crate::ids::Sku;
 use crate::payments::Method;
@@ -33,13 +33,17 @@ pub struct ItemBody {
 #[derive(Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 struct CustomerBody {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "not_null")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "not_null")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     email: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "not_null")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "not_null")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     phone: Option<String>,
 }
 
@@ -47,32 +51,37 @@ struct CustomerBody {
 #[serde(deny_unknown_fields)]
 struct AddressBody {
     country: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "not_null")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     region: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "not_null")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     postal_code: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "not_null")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     city: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "not_null")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     line1: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "not_null")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     line2: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct OrderBody {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     customer: Option<CustomerBody>,
     items: Vec<ItemBody>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     ship_to: Option<AddressBody>,
 }
 
 /// Free-text fields are short; this bounds what one order stores.
 const TEXT_FIELD_MAX: usize = 200;
 
-fn check_text(fields: &[(&str, Option<&String>)]) -> Result<()> {
+pub fn check_text(fields: &[(&str, Option<&String>)]) -> Result<()> {
     for (name, value) in fields {
         if value.is_some_and(|v| v.is_empty() || v.chars().count() > TEXT_FIELD_MAX) {
             return Err(Error::invalid(format!(
@@ -238,7 +247,7 @@ async fn ensure_order_exists(state: &AppState, id: &str) -> Result<()> {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RefundBody {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     amount: Option<i64>,
 }
 

@@ -10,11 +10,11 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::routes::{parse_items, parse_method, ItemBody};
+use super::routes::{check_text, parse_items, parse_method, ItemBody};
 use super::workers::{claim_payment, recheck_payment};
 use super::{create_order, start_payment, OrderInput, PaymentInput};
 use crate::error::{Error, Result};
-use crate::http::extract::{parse_json, Caller, RawBody};
+use crate::http::extract::{not_null, parse_json, Caller, RawBody};
 use crate::http::idempotency::{self, IdempotencyKey};
 use crate::ids::check_client_id;
 use crate::money::Currency;
@@ -34,6 +34,10 @@ pub fn router() -> Router<AppState> {
 struct LockBody {
     order_id: String,
     items: Vec<ItemBody>,
+    /// The shopper the lock is for: the order's `customer.id`, so the pending-order limit
+    /// applies. Absent (a merchant's server locking for many shoppers), no limit.
+    #[serde(default, deserialize_with = "not_null")]
+    user_id: Option<String>,
 }
 
 async fn lock(
@@ -53,8 +57,10 @@ async fn lock(
                 caller.require_merchant()?;
                 let body: LockBody = parse_json(&body)?;
                 check_client_id("order_id", &body.order_id).map_err(Error::InvalidRequest)?;
-                let input =
-                    OrderInput::new(Some(body.order_id), parse_items(body.items)?, None, None)?;
+                check_text(&[("user_id", body.user_id.as_ref())])?;
+                let customer = body.user_id.map(|id| serde_json::json!({ "id": id }));
+                let items = parse_items(body.items)?;
+                let input = OrderInput::new(Some(body.order_id), items, customer, None)?;
                 Ok((
                     StatusCode::CREATED,
                     create_order(state, input, key_ref.as_ref()).await?,
@@ -74,7 +80,7 @@ struct InitiateBody {
     amount: Box<RawValue>,
     payment_method: String,
     idempotency_key: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     source: Option<String>,
 }
 

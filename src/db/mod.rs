@@ -18,6 +18,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("0003_razorpay.sql")),
     (4, include_str!("0004_idempotency_resource.sql")),
     (5, include_str!("0005_attempt_fate.sql")),
+    (6, include_str!("0006_pending_per_customer.sql")),
 ];
 
 /// SQLite allows one writer at a time; one pooled connection serializes writers inside this

@@ -40,6 +40,17 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
     serde_json::from_slice(body).map_err(|e| Error::invalid(format!("invalid JSON body: {e}")))
 }
 
+/// For the `Option` fields of request bodies, as `#[serde(default, deserialize_with =
+/// "not_null")]`: an absent field is `None`, an explicit `null` is refused (400). `null` is
+/// not a value; read as "absent" it once turned `{"amount": null}` into a full refund.
+pub fn not_null<'de, D, T>(deserializer: D) -> std::result::Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
 /// Like `parse_json`, but an empty body means `T::default()` (for calls whose fields are all
 /// optional, such as cancel and refund).
 pub fn parse_json_or_default<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T> {
@@ -50,55 +61,81 @@ pub fn parse_json_or_default<T: DeserializeOwned + Default>(body: &[u8]) -> Resu
     }
 }
 
+/// The bearer token of a request, if it sent one.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
 /// Who is calling: the merchant (API key), or a customer holding one order's client secret.
+/// It also carries a key derived from the credential itself (never stored), which seals
+/// secrets in stored idempotent answers so only the same credential can read them back.
+#[derive(Clone)]
+pub struct Caller {
+    who: Who,
+    seal_key: [u8; 32],
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Caller {
+enum Who {
     Merchant,
     Order(String),
 }
 
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.who.fmt(f)
+    }
+}
+
 impl Caller {
+    fn new(who: Who, token: &str) -> Caller {
+        Caller {
+            who,
+            seal_key: super::seal::credential_key(token),
+        }
+    }
+
     /// Idempotency keys are scoped to the credential.
     pub fn scope(&self) -> String {
-        match self {
-            Caller::Merchant => "merchant".to_string(),
-            Caller::Order(id) => format!("order:{id}"),
+        match &self.who {
+            Who::Merchant => "merchant".to_string(),
+            Who::Order(id) => format!("order:{id}"),
         }
+    }
+
+    /// The key that seals this caller's stored secrets (see `http::seal`).
+    pub fn seal_key(&self) -> &[u8; 32] {
+        &self.seal_key
     }
 
     /// May this caller see or act on the order? Any other order answers 404, never
     /// revealing whether it exists.
     pub fn check_order(&self, order_id: &str) -> Result<()> {
-        match self {
-            Caller::Merchant => Ok(()),
-            Caller::Order(id) if id == order_id => Ok(()),
-            Caller::Order(_) => Err(Error::NotFound("order")),
+        match &self.who {
+            Who::Merchant => Ok(()),
+            Who::Order(id) if id == order_id => Ok(()),
+            Who::Order(_) => Err(Error::NotFound("order")),
         }
     }
 
     pub fn require_merchant(&self) -> Result<()> {
-        match self {
-            Caller::Merchant => Ok(()),
-            Caller::Order(_) => Err(Error::Unauthorized),
+        match self.who {
+            Who::Merchant => Ok(()),
+            Who::Order(_) => Err(Error::Unauthorized),
         }
     }
-}
 
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = Error;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller> {
-        let token = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|h| h.to_str().ok())
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or(Error::Unauthorized)?;
+    /// Verifies the request's bearer token: the API key, or an order's client secret.
+    pub async fn verify(headers: &axum::http::HeaderMap, state: &AppState) -> Result<Caller> {
+        let token = bearer(headers).ok_or(Error::Unauthorized)?;
         let hash = sha256_hex(token.as_bytes());
         if constant_time_eq(hash.as_bytes(), state.api_key_hash.as_bytes()) {
-            return Ok(Caller::Merchant);
+            return Ok(Caller::new(Who::Merchant, token));
         }
         let (order_id, _) = token.rsplit_once("_secret_").ok_or(Error::Unauthorized)?;
         let mut conn = state.db.pool.acquire().await?;
@@ -106,9 +143,25 @@ impl FromRequestParts<AppState> for Caller {
             .await?
             .ok_or(Error::Unauthorized)?;
         if constant_time_eq(hash.as_bytes(), head.secret_hash.as_bytes()) {
-            Ok(Caller::Order(head.id))
+            Ok(Caller::new(Who::Order(head.id), token))
         } else {
             Err(Error::Unauthorized)
         }
+    }
+}
+
+/// What the rate limiter learned of the credential, kept for the `Caller` extractor so the
+/// token is verified once per request: `None` when it is definitely not valid.
+#[derive(Clone)]
+pub struct Verified(pub Option<Caller>);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller> {
+        if let Some(Verified(verified)) = parts.extensions.get::<Verified>() {
+            return verified.clone().ok_or(Error::Unauthorized);
+        }
+        Caller::verify(&parts.headers, state).await
     }
 }

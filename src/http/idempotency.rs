@@ -11,10 +11,14 @@ use std::sync::Arc;
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use std::collections::BTreeMap;
+
+use serde_json::value::RawValue;
 use serde_json::Value;
 use sqlx::Row;
 
 use super::extract::Caller;
+use super::seal;
 use crate::error::{Error, Result};
 use crate::ids::sha256_hex;
 use crate::state::AppState;
@@ -28,6 +32,11 @@ const STALE_CLAIM_MS: i64 = 60_000;
 
 /// Keys longer than this are refused (API.md: 1–255 printable ASCII characters).
 const KEY_LEN_MAX: usize = 255;
+
+/// A number whose exact value is an integer is written out in full up to this many digits
+/// (so `998`, `998.0` and `9.98e2` read alike); longer ones keep an exponent, which bounds
+/// what `1e999999` costs.
+const INTEGER_DIGITS_MAX: i64 = 40;
 
 /// The `Idempotency-Key` header, checked; absent is `None`.
 pub struct IdempotencyKey(pub Option<String>);
@@ -81,7 +90,8 @@ where
     let (method, path, body) = request;
     let fingerprint = fingerprint(method, path, body);
     let scope = caller.scope();
-    match claim(state, &scope, key, &fingerprint).await {
+    let seal_key = caller.seal_key();
+    match claim(state, &scope, key, &fingerprint, seal_key).await {
         Ok(Claim::Won) => {}
         Ok(Claim::Replay(status, body)) => {
             let mut response = (status, axum::Json(body)).into_response();
@@ -92,14 +102,19 @@ where
         }
         Err(err) => return err.into_response(),
     }
-    let key_ref = KeyRef::new(scope.clone(), key);
+    let key_ref = KeyRef {
+        scope: scope.clone(),
+        key: key.to_string(),
+        seal_key: *seal_key,
+        stored: Arc::new(AtomicBool::new(false)),
+    };
     let stored_in_tx = key_ref.stored.clone();
     let result = handler(Some(key_ref)).await;
     let stored = match &result {
         Ok(_) if stored_in_tx.load(Ordering::Relaxed) => Ok(()),
-        Ok((status, body)) => complete(state, &scope, key, *status, body).await,
+        Ok((status, body)) => complete(state, &scope, key, seal_key, *status, body).await,
         Err(err) if !err.status().is_server_error() => {
-            complete(state, &scope, key, err.status(), &err.body()).await
+            complete(state, &scope, key, seal_key, err.status(), &err.body()).await
         }
         Err(_) => release(state, &scope, key).await,
     };
@@ -110,16 +125,87 @@ where
 }
 
 /// Identifies a request: method, path and body. A JSON body counts by its content (keys
-/// sorted, whitespace ignored), so a client re-serializing the same request still matches;
-/// anything else counts byte for byte.
+/// sorted, whitespace ignored, numbers by their exact decimal value — never through a
+/// float, where `998.0000000000000001` and `998.0` would be one number), so a client
+/// re-serializing the same request still matches; anything else counts byte for byte.
 fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
-    let canonical = serde_json::from_slice::<Value>(body).map(|v| v.to_string().into_bytes());
+    let canonical = std::str::from_utf8(body).ok().and_then(|text| {
+        let mut out = String::with_capacity(text.len());
+        canonical_json(text, &mut out).map(|()| out.into_bytes())
+    });
     let body = canonical.as_deref().unwrap_or(body);
     let mut bytes = Vec::with_capacity(method.len() + path.len() + body.len() + 2);
     for part in [method.as_bytes(), b"\n", path.as_bytes(), b"\n", body] {
         bytes.extend_from_slice(part);
     }
     sha256_hex(&bytes)
+}
+
+/// Writes `text` (one JSON value) in canonical form; `None` when it is not JSON.
+fn canonical_json(text: &str, out: &mut String) -> Option<()> {
+    let raw: &RawValue = serde_json::from_str(text).ok()?;
+    let text = raw.get();
+    match text.as_bytes().first()? {
+        b'{' => {
+            let fields: BTreeMap<String, &RawValue> = serde_json::from_str(text).ok()?;
+            out.push('{');
+            for (n, (name, value)) in fields.iter().enumerate() {
+                if n > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::to_string(name).ok()?);
+                out.push(':');
+                canonical_json(value.get(), out)?;
+            }
+            out.push('}');
+        }
+        b'[' => {
+            let items: Vec<&RawValue> = serde_json::from_str(text).ok()?;
+            out.push('[');
+            for (n, item) in items.iter().enumerate() {
+                if n > 0 {
+                    out.push(',');
+                }
+                canonical_json(item.get(), out)?;
+            }
+            out.push(']');
+        }
+        b'"' => {
+            let string: String = serde_json::from_str(text).ok()?;
+            out.push_str(&serde_json::to_string(&string).ok()?);
+        }
+        b't' | b'f' | b'n' => out.push_str(text),
+        _ => out.push_str(&canonical_number(text)?),
+    }
+    Some(())
+}
+
+/// A JSON number's exact value as text: `998`, `998.0`, `9.98e2` give `998`;
+/// `998.0000000000000001` gives `9980000000000000001e-16`. Integers read as they are written.
+fn canonical_number(text: &str) -> Option<String> {
+    let (sign, unsigned) = match text.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", text),
+    };
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(at) => (&unsigned[..at], unsigned[at + 1..].parse::<i64>().ok()?),
+        None => (unsigned, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let all = format!("{int}{frac}");
+    let digits = all.trim_start_matches('0');
+    if digits.is_empty() {
+        return Some("0".to_string());
+    }
+    let significant = digits.trim_end_matches('0');
+    let exponent = exponent
+        .checked_sub(frac.len() as i64)?
+        .checked_add((digits.len() - significant.len()) as i64)?;
+    if (0..=INTEGER_DIGITS_MAX - significant.len() as i64).contains(&exponent) {
+        let zeros = "0".repeat(exponent as usize);
+        return Some(format!("{sign}{significant}{zeros}"));
+    }
+    Some(format!("{sign}{significant}e{exponent}"))
 }
 
 fn respond(result: Result<(StatusCode, Value)>) -> Response {
@@ -132,10 +218,12 @@ fn respond(result: Result<(StatusCode, Value)>) -> Response {
 /// The key a request runs under, for a handler that stores its response in the same
 /// transaction as its effect (`complete_in`): then a crash right after the commit still
 /// leaves the answer to replay, instead of a claim whose retry would repeat the effect.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct KeyRef {
     pub scope: String,
     pub key: String,
+    /// Seals secrets in the stored answer (see `http::seal`); derived from the credential.
+    seal_key: [u8; 32],
     /// Set by `complete_in`, so `run` does not write the same answer a second time.
     stored: Arc<AtomicBool>,
 }
@@ -157,11 +245,22 @@ pub async fn record_resource(
     Ok(())
 }
 
+impl std::fmt::Debug for KeyRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRef")
+            .field("scope", &self.scope)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
 impl KeyRef {
-    pub fn new(scope: impl Into<String>, key: impl Into<String>) -> KeyRef {
+    /// The key a request with bearer `token` runs under in `scope` (as `run` makes it).
+    pub fn new(scope: impl Into<String>, key: impl Into<String>, token: &str) -> KeyRef {
         KeyRef {
             scope: scope.into(),
             key: key.into(),
+            seal_key: seal::credential_key(token),
             stored: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -174,13 +273,7 @@ pub async fn complete_in(
     status: StatusCode,
     body: &Value,
 ) -> Result<()> {
-    sqlx::query("UPDATE idempotency_keys SET state = 'done', status_code = $1, body = $2 WHERE scope = $3 AND idem_key = $4")
-        .bind(status.as_u16() as i64)
-        .bind(body.to_string())
-        .bind(&key.scope)
-        .bind(&key.key)
-        .execute(&mut *conn)
-        .await?;
+    store(conn, &key.scope, &key.key, &key.seal_key, status, body).await?;
     // If the caller's transaction then fails, its 5xx releases the claim anyway.
     key.stored.store(true, Ordering::Relaxed);
     Ok(())
@@ -191,7 +284,13 @@ enum Claim {
     Replay(StatusCode, Value),
 }
 
-async fn claim(state: &AppState, scope: &str, key: &str, fingerprint: &str) -> Result<Claim> {
+async fn claim(
+    state: &AppState,
+    scope: &str,
+    key: &str,
+    fingerprint: &str,
+    seal_key: &[u8; 32],
+) -> Result<Claim> {
     let now = state.now_ms();
     let inserted = sqlx::query(
         "INSERT INTO idempotency_keys (scope, idem_key, fingerprint, state, created_at)
@@ -214,7 +313,7 @@ async fn claim(state: &AppState, scope: &str, key: &str, fingerprint: &str) -> R
         .await?;
     let Some(row) = row else {
         // Released (a 5xx) or purged between our insert and read: try the claim once more.
-        return Box::pin(claim(state, scope, key, fingerprint)).await;
+        return Box::pin(claim(state, scope, key, fingerprint, seal_key)).await;
     };
     let created_at: i64 = row.get("created_at");
     let stored_state: String = row.get("state");
@@ -247,7 +346,7 @@ async fn claim(state: &AppState, scope: &str, key: &str, fingerprint: &str) -> R
             };
             drop(conn);
             if let Some(view) = view {
-                complete(state, scope, key, StatusCode::CREATED, &view).await?;
+                complete(state, scope, key, seal_key, StatusCode::CREATED, &view).await?;
                 return Ok(Claim::Replay(StatusCode::CREATED, view));
             }
         }
@@ -255,23 +354,40 @@ async fn claim(state: &AppState, scope: &str, key: &str, fingerprint: &str) -> R
     }
     let status =
         StatusCode::from_u16(row.get::<i64, _>("status_code") as u16).unwrap_or(StatusCode::OK);
-    let body: Value = serde_json::from_str(&row.get::<String, _>("body")).unwrap_or(Value::Null);
-    Ok(Claim::Replay(status, body))
+    let stored: Value = serde_json::from_str(&row.get::<String, _>("body")).unwrap_or(Value::Null);
+    Ok(Claim::Replay(
+        status,
+        seal::unseal(stored, seal_key, scope, key),
+    ))
 }
 
 async fn complete(
     state: &AppState,
     scope: &str,
     key: &str,
+    seal_key: &[u8; 32],
+    status: StatusCode,
+    body: &Value,
+) -> Result<()> {
+    let mut conn = state.db.pool.acquire().await?;
+    store(&mut conn, scope, key, seal_key, status, body).await
+}
+
+/// Writes the answer, its secrets sealed: the one place an answer reaches the database.
+async fn store(
+    conn: &mut sqlx::AnyConnection,
+    scope: &str,
+    key: &str,
+    seal_key: &[u8; 32],
     status: StatusCode,
     body: &Value,
 ) -> Result<()> {
     sqlx::query("UPDATE idempotency_keys SET state = 'done', status_code = $1, body = $2 WHERE scope = $3 AND idem_key = $4")
         .bind(status.as_u16() as i64)
-        .bind(body.to_string())
+        .bind(seal::seal(body, seal_key, scope, key).to_string())
         .bind(scope)
         .bind(key)
-        .execute(&state.db.pool)
+        .execute(&mut *conn)
         .await?;
     Ok(())
 }
@@ -326,6 +442,39 @@ mod tests {
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert_ne!(a, d);
+    }
+
+    #[test]
+    fn numbers_count_by_their_exact_value() {
+        let check = |text: &str, expected: &str| {
+            assert_eq!(
+                super::canonical_number(text).as_deref(),
+                Some(expected),
+                "{text}"
+            );
+        };
+        check("998", "998");
+        check("998.0", "998");
+        check("9.98e2", "998");
+        check("99800E-2", "998");
+        check("998.0000000000000001", "9980000000000000001e-16");
+        check("-0.50", "-5e-1");
+        check("0", "0");
+        check("-0.0e5", "0");
+        check("1e40", "1e40");
+        check("1e39", &format!("1{}", "0".repeat(39)));
+        check("12345678901234567890123", "12345678901234567890123");
+        assert_eq!(super::canonical_number("1e99999999999999999999"), None);
+        let f = |body: &str| super::fingerprint("POST", "/p", body.as_bytes());
+        assert_ne!(
+            f(r#"{"amount": 998.0000000000000001}"#),
+            f(r#"{"amount": 998.0}"#)
+        );
+        assert_eq!(
+            f(r#"{"amount": 998.0, "a": "\u0041"}"#),
+            f(r#"{"a":"A","amount":998}"#)
+        );
+        assert_ne!(f(r#"{"a": "1"}"#), f(r#"{"a": 1}"#));
     }
 
     #[test]

@@ -1,12 +1,14 @@
-//! The HTTP edge: merges every capability's router, adds the body limit, request ids and
-//! the JSON 404, and serves the service endpoints. Only this layer and the route files
-//! know wire formats.
+//! The HTTP edge: merges every capability's router, adds the body limit, request ids, rate
+//! limits and JSON error bodies, and serves the service endpoints. Only this layer and the
+//! route files know wire formats.
 
+pub mod errors;
 pub mod extract;
 pub mod idempotency;
 pub mod openapi;
 pub mod rate_limit;
 pub mod serve;
+pub mod seal;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode};
@@ -18,7 +20,7 @@ use serde_json::json;
 use tracing::Instrument;
 
 use crate::error::Error;
-use crate::ids::random_token;
+use crate::ids::{constant_time_eq, random_token, sha256_hex};
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::{checkout, inventory, notify, orders, payments};
@@ -47,6 +49,7 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             rate_limit::limit,
         ))
+        .layer(middleware::from_fn(errors::json_errors))
         .layer(middleware::from_fn_with_state(
             state.read_timeout,
             serve::read_body,
@@ -93,7 +96,14 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+/// Prometheus text; with `TILL_METRICS_TOKEN` set, only for `Authorization: Bearer <token>`.
+async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(expected) = &state.metrics_token_hash {
+        let given = extract::bearer(&headers).map(|t| sha256_hex(t.as_bytes()));
+        if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), expected.as_bytes())) {
+            return Error::Unauthorized.into_response();
+        }
+    }
     let lag = notify::lag(&state).await.unwrap_or(-1);
     (
         [("content-type", "text/plain; version=0.0.4")],

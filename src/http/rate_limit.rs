@@ -1,18 +1,23 @@
 //! Per-credential rate limiting (`TILL_RATE_LIMIT_PER_SEC`, off by default): a token bucket
-//! per bearer token, refilled at the configured rate with a burst of twice that. Each
-//! instance limits on its own; the limit protects the instance, not a global quota.
+//! per verified credential (the API key holder, or the order a client secret grants), and
+//! per client address for requests without a valid one — so a flood of junk tokens shares
+//! one bucket instead of getting a fresh one each. Refilled at the configured rate with a
+//! burst of twice that. Each instance limits on its own; the limit protects the instance,
+//! not a global quota. The verified credential is handed on to the `Caller` extractor.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use axum::extract::{Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::extract::{Caller, Verified};
 use crate::error::Error;
-use crate::ids::sha256_hex;
 use crate::state::AppState;
 
 /// Buckets kept at most; past this the table is emptied (every caller starts full again),
@@ -33,6 +38,10 @@ impl RateLimiter {
             per_sec,
             buckets: Mutex::new(HashMap::new()),
         }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.per_sec > 0
     }
 
     /// Takes one token for `caller`; false when the bucket is empty.
@@ -59,16 +68,29 @@ impl RateLimiter {
 }
 
 /// The middleware: 429 `rate_limited` with `Retry-After: 1` past the limit.
-pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let token = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
-    if state
-        .rate_limiter
-        .allow(&sha256_hex(token.as_bytes()), Instant::now())
-    {
+pub async fn limit(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    if !state.rate_limiter.enabled() {
+        return next.run(req).await;
+    }
+    let bucket = match Caller::verify(req.headers(), &state).await {
+        Ok(caller) => {
+            let bucket = format!("credential:{}", caller.scope());
+            req.extensions_mut().insert(Verified(Some(caller)));
+            bucket
+        }
+        Err(err) => {
+            if matches!(err, Error::Unauthorized) {
+                req.extensions_mut().insert(Verified(None));
+            }
+            // No peer address only when the router is driven without a listener (tests).
+            let peer = req
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or_else(|| "unknown".to_string(), |info| info.0.ip().to_string());
+            format!("address:{peer}")
+        }
+    };
+    if state.rate_limiter.allow(&bucket, Instant::now()) {
         return next.run(req).await;
     }
     let mut response = Error::RateLimited.into_response();

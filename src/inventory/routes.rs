@@ -9,7 +9,7 @@ use sqlx::Connection;
 
 use super::Product;
 use crate::error::{Error, Result};
-use crate::http::extract::{parse_json, Caller, RawBody};
+use crate::http::extract::{not_null, parse_json, Caller, RawBody};
 use crate::ids::{check_client_id, Sku};
 use crate::money::{Currency, PRICE_MINOR_MAX};
 use crate::state::AppState;
@@ -29,7 +29,7 @@ pub fn router() -> Router<AppState> {
 struct ProductBody {
     name: String,
     price: PriceBody,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     tax_code: Option<String>,
 }
 

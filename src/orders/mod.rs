@@ -110,6 +110,8 @@ pub struct NewOrder<'a> {
     pub tax: i64,
     pub total: i64,
     pub customer: Option<Value>,
+    /// `customer.id`: what `TILL_MAX_PENDING_PER_CUSTOMER` counts by.
+    pub customer_id: Option<&'a str>,
     pub ship_to: Option<Value>,
     pub secret_hash: &'a str,
     pub fingerprint: Option<&'a str>,
@@ -132,8 +134,8 @@ pub async fn insert(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO orders (id, status, currency, subtotal, discount, tax, total, customer, ship_to,
-           secret_hash, fingerprint, expires_at, created_at, updated_at)
-         VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
+           secret_hash, fingerprint, expires_at, created_at, updated_at, customer_id)
+         VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13)",
     )
     .bind(o.id)
     .bind(o.currency)
@@ -147,6 +149,7 @@ pub async fn insert(
     .bind(o.fingerprint)
     .bind(o.expires_at)
     .bind(now)
+    .bind(o.customer_id)
     .execute(&mut *conn)
     .await?;
     for (n, line) in o.lines.iter().enumerate() {
@@ -200,6 +203,32 @@ pub async fn lines(conn: &mut AnyConnection, id: &str) -> Result<Vec<Line>> {
             amount: r.get("amount"),
         })
         .collect())
+}
+
+/// The customer's pending orders, counted after taking the customer's row lock (an upsert
+/// of its `customer_checkouts` row, held to the end of the transaction): concurrent
+/// checkouts of one customer count one after another, each seeing the orders the others
+/// committed. On SQLite the single writer serializes them anyway.
+pub async fn pending_of_customer(
+    conn: &mut AnyConnection,
+    customer_id: &str,
+    now: i64,
+) -> Result<i64> {
+    sqlx::query(
+        "INSERT INTO customer_checkouts (customer_id, last_checkout_at) VALUES ($1, $2)
+         ON CONFLICT (customer_id) DO UPDATE SET last_checkout_at = excluded.last_checkout_at",
+    )
+    .bind(customer_id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    let pending: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM orders WHERE customer_id = $1 AND status = 'pending'",
+    )
+    .bind(customer_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(pending)
 }
 
 /// Compare-and-set of the status: moves the order to `to` only if it is in one of `from`.

@@ -7,7 +7,7 @@
 //! CI runs a short loop; `TILL_CRASH_KILLS=100 TILL_CRASH_CHECKOUTS=5000 cargo test --release
 //! --test api crash -- --nocapture` runs the long one by hand.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,9 +33,9 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-struct Till {
-    child: Child,
-    url: String,
+pub(crate) struct Till {
+    pub(crate) child: Child,
+    pub(crate) url: String,
 }
 
 fn free_port() -> u16 {
@@ -46,7 +46,14 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn spawn_till(db: &TestDb, failpoints: &str, log: &std::path::Path) -> Till {
+/// A `till serve` process on `db`, its log (stdout and stderr) appended to `log`; `env`
+/// adds to or overrides the crash loop's settings.
+pub(crate) async fn spawn_till(
+    db: &TestDb,
+    failpoints: &str,
+    log: &std::path::Path,
+    env: &[(&str, &str)],
+) -> Till {
     let http = reqwest::Client::new();
     for _ in 0..20 {
         let port = free_port();
@@ -66,7 +73,8 @@ async fn spawn_till(db: &TestDb, failpoints: &str, log: &std::path::Path) -> Til
             .env("TILL_WORKER_TICK_MS", "50")
             .env("TILL_FAILPOINTS", failpoints)
             .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
+            .envs(env.iter().copied())
+            .stdout(log_file.try_clone().unwrap())
             .stderr(log_file)
             .spawn()
             .expect("spawn till");
@@ -146,7 +154,7 @@ async fn crash_loop_loses_nothing(b: Backend) {
         .build()
         .unwrap();
 
-    let setup = spawn_till(&db, "", &log).await;
+    let setup = spawn_till(&db, "", &log, &[]).await;
     for i in 0..SKUS {
         let sku = format!("CRASH-{i}");
         let put = |path: String, body| {
@@ -183,7 +191,7 @@ async fn crash_loop_loses_nothing(b: Backend) {
     let started = Arc::new(AtomicUsize::new(0));
     let (mut kills, mut self_aborts) = (0, 0);
     while kills < kills_wanted || started.load(Ordering::Relaxed) < checkouts_wanted {
-        let mut till = spawn_till(&db, FAILPOINTS, &log).await;
+        let mut till = spawn_till(&db, FAILPOINTS, &log, &[]).await;
         let stop = Arc::new(AtomicBool::new(false));
         let clients: Vec<_> = (0..CLIENTS)
             .map(|_| {
@@ -229,7 +237,7 @@ async fn crash_loop_loses_nothing(b: Backend) {
 
     // A clean process finishes everything.
     let restarted = Instant::now();
-    let mut last = spawn_till(&db, "", &log).await;
+    let mut last = spawn_till(&db, "", &log, &[]).await;
     let checker = Db::connect(&db.url, 2).await.unwrap();
     let mut open = i64::MAX;
     while restarted.elapsed() < Duration::from_secs(60) {

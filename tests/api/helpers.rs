@@ -310,7 +310,9 @@ impl TestApp {
         self.call(
             Method::POST,
             "/v1/orders",
-            Some(json!({"customer": {"id": "u_42", "email": "asha@example.com"}, "items": items})),
+            // A customer of its own per order, so tests making many orders stay under
+            // `TILL_MAX_PENDING_PER_CUSTOMER`.
+            Some(json!({"customer": {"id": format!("u_{}", till::ids::random_token(10)), "email": "asha@example.com"}, "items": items})),
         )
         .await
     }
@@ -366,6 +368,18 @@ impl TestApp {
         self.stop().await;
         self.db.drop_db().await;
     }
+}
+
+/// A documented route as a request: its method, and its path with example parameters.
+pub fn route_example(route: &till::http::openapi::RouteDoc) -> (Method, String) {
+    let path = route
+        .path
+        .replace("{sku}", "TEE-1")
+        .replace("{warehouse}", "blr-1")
+        .replace("{id}", "ord_x")
+        .replace("{gateway}", "sim");
+    let method = Method::from_bytes(route.method.to_uppercase().as_bytes()).unwrap();
+    (method, path)
 }
 
 /// Asserts an API error: status and `error.code`.

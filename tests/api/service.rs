@@ -41,13 +41,7 @@ async fn health_ready_metrics_and_openapi(b: Backend) {
     assert_eq!(doc["openapi"], "3.0.3");
     // Every documented route is served (never the JSON 404 of an unknown route).
     for route in till::http::openapi::ROUTES {
-        let path = route
-            .path
-            .replace("{sku}", "TEE-1")
-            .replace("{warehouse}", "blr-1")
-            .replace("{id}", "ord_x")
-            .replace("{gateway}", "sim");
-        let method = Method::from_bytes(route.method.to_uppercase().as_bytes()).unwrap();
+        let (method, path) = crate::helpers::route_example(route);
         let (status, body) = app.call(method, &path, None).await;
         let unknown_route = status == 404 && body["error"]["message"] == "route not found";
         assert!(
