@@ -6,7 +6,7 @@
 //! reordered webhooks. After each batch the gateways' own books are compared with Till's
 //! orders, then the invariants and reconciliation must find nothing (see `audit`).
 //!
-//! `TILL_RACES` is the number of races per backend (default 250; 2,000 by hand). Run with
+//! `TILL_RACES` is the number of races per backend (default 330; 2,000 by hand). Run with
 //! `-- --nocapture` for the figures.
 
 mod audit;
@@ -33,7 +33,7 @@ const PRICE: i64 = 49_900;
 const STOCK: i64 = 1_000_000;
 /// Batches per backend over which `TILL_RACES` is shared.
 const BATCHES_PER_BACKEND: usize = 11;
-const RACES_PER_BACKEND_DEFAULT: usize = 250;
+const RACES_PER_BACKEND_DEFAULT: usize = 330;
 /// Races in flight at once in one batch (each mostly waits on timers and the network).
 const CONCURRENCY_MAX: usize = 64;
 /// A race's own steps (a few requests and timers) end well within this, even at 2,000.

@@ -175,11 +175,15 @@ impl Figures {
                     .join(", ")
             }
         };
+        let took = if self.seconds > 0.0 {
+            format!(" in {:.1}s", self.seconds)
+        } else {
+            String::new()
+        };
         let mut out = format!(
-            "races [{}]: {} races in {:.1}s; outcomes: {}; violations: {}",
+            "races [{}]: {} races{took}; outcomes: {}; violations: {}",
             self.title,
             self.races,
-            self.seconds,
             list(&self.outcomes),
             list(&self.violations)
         );
