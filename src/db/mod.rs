@@ -17,6 +17,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("0002_authorize_capture.sql")),
     (3, include_str!("0003_razorpay.sql")),
     (4, include_str!("0004_idempotency_resource.sql")),
+    (5, include_str!("0005_sim_sdk.sql")),
 ];
 
 /// SQLite allows one writer at a time; one pooled connection serializes writers inside this

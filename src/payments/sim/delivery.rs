@@ -14,6 +14,7 @@ use super::{
 };
 use crate::clock::system_now_ms;
 use crate::payments::signature::{hmac_hex, sign};
+use crate::payments::stripe::wire::API_VERSION;
 
 impl Simulator {
     /// One pass of the webhook sender: completes due asynchronous payments and POSTs their
@@ -21,7 +22,7 @@ impl Simulator {
     pub async fn deliver_due(&self) -> anyhow::Result<usize> {
         let now = self.inner.clock.now_ms();
         let due = sqlx::query(
-            "SELECT e.id, e.payment_id, e.outcome, e.failure_code, e.attempts, p.idem_key, p.status, p.protocol
+            "SELECT e.id, e.payment_id, e.outcome, e.failure_code, e.attempts, e.object, p.idem_key, p.status, p.protocol
              FROM sim_events e JOIN sim_payments p ON p.id = e.payment_id
              WHERE e.delivered_at IS NULL AND e.deliver_at <= $1 ORDER BY e.deliver_at LIMIT $2",
         )
@@ -45,7 +46,7 @@ impl Simulator {
                     .await?;
                 let Some(entity) = razorpay::payment(self, &payment_id)
                     .await?
-                    .filter(|p| p["status"] == outcome.as_str())
+                    .and_then(|p| razorpay::as_of_event(p, &outcome))
                 else {
                     self.mark_delivered(&event_id, now).await?;
                     continue;
@@ -67,15 +68,13 @@ impl Simulator {
                 continue;
             }
             if row.get::<String, _>("protocol") == "stripe" {
-                // Stripe reports every change, as the object stands when the event goes out.
-                let Some(object) = stripe::intent(self, &payment_id).await? else {
+                let Some(body) = self
+                    .stripe_event(&event_id, &payment_id, &outcome, row.get("object"), now)
+                    .await?
+                else {
                     self.mark_delivered(&event_id, now).await?;
                     continue;
                 };
-                let body =
-                    json!({"id": event_id, "object": "event", "type": stripe_event_type(&outcome),
-                    "created": now / 1000, "livemode": false, "data": {"object": object}})
-                    .to_string();
                 let signature = sign(
                     &self.inner.stripe_webhook_secret,
                     system_now_ms() / 1000,
@@ -198,14 +197,35 @@ impl Simulator {
     }
 }
 
-/// Stripe's event type for a PaymentIntent that reached `status`.
-fn stripe_event_type(status: &str) -> &'static str {
-    match status {
-        "requires_capture" => "payment_intent.amount_capturable_updated",
-        "succeeded" => "payment_intent.succeeded",
-        "requires_payment_method" => "payment_intent.payment_failed",
-        "canceled" => "payment_intent.canceled",
-        "requires_action" => "payment_intent.requires_action",
-        _ => "payment_intent.processing",
+impl Simulator {
+    /// A Stripe event's body: the object as it stood when the event was queued, under the
+    /// type queued with it. An event queued without its object (the 3-D Secure page, or
+    /// queued before events carried one) renders the PaymentIntent now and takes the type
+    /// from the status it has now, so type and object always agree.
+    async fn stripe_event(
+        &self,
+        event_id: &str,
+        intent_id: &str,
+        queued: &str,
+        object: Option<String>,
+        now: i64,
+    ) -> anyhow::Result<Option<String>> {
+        let (kind, object) = match object.and_then(|o| serde_json::from_str(&o).ok()) {
+            Some(object) => (queued.to_string(), object),
+            None => match stripe::intent(self, intent_id).await? {
+                Some(object) => (
+                    stripe::event_type(object["status"].as_str().unwrap_or_default()).to_string(),
+                    object,
+                ),
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(
+            json!({"id": event_id, "object": "event", "api_version": API_VERSION,
+                "created": now / 1000, "livemode": false, "pending_webhooks": 1,
+                "request": {"id": null, "idempotency_key": null}, "type": kind,
+                "data": {"object": object}})
+            .to_string(),
+        ))
     }
 }

@@ -11,6 +11,8 @@ pub mod faults;
 mod razorpay;
 pub mod server;
 mod stripe;
+mod stripe_api;
+mod stripe_refunds;
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -228,10 +230,17 @@ impl Simulator {
                 "/sim/razorpay/upi/{id}/approve",
                 get(razorpay::approve_intent),
             )
-            .merge(stripe::router().merge(razorpay::router()).layer(
-                axum::middleware::from_fn_with_state(self.clone(), inject_faults),
-            ))
+            .nest("/sim/stripe", self.with_faults(stripe::router()))
+            .merge(self.with_faults(razorpay::router()))
             .with_state(self.clone())
+    }
+
+    /// The API fault knobs around a gateway's endpoints.
+    fn with_faults(&self, api: Router<Simulator>) -> Router<Simulator> {
+        api.layer(axum::middleware::from_fn_with_state(
+            self.clone(),
+            inject_faults,
+        ))
     }
 
     async fn load(

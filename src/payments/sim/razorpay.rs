@@ -94,6 +94,31 @@ fn order_json(r: &sqlx::any::AnyRow) -> Value {
         "notes": notes, "created_at": r.get::<i64, _>("created_at") / 1000})
 }
 
+/// A Razorpay payment's statuses in the order a payment passes through them.
+const PAYMENT_PROGRESS: &[&str] = &["created", "authorized", "captured", "refunded"];
+
+/// The payment as an event about `outcome` shows it, or `None` when the payment never got
+/// there (a UPI intent approved before its timeout's `failed`). Razorpay sends
+/// `payment.authorized` for every authorization, also when the capture came first, so an
+/// event about a step the payment has since passed shows it as it was at that step.
+pub(super) fn as_of_event(mut payment: Value, outcome: &str) -> Option<Value> {
+    if payment["status"] == outcome {
+        return Some(payment);
+    }
+    let rank = |s: &str| PAYMENT_PROGRESS.iter().position(|p| *p == s);
+    let (Some(then), Some(now)) = (rank(outcome), payment["status"].as_str().and_then(rank)) else {
+        return None;
+    };
+    if then > now {
+        return None;
+    }
+    payment["status"] = json!(outcome);
+    payment["captured"] = json!(outcome == "captured");
+    payment["amount_refunded"] = json!(0);
+    payment["refund_status"] = Value::Null;
+    Some(payment)
+}
+
 /// A payment as Razorpay renders it, from the simulator's record.
 pub(super) async fn payment(sim: &Simulator, id: &str) -> Result<Option<Value>, sqlx::Error> {
     let row = sqlx::query(

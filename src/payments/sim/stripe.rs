@@ -1,60 +1,59 @@
-//! The simulator's Stripe endpoints: the subset of Stripe's API the Stripe adapter uses,
-//! with Stripe's paths, form-encoded requests, field names, statuses, error shapes,
-//! signatures and idempotency (replay of the first answer, 400 on a key reused with other
-//! parameters, 409 while the first request is running). Served under `/sim/stripe`.
+//! The simulator's Stripe PaymentIntents: create (with or without a payment method, with
+//! `confirm` or not), confirm, retrieve, list, capture (whole or `amount_to_capture`) and
+//! cancel, with Stripe's paths, form parameters, statuses, objects and error shapes. Every
+//! change queues the event Stripe would send, carrying the object as it stood then.
+//! Served under `/sim/stripe` (and at the root of `till gateway-sim`, where the Node SDK
+//! looks for it); refunds live in `stripe_refunds.rs`, what all endpoints share in
+//! `stripe_api.rs`.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use serde_json::{json, Value};
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 
-use super::{plan, queue_event, Plan, Simulator};
+use super::stripe_api::{
+    body_params, error, guarded, idempotent, invalid, list_page, missing, query_params, reply,
+    unknown_route, version_header, wrong_method, Params, Reply,
+};
+use super::{plan, stripe_refunds, Plan, Simulator};
 use crate::ids::{new_id, sha256_hex};
-use crate::payments::stripe::{error_body, form_pairs};
+use crate::payments::signature::hmac_hex;
 use crate::payments::Method;
 
+/// The Stripe API, paths relative to its base (`/v1/...`), with Stripe's answers for
+/// unknown paths and methods.
 pub fn router() -> Router<Simulator> {
     Router::new()
-        .route("/sim/stripe/v1/payment_intents", post(create).get(list))
-        .route("/sim/stripe/v1/payment_intents/{id}", get(retrieve))
-        .route("/sim/stripe/v1/payment_intents/{id}/capture", post(capture))
-        .route("/sim/stripe/v1/payment_intents/{id}/cancel", post(cancel))
-        .route("/sim/stripe/v1/refunds", post(refund))
+        .route("/v1/payment_intents", post(create).get(list))
+        .route("/v1/payment_intents/{id}", get(retrieve))
+        .route("/v1/payment_intents/{id}/confirm", post(confirm))
+        .route("/v1/payment_intents/{id}/capture", post(capture))
+        .route("/v1/payment_intents/{id}/cancel", post(cancel))
+        .merge(stripe_refunds::router())
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(axum::middleware::from_fn(version_header))
 }
 
-type Reply = (StatusCode, Value);
+/// Statuses a PaymentIntent can be cancelled from.
+const CANCELABLE: &[&str] = &[
+    "requires_payment_method",
+    "requires_capture",
+    "requires_confirmation",
+    "requires_action",
+    "processing",
+];
 
-fn error(status: StatusCode, kind: &str, code: &str, message: &str) -> Reply {
-    (status, error_body(kind, code, message))
-}
+const INTENT_COLUMNS: &str =
+    "id, amount, amount_captured, currency, status, failure_code, capture_manual,
+    metadata, source, refunded, return_url, created_at, updated_at";
 
-fn reply((status, body): Reply) -> Response {
-    (status, Json(body)).into_response()
-}
-
-fn authorized(sim: &Simulator, headers: &HeaderMap) -> bool {
-    let expected = format!("Bearer {}", sim.inner.stripe_secret_key);
-    headers
-        .get("authorization")
-        .and_then(|h| h.to_str().ok())
-        .is_some_and(|h| crate::ids::constant_time_eq(h.as_bytes(), expected.as_bytes()))
-}
-
-fn unauthorized() -> Response {
-    reply(error(
-        StatusCode::UNAUTHORIZED,
-        "invalid_request_error",
-        "api_key_invalid",
-        "Invalid API Key provided",
-    ))
-}
-
-/// The Stripe status a new PaymentIntent takes for a test PaymentMethod.
-fn initial_status(plan: &Plan, manual: bool) -> (&'static str, Option<&'static str>) {
+/// The Stripe status a confirmed PaymentIntent takes for a test PaymentMethod.
+fn confirmed_status(plan: &Plan, manual: bool) -> (&'static str, Option<&'static str>) {
     match plan {
         Plan::SucceedNow if manual => ("requires_capture", None),
         Plan::SucceedNow => ("succeeded", None),
@@ -64,454 +63,671 @@ fn initial_status(plan: &Plan, manual: bool) -> (&'static str, Option<&'static s
     }
 }
 
-/// A PaymentIntent as Stripe renders it, from the simulator's record.
-pub(super) async fn intent(sim: &Simulator, id: &str) -> Result<Option<Value>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT id, amount, currency, status, failure_code, capture_manual, metadata, source, refunded, created_at
-         FROM sim_payments WHERE id = $1 AND protocol = 'stripe'",
-    )
+/// Stripe's event type for a PaymentIntent that reached `status`.
+pub(super) fn event_type(status: &str) -> &'static str {
+    match status {
+        "requires_capture" => "payment_intent.amount_capturable_updated",
+        "succeeded" => "payment_intent.succeeded",
+        "requires_payment_method" => "payment_intent.payment_failed",
+        "canceled" => "payment_intent.canceled",
+        "requires_action" => "payment_intent.requires_action",
+        _ => "payment_intent.processing",
+    }
+}
+
+/// What the simulator knows of one PaymentIntent, read once and rendered as Stripe does.
+pub(super) struct Intent {
+    pub id: String,
+    pub amount: i64,
+    /// Taken by the capture; `None` means the whole amount once the intent succeeded.
+    pub amount_captured: Option<i64>,
+    pub currency: String,
+    pub status: String,
+    pub failure: Option<String>,
+    pub manual: bool,
+    pub metadata: Value,
+    pub payment_method: Option<String>,
+    pub refunded: i64,
+    pub return_url: Option<String>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+impl Intent {
+    fn from_row(r: &sqlx::any::AnyRow) -> Intent {
+        Intent {
+            id: r.get("id"),
+            amount: r.get("amount"),
+            amount_captured: r.get("amount_captured"),
+            currency: r.get::<String, _>("currency").to_lowercase(),
+            status: r.get("status"),
+            failure: r.get("failure_code"),
+            manual: r.get::<i64, _>("capture_manual") == 1,
+            metadata: r
+                .get::<Option<String>, _>("metadata")
+                .and_then(|m| serde_json::from_str(&m).ok())
+                .unwrap_or(json!({})),
+            payment_method: Some(r.get::<String, _>("source")).filter(|s| !s.is_empty()),
+            refunded: r.get("refunded"),
+            return_url: r.get("return_url"),
+            created_ms: r.get("created_at"),
+            updated_ms: r.get("updated_at"),
+        }
+    }
+
+    /// Money actually taken: what a refund can give back.
+    pub fn received(&self) -> i64 {
+        if self.status == "succeeded" {
+            self.amount_captured.unwrap_or(self.amount)
+        } else {
+            0
+        }
+    }
+
+    /// The charge of this intent's last attempt, once it was confirmed with a method.
+    pub fn charge_id(&self) -> Option<String> {
+        let attempted = matches!(
+            self.status.as_str(),
+            "requires_capture" | "succeeded" | "processing"
+        ) || self.failure.is_some()
+            || (self.status == "canceled" && self.payment_method.is_some());
+        attempted.then(|| charge_id_of(&self.id))
+    }
+}
+
+/// A PaymentIntent's charge id and back: the simulator keeps one charge per intent.
+pub(super) fn charge_id_of(intent_id: &str) -> String {
+    format!("ch_{}", intent_id.strip_prefix("pi_").unwrap_or(intent_id))
+}
+
+pub(super) fn intent_id_of(charge_id: &str) -> Option<String> {
+    charge_id
+        .strip_prefix("ch_")
+        .map(|rest| format!("pi_{rest}"))
+}
+
+pub(super) async fn load(
+    conn: &mut AnyConnection,
+    id: &str,
+) -> Result<Option<Intent>, sqlx::Error> {
+    let row = sqlx::query(&format!(
+        "SELECT {INTENT_COLUMNS} FROM sim_payments WHERE id = $1 AND protocol = 'stripe'"
+    ))
     .bind(id)
-    .fetch_optional(&sim.inner.db.pool)
+    .fetch_optional(&mut *conn)
     .await?;
-    Ok(row.map(|r| intent_json(sim, &r)))
+    Ok(row.as_ref().map(Intent::from_row))
 }
 
-fn intent_json(sim: &Simulator, r: &sqlx::any::AnyRow) -> Value {
-    {
-        let status: String = r.get("status");
-        let amount: i64 = r.get("amount");
-        let id: String = r.get("id");
-        let failure: Option<String> = r.get("failure_code");
-        let metadata: Value = r
-            .get::<Option<String>, _>("metadata")
-            .and_then(|m| serde_json::from_str(&m).ok())
-            .unwrap_or(json!({}));
-        let next_action = (status == "requires_action").then(|| {
-            json!({"type": "redirect_to_url", "redirect_to_url": {"url": format!("{}/sim/3ds/{id}", sim.own_url()), "return_url": null}})
-        });
-        let last_payment_error = failure.map(|code| {
-            let decline = if code == "card_declined" { "generic_decline".to_string() } else { code.clone() };
-            json!({"type": "card_error", "code": "card_declined", "decline_code": decline, "message": "Your card was declined."})
-        });
-        json!({
-            "id": id, "object": "payment_intent", "amount": amount,
-            "amount_capturable": if status == "requires_capture" { amount } else { 0 },
-            "amount_received": if status == "succeeded" { amount } else { 0 },
-            "currency": r.get::<String, _>("currency"), "status": status,
-            "capture_method": if r.get::<i64, _>("capture_manual") == 1 { "manual" } else { "automatic" },
-            "payment_method": r.get::<String, _>("source"), "metadata": metadata,
-            "next_action": next_action, "last_payment_error": last_payment_error,
-            "latest_charge": {"id": format!("ch_{}", &id[3..]), "object": "charge", "amount_refunded": r.get::<i64, _>("refunded")},
-            "created": r.get::<i64, _>("created_at") / 1000, "livemode": false,
-        })
+/// A PaymentIntent as Stripe renders it now, for the webhook sender.
+pub(super) async fn intent(sim: &Simulator, id: &str) -> Result<Option<Value>, sqlx::Error> {
+    let mut conn = sim.inner.db.pool.acquire().await?;
+    Ok(load(&mut conn, id).await?.map(|pi| render(sim, &pi, false)))
+}
+
+/// The secret Stripe.js confirms with: derived from the id and the API key, so it is stable
+/// and cannot be guessed without the key.
+fn client_secret(sim: &Simulator, id: &str) -> String {
+    let mac = hmac_hex(&sim.inner.stripe_secret_key, id.as_bytes());
+    format!("{id}_secret_{}", &mac[..24])
+}
+
+/// A PaymentIntent with every field Stripe's OpenAPI marks required (null where the
+/// simulator has nothing to say).
+pub(super) fn render(sim: &Simulator, pi: &Intent, expand_charge: bool) -> Value {
+    let challenge = format!("{}/sim/3ds/{}", sim.own_url(), pi.id);
+    // With a return URL Stripe redirects the customer; without one it leaves the
+    // challenge to Stripe.js (`handleNextAction` with the client secret).
+    let next_action = (pi.status == "requires_action").then(|| match &pi.return_url {
+        Some(return_url) => json!({"type": "redirect_to_url",
+            "redirect_to_url": {"url": challenge, "return_url": return_url}}),
+        None => json!({"type": "use_stripe_sdk",
+            "use_stripe_sdk": {"type": "three_d_secure_redirect", "stripe_js": challenge,
+                "source": format!("src_{}", &sha256_hex(pi.id.as_bytes())[..24])}}),
+    });
+    let last_payment_error = pi.failure.as_ref().map(|code| {
+        let decline = if code == "card_declined" {
+            "generic_decline"
+        } else {
+            code.as_str()
+        };
+        json!({"type": "card_error", "code": "card_declined", "decline_code": decline,
+            "message": "Your card was declined.", "charge": charge_id_of(&pi.id)})
+    });
+    let latest_charge = match pi.charge_id() {
+        Some(_) if expand_charge => charge(pi),
+        Some(id) => Value::String(id),
+        None => Value::Null,
+    };
+    let mut object = json!({
+        "id": pi.id, "object": "payment_intent",
+        "allowed_payment_method_types": ["card"],
+        "amount": pi.amount,
+        "amount_capturable": if pi.status == "requires_capture" { pi.amount } else { 0 },
+        "amount_received": pi.received(),
+        "canceled_at": (pi.status == "canceled").then_some(pi.updated_ms / 1000),
+        "capture_method": if pi.manual { "manual" } else { "automatic" },
+        "client_secret": client_secret(sim, &pi.id),
+        "confirmation_method": "automatic",
+        "created": pi.created_ms / 1000, "currency": pi.currency,
+        "last_payment_error": last_payment_error, "latest_charge": latest_charge,
+        "livemode": false, "metadata": pi.metadata, "next_action": next_action,
+        "payment_method": pi.payment_method,
+        "payment_method_options": {"card": {"request_three_d_secure": "automatic"}},
+        "payment_method_types": ["card"], "status": pi.status,
+    });
+    for field in INTENT_NULL_FIELDS {
+        object[*field] = Value::Null;
     }
+    object
 }
 
-#[derive(serde::Deserialize)]
-struct ListQuery {
-    limit: Option<i64>,
-    starting_after: Option<String>,
-}
+/// Required PaymentIntent fields the simulator has nothing to say about.
+const INTENT_NULL_FIELDS: &[&str] = &[
+    "application",
+    "application_fee_amount",
+    "automatic_payment_methods",
+    "cancellation_reason",
+    "customer",
+    "customer_account",
+    "description",
+    "excluded_payment_method_types",
+    "managed_payments",
+    "on_behalf_of",
+    "payment_method_configuration_details",
+    "payment_record",
+    "processing",
+    "receipt_email",
+    "review",
+    "setup_future_usage",
+    "shipping",
+    "source",
+    "statement_descriptor",
+    "statement_descriptor_suffix",
+    "transfer_group",
+];
 
-/// `GET /v1/payment_intents`: newest first, `limit` (1–100) a page, `starting_after` the
-/// last id of the previous page.
-async fn list(
-    State(sim): State<Simulator>,
-    headers: HeaderMap,
-    axum::extract::Query(q): axum::extract::Query<ListQuery>,
-) -> Response {
-    if !authorized(&sim, &headers) {
-        return unauthorized();
+/// Required Charge fields the simulator has nothing to say about.
+const CHARGE_NULL_FIELDS: &[&str] = &[
+    "application",
+    "application_fee",
+    "application_fee_amount",
+    "customer",
+    "description",
+    "failure_balance_transaction",
+    "on_behalf_of",
+    "receipt_email",
+    "receipt_number",
+    "receipt_url",
+    "review",
+    "shipping",
+    "source",
+    "source_transfer",
+    "statement_descriptor",
+    "statement_descriptor_suffix",
+    "transfer_data",
+    "transfer_group",
+];
+
+/// The intent's charge, with the fields Stripe's OpenAPI marks required.
+pub(super) fn charge(pi: &Intent) -> Value {
+    let failed = pi.failure.is_some();
+    let captured = pi.status == "succeeded";
+    let amount_captured = pi.received();
+    let status = match pi.status.as_str() {
+        _ if failed => "failed",
+        "processing" => "pending",
+        _ => "succeeded",
+    };
+    let mut object = json!({
+        "id": charge_id_of(&pi.id), "object": "charge", "amount": pi.amount,
+        "amount_captured": amount_captured, "amount_refunded": pi.refunded,
+        "balance_transaction": captured.then(|| format!("txn_{}", &pi.id[3..])),
+        "billing_details": {"address": null, "email": null, "name": null, "phone": null, "tax_id": null},
+        "calculated_statement_descriptor": "TILL SIMULATOR", "captured": captured,
+        "created": pi.created_ms / 1000, "currency": pi.currency,
+        "disputed": false,
+        "failure_code": pi.failure.as_ref().map(|_| "card_declined"),
+        "failure_message": pi.failure.as_ref().map(|_| "Your card was declined."),
+        "fraud_details": {}, "livemode": false, "metadata": pi.metadata,
+        "outcome": {"type": if failed { "issuer_declined" } else { "authorized" },
+            "network_status": if failed { "declined_by_network" } else { "approved_by_network" },
+            "reason": pi.failure, "risk_level": "normal",
+            "seller_message": if failed { "The bank declined the payment." } else { "Payment complete." }},
+        "paid": !failed && status == "succeeded", "payment_intent": pi.id,
+        "payment_method": pi.payment_method,
+        "payment_method_details": {"type": "card", "card": {"brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2034}},
+        "refunded": amount_captured > 0 && pi.refunded >= amount_captured,
+        "status": status,
+    });
+    for field in CHARGE_NULL_FIELDS {
+        object[*field] = Value::Null;
     }
-    let limit = q.limit.unwrap_or(10).clamp(1, 100);
-    let rows = sqlx::query(
-        "SELECT id, amount, currency, status, failure_code, capture_manual, metadata, source, refunded, created_at
-         FROM sim_payments WHERE protocol = 'stripe' ORDER BY created_at DESC, id DESC",
+    object
+}
+
+/// Queues the event Stripe sends for a change, with its object as it stands now (held back
+/// further when a fault knob says so; `fault_outcome` is what the knobs look at).
+pub(super) async fn queue_event(
+    sim: &Simulator,
+    conn: &mut AnyConnection,
+    intent_id: &str,
+    kind: &str,
+    object: &Value,
+    fault_outcome: &str,
+) -> Result<(), sqlx::Error> {
+    let now = sim.inner.clock.now_ms();
+    let deliver_at = now
+        + sim
+            .inner
+            .faults
+            .event_delay_ms(fault_outcome, sim.inner.delay_ms);
+    sqlx::query(
+        "INSERT INTO sim_events (id, payment_id, outcome, deliver_at, object) VALUES ($1, $2, $3, $4, $5)",
     )
-    .fetch_all(&sim.inner.db.pool)
-    .await;
-    let Ok(rows) = rows else {
-        return reply(error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "api_error",
-            "internal",
-            "simulator storage failed",
+    .bind(new_id("evt"))
+    .bind(intent_id)
+    .bind(kind)
+    .bind(deliver_at)
+    .bind(object.to_string())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Queues the PaymentIntent event for the status it just reached.
+async fn queue_intent_event(
+    sim: &Simulator,
+    conn: &mut AnyConnection,
+    id: &str,
+) -> Result<(), sqlx::Error> {
+    let Some(pi) = load(conn, id).await? else {
+        return Ok(());
+    };
+    let object = render(sim, &pi, false);
+    queue_event(sim, conn, id, event_type(&pi.status), &object, &pi.status).await
+}
+
+fn unexpected_state(sim: &Simulator, pi: &Intent, action: &str) -> Reply {
+    let mut err = invalid(
+        "payment_intent_unexpected_state",
+        &format!(
+            "You cannot {action} this PaymentIntent because it has a status of {}.",
+            pi.status
+        ),
+    );
+    err.1["error"]["payment_intent"] = render(sim, pi, false);
+    err
+}
+
+/// Runs one database transaction for a handler; a storage error answers 500.
+macro_rules! in_tx {
+    ($sim:expr, |$tx:ident| $body:expr) => {{
+        let result = async {
+            let mut $tx = $sim.inner.db.pool.begin().await?;
+            let answer: Reply = $body;
+            $tx.commit().await?;
+            Ok::<Reply, sqlx::Error>(answer)
+        }
+        .await;
+        result.unwrap_or_else(super::stripe_api::storage_failed)
+    }};
+}
+pub(super) use in_tx;
+
+async fn create(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Response {
+    guarded(
+        &sim,
+        &headers,
+        idempotent(
+            &sim,
+            &headers,
+            "POST /v1/payment_intents",
+            &body,
+            || async {
+                match body_params(&body) {
+                    Ok(params) => in_tx!(sim, |tx| create_in(&sim, &mut tx, &params).await?),
+                    Err(err) => err,
+                }
+            },
+        ),
+    )
+    .await
+}
+
+/// What a create asks for, checked before anything is written.
+struct NewIntent {
+    amount: i64,
+    currency: String,
+    manual: bool,
+    payment_method: Option<String>,
+}
+
+fn new_intent(params: &Params) -> Result<NewIntent, Reply> {
+    let amount = params
+        .integer("amount")?
+        .ok_or_else(|| invalid("parameter_missing", "Missing required param: amount."))?;
+    if amount < 1 {
+        return Err(invalid("amount_too_small", "Amount must be at least 1."));
+    }
+    let currency = params
+        .get("currency")
+        .ok_or_else(|| invalid("parameter_missing", "Missing required param: currency."))?;
+    if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_alphabetic()) {
+        return Err(invalid(
+            "parameter_invalid",
+            &format!("Invalid currency: {currency}."),
         ));
+    }
+    let manual = match params.get("capture_method") {
+        None | Some("automatic") | Some("automatic_async") => false,
+        Some("manual") => true,
+        Some(other) => {
+            return Err(invalid(
+                "parameter_invalid",
+                &format!("Invalid capture_method: {other}"),
+            ))
+        }
     };
-    let start = match &q.starting_after {
-        Some(after) => rows
-            .iter()
-            .position(|r| r.get::<String, _>("id") == *after)
-            .map_or(rows.len(), |i| i + 1),
-        None => 0,
+    let payment_method = params.get("payment_method").map(str::to_string);
+    if let Some(pm) = &payment_method {
+        plan(Method::Card, pm).ok_or_else(|| no_such_method(pm))?;
+    }
+    Ok(NewIntent {
+        amount,
+        currency: currency.to_lowercase(),
+        manual,
+        payment_method,
+    })
+}
+
+fn no_such_method(pm: &str) -> Reply {
+    let mut err = missing("PaymentMethod", pm);
+    err.1["error"]["param"] = json!("payment_method");
+    err
+}
+
+async fn create_in(
+    sim: &Simulator,
+    tx: &mut AnyConnection,
+    params: &Params,
+) -> Result<Reply, sqlx::Error> {
+    let new = match new_intent(params) {
+        Ok(new) => new,
+        Err(err) => return Ok(err),
     };
-    let page: Vec<Value> = rows
-        .iter()
-        .skip(start)
-        .take(limit as usize)
-        .map(|r| intent_json(&sim, r))
-        .collect();
-    let has_more = rows.len() > start + page.len();
-    reply((
+    let confirm = params.boolean("confirm");
+    if confirm && new.payment_method.is_none() {
+        return Ok(invalid(
+            "payment_intent_unexpected_state",
+            "You cannot confirm this PaymentIntent because it's missing a payment method.",
+        ));
+    }
+    let status = match new.payment_method {
+        Some(_) => "requires_confirmation",
+        None => "requires_payment_method",
+    };
+    let id = new_id("pi");
+    let now = sim.inner.clock.now_ms();
+    sqlx::query(
+        "INSERT INTO sim_payments (id, idem_key, amount, currency, method, source, status, created_at, updated_at,
+           protocol, capture_manual, metadata, return_url)
+         VALUES ($1, $1, $2, $3, 'card', $4, $5, $6, $6, 'stripe', $7, $8, $9)",
+    )
+    .bind(&id)
+    .bind(new.amount)
+    .bind(&new.currency)
+    .bind(new.payment_method.clone().unwrap_or_default())
+    .bind(status)
+    .bind(now)
+    .bind(i64::from(new.manual))
+    .bind(params.metadata().to_string())
+    .bind(params.get("return_url"))
+    .execute(&mut *tx)
+    .await?;
+    let pi = load(tx, &id).await?.expect("the row was just written");
+    queue_event(
+        sim,
+        tx,
+        &id,
+        "payment_intent.created",
+        &render(sim, &pi, false),
+        status,
+    )
+    .await?;
+    if confirm {
+        return confirm_in(sim, tx, &id, params).await;
+    }
+    Ok((
         StatusCode::OK,
-        json!({"object": "list", "data": page, "has_more": has_more, "url": "/v1/payment_intents"}),
+        render(sim, &pi, params.expands("latest_charge")),
     ))
 }
 
-async fn create(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Response {
-    if !authorized(&sim, &headers) {
-        return unauthorized();
-    }
-    let Some(form) = form_pairs(&body) else {
-        return reply(error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            "parameter_invalid",
-            "Invalid form body",
-        ));
-    };
-    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    let key = headers
-        .get("idempotency-key")
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-        .unwrap_or_else(|| new_id("idk"));
-    let request_hash = sha256_hex(&body);
-    match create_inner(&sim, &key, &request_hash, &field, &form).await {
-        Ok((reply_body, replayed)) => {
-            let mut response = reply(reply_body);
-            if replayed {
-                response.headers_mut().insert(
-                    "idempotent-replayed",
-                    axum::http::HeaderValue::from_static("true"),
-                );
+async fn confirm(
+    State(sim): State<Simulator>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let target = format!("POST /v1/payment_intents/{id}/confirm");
+    guarded(
+        &sim,
+        &headers,
+        idempotent(&sim, &headers, &target, &body, || async {
+            match body_params(&body) {
+                Ok(params) => in_tx!(sim, |tx| confirm_in(&sim, &mut tx, &id, &params).await?),
+                Err(err) => err,
             }
-            response
-        }
-        Err(err) => {
-            tracing::warn!(error = %err, "stripe simulator failed");
-            reply(error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "api_error",
-                "internal",
-                "simulator storage failed",
-            ))
-        }
-    }
+        }),
+    )
+    .await
 }
 
-async fn create_inner(
+/// Confirms an intent with its payment method (or the one `params` name): the card's
+/// outcome decides the status; a decline answers 402 with the intent, as Stripe does.
+async fn confirm_in(
     sim: &Simulator,
-    key: &str,
-    request_hash: &str,
-    field: &(dyn Fn(&str) -> Option<String> + Sync),
-    form: &[(String, String)],
-) -> Result<(Reply, bool), sqlx::Error> {
-    let pool = &sim.inner.db.pool;
-    if let Some(row) =
-        sqlx::query("SELECT request_hash, first_response FROM sim_payments WHERE idem_key = $1")
-            .bind(key)
-            .fetch_optional(pool)
-            .await?
-    {
-        if row.get::<Option<String>, _>("request_hash").as_deref() != Some(request_hash) {
-            return Ok((error(StatusCode::BAD_REQUEST, "idempotency_error", "idempotency_key_reused",
-                "Keys for idempotent requests can only be used with the same parameters they were first used with."), false));
-        }
-        return Ok(match row.get::<Option<String>, _>("first_response") {
-            Some(stored) => (
-                serde_json::from_str::<(u16, Value)>(&stored)
-                    .map(|(s, b)| (StatusCode::from_u16(s).unwrap_or(StatusCode::OK), b))
-                    .unwrap_or((StatusCode::OK, Value::Null)),
-                true,
-            ),
-            None => (
-                error(
-                    StatusCode::CONFLICT,
-                    "idempotency_error",
-                    "idempotency_key_in_use",
-                    "There is currently another in-progress request using this Idempotent Key.",
-                ),
-                false,
-            ),
-        });
+    tx: &mut AnyConnection,
+    id: &str,
+    params: &Params,
+) -> Result<Reply, sqlx::Error> {
+    let Some(pi) = load(tx, id).await? else {
+        return Ok(missing("payment_intent", id));
+    };
+    if !matches!(
+        pi.status.as_str(),
+        "requires_payment_method" | "requires_confirmation"
+    ) {
+        return Ok(unexpected_state(sim, &pi, "confirm"));
     }
-    let amount = field("amount")
-        .and_then(|a| a.parse::<i64>().ok())
-        .filter(|a| *a > 0);
-    let currency = field("currency")
-        .filter(|c| c.len() == 3)
-        .map(|c| c.to_uppercase());
-    let (Some(amount), Some(currency)) = (amount, currency) else {
-        return Ok((
-            error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "parameter_missing",
-                "amount and currency are required",
-            ),
-            false,
+    let Some(pm) = params
+        .get("payment_method")
+        .map(str::to_string)
+        .or(pi.payment_method.clone())
+    else {
+        return Ok(invalid(
+            "payment_intent_unexpected_state",
+            "You cannot confirm this PaymentIntent because it's missing a payment method.",
         ));
     };
-    let source = field("payment_method").unwrap_or_default();
-    let Some(plan) = plan(Method::Card, &source) else {
-        return Ok((
-            error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "resource_missing",
-                &format!("No such PaymentMethod: '{source}'"),
-            ),
-            false,
-        ));
+    let Some(plan) = plan(Method::Card, &pm) else {
+        return Ok(no_such_method(&pm));
     };
-    let manual = field("capture_method").as_deref() == Some("manual");
-    let (status, failure) = initial_status(&plan, manual);
-    let metadata: serde_json::Map<String, Value> = form
-        .iter()
-        .filter_map(|(k, v)| {
-            Some((
-                k.strip_prefix("metadata[")?.strip_suffix(']')?.to_string(),
-                Value::String(v.clone()),
-            ))
-        })
-        .collect();
-    let id = new_id("pi");
-    let now = sim.inner.clock.now_ms();
-    let mut tx = pool.begin().await?;
-    let claimed = sqlx::query(
-        "INSERT INTO sim_payments (id, idem_key, amount, currency, method, source, status, failure_code, created_at, updated_at,
-           protocol, request_hash, capture_manual, metadata)
-         VALUES ($1, $2, $3, $4, 'card', $5, $6, $7, $8, $8, 'stripe', $9, $10, $11) ON CONFLICT (idem_key) DO NOTHING",
+    let (status, failure) = confirmed_status(&plan, pi.manual);
+    sqlx::query(
+        "UPDATE sim_payments SET status = $1, failure_code = $2, source = $3,
+           return_url = COALESCE($4, return_url), updated_at = $5 WHERE id = $6",
     )
-    .bind(&id)
-    .bind(key)
-    .bind(amount)
-    .bind(&currency)
-    .bind(&source)
     .bind(status)
     .bind(failure)
-    .bind(now)
-    .bind(request_hash)
-    .bind(manual as i64)
-    .bind(Value::Object(metadata).to_string())
+    .bind(&pm)
+    .bind(params.get("return_url"))
+    .bind(sim.inner.clock.now_ms())
+    .bind(id)
     .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if claimed == 0 {
-        return Ok((
-            error(
-                StatusCode::CONFLICT,
-                "idempotency_error",
-                "idempotency_key_in_use",
-                "There is currently another in-progress request using this Idempotent Key.",
-            ),
-            false,
-        ));
+    .await?;
+    queue_intent_event(sim, tx, id).await?;
+    let pi = load(tx, id).await?.expect("the row was just updated");
+    let rendered = render(sim, &pi, params.expands("latest_charge"));
+    if failure.is_none() {
+        return Ok((StatusCode::OK, rendered));
     }
-    if status != "requires_action" {
-        queue_event(sim, &mut tx, &id, status, failure, now).await?;
-    }
-    tx.commit().await?;
-    let pi = intent(sim, &id).await?.unwrap_or(Value::Null);
-    let answer = if failure.is_some() {
-        let mut err = error(
-            StatusCode::PAYMENT_REQUIRED,
-            "card_error",
-            "card_declined",
-            "Your card was declined.",
-        );
-        err.1["error"]["decline_code"] = pi["last_payment_error"]["decline_code"].clone();
-        err.1["error"]["payment_intent"] = pi;
-        err
-    } else {
-        (StatusCode::OK, pi)
-    };
-    sqlx::query("UPDATE sim_payments SET first_response = $1 WHERE id = $2")
-        .bind(json!([answer.0.as_u16(), answer.1]).to_string())
-        .bind(&id)
-        .execute(pool)
-        .await?;
-    Ok((answer, false))
+    let mut err = error(
+        StatusCode::PAYMENT_REQUIRED,
+        "card_error",
+        "card_declined",
+        "Your card was declined.",
+    );
+    err.1["error"]["decline_code"] = rendered["last_payment_error"]["decline_code"].clone();
+    err.1["error"]["charge"] = json!(charge_id_of(id));
+    err.1["error"]["payment_intent"] = rendered;
+    Ok(err)
 }
 
 async fn retrieve(
     State(sim): State<Simulator>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> Response {
-    if !authorized(&sim, &headers) {
-        return unauthorized();
-    }
-    match intent(&sim, &id).await {
-        Ok(Some(pi)) => reply((StatusCode::OK, pi)),
-        Ok(None) => reply(error(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            "resource_missing",
-            &format!("No such payment_intent: '{id}'"),
-        )),
-        Err(_) => reply(error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "api_error",
-            "internal",
-            "simulator storage failed",
-        )),
-    }
+    guarded(&sim, &headers, async {
+        let params = match query_params(query) {
+            Ok(params) => params,
+            Err(err) => return reply(err),
+        };
+        reply(in_tx!(sim, |tx| match load(&mut tx, &id).await? {
+            Some(pi) => (
+                StatusCode::OK,
+                render(&sim, &pi, params.expands("latest_charge"))
+            ),
+            None => missing("payment_intent", &id),
+        }))
+    })
+    .await
 }
 
-/// Moves a PaymentIntent from one of `from` to `to`, or answers Stripe's unexpected-state error.
-async fn transition(
-    sim: &Simulator,
-    headers: &HeaderMap,
-    id: &str,
-    from: &[&str],
-    to: &str,
+/// `GET /v1/payment_intents`: newest first, `limit` (1–100) a page, `starting_after` the
+/// last id of the previous page; `expand[]=data.latest_charge` inlines the charges.
+async fn list(
+    State(sim): State<Simulator>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
 ) -> Response {
-    if !authorized(sim, headers) {
-        return unauthorized();
-    }
-    let result = async {
-        let now = sim.inner.clock.now_ms();
-        let mut tx = sim.inner.db.pool.begin().await?;
-        let current: Option<String> = sqlx::query_scalar(
-            "SELECT status FROM sim_payments WHERE id = $1 AND protocol = 'stripe'",
-        )
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(current) = current else {
-            return Ok(None);
+    guarded(&sim, &headers, async {
+        let params = match query_params(query) {
+            Ok(params) => params,
+            Err(err) => return reply(err),
         };
-        if !from.contains(&current.as_str()) {
-            return Ok(Some(Err(current)));
-        }
-        sqlx::query(
-            "UPDATE sim_payments SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4",
-        )
-        .bind(to)
-        .bind(now)
-        .bind(id)
-        .bind(&current)
-        .execute(&mut *tx)
-        .await?;
-        queue_event(sim, &mut tx, id, to, None, now).await?;
-        tx.commit().await?;
-        Ok::<_, sqlx::Error>(Some(Ok(())))
-    }
-    .await;
-    match result {
-        Ok(None) => reply(error(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            "resource_missing",
-            &format!("No such payment_intent: '{id}'"),
-        )),
-        Ok(Some(Err(current))) => {
-            let message = format!(
-                "This PaymentIntent's status is {current}; the action needs one of {from:?}."
-            );
-            let mut err = error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "payment_intent_unexpected_state",
-                &message,
-            );
-            err.1["error"]["payment_intent"] =
-                intent(sim, id).await.ok().flatten().unwrap_or(Value::Null);
-            reply(err)
-        }
-        Ok(Some(Ok(()))) => reply((
-            StatusCode::OK,
-            intent(sim, id).await.ok().flatten().unwrap_or(Value::Null),
-        )),
-        Err(_) => reply(error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "api_error",
-            "internal",
-            "simulator storage failed",
-        )),
-    }
+        let expand = params.expands("data.latest_charge");
+        reply(in_tx!(sim, |tx| {
+            let rows = sqlx::query(&format!(
+                "SELECT {INTENT_COLUMNS} FROM sim_payments WHERE protocol = 'stripe' ORDER BY created_at DESC, id DESC"
+            ))
+            .fetch_all(&mut *tx)
+            .await?;
+            let intents = rows.iter().map(|r| render(&sim, &Intent::from_row(r), expand)).collect();
+            list_page(&params, intents, "/v1/payment_intents")
+        }))
+    })
+    .await
 }
 
 async fn capture(
     State(sim): State<Simulator>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    body: Bytes,
 ) -> Response {
-    transition(&sim, &headers, &id, &["requires_capture"], "succeeded").await
+    let target = format!("POST /v1/payment_intents/{id}/capture");
+    guarded(
+        &sim,
+        &headers,
+        idempotent(&sim, &headers, &target, &body, || async {
+            match body_params(&body) {
+                Ok(params) => in_tx!(sim, |tx| capture_in(&sim, &mut tx, &id, &params).await?),
+                Err(err) => err,
+            }
+        }),
+    )
+    .await
+}
+
+/// Takes the whole authorization or `amount_to_capture` of it; Stripe releases the rest.
+async fn capture_in(
+    sim: &Simulator,
+    tx: &mut AnyConnection,
+    id: &str,
+    params: &Params,
+) -> Result<Reply, sqlx::Error> {
+    let Some(pi) = load(tx, id).await? else {
+        return Ok(missing("payment_intent", id));
+    };
+    if pi.status != "requires_capture" {
+        return Ok(unexpected_state(sim, &pi, "capture"));
+    }
+    let amount = match params.integer("amount_to_capture") {
+        Ok(amount) => amount.unwrap_or(pi.amount),
+        Err(err) => return Ok(err),
+    };
+    if amount > pi.amount {
+        return Ok(invalid(
+            "amount_too_large",
+            &format!(
+                "The amount_to_capture ({amount}) is greater than the amount capturable ({}).",
+                pi.amount
+            ),
+        ));
+    }
+    if amount < 1 {
+        return Ok(invalid(
+            "amount_too_small",
+            "amount_to_capture must be at least 1.",
+        ));
+    }
+    sqlx::query(
+        "UPDATE sim_payments SET status = 'succeeded', amount_captured = $1, updated_at = $2
+         WHERE id = $3 AND status = 'requires_capture'",
+    )
+    .bind(amount)
+    .bind(sim.inner.clock.now_ms())
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    queue_intent_event(sim, tx, id).await?;
+    let pi = load(tx, id).await?.expect("the row was just updated");
+    Ok((
+        StatusCode::OK,
+        render(sim, &pi, params.expands("latest_charge")),
+    ))
 }
 
 async fn cancel(
     State(sim): State<Simulator>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    body: Bytes,
 ) -> Response {
-    transition(
-        &sim,
-        &headers,
-        &id,
-        &[
-            "requires_payment_method",
-            "requires_capture",
-            "requires_confirmation",
-            "requires_action",
-            "processing",
-        ],
-        "canceled",
-    )
+    let target = format!("POST /v1/payment_intents/{id}/cancel");
+    guarded(&sim, &headers, idempotent(&sim, &headers, &target, &body, || async {
+        in_tx!(sim, |tx| {
+            match load(&mut tx, &id).await? {
+                None => missing("payment_intent", &id),
+                Some(pi) if !CANCELABLE.contains(&pi.status.as_str()) => {
+                    unexpected_state(&sim, &pi, "cancel")
+                }
+                Some(_) => {
+                    sqlx::query("UPDATE sim_payments SET status = 'canceled', updated_at = $1 WHERE id = $2")
+                        .bind(sim.inner.clock.now_ms())
+                        .bind(&id)
+                        .execute(&mut *tx)
+                        .await?;
+                    queue_intent_event(&sim, &mut tx, &id).await?;
+                    let pi = load(&mut tx, &id).await?.expect("the row was just updated");
+                    (StatusCode::OK, render(&sim, &pi, false))
+                }
+            }
+        })
+    }))
     .await
-}
-
-async fn refund(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Response {
-    if !authorized(&sim, &headers) {
-        return unauthorized();
-    }
-    let form = form_pairs(&body).unwrap_or_default();
-    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    let (Some(pi_id), Some(amount)) = (
-        field("payment_intent"),
-        field("amount").and_then(|a| a.parse::<i64>().ok()),
-    ) else {
-        return reply(error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            "parameter_missing",
-            "payment_intent and amount are required",
-        ));
-    };
-    let key = headers
-        .get("idempotency-key")
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-        .unwrap_or_else(|| new_id("idk"));
-    let idem_key: Option<String> = sqlx::query_scalar(
-        "SELECT idem_key FROM sim_payments WHERE id = $1 AND protocol = 'stripe'",
-    )
-    .bind(&pi_id)
-    .fetch_optional(&sim.inner.db.pool)
-    .await
-    .ok()
-    .flatten();
-    let Some(payment_key) = idem_key else {
-        return reply(error(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            "resource_missing",
-            &format!("No such payment_intent: '{pi_id}'"),
-        ));
-    };
-    match sim.refund_inner(&payment_key, &key, amount).await {
-        Ok(()) => reply((
-            StatusCode::OK,
-            json!({"id": format!("re_{}", &sha256_hex(key.as_bytes())[..24]), "object": "refund",
-            "amount": amount, "payment_intent": pi_id, "status": "succeeded"}),
-        )),
-        Err(err) => reply(error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            "charge_already_refunded",
-            &err.to_string(),
-        )),
-    }
 }
