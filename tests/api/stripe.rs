@@ -155,19 +155,20 @@ async fn stripe_three_d_secure_completes_by_webhook(b: Backend) {
         .to_string();
     assert_eq!(app.http.get(&url).send().await.unwrap().status(), 200);
     let order = app.wait_for_status(&id, "confirmed").await;
-    // The authorization arrived by webhook; Till then captured it.
-    let pi = intent(
-        &app,
-        &gateway_ref(&app, payment["id"].as_str().unwrap()).await,
-    )
-    .await;
-    assert_eq!(pi["status"], "succeeded");
     for _ in 0..100 {
         if app.order(&id).await["payments"][0]["status"] == "succeeded" {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    // The authorization arrived by webhook; Till then captured it (after confirming, so
+    // the capture is awaited above rather than raced).
+    let pi = intent(
+        &app,
+        &gateway_ref(&app, payment["id"].as_str().unwrap()).await,
+    )
+    .await;
+    assert_eq!(pi["status"], "succeeded");
     assert_eq!(
         app.order(&id).await["payments"][0]["status"],
         "succeeded",

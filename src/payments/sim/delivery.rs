@@ -4,7 +4,7 @@
 //! back an event. No database connection is held during a POST.
 
 use rand::Rng;
-use serde_json::json;
+use serde_json::{json, Value};
 use sqlx::Row;
 
 use super::faults::WebhookFault;
@@ -36,24 +36,13 @@ impl Simulator {
                 (row.get("id"), row.get("payment_id"), row.get("outcome"));
             let failure_code: Option<String> = row.get("failure_code");
             if row.get::<String, _>("protocol") == "razorpay" {
-                // The customer completes a pending payment now (no-op for one already there).
-                sqlx::query("UPDATE sim_payments SET status = $1, failure_code = $2, updated_at = $3 WHERE id = $4 AND status = 'created'")
-                    .bind(&outcome)
-                    .bind(&failure_code)
-                    .bind(now)
-                    .bind(&payment_id)
-                    .execute(&self.inner.db.pool)
-                    .await?;
-                let Some(entity) = razorpay::payment(self, &payment_id)
+                let Some(body) = self
+                    .razorpay_event(&payment_id, &outcome, failure_code, row.get("object"), now)
                     .await?
-                    .and_then(|p| razorpay::as_of_event(p, &outcome))
                 else {
                     self.mark_delivered(&event_id, now).await?;
                     continue;
                 };
-                let body = json!({"entity": "event", "account_id": "acc_till_sim", "event": format!("payment.{outcome}"),
-                    "contains": ["payment"], "payload": {"payment": {"entity": entity}}, "created_at": now / 1000})
-                .to_string();
                 let signature = hmac_hex(&self.inner.razorpay_webhook_secret, body.as_bytes());
                 let headers = [
                     ("x-razorpay-signature", signature),
@@ -198,6 +187,50 @@ impl Simulator {
 }
 
 impl Simulator {
+    /// A Razorpay event's body. A refund event carries the entities it was queued with; a
+    /// payment event completes a pending payment now (no-op for one already past that) and
+    /// carries the payment as of that step, or nothing when the payment never got there.
+    async fn razorpay_event(
+        &self,
+        payment_id: &str,
+        outcome: &str,
+        failure_code: Option<String>,
+        object: Option<String>,
+        now: i64,
+    ) -> anyhow::Result<Option<String>> {
+        let (event, payload) = match object.and_then(|o| serde_json::from_str::<Value>(&o).ok()) {
+            Some(payload) => (outcome.to_string(), payload),
+            None => {
+                sqlx::query("UPDATE sim_payments SET status = $1, failure_code = $2, updated_at = $3 WHERE id = $4 AND status = 'created'")
+                    .bind(outcome)
+                    .bind(&failure_code)
+                    .bind(now)
+                    .bind(payment_id)
+                    .execute(&self.inner.db.pool)
+                    .await?;
+                let Some(entity) = razorpay::payment(self, payment_id)
+                    .await?
+                    .and_then(|p| razorpay::as_of_event(p, outcome))
+                else {
+                    return Ok(None);
+                };
+                (
+                    format!("payment.{outcome}"),
+                    json!({"payment": {"entity": entity}}),
+                )
+            }
+        };
+        let contains: Vec<&String> = payload
+            .as_object()
+            .map(|o| o.keys().collect())
+            .unwrap_or_default();
+        Ok(Some(
+            json!({"entity": "event", "account_id": "acc_till_sim", "event": event,
+                "contains": contains, "payload": payload, "created_at": now / 1000})
+            .to_string(),
+        ))
+    }
+
     /// A Stripe event's body: the object as it stood when the event was queued, under the
     /// type queued with it. An event queued without its object (the 3-D Secure page, or
     /// queued before events carried one) renders the PaymentIntent now and takes the type

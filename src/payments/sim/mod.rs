@@ -9,6 +9,7 @@
 mod delivery;
 pub mod faults;
 mod razorpay;
+mod razorpay_refunds;
 pub mod server;
 mod stripe;
 mod stripe_api;
@@ -226,12 +227,13 @@ impl Simulator {
     pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
         Router::new()
             .route("/sim/3ds/{id}", get(three_d_secure))
-            .route(
-                "/sim/razorpay/upi/{id}/approve",
-                get(razorpay::approve_intent),
-            )
             .nest("/sim/stripe", self.with_faults(stripe::router()))
-            .merge(self.with_faults(razorpay::router()))
+            .nest(
+                "/sim/razorpay",
+                Router::new()
+                    .route("/upi/{id}/approve", get(razorpay::approve_intent))
+                    .merge(self.with_faults(razorpay::router())),
+            )
             .with_state(self.clone())
     }
 
