@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Conformance: the official SDKs (stripe 16 and razorpay 2.0 for Python, stripe for Node)
+# against `till gateway-sim` started here as its own process, on a free port, with its own
+# SQLite database. Installs the pinned SDKs (a venv under /var/tmp, reused between runs;
+# tests/sdk/node_modules from package-lock.json) and fails loudly when an install, the
+# simulator or any test fails: nothing here is ever skipped.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/till-ci-target}"
+VENV="${TILL_SDK_VENV:-/var/tmp/till-sdk-venv}"
+fail() { echo "sdk: $*" >&2; exit 1; }
+
+# Node and npm come from Debian on a machine that lacks them.
+if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
+  (apt-get update -qq && apt-get install -y -qq nodejs npm) || fail "cannot install nodejs and npm"
+fi
+
+cargo build --locked --bin till || fail "cargo build failed"
+TILL="$CARGO_TARGET_DIR/debug/till"
+
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV" || fail "cannot create the Python venv at $VENV"
+fi
+"$VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt \
+  || fail "pip install of the pinned SDKs failed"
+(cd tests/sdk && npm ci --no-audit --no-fund --loglevel=error) || fail "npm ci failed"
+
+free_port() { "$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+PORT=$(free_port)
+HOOK_PORT=$(free_port)
+WORK=$(mktemp -d /var/tmp/till-sdk.XXXXXX)
+SIM_PID=""
+cleanup() {
+  if [ -n "$SIM_PID" ]; then kill "$SIM_PID" 2>/dev/null || true; wait "$SIM_PID" 2>/dev/null || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+export TILL_SDK_SIM_URL="http://127.0.0.1:$PORT"
+export TILL_SDK_WEBHOOK_PORT="$HOOK_PORT"
+export TILL_SDK_STRIPE_KEY="sk_test_sdk_$RANDOM$RANDOM"
+export TILL_SDK_STRIPE_WEBHOOK_SECRET="whsec_sdk_$RANDOM$RANDOM"
+export TILL_SDK_RAZORPAY_KEY_ID="rzp_test_sdk$RANDOM"
+export TILL_SDK_RAZORPAY_KEY_SECRET="rzp_secret_$RANDOM$RANDOM"
+export TILL_SDK_RAZORPAY_WEBHOOK_SECRET="rzp_whsec_$RANDOM$RANDOM"
+
+# Webhooks go to the listener inside the Python tests; until it is up they are retried.
+TILL_STRIPE_SECRET_KEY="$TILL_SDK_STRIPE_KEY" \
+TILL_STRIPE_WEBHOOK_SECRET="$TILL_SDK_STRIPE_WEBHOOK_SECRET" \
+TILL_RAZORPAY_KEY_ID="$TILL_SDK_RAZORPAY_KEY_ID" \
+TILL_RAZORPAY_KEY_SECRET="$TILL_SDK_RAZORPAY_KEY_SECRET" \
+TILL_RAZORPAY_WEBHOOK_SECRET="$TILL_SDK_RAZORPAY_WEBHOOK_SECRET" \
+RUST_LOG="${RUST_LOG:-error}" \
+  "$TILL" gateway-sim --listen "127.0.0.1:$PORT" --till-url "http://127.0.0.1:$HOOK_PORT" \
+    --database-url "sqlite://$WORK/gateway-sim.db" --delay-ms 200 >"$WORK/gateway-sim.log" 2>&1 &
+SIM_PID=$!
+for _ in $(seq 1 100); do
+  curl -s -o /dev/null "$TILL_SDK_SIM_URL/v1/payment_intents" && break
+  kill -0 "$SIM_PID" 2>/dev/null || { cat "$WORK/gateway-sim.log" >&2; fail "till gateway-sim exited"; }
+  sleep 0.1
+done
+curl -s -o /dev/null "$TILL_SDK_SIM_URL/v1/payment_intents" || fail "till gateway-sim does not answer"
+
+status=0
+echo "sdk: Python (stripe, razorpay) against $TILL_SDK_SIM_URL"
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/sdk/test_sdk.py || status=1
+echo "sdk: Node (stripe) against $TILL_SDK_SIM_URL"
+(cd tests/sdk && node --test stripe.test.mjs) || status=1
+if [ "$status" -ne 0 ]; then
+  echo "sdk: gateway-sim log:" >&2; tail -n 50 "$WORK/gateway-sim.log" >&2
+  fail "conformance tests failed"
+fi
+echo "sdk: all conformance tests passed"
