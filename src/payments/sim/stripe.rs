@@ -16,8 +16,8 @@ use serde_json::{json, Value};
 use sqlx::{AnyConnection, Row};
 
 use super::stripe_api::{
-    body_params, error, guarded, idempotent, invalid, list_page, missing, query_params, reply,
-    unknown_route, version_header, wrong_method, Params, Reply,
+    error, form_post, invalid, list_page, missing, query_get, unknown_route, version_header,
+    wrong_method, Params, Reply,
 };
 use super::{plan, stripe_refunds, Plan, Simulator};
 use crate::ids::{new_id, sha256_hex};
@@ -360,39 +360,14 @@ fn unexpected_state(sim: &Simulator, pi: &Intent, action: &str) -> Reply {
     err
 }
 
-/// Runs one database transaction for a handler; a storage error answers 500.
-macro_rules! in_tx {
-    ($sim:expr, |$tx:ident| $body:expr) => {{
-        let result = async {
-            let mut $tx = $sim.inner.db.pool.begin().await?;
-            let answer: Reply = $body;
-            $tx.commit().await?;
-            Ok::<Reply, sqlx::Error>(answer)
-        }
-        .await;
-        result.unwrap_or_else(super::stripe_api::storage_failed)
-    }};
-}
-pub(super) use in_tx;
-
 async fn create(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Response {
-    guarded(
-        &sim,
-        &headers,
-        idempotent(
-            &sim,
-            &headers,
-            "POST /v1/payment_intents",
-            &body,
-            || async {
-                match body_params(&body) {
-                    Ok(params) => in_tx!(sim, |tx| create_in(&sim, &mut tx, &params).await?),
-                    Err(err) => err,
-                }
-            },
-        ),
+    form_post!(
+        sim,
+        headers,
+        "POST /v1/payment_intents",
+        body,
+        |tx, params| { create_in(&sim, &mut tx, &params).await? }
     )
-    .await
 }
 
 /// What a create asks for, checked before anything is written.
@@ -511,17 +486,9 @@ async fn confirm(
     body: Bytes,
 ) -> Response {
     let target = format!("POST /v1/payment_intents/{id}/confirm");
-    guarded(
-        &sim,
-        &headers,
-        idempotent(&sim, &headers, &target, &body, || async {
-            match body_params(&body) {
-                Ok(params) => in_tx!(sim, |tx| confirm_in(&sim, &mut tx, &id, &params).await?),
-                Err(err) => err,
-            }
-        }),
-    )
-    .await
+    form_post!(sim, headers, &target, body, |tx, params| {
+        confirm_in(&sim, &mut tx, &id, &params).await?
+    })
 }
 
 /// Confirms an intent with its payment method (or the one `params` name): the card's
@@ -591,20 +558,18 @@ async fn retrieve(
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    guarded(&sim, &headers, async {
-        let params = match query_params(query) {
-            Ok(params) => params,
-            Err(err) => return reply(err),
-        };
-        reply(in_tx!(sim, |tx| match load(&mut tx, &id).await? {
+    query_get!(
+        sim,
+        headers,
+        query,
+        |tx, params| match load(&mut tx, &id).await? {
             Some(pi) => (
                 StatusCode::OK,
                 render(&sim, &pi, params.expands("latest_charge"))
             ),
             None => missing("payment_intent", &id),
-        }))
-    })
-    .await
+        }
+    )
 }
 
 /// `GET /v1/payment_intents`: newest first, `limit` (1–100) a page, `starting_after` the
@@ -614,23 +579,19 @@ async fn list(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    guarded(&sim, &headers, async {
-        let params = match query_params(query) {
-            Ok(params) => params,
-            Err(err) => return reply(err),
-        };
+    query_get!(sim, headers, query, |tx, params| {
+        let rows = sqlx::query(&format!(
+            "SELECT {INTENT_COLUMNS} FROM sim_payments WHERE protocol = 'stripe' ORDER BY created_at DESC, id DESC"
+        ))
+        .fetch_all(&mut *tx)
+        .await?;
         let expand = params.expands("data.latest_charge");
-        reply(in_tx!(sim, |tx| {
-            let rows = sqlx::query(&format!(
-                "SELECT {INTENT_COLUMNS} FROM sim_payments WHERE protocol = 'stripe' ORDER BY created_at DESC, id DESC"
-            ))
-            .fetch_all(&mut *tx)
-            .await?;
-            let intents = rows.iter().map(|r| render(&sim, &Intent::from_row(r), expand)).collect();
-            list_page(&params, intents, "/v1/payment_intents")
-        }))
+        let intents = rows
+            .iter()
+            .map(|r| render(&sim, &Intent::from_row(r), expand))
+            .collect();
+        list_page(&params, intents, "/v1/payment_intents")
     })
-    .await
 }
 
 async fn capture(
@@ -640,17 +601,9 @@ async fn capture(
     body: Bytes,
 ) -> Response {
     let target = format!("POST /v1/payment_intents/{id}/capture");
-    guarded(
-        &sim,
-        &headers,
-        idempotent(&sim, &headers, &target, &body, || async {
-            match body_params(&body) {
-                Ok(params) => in_tx!(sim, |tx| capture_in(&sim, &mut tx, &id, &params).await?),
-                Err(err) => err,
-            }
-        }),
-    )
-    .await
+    form_post!(sim, headers, &target, body, |tx, params| {
+        capture_in(&sim, &mut tx, &id, &params).await?
+    })
 }
 
 /// Takes the whole authorization or `amount_to_capture` of it; Stripe releases the rest.
@@ -709,25 +662,28 @@ async fn cancel(
     body: Bytes,
 ) -> Response {
     let target = format!("POST /v1/payment_intents/{id}/cancel");
-    guarded(&sim, &headers, idempotent(&sim, &headers, &target, &body, || async {
-        in_tx!(sim, |tx| {
-            match load(&mut tx, &id).await? {
-                None => missing("payment_intent", &id),
-                Some(pi) if !CANCELABLE.contains(&pi.status.as_str()) => {
-                    unexpected_state(&sim, &pi, "cancel")
-                }
-                Some(_) => {
-                    sqlx::query("UPDATE sim_payments SET status = 'canceled', updated_at = $1 WHERE id = $2")
-                        .bind(sim.inner.clock.now_ms())
-                        .bind(&id)
-                        .execute(&mut *tx)
-                        .await?;
-                    queue_intent_event(&sim, &mut tx, &id).await?;
-                    let pi = load(&mut tx, &id).await?.expect("the row was just updated");
-                    (StatusCode::OK, render(&sim, &pi, false))
-                }
-            }
-        })
-    }))
-    .await
+    form_post!(sim, headers, &target, body, |tx, _params| {
+        cancel_in(&sim, &mut tx, &id).await?
+    })
+}
+
+async fn cancel_in(
+    sim: &Simulator,
+    tx: &mut AnyConnection,
+    id: &str,
+) -> Result<Reply, sqlx::Error> {
+    let Some(pi) = load(tx, id).await? else {
+        return Ok(missing("payment_intent", id));
+    };
+    if !CANCELABLE.contains(&pi.status.as_str()) {
+        return Ok(unexpected_state(sim, &pi, "cancel"));
+    }
+    sqlx::query("UPDATE sim_payments SET status = 'canceled', updated_at = $1 WHERE id = $2")
+        .bind(sim.inner.clock.now_ms())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    queue_intent_event(sim, tx, id).await?;
+    let pi = load(tx, id).await?.expect("the row was just updated");
+    Ok((StatusCode::OK, render(sim, &pi, false)))
 }

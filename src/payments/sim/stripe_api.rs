@@ -187,6 +187,62 @@ pub(super) fn query_params(query: Option<String>) -> Result<Params, Reply> {
         .ok_or_else(|| invalid("parameter_invalid", "Invalid query string"))
 }
 
+/// Runs one database transaction for a handler; a storage error answers 500.
+macro_rules! in_tx {
+    ($sim:expr, |$tx:ident| $body:expr) => {{
+        let result = async {
+            let mut $tx = $sim.inner.db.pool.begin().await?;
+            let answer: $crate::payments::sim::stripe_api::Reply = $body;
+            $tx.commit().await?;
+            Ok::<_, sqlx::Error>(answer)
+        }
+        .await;
+        result.unwrap_or_else($crate::payments::sim::stripe_api::storage_failed)
+    }};
+}
+pub(super) use in_tx;
+
+/// A Stripe POST: authenticated, run under its idempotency key (`target` is its method and
+/// path), its form body parsed, the work done in one transaction.
+macro_rules! form_post {
+    ($sim:expr, $headers:expr, $target:expr, $body:expr, |$tx:ident, $params:ident| $work:expr) => {
+        $crate::payments::sim::stripe_api::guarded(
+            &$sim,
+            &$headers,
+            $crate::payments::sim::stripe_api::idempotent(
+                &$sim,
+                &$headers,
+                $target,
+                &$body,
+                || async {
+                    match $crate::payments::sim::stripe_api::body_params(&$body) {
+                        Ok($params) => $crate::payments::sim::stripe_api::in_tx!($sim, |$tx| $work),
+                        Err(err) => err,
+                    }
+                },
+            ),
+        )
+        .await
+    };
+}
+pub(super) use form_post;
+
+/// A Stripe GET: authenticated, its query parsed, the read done in one transaction.
+macro_rules! query_get {
+    ($sim:expr, $headers:expr, $query:expr, |$tx:ident, $params:ident| $work:expr) => {
+        $crate::payments::sim::stripe_api::guarded(&$sim, &$headers, async {
+            $crate::payments::sim::stripe_api::reply(
+                match $crate::payments::sim::stripe_api::query_params($query) {
+                    Ok($params) => $crate::payments::sim::stripe_api::in_tx!($sim, |$tx| $work),
+                    Err(err) => err,
+                },
+            )
+        })
+        .await
+    };
+}
+pub(super) use query_get;
+
 /// Parses a POST body, or answers Stripe's error for one that is not form-encoded.
 pub(super) fn body_params(body: &Bytes) -> Result<Params, Reply> {
     Params::parse(body).ok_or_else(|| invalid("parameter_invalid", "Invalid form body"))

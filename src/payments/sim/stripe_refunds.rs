@@ -12,11 +12,8 @@ use axum::Router;
 use serde_json::{json, Value};
 use sqlx::{AnyConnection, Row};
 
-use super::stripe::{charge, charge_id_of, in_tx, intent_id_of, load, queue_event, Intent};
-use super::stripe_api::{
-    body_params, error, guarded, idempotent, invalid, list_page, missing, query_params, reply,
-    Params, Reply,
-};
+use super::stripe::{charge, charge_id_of, intent_id_of, load, queue_event, Intent};
+use super::stripe_api::{error, form_post, invalid, list_page, missing, query_get, Params, Reply};
 use super::Simulator;
 use crate::ids::{new_id, sha256_hex};
 
@@ -61,17 +58,9 @@ fn render(r: &sqlx::any::AnyRow) -> Value {
 }
 
 async fn create(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Response {
-    guarded(
-        &sim,
-        &headers,
-        idempotent(&sim, &headers, "POST /v1/refunds", &body, || async {
-            match body_params(&body) {
-                Ok(params) => in_tx!(sim, |tx| create_in(&sim, &mut tx, &params).await?),
-                Err(err) => err,
-            }
-        }),
-    )
-    .await
+    form_post!(sim, headers, "POST /v1/refunds", body, |tx, params| {
+        create_in(&sim, &mut tx, &params).await?
+    })
 }
 
 /// The intent a refund names, by `payment_intent` or by `charge`.
@@ -203,22 +192,20 @@ async fn retrieve(
     State(sim): State<Simulator>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> Response {
-    guarded(&sim, &headers, async {
-        reply(in_tx!(sim, |tx| {
-            let row = sqlx::query(&format!(
-                "{REFUND_SELECT} WHERE r.refund_id = $1 AND r.protocol = 'stripe'"
-            ))
-            .bind(&id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            match row {
-                Some(row) => (StatusCode::OK, render(&row)),
-                None => missing("refund", &id),
-            }
-        }))
+    query_get!(sim, headers, query, |tx, _params| {
+        let row = sqlx::query(&format!(
+            "{REFUND_SELECT} WHERE r.refund_id = $1 AND r.protocol = 'stripe'"
+        ))
+        .bind(&id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        match row {
+            Some(row) => (StatusCode::OK, render(&row)),
+            None => missing("refund", &id),
+        }
     })
-    .await
 }
 
 /// `GET /v1/refunds`: newest first, optionally of one `payment_intent` or `charge`.
@@ -227,24 +214,17 @@ async fn list(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    guarded(&sim, &headers, async {
-        let params = match query_params(query) {
-            Ok(params) => params,
-            Err(err) => return reply(err),
-        };
+    query_get!(sim, headers, query, |tx, params| {
         let intent = params
             .get("payment_intent")
             .map(str::to_string)
             .or_else(|| params.get("charge").and_then(intent_id_of));
-        reply(in_tx!(sim, |tx| {
-            let rows = sqlx::query(&format!(
-                "{REFUND_SELECT} WHERE ($1 IS NULL OR p.id = $1) ORDER BY r.created_at DESC, r.idem_key DESC"
-            ))
-            .bind(&intent)
-            .fetch_all(&mut *tx)
-            .await?;
-            list_page(&params, rows.iter().map(render).collect(), "/v1/refunds")
-        }))
+        let rows = sqlx::query(&format!(
+            "{REFUND_SELECT} WHERE ($1 IS NULL OR p.id = $1) ORDER BY r.created_at DESC, r.idem_key DESC"
+        ))
+        .bind(&intent)
+        .fetch_all(&mut *tx)
+        .await?;
+        list_page(&params, rows.iter().map(render).collect(), "/v1/refunds")
     })
-    .await
 }
