@@ -113,12 +113,10 @@ async fn refund_in(
     key: Option<String>,
 ) -> Result<Result<Value, String>, sqlx::Error> {
     if let Some(key) = &key {
-        let seen = sqlx::query(&format!(
-            "{REFUND_SELECT} WHERE r.idem_key = $1 AND r.protocol = 'razorpay'"
-        ))
-        .bind(key)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let seen = sqlx::query(&format!("{REFUND_SELECT} WHERE r.idem_key = $1"))
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?;
         if let Some(row) = seen {
             return Ok(Ok(render(&row)));
         }
@@ -229,7 +227,7 @@ async fn rows(
 ) -> Result<Vec<Value>, sqlx::Error> {
     let (count, skip) = page.bounds();
     let rows = sqlx::query(&format!(
-        "{REFUND_SELECT} WHERE r.protocol = 'razorpay' AND ($1 IS NULL OR r.payment_id = $1)
+        "{REFUND_SELECT} WHERE ($1 IS NULL OR r.payment_id = $1)
            AND ($2 IS NULL OR r.refund_id = $2)
          ORDER BY r.created_at DESC, r.refund_id DESC LIMIT $3 OFFSET $4"
     ))

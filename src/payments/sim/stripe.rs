@@ -348,6 +348,17 @@ async fn queue_intent_event(
     queue_event(sim, conn, id, event_type(&pi.status), &object, &pi.status).await
 }
 
+/// Another request moved the intent between our read and our guarded update (PostgreSQL):
+/// nothing happened, and a retry under the same key reads the new state.
+pub(super) fn contended() -> Reply {
+    error(
+        StatusCode::CONFLICT,
+        "invalid_request_error",
+        "lock_timeout",
+        "This object cannot be accessed right now because another API request or Stripe process is currently accessing it.",
+    )
+}
+
 fn unexpected_state(sim: &Simulator, pi: &Intent, action: &str) -> Reply {
     let mut err = invalid(
         "payment_intent_unexpected_state",
@@ -522,9 +533,9 @@ async fn confirm_in(
         return Ok(no_such_method(&pm));
     };
     let (status, failure) = confirmed_status(&plan, pi.manual);
-    sqlx::query(
+    let updated = sqlx::query(
         "UPDATE sim_payments SET status = $1, failure_code = $2, source = $3,
-           return_url = COALESCE($4, return_url), updated_at = $5 WHERE id = $6",
+           return_url = COALESCE($4, return_url), updated_at = $5 WHERE id = $6 AND status = $7",
     )
     .bind(status)
     .bind(failure)
@@ -532,8 +543,13 @@ async fn confirm_in(
     .bind(params.get("return_url"))
     .bind(sim.inner.clock.now_ms())
     .bind(id)
+    .bind(&pi.status)
     .execute(&mut *tx)
-    .await?;
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        return Ok(contended());
+    }
     queue_intent_event(sim, tx, id).await?;
     let pi = load(tx, id).await?.expect("the row was just updated");
     let rendered = render(sim, &pi, params.expands("latest_charge"));
@@ -638,7 +654,7 @@ async fn capture_in(
             "amount_to_capture must be at least 1.",
         ));
     }
-    sqlx::query(
+    let updated = sqlx::query(
         "UPDATE sim_payments SET status = 'succeeded', amount_captured = $1, updated_at = $2
          WHERE id = $3 AND status = 'requires_capture'",
     )
@@ -646,7 +662,11 @@ async fn capture_in(
     .bind(sim.inner.clock.now_ms())
     .bind(id)
     .execute(&mut *tx)
-    .await?;
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        return Ok(contended());
+    }
     queue_intent_event(sim, tx, id).await?;
     let pi = load(tx, id).await?.expect("the row was just updated");
     Ok((
@@ -678,11 +698,18 @@ async fn cancel_in(
     if !CANCELABLE.contains(&pi.status.as_str()) {
         return Ok(unexpected_state(sim, &pi, "cancel"));
     }
-    sqlx::query("UPDATE sim_payments SET status = 'canceled', updated_at = $1 WHERE id = $2")
-        .bind(sim.inner.clock.now_ms())
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+    let updated = sqlx::query(
+        "UPDATE sim_payments SET status = 'canceled', updated_at = $1 WHERE id = $2 AND status = $3",
+    )
+    .bind(sim.inner.clock.now_ms())
+    .bind(id)
+    .bind(&pi.status)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        return Ok(contended());
+    }
     queue_intent_event(sim, tx, id).await?;
     let pi = load(tx, id).await?.expect("the row was just updated");
     Ok((StatusCode::OK, render(sim, &pi, false)))

@@ -249,8 +249,8 @@ pub(super) fn body_params(body: &Bytes) -> Result<Params, Reply> {
 }
 
 /// Runs a POST under its `Idempotency-Key`, as Stripe does: the key is claimed before the
-/// work starts, the answer stored with it (5xx answers are not stored, so a retry redoes
-/// the work), and a request with the same key is answered from the store.
+/// work starts, the answer stored with it (5xx and 409 answers are not stored, so a retry
+/// redoes the work), and a request with the same key is answered from the store.
 pub(super) async fn idempotent<F, Fut>(
     sim: &Simulator,
     headers: &HeaderMap,
@@ -289,7 +289,10 @@ where
         Err(err) => return reply(storage_failed(err)),
     }
     let (status, answer) = run().await;
-    let stored = if status.is_server_error() {
+    // Stripe keeps no answer for a request that failed on its side or met a concurrent one:
+    // a retry under the key does the work.
+    let kept = !(status.is_server_error() || status == StatusCode::CONFLICT);
+    let stored = if !kept {
         sqlx::query("DELETE FROM sim_stripe_requests WHERE idem_key = $1")
             .bind(&key)
             .execute(pool)

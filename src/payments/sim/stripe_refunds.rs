@@ -12,8 +12,8 @@ use axum::Router;
 use serde_json::{json, Value};
 use sqlx::{AnyConnection, Row};
 
-use super::stripe::{charge, charge_id_of, intent_id_of, load, queue_event, Intent};
-use super::stripe_api::{error, form_post, invalid, list_page, missing, query_get, Params, Reply};
+use super::stripe::{charge, charge_id_of, contended, intent_id_of, load, queue_event, Intent};
+use super::stripe_api::{form_post, invalid, list_page, missing, query_get, Params, Reply};
 use super::Simulator;
 use crate::ids::{new_id, sha256_hex};
 
@@ -148,13 +148,7 @@ async fn create_in(
     .await?
     .rows_affected();
     if moved == 0 {
-        // Another refund landed between the read and the update (PostgreSQL); try again.
-        return Ok(error(
-            StatusCode::CONFLICT,
-            "api_error",
-            "lock_timeout",
-            "This object cannot be accessed right now because another API request or Stripe process is currently accessing it.",
-        ));
+        return Ok(contended());
     }
     let id = new_id("re");
     sqlx::query(
