@@ -13,6 +13,7 @@ mod razorpay_refunds;
 pub mod server;
 mod stripe;
 mod stripe_api;
+mod stripe_objects;
 mod stripe_refunds;
 
 use std::sync::{Arc, RwLock};
