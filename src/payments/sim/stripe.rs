@@ -8,7 +8,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
@@ -24,7 +24,7 @@ pub(super) use super::stripe_objects::{
 };
 use super::{plan, stripe_refunds, Plan, Simulator};
 use crate::ids::new_id;
-use crate::payments::Method;
+use crate::payments::Method as PaymentMethod;
 
 /// The Stripe API, paths relative to its base (`/v1/...`), with Stripe's answers for
 /// unknown paths and methods.
@@ -32,9 +32,7 @@ pub fn router() -> Router<Simulator> {
     Router::new()
         .route("/v1/payment_intents", post(create).get(list))
         .route("/v1/payment_intents/{id}", get(retrieve))
-        .route("/v1/payment_intents/{id}/confirm", post(confirm))
-        .route("/v1/payment_intents/{id}/capture", post(capture))
-        .route("/v1/payment_intents/{id}/cancel", post(cancel))
+        .route("/v1/payment_intents/{id}/{action}", post(act))
         .merge(stripe_refunds::router())
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
@@ -115,6 +113,21 @@ async fn queue_intent_event(
     queue_event(sim, conn, id, event_type(&pi.status), &object, &pi.status).await
 }
 
+/// After a guarded update: the event for the status reached and the intent as it now is,
+/// or the 409 when another request changed the intent first (`updated` is 0).
+async fn moved(
+    sim: &Simulator,
+    tx: &mut AnyConnection,
+    id: &str,
+    updated: u64,
+) -> Result<Result<Intent, Reply>, sqlx::Error> {
+    if updated == 0 {
+        return Ok(Err(contended()));
+    }
+    queue_intent_event(sim, tx, id).await?;
+    Ok(Ok(load(tx, id).await?.expect("the row was just updated")))
+}
+
 /// Another request moved the intent between our read and our guarded update (PostgreSQL):
 /// nothing happened, and a retry under the same key reads the new state.
 pub(super) fn contended() -> Reply {
@@ -184,7 +197,7 @@ fn new_intent(params: &Params) -> Result<NewIntent, Reply> {
     };
     let payment_method = params.get("payment_method").map(str::to_string);
     if let Some(pm) = &payment_method {
-        plan(Method::Card, pm).ok_or_else(|| no_such_method(pm))?;
+        plan(PaymentMethod::Card, pm).ok_or_else(|| no_such_method(pm))?;
     }
     Ok(NewIntent {
         amount,
@@ -257,16 +270,29 @@ async fn create_in(
     ))
 }
 
-async fn confirm(
+/// `POST /v1/payment_intents/{id}/confirm`, `…/capture` and `…/cancel`.
+async fn act(
     State(sim): State<Simulator>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Path((id, action)): Path<(String, String)>,
+    uri: Uri,
     body: Bytes,
 ) -> Response {
-    let target = format!("POST /v1/payment_intents/{id}/confirm");
-    form_post!(sim, headers, &target, body, |tx, params| {
-        confirm_in(&sim, &mut tx, &id, &params).await?
-    })
+    if !matches!(action.as_str(), "confirm" | "capture" | "cancel") {
+        return unknown_route(Method::POST, uri).await;
+    }
+    let target = format!("POST /v1/payment_intents/{id}/{action}");
+    form_post!(
+        sim,
+        headers,
+        &target,
+        body,
+        |tx, params| match action.as_str() {
+            "confirm" => confirm_in(&sim, &mut tx, &id, &params).await?,
+            "capture" => capture_in(&sim, &mut tx, &id, &params).await?,
+            _ => cancel_in(&sim, &mut tx, &id).await?,
+        }
+    )
 }
 
 /// Confirms an intent with its payment method (or the one `params` name): the card's
@@ -296,7 +322,7 @@ async fn confirm_in(
             "You cannot confirm this PaymentIntent because it's missing a payment method.",
         ));
     };
-    let Some(plan) = plan(Method::Card, &pm) else {
+    let Some(plan) = plan(PaymentMethod::Card, &pm) else {
         return Ok(no_such_method(&pm));
     };
     let (status, failure) = confirmed_status(&plan, pi.manual);
@@ -314,11 +340,10 @@ async fn confirm_in(
     .execute(&mut *tx)
     .await?
     .rows_affected();
-    if updated == 0 {
-        return Ok(contended());
-    }
-    queue_intent_event(sim, tx, id).await?;
-    let pi = load(tx, id).await?.expect("the row was just updated");
+    let pi = match moved(sim, tx, id, updated).await? {
+        Ok(pi) => pi,
+        Err(err) => return Ok(err),
+    };
     let rendered = render(sim, &pi, params.expands("latest_charge"));
     if failure.is_none() {
         return Ok((StatusCode::OK, rendered));
@@ -377,18 +402,6 @@ async fn list(
     })
 }
 
-async fn capture(
-    State(sim): State<Simulator>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    let target = format!("POST /v1/payment_intents/{id}/capture");
-    form_post!(sim, headers, &target, body, |tx, params| {
-        capture_in(&sim, &mut tx, &id, &params).await?
-    })
-}
-
 /// Takes the whole authorization or `amount_to_capture` of it; Stripe releases the rest.
 async fn capture_in(
     sim: &Simulator,
@@ -431,27 +444,14 @@ async fn capture_in(
     .execute(&mut *tx)
     .await?
     .rows_affected();
-    if updated == 0 {
-        return Ok(contended());
-    }
-    queue_intent_event(sim, tx, id).await?;
-    let pi = load(tx, id).await?.expect("the row was just updated");
+    let pi = match moved(sim, tx, id, updated).await? {
+        Ok(pi) => pi,
+        Err(err) => return Ok(err),
+    };
     Ok((
         StatusCode::OK,
         render(sim, &pi, params.expands("latest_charge")),
     ))
-}
-
-async fn cancel(
-    State(sim): State<Simulator>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    let target = format!("POST /v1/payment_intents/{id}/cancel");
-    form_post!(sim, headers, &target, body, |tx, _params| {
-        cancel_in(&sim, &mut tx, &id).await?
-    })
 }
 
 async fn cancel_in(
@@ -474,10 +474,9 @@ async fn cancel_in(
     .execute(&mut *tx)
     .await?
     .rows_affected();
-    if updated == 0 {
-        return Ok(contended());
-    }
-    queue_intent_event(sim, tx, id).await?;
-    let pi = load(tx, id).await?.expect("the row was just updated");
+    let pi = match moved(sim, tx, id, updated).await? {
+        Ok(pi) => pi,
+        Err(err) => return Ok(err),
+    };
     Ok((StatusCode::OK, render(sim, &pi, false)))
 }
