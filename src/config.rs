@@ -83,6 +83,10 @@ pub struct Config {
     /// `TILL_GATEWAY_STRIPE_URL`.
     #[arg(long, env = "TILL_STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
     pub stripe_webhook_secret: Option<String>,
+    /// Where Stripe sends the customer back after a 3-D Secure challenge (the shop's order
+    /// page); unset: Till's own address (`http://{listen}/`).
+    #[arg(long, env = "TILL_STRIPE_RETURN_URL")]
+    pub stripe_return_url: Option<String>,
     /// How often the workers reconcile the gateways' books with Till's (0: never; run
     /// `till reconcile` by hand instead).
     #[arg(long, env = "TILL_RECONCILE_EVERY_SECS", default_value_t = 300)]
@@ -135,6 +139,7 @@ impl Config {
             stripe_url: None,
             stripe_secret_key: None,
             stripe_webhook_secret: None,
+            stripe_return_url: None,
         }
     }
 }

@@ -325,7 +325,11 @@ fn build_gateways(
         }
         None => RazorpayBase::Simulator(sim.clone()),
     };
-    let stripe = Stripe::new(stripe_base, stripe_key, stripe_whsec);
+    let return_url = cfg
+        .stripe_return_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}/", cfg.listen));
+    let stripe = Stripe::new(stripe_base, stripe_key, stripe_whsec, return_url);
     let razorpay = Razorpay::new(rzp_base, rzp_key_id, rzp_secret, rzp_whsec);
     let mut gateways: HashMap<&'static str, Arc<dyn Gateway>> = HashMap::new();
     gateways.insert(sim.name(), Arc::new(sim.clone()));

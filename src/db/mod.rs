@@ -19,6 +19,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("0004_idempotency_resource.sql")),
     (5, include_str!("0005_attempt_fate.sql")),
     (6, include_str!("0006_pending_per_customer.sql")),
+    (7, include_str!("0007_sim_sdk.sql")),
 ];
 
 /// SQLite allows one writer at a time; one pooled connection serializes writers inside this

@@ -24,10 +24,23 @@ async fn stripe_app(b: Backend, workers: Workers) -> TestApp {
     .await
 }
 
-/// The PaymentIntent as the simulated Stripe holds it.
+/// The PaymentIntent as the simulated Stripe holds it, its charge expanded.
 async fn intent(app: &TestApp, id: &str) -> Value {
-    let url = format!("{}/sim/stripe/v1/payment_intents/{id}", app.url);
+    let url = format!(
+        "{}/sim/stripe/v1/payment_intents/{id}?expand[]=latest_charge",
+        app.url
+    );
     app.send(app.http.get(url).bearer_auth(SK)).await.1
+}
+
+/// The simulated Stripe forgets the capture calls it answered, as if they never came (the
+/// test has just moved a PaymentIntent back to `requires_capture`): a capture under the
+/// same idempotency key would otherwise replay the first answer, as Stripe does.
+async fn forget_capture(pool: &sqlx::AnyPool) {
+    sqlx::query("DELETE FROM sim_stripe_requests WHERE idem_key LIKE '%_capture'")
+        .execute(pool)
+        .await
+        .unwrap();
 }
 
 /// Waits until the order's first payment is captured.
@@ -143,19 +156,20 @@ async fn stripe_three_d_secure_completes_by_webhook(b: Backend) {
         .to_string();
     assert_eq!(app.http.get(&url).send().await.unwrap().status(), 200);
     let order = app.wait_for_status(&id, "confirmed").await;
-    // The authorization arrived by webhook; Till then captured it.
-    let pi = intent(
-        &app,
-        &gateway_ref(&app, payment["id"].as_str().unwrap()).await,
-    )
-    .await;
-    assert_eq!(pi["status"], "succeeded");
     for _ in 0..100 {
         if app.order(&id).await["payments"][0]["status"] == "succeeded" {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    // The authorization arrived by webhook; Till then captured it (after confirming, so
+    // the capture is awaited above rather than raced).
+    let pi = intent(
+        &app,
+        &gateway_ref(&app, payment["id"].as_str().unwrap()).await,
+    )
+    .await;
+    assert_eq!(pi["status"], "succeeded");
     assert_eq!(
         app.order(&id).await["payments"][0]["status"],
         "succeeded",
@@ -424,6 +438,7 @@ async fn reconcile_refunds_orphan_captures_and_captures_missing_ones(b: Backend)
         .execute(pool)
         .await
         .unwrap();
+    forget_capture(pool).await;
     // 3. A payment Till gave up on (canceled) that the gateway captured anyway.
     let gave_up = app.new_order("TEE-1", 1).await;
     let (_, lost) = app.pay(&gave_up, "card", "pm_card_visa").await;
@@ -557,6 +572,7 @@ async fn cancelling_a_paid_order_leaves_its_authorization_alone(b: Backend) {
         .execute(pool)
         .await
         .unwrap();
+    forget_capture(pool).await;
     assert_error(
         &app.call(Method::POST, &format!("/v1/orders/{id}/cancel"), None)
             .await,
@@ -703,6 +719,7 @@ async fn forge(app: &TestApp, pay_id: &str, till_status: &str, pi_status: &str) 
         .execute(pool)
         .await
         .unwrap();
+    forget_capture(pool).await;
     pi_id
 }
 

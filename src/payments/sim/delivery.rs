@@ -4,7 +4,7 @@
 //! back an event. No database connection is held during a POST.
 
 use rand::Rng;
-use serde_json::json;
+use serde_json::{json, Value};
 use sqlx::Row;
 
 use super::faults::WebhookFault;
@@ -14,6 +14,7 @@ use super::{
 };
 use crate::clock::system_now_ms;
 use crate::payments::signature::{hmac_hex, sign};
+use crate::payments::stripe::wire::API_VERSION;
 
 impl Simulator {
     /// One pass of the webhook sender: completes due asynchronous payments and POSTs their
@@ -21,7 +22,7 @@ impl Simulator {
     pub async fn deliver_due(&self) -> anyhow::Result<usize> {
         let now = self.inner.clock.now_ms();
         let due = sqlx::query(
-            "SELECT e.id, e.payment_id, e.outcome, e.failure_code, e.attempts, p.idem_key, p.status, p.protocol, p.amount, p.currency
+            "SELECT e.id, e.payment_id, e.outcome, e.failure_code, e.attempts, e.object, p.idem_key, p.status, p.protocol, p.amount, p.currency
              FROM sim_events e JOIN sim_payments p ON p.id = e.payment_id
              WHERE e.delivered_at IS NULL AND e.deliver_at <= $1 ORDER BY e.deliver_at LIMIT $2",
         )
@@ -35,24 +36,13 @@ impl Simulator {
                 (row.get("id"), row.get("payment_id"), row.get("outcome"));
             let failure_code: Option<String> = row.get("failure_code");
             if row.get::<String, _>("protocol") == "razorpay" {
-                // The customer completes a pending payment now (no-op for one already there).
-                sqlx::query("UPDATE sim_payments SET status = $1, failure_code = $2, updated_at = $3 WHERE id = $4 AND status = 'created'")
-                    .bind(&outcome)
-                    .bind(&failure_code)
-                    .bind(now)
-                    .bind(&payment_id)
-                    .execute(&self.inner.db.pool)
-                    .await?;
-                let Some(entity) = razorpay::payment(self, &payment_id)
+                let Some(body) = self
+                    .razorpay_event(&payment_id, &outcome, failure_code, row.get("object"), now)
                     .await?
-                    .filter(|p| p["status"] == outcome.as_str())
                 else {
                     self.mark_delivered(&event_id, now).await?;
                     continue;
                 };
-                let body = json!({"entity": "event", "account_id": "acc_till_sim", "event": format!("payment.{outcome}"),
-                    "contains": ["payment"], "payload": {"payment": {"entity": entity}}, "created_at": now / 1000})
-                .to_string();
                 let signature = hmac_hex(&self.inner.razorpay_webhook_secret, body.as_bytes());
                 let headers = [
                     ("x-razorpay-signature", signature),
@@ -67,15 +57,13 @@ impl Simulator {
                 continue;
             }
             if row.get::<String, _>("protocol") == "stripe" {
-                // Stripe reports every change, as the object stands when the event goes out.
-                let Some(object) = stripe::intent(self, &payment_id).await? else {
+                let Some(body) = self
+                    .stripe_event(&event_id, &payment_id, &outcome, row.get("object"), now)
+                    .await?
+                else {
                     self.mark_delivered(&event_id, now).await?;
                     continue;
                 };
-                let body =
-                    json!({"id": event_id, "object": "event", "type": stripe_event_type(&outcome),
-                    "created": now / 1000, "livemode": false, "data": {"object": object}})
-                    .to_string();
                 let signature = sign(
                     &self.inner.stripe_webhook_secret,
                     system_now_ms() / 1000,
@@ -199,14 +187,79 @@ impl Simulator {
     }
 }
 
-/// Stripe's event type for a PaymentIntent that reached `status`.
-fn stripe_event_type(status: &str) -> &'static str {
-    match status {
-        "requires_capture" => "payment_intent.amount_capturable_updated",
-        "succeeded" => "payment_intent.succeeded",
-        "requires_payment_method" => "payment_intent.payment_failed",
-        "canceled" => "payment_intent.canceled",
-        "requires_action" => "payment_intent.requires_action",
-        _ => "payment_intent.processing",
+impl Simulator {
+    /// A Razorpay event's body. A refund event carries the entities it was queued with; a
+    /// payment event completes a pending payment now (no-op for one already past that) and
+    /// carries the payment as of that step, or nothing when the payment never got there.
+    async fn razorpay_event(
+        &self,
+        payment_id: &str,
+        outcome: &str,
+        failure_code: Option<String>,
+        object: Option<String>,
+        now: i64,
+    ) -> anyhow::Result<Option<String>> {
+        let (event, payload) = match object.and_then(|o| serde_json::from_str::<Value>(&o).ok()) {
+            Some(payload) => (outcome.to_string(), payload),
+            None => {
+                sqlx::query("UPDATE sim_payments SET status = $1, failure_code = $2, updated_at = $3 WHERE id = $4 AND status = 'created'")
+                    .bind(outcome)
+                    .bind(&failure_code)
+                    .bind(now)
+                    .bind(payment_id)
+                    .execute(&self.inner.db.pool)
+                    .await?;
+                let Some(entity) = razorpay::payment(self, payment_id)
+                    .await?
+                    .and_then(|p| razorpay::as_of_event(p, outcome))
+                else {
+                    return Ok(None);
+                };
+                (
+                    format!("payment.{outcome}"),
+                    json!({"payment": {"entity": entity}}),
+                )
+            }
+        };
+        let contains: Vec<&String> = payload
+            .as_object()
+            .map(|o| o.keys().collect())
+            .unwrap_or_default();
+        Ok(Some(
+            json!({"entity": "event", "account_id": "acc_till_sim", "event": event,
+                "contains": contains, "payload": payload, "created_at": now / 1000})
+            .to_string(),
+        ))
+    }
+
+    /// A Stripe event's body: the object as it stood when the event was queued, under the
+    /// type queued with it. An event queued without its object (the 3-D Secure page, or
+    /// queued before events carried one) renders the PaymentIntent now and takes the type
+    /// from the status it has now, so type and object always agree.
+    async fn stripe_event(
+        &self,
+        event_id: &str,
+        intent_id: &str,
+        queued: &str,
+        object: Option<String>,
+        now: i64,
+    ) -> anyhow::Result<Option<String>> {
+        let (kind, object) = match object.and_then(|o| serde_json::from_str(&o).ok()) {
+            Some(object) => (queued.to_string(), object),
+            None => match stripe::intent(self, intent_id).await? {
+                Some(object) => (
+                    stripe::event_type(object["status"].as_str().unwrap_or_default()).to_string(),
+                    object,
+                ),
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(
+            json!({"id": event_id, "object": "event", "api_version": API_VERSION,
+                "created": now / 1000, "livemode": false, "pending_webhooks": 1,
+                "request": {"id": null, "idempotency_key": null}, "type": kind,
+                "data": {"object": object}})
+            .to_string(),
+        ))
     }
 }

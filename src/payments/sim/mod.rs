@@ -9,8 +9,12 @@
 mod delivery;
 pub mod faults;
 mod razorpay;
+mod razorpay_refunds;
 pub mod server;
 mod stripe;
+mod stripe_api;
+mod stripe_objects;
+mod stripe_refunds;
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -225,14 +229,22 @@ impl Simulator {
     pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
         Router::new()
             .route("/sim/3ds/{id}", get(three_d_secure))
-            .route(
-                "/sim/razorpay/upi/{id}/approve",
-                get(razorpay::approve_intent),
+            .nest("/sim/stripe", self.with_faults(stripe::router()))
+            .nest(
+                "/sim/razorpay",
+                Router::new()
+                    .route("/upi/{id}/approve", get(razorpay::approve_intent))
+                    .merge(self.with_faults(razorpay::router())),
             )
-            .merge(stripe::router().merge(razorpay::router()).layer(
-                axum::middleware::from_fn_with_state(self.clone(), inject_faults),
-            ))
             .with_state(self.clone())
+    }
+
+    /// The API fault knobs around a gateway's endpoints.
+    fn with_faults(&self, api: Router<Simulator>) -> Router<Simulator> {
+        api.layer(axum::middleware::from_fn_with_state(
+            self.clone(),
+            inject_faults,
+        ))
     }
 
     async fn load(

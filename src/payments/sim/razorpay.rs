@@ -13,41 +13,93 @@ use base64::Engine;
 use serde_json::{json, Value};
 use sqlx::Row;
 
-use super::{plan, queue_event, Plan, Simulator};
+use super::{plan, queue_event, razorpay_refunds, Plan, Simulator};
 use crate::ids::new_id;
 use crate::payments::razorpay::UPI_INTENT_SOURCE;
+use crate::payments::signature::hmac_hex;
 use crate::payments::Method;
 
 /// How long a UPI intent waits for the customer's UPI app before it fails.
 const UPI_INTENT_TIMEOUT_MS: i64 = 5 * 60 * 1000;
 
+/// The Razorpay API, paths relative to its base (`/v1/...`), with Razorpay's error body for
+/// unknown paths and methods.
 pub fn router() -> Router<Simulator> {
     Router::new()
-        .route(
-            "/sim/razorpay/v1/orders",
-            post(create_order).get(find_orders),
-        )
-        .route("/sim/razorpay/v1/orders/{id}/payments", get(order_payments))
-        .route("/sim/razorpay/v1/payments", get(list_payments))
-        .route(
-            "/sim/razorpay/v1/payments/create/json",
-            post(create_payment),
-        )
-        .route("/sim/razorpay/v1/payments/{id}", get(fetch_payment))
-        .route("/sim/razorpay/v1/payments/{id}/capture", post(capture))
-        .route("/sim/razorpay/v1/payments/{id}/refund", post(refund))
+        .route("/v1/orders", post(create_order).get(find_orders))
+        .route("/v1/orders/{id}", get(fetch_order))
+        .route("/v1/orders/{id}/payments", get(order_payments))
+        .route("/v1/payments", get(list_payments))
+        .route("/v1/payments/create/json", post(create_payment))
+        .route("/v1/payments/{id}", get(fetch_payment))
+        .route("/v1/payments/{id}/capture", post(capture))
+        .merge(razorpay_refunds::router())
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(unknown_route)
 }
 
-fn error(status: StatusCode, code: &str, description: &str) -> Response {
+async fn unknown_route() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "BAD_REQUEST_ERROR",
+        "The requested URL was not found on the server.",
+    )
+}
+
+/// Page size of a Razorpay list without `count`, and its largest.
+const PAGE_COUNT_DEFAULT: i64 = 10;
+const PAGE_COUNT_MAX: i64 = 100;
+
+#[derive(serde::Deserialize)]
+pub(super) struct PageQuery {
+    count: Option<i64>,
+    skip: Option<i64>,
+}
+
+impl PageQuery {
+    /// A page of one, for fetching by id.
+    pub(super) fn one() -> PageQuery {
+        PageQuery {
+            count: Some(1),
+            skip: None,
+        }
+    }
+
+    /// `LIMIT` and `OFFSET` for this page.
+    pub(super) fn bounds(&self) -> (i64, i64) {
+        (
+            self.count
+                .unwrap_or(PAGE_COUNT_DEFAULT)
+                .clamp(1, PAGE_COUNT_MAX),
+            self.skip.unwrap_or(0).max(0),
+        )
+    }
+}
+
+/// Razorpay's list envelope.
+pub(super) fn collection(items: Vec<Value>) -> Response {
+    Json(json!({"entity": "collection", "count": items.len(), "items": items})).into_response()
+}
+
+/// `HMAC-SHA256(order_id|payment_id)` under the key secret: what Checkout hands the shop
+/// and `verify_payment_signature` checks.
+pub(super) fn payment_signature(sim: &Simulator, order_id: &str, payment_id: &str) -> String {
+    hmac_hex(
+        &sim.inner.razorpay_key_secret,
+        format!("{order_id}|{payment_id}").as_bytes(),
+    )
+}
+
+pub(super) fn error(status: StatusCode, code: &str, description: &str) -> Response {
     let body = json!({"error": {"code": code, "description": description, "source": "business", "step": "payment_initiation", "reason": description, "metadata": {}}});
     (status, Json(body)).into_response()
 }
 
-fn bad_request(description: &str) -> Response {
+pub(super) fn bad_request(description: &str) -> Response {
     error(StatusCode::BAD_REQUEST, "BAD_REQUEST_ERROR", description)
 }
 
-fn server_error() -> Response {
+pub(super) fn server_error() -> Response {
     error(
         StatusCode::INTERNAL_SERVER_ERROR,
         "SERVER_ERROR",
@@ -55,7 +107,7 @@ fn server_error() -> Response {
     )
 }
 
-fn authorized(sim: &Simulator, headers: &HeaderMap) -> bool {
+pub(super) fn authorized(sim: &Simulator, headers: &HeaderMap) -> bool {
     let credentials = format!(
         "{}:{}",
         sim.inner.razorpay_key_id, sim.inner.razorpay_key_secret
@@ -70,7 +122,7 @@ fn authorized(sim: &Simulator, headers: &HeaderMap) -> bool {
         .is_some_and(|h| crate::ids::constant_time_eq(h.as_bytes(), expected.as_bytes()))
 }
 
-fn unauthorized() -> Response {
+pub(super) fn unauthorized() -> Response {
     error(
         StatusCode::UNAUTHORIZED,
         "BAD_REQUEST_ERROR",
@@ -78,36 +130,86 @@ fn unauthorized() -> Response {
     )
 }
 
-fn json_body(body: &Bytes) -> Option<Value> {
+pub(super) fn json_body(body: &Bytes) -> Option<Value> {
     serde_json::from_slice::<Value>(body)
         .ok()
         .filter(Value::is_object)
 }
 
+/// Orders with how many payments were tried on them and whether one was captured.
+const ORDER_SELECT: &str = "SELECT o.id, o.receipt, o.amount, o.currency, o.notes, o.created_at,
+    (SELECT COUNT(*) FROM sim_payments p WHERE p.order_ref = o.id) AS attempts,
+    (SELECT COUNT(*) FROM sim_payments p WHERE p.order_ref = o.id AND p.status IN ('captured', 'refunded')) AS paid
+    FROM sim_rzp_orders o";
+
 fn order_json(r: &sqlx::any::AnyRow) -> Value {
     let notes: Value = r
         .get::<Option<String>, _>("notes")
         .and_then(|n| serde_json::from_str(&n).ok())
-        .unwrap_or(json!({}));
-    json!({"id": r.get::<String, _>("id"), "entity": "order", "amount": r.get::<i64, _>("amount"),
-        "currency": r.get::<String, _>("currency"), "receipt": r.get::<String, _>("receipt"), "status": "created",
+        .filter(|n: &Value| !n.is_null())
+        .unwrap_or(json!([]));
+    let id: String = r.get("id");
+    let receipt: String = r.get("receipt");
+    let amount: i64 = r.get("amount");
+    let attempts: i64 = r.get("attempts");
+    let paid = r.get::<i64, _>("paid") > 0;
+    let status = match (paid, attempts) {
+        (true, _) => "paid",
+        (false, 0) => "created",
+        (false, _) => "attempted",
+    };
+    json!({"id": id, "entity": "order", "amount": amount,
+        "amount_paid": if paid { amount } else { 0 }, "amount_due": if paid { 0 } else { amount },
+        "currency": r.get::<String, _>("currency"),
+        // An order created without a receipt is stored under its own id (receipts are unique).
+        "receipt": (receipt != id).then_some(receipt),
+        "offer_id": null, "status": status, "attempts": attempts,
         "notes": notes, "created_at": r.get::<i64, _>("created_at") / 1000})
+}
+
+/// A Razorpay payment's statuses in the order a payment passes through them.
+const PAYMENT_PROGRESS: &[&str] = &["created", "authorized", "captured", "refunded"];
+
+/// The payment as an event about `outcome` shows it, or `None` when the payment never got
+/// there (a UPI intent approved before its timeout's `failed`). Razorpay sends
+/// `payment.authorized` for every authorization, also when the capture came first, so an
+/// event about a step the payment has since passed shows it as it was at that step.
+pub(super) fn as_of_event(mut payment: Value, outcome: &str) -> Option<Value> {
+    if payment["status"] == outcome {
+        return Some(payment);
+    }
+    let rank = |s: &str| PAYMENT_PROGRESS.iter().position(|p| *p == s);
+    let (Some(then), Some(now)) = (rank(outcome), payment["status"].as_str().and_then(rank)) else {
+        return None;
+    };
+    if then > now {
+        return None;
+    }
+    payment["status"] = json!(outcome);
+    payment["captured"] = json!(outcome == "captured");
+    payment["amount_refunded"] = json!(0);
+    payment["refund_status"] = Value::Null;
+    Some(payment)
 }
 
 /// A payment as Razorpay renders it, from the simulator's record.
 pub(super) async fn payment(sim: &Simulator, id: &str) -> Result<Option<Value>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT id, amount, currency, status, failure_code, method, source, metadata, order_ref, refunded, created_at
-         FROM sim_payments WHERE id = $1 AND protocol = 'razorpay'",
-    )
+    let row = sqlx::query(&format!(
+        "{PAYMENT_SELECT} WHERE id = $1 AND protocol = 'razorpay'"
+    ))
     .bind(id)
     .fetch_optional(&sim.inner.db.pool)
     .await?;
     Ok(row.map(|r| payment_json(&r)))
 }
 
-fn payment_json(r: &sqlx::any::AnyRow) -> Value {
+pub(super) const PAYMENT_SELECT: &str =
+    "SELECT id, amount, currency, status, failure_code, method, source,
+    metadata, order_ref, refunded, created_at FROM sim_payments";
+
+pub(super) fn payment_json(r: &sqlx::any::AnyRow) -> Value {
     let status: String = r.get("status");
+    let refunded: i64 = r.get("refunded");
     let method: String = r.get("method");
     let source: String = r.get("source");
     let failure: Option<String> = r.get("failure_code");
@@ -118,10 +220,15 @@ fn payment_json(r: &sqlx::any::AnyRow) -> Value {
     json!({
         "id": r.get::<String, _>("id"), "entity": "payment", "amount": r.get::<i64, _>("amount"),
         "currency": r.get::<String, _>("currency"), "status": status, "order_id": r.get::<Option<String>, _>("order_ref"),
-        "method": method, "captured": status == "captured",
+        "method": method, "captured": matches!(status.as_str(), "captured" | "refunded"),
         "vpa": (method == "upi" && source != UPI_INTENT_SOURCE).then_some(source.clone()),
         "wallet": (method == "wallet").then_some(source),
-        "amount_refunded": r.get::<i64, _>("refunded"),
+        "amount_refunded": refunded,
+        "refund_status": match refunded {
+            0 => None,
+            _ if status == "refunded" => Some("full"),
+            _ => Some("partial"),
+        },
         "error_code": failure.as_ref().map(|_| "BAD_REQUEST_ERROR"), "error_reason": failure.clone(),
         "error_description": failure.map(|f| format!("Payment failed: {f}")),
         "notes": notes, "created_at": r.get::<i64, _>("created_at") / 1000,
@@ -135,14 +242,14 @@ async fn create_order(State(sim): State<Simulator>, headers: HeaderMap, body: By
     let Some(body) = json_body(&body) else {
         return bad_request("The request body is not JSON");
     };
-    let (Some(amount), Some(currency), Some(receipt)) = (
+    let (Some(amount), Some(currency)) = (
         body["amount"].as_i64().filter(|a| *a >= 100),
         body["currency"].as_str(),
-        body["receipt"].as_str(),
     ) else {
-        return bad_request("amount (at least 100), currency and receipt are required");
+        return bad_request("amount (at least 100) and currency are required");
     };
     let id = new_id("order");
+    let receipt = body["receipt"].as_str().unwrap_or(&id);
     let inserted = sqlx::query(
         "INSERT INTO sim_rzp_orders (id, receipt, amount, currency, notes, created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (receipt) DO NOTHING",
     )
@@ -159,37 +266,59 @@ async fn create_order(State(sim): State<Simulator>, headers: HeaderMap, body: By
         Ok(_) => return bad_request("receipt already used for another order"),
         Err(_) => return server_error(),
     }
-    match sqlx::query(
-        "SELECT id, receipt, amount, currency, notes, created_at FROM sim_rzp_orders WHERE id = $1",
-    )
-    .bind(&id)
-    .fetch_one(&sim.inner.db.pool)
-    .await
+    order_answer(&sim, &id).await
+}
+
+/// The order as Razorpay renders it, or Razorpay's answer for an unknown id.
+async fn order_answer(sim: &Simulator, id: &str) -> Response {
+    match sqlx::query(&format!("{ORDER_SELECT} WHERE o.id = $1"))
+        .bind(id)
+        .fetch_optional(&sim.inner.db.pool)
+        .await
     {
-        Ok(row) => Json(order_json(&row)).into_response(),
+        Ok(Some(row)) => Json(order_json(&row)).into_response(),
+        Ok(None) => bad_request("The id provided does not exist"),
         Err(_) => server_error(),
     }
 }
 
+async fn fetch_order(
+    State(sim): State<Simulator>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if !authorized(&sim, &headers) {
+        return unauthorized();
+    }
+    order_answer(&sim, &id).await
+}
+
 #[derive(serde::Deserialize)]
-struct ReceiptQuery {
+struct OrderQuery {
     receipt: Option<String>,
+    #[serde(flatten)]
+    page: PageQuery,
 }
 
 async fn find_orders(
     State(sim): State<Simulator>,
     headers: HeaderMap,
-    Query(q): Query<ReceiptQuery>,
+    Query(q): Query<OrderQuery>,
 ) -> Response {
     if !authorized(&sim, &headers) {
         return unauthorized();
     }
-    let rows = sqlx::query("SELECT id, receipt, amount, currency, notes, created_at FROM sim_rzp_orders WHERE receipt = $1")
-        .bind(q.receipt.unwrap_or_default())
-        .fetch_all(&sim.inner.db.pool)
-        .await;
+    let (count, skip) = q.page.bounds();
+    let rows = sqlx::query(&format!(
+        "{ORDER_SELECT} WHERE ($1 IS NULL OR o.receipt = $1) ORDER BY o.created_at DESC, o.id DESC LIMIT $2 OFFSET $3"
+    ))
+    .bind(q.receipt)
+    .bind(count)
+    .bind(skip)
+    .fetch_all(&sim.inner.db.pool)
+    .await;
     match rows {
-        Ok(rows) => Json(json!({"entity": "collection", "count": rows.len(), "items": rows.iter().map(order_json).collect::<Vec<_>>()})).into_response(),
+        Ok(rows) => collection(rows.iter().map(order_json).collect()),
         Err(_) => server_error(),
     }
 }
@@ -202,23 +331,16 @@ async fn order_payments(
     if !authorized(&sim, &headers) {
         return unauthorized();
     }
-    let rows = sqlx::query(
-        "SELECT id, amount, currency, status, failure_code, method, source, metadata, order_ref, refunded, created_at
-         FROM sim_payments WHERE order_ref = $1 AND protocol = 'razorpay' ORDER BY created_at, id",
-    )
+    let rows = sqlx::query(&format!(
+        "{PAYMENT_SELECT} WHERE order_ref = $1 AND protocol = 'razorpay' ORDER BY created_at, id"
+    ))
     .bind(&order_id)
     .fetch_all(&sim.inner.db.pool)
     .await;
     match rows {
-        Ok(rows) => Json(json!({"entity": "collection", "count": rows.len(), "items": rows.iter().map(payment_json).collect::<Vec<_>>()})).into_response(),
+        Ok(rows) => collection(rows.iter().map(payment_json).collect()),
         Err(_) => server_error(),
     }
-}
-
-#[derive(serde::Deserialize)]
-struct PageQuery {
-    count: Option<i64>,
-    skip: Option<i64>,
 }
 
 /// `GET /v1/payments`: newest first, `count` (1–100) a page after `skip`.
@@ -230,16 +352,15 @@ async fn list_payments(
     if !authorized(&sim, &headers) {
         return unauthorized();
     }
-    let rows = sqlx::query(
-        "SELECT id, amount, currency, status, failure_code, method, source, metadata, order_ref, refunded, created_at
-         FROM sim_payments WHERE protocol = 'razorpay' ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2",
-    )
-    .bind(q.count.unwrap_or(10).clamp(1, 100))
-    .bind(q.skip.unwrap_or(0).max(0))
+    let rows = sqlx::query(&format!(
+        "{PAYMENT_SELECT} WHERE protocol = 'razorpay' ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2"
+    ))
+    .bind(q.bounds().0)
+    .bind(q.bounds().1)
     .fetch_all(&sim.inner.db.pool)
     .await;
     match rows {
-        Ok(rows) => Json(json!({"entity": "collection", "count": rows.len(), "items": rows.iter().map(payment_json).collect::<Vec<_>>()})).into_response(),
+        Ok(rows) => collection(rows.iter().map(payment_json).collect()),
         Err(_) => server_error(),
     }
 }
@@ -363,7 +484,13 @@ async fn create_payment(State(sim): State<Simulator>, headers: HeaderMap, body: 
     } else {
         json!([])
     };
-    Json(json!({"razorpay_payment_id": id, "next": next})).into_response()
+    let mut answer = json!({"razorpay_payment_id": id, "next": next});
+    // Authorized at once: the shop gets what Checkout would hand it, to verify.
+    if status == "authorized" {
+        answer["razorpay_order_id"] = json!(order_id);
+        answer["razorpay_signature"] = json!(payment_signature(&sim, &order_id, &id));
+    }
+    Json(answer).into_response()
 }
 
 async fn fetch_payment(
@@ -407,33 +534,6 @@ async fn capture(
     }
 }
 
-async fn refund(
-    State(sim): State<Simulator>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    if !authorized(&sim, &headers) {
-        return unauthorized();
-    }
-    let Some(amount) = json_body(&body)
-        .and_then(|b| b["amount"].as_i64())
-        .filter(|a| *a > 0)
-    else {
-        return bad_request("amount is required");
-    };
-    let key = headers
-        .get("x-refund-idempotency")
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-        .unwrap_or_else(|| new_id("rk"));
-    match sim.refund_inner(&id, &key, amount).await {
-        Ok(()) => Json(json!({"id": format!("rfnd_{}", &crate::ids::sha256_hex(key.as_bytes())[..14]), "entity": "refund",
-            "amount": amount, "payment_id": id, "status": "processed"})).into_response(),
-        Err(_) => bad_request("The refund amount is more than what remains of the captured payment"),
-    }
-}
-
 /// Moves a Razorpay payment from `from` to `to` (only for `amount`, when given) and queues
 /// the event reporting it, in one transaction. Returns whether it moved.
 async fn advance(
@@ -471,9 +571,17 @@ pub(super) async fn approve_intent(
 ) -> Html<String> {
     let result = advance(&sim, &id, "created", "authorized", None).await;
     let message = match result {
-        Ok(true) => "UPI payment approved.",
-        Ok(false) => "This payment is not waiting for approval.",
-        Err(_) => "The simulator could not record the approval; try again.",
+        Ok(true) => {
+            // What Checkout hands the shop's page after the payment, for it to verify.
+            let order_id = match payment(&sim, &id).await {
+                Ok(Some(p)) => p["order_id"].as_str().unwrap_or_default().to_string(),
+                _ => String::new(),
+            };
+            let signature = payment_signature(&sim, &order_id, &id);
+            format!("UPI payment approved.</p><dl><dt>razorpay_payment_id</dt><dd>{id}</dd><dt>razorpay_order_id</dt><dd>{order_id}</dd><dt>razorpay_signature</dt><dd>{signature}</dd></dl><p>")
+        }
+        Ok(false) => "This payment is not waiting for approval.".into(),
+        Err(_) => "The simulator could not record the approval; try again.".into(),
     };
     Html(format!(
         "<!doctype html><title>Till simulator</title><p>{message}</p>"

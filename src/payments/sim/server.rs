@@ -1,5 +1,6 @@
 //! `till gateway-sim`: the simulator as a server of its own, speaking the Stripe and Razorpay
-//! subsets at `/sim/stripe` and `/sim/razorpay` (plus its 3-D Secure and UPI approval pages),
+//! subsets at `/sim/stripe` and `/sim/razorpay` (plus its 3-D Secure and UPI approval pages;
+//! Stripe's also at the root, `/v1/...`, where SDKs without a base path reach it),
 //! with its own database, sending its webhooks to Till. Point Till at it with
 //! `TILL_GATEWAY_STRIPE_URL=http://HOST:PORT/sim/stripe` and
 //! `TILL_GATEWAY_RAZORPAY_URL=http://HOST:PORT/sim/razorpay` and the same keys on both sides.
@@ -92,6 +93,11 @@ pub async fn run(args: GatewaySimArgs) -> anyhow::Result<()> {
     let _delivery = sim.spawn_delivery(Duration::from_millis(DELIVERY_TICK_MS));
     tracing::info!(%addr, till = %args.till_url, "gateway simulator serving");
     println!("till gateway-sim listening on http://{addr}");
-    axum::serve(listener, sim.router::<()>()).await?;
+    // The Stripe API also at the root: the Node SDK takes a host and port but no path.
+    let app = sim.router::<()>().merge(
+        sim.with_faults(super::stripe::router())
+            .with_state(sim.clone()),
+    );
+    axum::serve(listener, app).await?;
     Ok(())
 }

@@ -1,60 +1,55 @@
-//! The simulator's Stripe endpoints: the subset of Stripe's API the Stripe adapter uses,
-//! with Stripe's paths, form-encoded requests, field names, statuses, error shapes,
-//! signatures and idempotency (replay of the first answer, 400 on a key reused with other
-//! parameters, 409 while the first request is running). Served under `/sim/stripe`.
+//! The simulator's Stripe PaymentIntents: create (with or without a payment method, with
+//! `confirm` or not), confirm, retrieve, list, capture (whole or `amount_to_capture`) and
+//! cancel, with Stripe's paths, form parameters, statuses, objects and error shapes. Every
+//! change queues the event Stripe would send, carrying the object as it stood then.
+//! Served under `/sim/stripe` (and at the root of `till gateway-sim`, where the Node SDK
+//! looks for it); refunds live in `stripe_refunds.rs`, the objects' rendering in
+//! `stripe_objects.rs`, what all endpoints share in `stripe_api.rs`.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use serde_json::{json, Value};
-use sqlx::Row;
+use sqlx::AnyConnection;
 
-use super::{plan, queue_event, Plan, Simulator};
-use crate::ids::{new_id, sha256_hex};
-use crate::payments::stripe::{error_body, form_pairs};
-use crate::payments::Method;
+use super::stripe_api::{
+    error, form_post, invalid, list_page, missing, query_get, unknown_route, version_header,
+    wrong_method, Params, Reply,
+};
+pub(super) use super::stripe_objects::{
+    charge, charge_id_of, intent, intent_id_of, load, render, Intent, INTENT_COLUMNS,
+};
+use super::{plan, stripe_refunds, Plan, Simulator};
+use crate::ids::new_id;
+use crate::payments::Method as PaymentMethod;
 
+/// The Stripe API, paths relative to its base (`/v1/...`), with Stripe's answers for
+/// unknown paths and methods.
 pub fn router() -> Router<Simulator> {
     Router::new()
-        .route("/sim/stripe/v1/payment_intents", post(create).get(list))
-        .route("/sim/stripe/v1/payment_intents/{id}", get(retrieve))
-        .route("/sim/stripe/v1/payment_intents/{id}/capture", post(capture))
-        .route("/sim/stripe/v1/payment_intents/{id}/cancel", post(cancel))
-        .route("/sim/stripe/v1/refunds", post(refund))
+        .route("/v1/payment_intents", post(create).get(list))
+        .route("/v1/payment_intents/{id}", get(retrieve))
+        .route("/v1/payment_intents/{id}/{action}", post(act))
+        .merge(stripe_refunds::router())
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(axum::middleware::from_fn(version_header))
 }
 
-type Reply = (StatusCode, Value);
+/// Statuses a PaymentIntent can be cancelled from.
+const CANCELABLE: &[&str] = &[
+    "requires_payment_method",
+    "requires_capture",
+    "requires_confirmation",
+    "requires_action",
+    "processing",
+];
 
-fn error(status: StatusCode, kind: &str, code: &str, message: &str) -> Reply {
-    (status, error_body(kind, code, message))
-}
-
-fn reply((status, body): Reply) -> Response {
-    (status, Json(body)).into_response()
-}
-
-fn authorized(sim: &Simulator, headers: &HeaderMap) -> bool {
-    let expected = format!("Bearer {}", sim.inner.stripe_secret_key);
-    headers
-        .get("authorization")
-        .and_then(|h| h.to_str().ok())
-        .is_some_and(|h| crate::ids::constant_time_eq(h.as_bytes(), expected.as_bytes()))
-}
-
-fn unauthorized() -> Response {
-    reply(error(
-        StatusCode::UNAUTHORIZED,
-        "invalid_request_error",
-        "api_key_invalid",
-        "Invalid API Key provided",
-    ))
-}
-
-/// The Stripe status a new PaymentIntent takes for a test PaymentMethod.
-fn initial_status(plan: &Plan, manual: bool) -> (&'static str, Option<&'static str>) {
+/// The Stripe status a confirmed PaymentIntent takes for a test PaymentMethod.
+fn confirmed_status(plan: &Plan, manual: bool) -> (&'static str, Option<&'static str>) {
     match plan {
         Plan::SucceedNow if manual => ("requires_capture", None),
         Plan::SucceedNow => ("succeeded", None),
@@ -64,454 +59,424 @@ fn initial_status(plan: &Plan, manual: bool) -> (&'static str, Option<&'static s
     }
 }
 
-/// A PaymentIntent as Stripe renders it, from the simulator's record.
-pub(super) async fn intent(sim: &Simulator, id: &str) -> Result<Option<Value>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT id, amount, currency, status, failure_code, capture_manual, metadata, source, refunded, created_at
-         FROM sim_payments WHERE id = $1 AND protocol = 'stripe'",
+/// Stripe's event type for a PaymentIntent that reached `status`.
+pub(super) fn event_type(status: &str) -> &'static str {
+    match status {
+        "requires_capture" => "payment_intent.amount_capturable_updated",
+        "succeeded" => "payment_intent.succeeded",
+        "requires_payment_method" => "payment_intent.payment_failed",
+        "canceled" => "payment_intent.canceled",
+        "requires_action" => "payment_intent.requires_action",
+        _ => "payment_intent.processing",
+    }
+}
+
+/// Queues the event Stripe sends for a change, with its object as it stands now (held back
+/// further when a fault knob says so; `fault_outcome` is what the knobs look at).
+pub(super) async fn queue_event(
+    sim: &Simulator,
+    conn: &mut AnyConnection,
+    intent_id: &str,
+    kind: &str,
+    object: &Value,
+    fault_outcome: &str,
+) -> Result<(), sqlx::Error> {
+    let now = sim.inner.clock.now_ms();
+    let deliver_at = now
+        + sim
+            .inner
+            .faults
+            .event_delay_ms(fault_outcome, sim.inner.delay_ms);
+    sqlx::query(
+        "INSERT INTO sim_events (id, payment_id, outcome, deliver_at, object) VALUES ($1, $2, $3, $4, $5)",
     )
-    .bind(id)
-    .fetch_optional(&sim.inner.db.pool)
+    .bind(new_id("evt"))
+    .bind(intent_id)
+    .bind(kind)
+    .bind(deliver_at)
+    .bind(object.to_string())
+    .execute(&mut *conn)
     .await?;
-    Ok(row.map(|r| intent_json(sim, &r)))
+    Ok(())
 }
 
-fn intent_json(sim: &Simulator, r: &sqlx::any::AnyRow) -> Value {
-    {
-        let status: String = r.get("status");
-        let amount: i64 = r.get("amount");
-        let id: String = r.get("id");
-        let failure: Option<String> = r.get("failure_code");
-        let metadata: Value = r
-            .get::<Option<String>, _>("metadata")
-            .and_then(|m| serde_json::from_str(&m).ok())
-            .unwrap_or(json!({}));
-        let next_action = (status == "requires_action").then(|| {
-            json!({"type": "redirect_to_url", "redirect_to_url": {"url": format!("{}/sim/3ds/{id}", sim.own_url()), "return_url": null}})
-        });
-        let last_payment_error = failure.map(|code| {
-            let decline = if code == "card_declined" { "generic_decline".to_string() } else { code.clone() };
-            json!({"type": "card_error", "code": "card_declined", "decline_code": decline, "message": "Your card was declined."})
-        });
-        json!({
-            "id": id, "object": "payment_intent", "amount": amount,
-            "amount_capturable": if status == "requires_capture" { amount } else { 0 },
-            "amount_received": if status == "succeeded" { amount } else { 0 },
-            "currency": r.get::<String, _>("currency"), "status": status,
-            "capture_method": if r.get::<i64, _>("capture_manual") == 1 { "manual" } else { "automatic" },
-            "payment_method": r.get::<String, _>("source"), "metadata": metadata,
-            "next_action": next_action, "last_payment_error": last_payment_error,
-            "latest_charge": {"id": format!("ch_{}", &id[3..]), "object": "charge", "amount_refunded": r.get::<i64, _>("refunded")},
-            "created": r.get::<i64, _>("created_at") / 1000, "livemode": false,
-        })
+/// Queues the PaymentIntent event for the status it just reached.
+async fn queue_intent_event(
+    sim: &Simulator,
+    conn: &mut AnyConnection,
+    id: &str,
+) -> Result<(), sqlx::Error> {
+    let Some(pi) = load(conn, id).await? else {
+        return Ok(());
+    };
+    let object = render(sim, &pi, false);
+    queue_event(sim, conn, id, event_type(&pi.status), &object, &pi.status).await
+}
+
+/// After a guarded update: the event for the status reached and the intent as it now is,
+/// or the 409 when another request changed the intent first (`updated` is 0).
+async fn moved(
+    sim: &Simulator,
+    tx: &mut AnyConnection,
+    id: &str,
+    updated: u64,
+) -> Result<Result<Intent, Reply>, sqlx::Error> {
+    if updated == 0 {
+        return Ok(Err(contended()));
     }
+    queue_intent_event(sim, tx, id).await?;
+    Ok(Ok(load(tx, id).await?.expect("the row was just updated")))
 }
 
-#[derive(serde::Deserialize)]
-struct ListQuery {
-    limit: Option<i64>,
-    starting_after: Option<String>,
-}
-
-/// `GET /v1/payment_intents`: newest first, `limit` (1–100) a page, `starting_after` the
-/// last id of the previous page.
-async fn list(
-    State(sim): State<Simulator>,
-    headers: HeaderMap,
-    axum::extract::Query(q): axum::extract::Query<ListQuery>,
-) -> Response {
-    if !authorized(&sim, &headers) {
-        return unauthorized();
-    }
-    let limit = q.limit.unwrap_or(10).clamp(1, 100);
-    let rows = sqlx::query(
-        "SELECT id, amount, currency, status, failure_code, capture_manual, metadata, source, refunded, created_at
-         FROM sim_payments WHERE protocol = 'stripe' ORDER BY created_at DESC, id DESC",
+/// Another request moved the intent between our read and our guarded update (PostgreSQL):
+/// nothing happened, and a retry under the same key reads the new state.
+pub(super) fn contended() -> Reply {
+    error(
+        StatusCode::CONFLICT,
+        "invalid_request_error",
+        "lock_timeout",
+        "This object cannot be accessed right now because another API request or Stripe process is currently accessing it.",
     )
-    .fetch_all(&sim.inner.db.pool)
-    .await;
-    let Ok(rows) = rows else {
-        return reply(error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "api_error",
-            "internal",
-            "simulator storage failed",
-        ));
-    };
-    let start = match &q.starting_after {
-        Some(after) => rows
-            .iter()
-            .position(|r| r.get::<String, _>("id") == *after)
-            .map_or(rows.len(), |i| i + 1),
-        None => 0,
-    };
-    let page: Vec<Value> = rows
-        .iter()
-        .skip(start)
-        .take(limit as usize)
-        .map(|r| intent_json(&sim, r))
-        .collect();
-    let has_more = rows.len() > start + page.len();
-    reply((
-        StatusCode::OK,
-        json!({"object": "list", "data": page, "has_more": has_more, "url": "/v1/payment_intents"}),
-    ))
+}
+
+fn unexpected_state(sim: &Simulator, pi: &Intent, action: &str) -> Reply {
+    let mut err = invalid(
+        "payment_intent_unexpected_state",
+        &format!(
+            "You cannot {action} this PaymentIntent because it has a status of {}.",
+            pi.status
+        ),
+    );
+    err.1["error"]["payment_intent"] = render(sim, pi, false);
+    err
 }
 
 async fn create(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Response {
-    if !authorized(&sim, &headers) {
-        return unauthorized();
-    }
-    let Some(form) = form_pairs(&body) else {
-        return reply(error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            "parameter_invalid",
-            "Invalid form body",
-        ));
-    };
-    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    let key = headers
-        .get("idempotency-key")
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-        .unwrap_or_else(|| new_id("idk"));
-    let request_hash = sha256_hex(&body);
-    match create_inner(&sim, &key, &request_hash, &field, &form).await {
-        Ok((reply_body, replayed)) => {
-            let mut response = reply(reply_body);
-            if replayed {
-                response.headers_mut().insert(
-                    "idempotent-replayed",
-                    axum::http::HeaderValue::from_static("true"),
-                );
-            }
-            response
-        }
-        Err(err) => {
-            tracing::warn!(error = %err, "stripe simulator failed");
-            reply(error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "api_error",
-                "internal",
-                "simulator storage failed",
-            ))
-        }
-    }
+    form_post!(
+        sim,
+        headers,
+        "POST /v1/payment_intents",
+        body,
+        |tx, params| { create_in(&sim, &mut tx, &params).await? }
+    )
 }
 
-async fn create_inner(
-    sim: &Simulator,
-    key: &str,
-    request_hash: &str,
-    field: &(dyn Fn(&str) -> Option<String> + Sync),
-    form: &[(String, String)],
-) -> Result<(Reply, bool), sqlx::Error> {
-    let pool = &sim.inner.db.pool;
-    if let Some(row) =
-        sqlx::query("SELECT request_hash, first_response FROM sim_payments WHERE idem_key = $1")
-            .bind(key)
-            .fetch_optional(pool)
-            .await?
-    {
-        if row.get::<Option<String>, _>("request_hash").as_deref() != Some(request_hash) {
-            return Ok((error(StatusCode::BAD_REQUEST, "idempotency_error", "idempotency_key_reused",
-                "Keys for idempotent requests can only be used with the same parameters they were first used with."), false));
-        }
-        return Ok(match row.get::<Option<String>, _>("first_response") {
-            Some(stored) => (
-                serde_json::from_str::<(u16, Value)>(&stored)
-                    .map(|(s, b)| (StatusCode::from_u16(s).unwrap_or(StatusCode::OK), b))
-                    .unwrap_or((StatusCode::OK, Value::Null)),
-                true,
-            ),
-            None => (
-                error(
-                    StatusCode::CONFLICT,
-                    "idempotency_error",
-                    "idempotency_key_in_use",
-                    "There is currently another in-progress request using this Idempotent Key.",
-                ),
-                false,
-            ),
-        });
+/// What a create asks for, checked before anything is written.
+struct NewIntent {
+    amount: i64,
+    currency: String,
+    manual: bool,
+    payment_method: Option<String>,
+}
+
+fn new_intent(params: &Params) -> Result<NewIntent, Reply> {
+    let amount = params
+        .integer("amount")?
+        .ok_or_else(|| invalid("parameter_missing", "Missing required param: amount."))?;
+    if amount < 1 {
+        return Err(invalid("amount_too_small", "Amount must be at least 1."));
     }
-    let amount = field("amount")
-        .and_then(|a| a.parse::<i64>().ok())
-        .filter(|a| *a > 0);
-    let currency = field("currency")
-        .filter(|c| c.len() == 3)
-        .map(|c| c.to_uppercase());
-    let (Some(amount), Some(currency)) = (amount, currency) else {
-        return Ok((
-            error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "parameter_missing",
-                "amount and currency are required",
-            ),
-            false,
+    let currency = params
+        .get("currency")
+        .ok_or_else(|| invalid("parameter_missing", "Missing required param: currency."))?;
+    if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_alphabetic()) {
+        return Err(invalid(
+            "parameter_invalid",
+            &format!("Invalid currency: {currency}."),
         ));
-    };
-    let source = field("payment_method").unwrap_or_default();
-    let Some(plan) = plan(Method::Card, &source) else {
-        return Ok((
-            error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "resource_missing",
-                &format!("No such PaymentMethod: '{source}'"),
-            ),
-            false,
-        ));
-    };
-    let manual = field("capture_method").as_deref() == Some("manual");
-    let (status, failure) = initial_status(&plan, manual);
-    let metadata: serde_json::Map<String, Value> = form
-        .iter()
-        .filter_map(|(k, v)| {
-            Some((
-                k.strip_prefix("metadata[")?.strip_suffix(']')?.to_string(),
-                Value::String(v.clone()),
+    }
+    let manual = match params.get("capture_method") {
+        None | Some("automatic") | Some("automatic_async") => false,
+        Some("manual") => true,
+        Some(other) => {
+            return Err(invalid(
+                "parameter_invalid",
+                &format!("Invalid capture_method: {other}"),
             ))
-        })
-        .collect();
+        }
+    };
+    let payment_method = params.get("payment_method").map(str::to_string);
+    if let Some(pm) = &payment_method {
+        plan(PaymentMethod::Card, pm).ok_or_else(|| no_such_method(pm))?;
+    }
+    Ok(NewIntent {
+        amount,
+        currency: currency.to_lowercase(),
+        manual,
+        payment_method,
+    })
+}
+
+fn no_such_method(pm: &str) -> Reply {
+    let mut err = missing("PaymentMethod", pm);
+    err.1["error"]["param"] = json!("payment_method");
+    err
+}
+
+async fn create_in(
+    sim: &Simulator,
+    tx: &mut AnyConnection,
+    params: &Params,
+) -> Result<Reply, sqlx::Error> {
+    let new = match new_intent(params) {
+        Ok(new) => new,
+        Err(err) => return Ok(err),
+    };
+    let confirm = params.boolean("confirm");
+    if confirm && new.payment_method.is_none() {
+        return Ok(invalid(
+            "payment_intent_unexpected_state",
+            "You cannot confirm this PaymentIntent because it's missing a payment method.",
+        ));
+    }
+    let status = match new.payment_method {
+        Some(_) => "requires_confirmation",
+        None => "requires_payment_method",
+    };
     let id = new_id("pi");
     let now = sim.inner.clock.now_ms();
-    let mut tx = pool.begin().await?;
-    let claimed = sqlx::query(
-        "INSERT INTO sim_payments (id, idem_key, amount, currency, method, source, status, failure_code, created_at, updated_at,
-           protocol, request_hash, capture_manual, metadata)
-         VALUES ($1, $2, $3, $4, 'card', $5, $6, $7, $8, $8, 'stripe', $9, $10, $11) ON CONFLICT (idem_key) DO NOTHING",
+    sqlx::query(
+        "INSERT INTO sim_payments (id, idem_key, amount, currency, method, source, status, created_at, updated_at,
+           protocol, capture_manual, metadata, return_url)
+         VALUES ($1, $1, $2, $3, 'card', $4, $5, $6, $6, 'stripe', $7, $8, $9)",
     )
     .bind(&id)
-    .bind(key)
-    .bind(amount)
-    .bind(&currency)
-    .bind(&source)
+    .bind(new.amount)
+    .bind(&new.currency)
+    .bind(new.payment_method.clone().unwrap_or_default())
+    .bind(status)
+    .bind(now)
+    .bind(i64::from(new.manual))
+    .bind(params.metadata().to_string())
+    .bind(params.get("return_url"))
+    .execute(&mut *tx)
+    .await?;
+    let pi = load(tx, &id).await?.expect("the row was just written");
+    queue_event(
+        sim,
+        tx,
+        &id,
+        "payment_intent.created",
+        &render(sim, &pi, false),
+        status,
+    )
+    .await?;
+    if confirm {
+        return confirm_in(sim, tx, &id, params).await;
+    }
+    Ok((
+        StatusCode::OK,
+        render(sim, &pi, params.expands("latest_charge")),
+    ))
+}
+
+/// `POST /v1/payment_intents/{id}/confirm`, `…/capture` and `…/cancel`.
+async fn act(
+    State(sim): State<Simulator>,
+    headers: HeaderMap,
+    Path((id, action)): Path<(String, String)>,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    if !matches!(action.as_str(), "confirm" | "capture" | "cancel") {
+        return unknown_route(Method::POST, uri).await;
+    }
+    let target = format!("POST /v1/payment_intents/{id}/{action}");
+    form_post!(
+        sim,
+        headers,
+        &target,
+        body,
+        |tx, params| match action.as_str() {
+            "confirm" => confirm_in(&sim, &mut tx, &id, &params).await?,
+            "capture" => capture_in(&sim, &mut tx, &id, &params).await?,
+            _ => cancel_in(&sim, &mut tx, &id).await?,
+        }
+    )
+}
+
+/// Confirms an intent with its payment method (or the one `params` name): the card's
+/// outcome decides the status; a decline answers 402 with the intent, as Stripe does.
+async fn confirm_in(
+    sim: &Simulator,
+    tx: &mut AnyConnection,
+    id: &str,
+    params: &Params,
+) -> Result<Reply, sqlx::Error> {
+    let Some(pi) = load(tx, id).await? else {
+        return Ok(missing("payment_intent", id));
+    };
+    if !matches!(
+        pi.status.as_str(),
+        "requires_payment_method" | "requires_confirmation"
+    ) {
+        return Ok(unexpected_state(sim, &pi, "confirm"));
+    }
+    let Some(pm) = params
+        .get("payment_method")
+        .map(str::to_string)
+        .or(pi.payment_method.clone())
+    else {
+        return Ok(invalid(
+            "payment_intent_unexpected_state",
+            "You cannot confirm this PaymentIntent because it's missing a payment method.",
+        ));
+    };
+    let Some(plan) = plan(PaymentMethod::Card, &pm) else {
+        return Ok(no_such_method(&pm));
+    };
+    let (status, failure) = confirmed_status(&plan, pi.manual);
+    let updated = sqlx::query(
+        "UPDATE sim_payments SET status = $1, failure_code = $2, source = $3,
+           return_url = COALESCE($4, return_url), updated_at = $5 WHERE id = $6 AND status = $7",
+    )
     .bind(status)
     .bind(failure)
-    .bind(now)
-    .bind(request_hash)
-    .bind(manual as i64)
-    .bind(Value::Object(metadata).to_string())
+    .bind(&pm)
+    .bind(params.get("return_url"))
+    .bind(sim.inner.clock.now_ms())
+    .bind(id)
+    .bind(&pi.status)
     .execute(&mut *tx)
     .await?
     .rows_affected();
-    if claimed == 0 {
-        return Ok((
-            error(
-                StatusCode::CONFLICT,
-                "idempotency_error",
-                "idempotency_key_in_use",
-                "There is currently another in-progress request using this Idempotent Key.",
-            ),
-            false,
-        ));
-    }
-    if status != "requires_action" {
-        queue_event(sim, &mut tx, &id, status, failure, now).await?;
-    }
-    tx.commit().await?;
-    let pi = intent(sim, &id).await?.unwrap_or(Value::Null);
-    let answer = if failure.is_some() {
-        let mut err = error(
-            StatusCode::PAYMENT_REQUIRED,
-            "card_error",
-            "card_declined",
-            "Your card was declined.",
-        );
-        err.1["error"]["decline_code"] = pi["last_payment_error"]["decline_code"].clone();
-        err.1["error"]["payment_intent"] = pi;
-        err
-    } else {
-        (StatusCode::OK, pi)
+    let pi = match moved(sim, tx, id, updated).await? {
+        Ok(pi) => pi,
+        Err(err) => return Ok(err),
     };
-    sqlx::query("UPDATE sim_payments SET first_response = $1 WHERE id = $2")
-        .bind(json!([answer.0.as_u16(), answer.1]).to_string())
-        .bind(&id)
-        .execute(pool)
-        .await?;
-    Ok((answer, false))
+    let rendered = render(sim, &pi, params.expands("latest_charge"));
+    if failure.is_none() {
+        return Ok((StatusCode::OK, rendered));
+    }
+    let mut err = error(
+        StatusCode::PAYMENT_REQUIRED,
+        "card_error",
+        "card_declined",
+        "Your card was declined.",
+    );
+    err.1["error"]["decline_code"] = rendered["last_payment_error"]["decline_code"].clone();
+    err.1["error"]["charge"] = json!(charge_id_of(id));
+    err.1["error"]["payment_intent"] = rendered;
+    Ok(err)
 }
 
 async fn retrieve(
     State(sim): State<Simulator>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> Response {
-    if !authorized(&sim, &headers) {
-        return unauthorized();
-    }
-    match intent(&sim, &id).await {
-        Ok(Some(pi)) => reply((StatusCode::OK, pi)),
-        Ok(None) => reply(error(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            "resource_missing",
-            &format!("No such payment_intent: '{id}'"),
-        )),
-        Err(_) => reply(error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "api_error",
-            "internal",
-            "simulator storage failed",
-        )),
-    }
+    query_get!(
+        sim,
+        headers,
+        query,
+        |tx, params| match load(&mut tx, &id).await? {
+            Some(pi) => (
+                StatusCode::OK,
+                render(&sim, &pi, params.expands("latest_charge"))
+            ),
+            None => missing("payment_intent", &id),
+        }
+    )
 }
 
-/// Moves a PaymentIntent from one of `from` to `to`, or answers Stripe's unexpected-state error.
-async fn transition(
+/// `GET /v1/payment_intents`: newest first, `limit` (1–100) a page, `starting_after` the
+/// last id of the previous page; `expand[]=data.latest_charge` inlines the charges.
+async fn list(
+    State(sim): State<Simulator>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    query_get!(sim, headers, query, |tx, params| {
+        let rows = sqlx::query(&format!(
+            "SELECT {INTENT_COLUMNS} FROM sim_payments WHERE protocol = 'stripe' ORDER BY created_at DESC, id DESC"
+        ))
+        .fetch_all(&mut *tx)
+        .await?;
+        let expand = params.expands("data.latest_charge");
+        let intents = rows
+            .iter()
+            .map(|r| render(&sim, &Intent::from_row(r), expand))
+            .collect();
+        list_page(&params, intents, "/v1/payment_intents")
+    })
+}
+
+/// Takes the whole authorization or `amount_to_capture` of it; Stripe releases the rest.
+async fn capture_in(
     sim: &Simulator,
-    headers: &HeaderMap,
+    tx: &mut AnyConnection,
     id: &str,
-    from: &[&str],
-    to: &str,
-) -> Response {
-    if !authorized(sim, headers) {
-        return unauthorized();
-    }
-    let result = async {
-        let now = sim.inner.clock.now_ms();
-        let mut tx = sim.inner.db.pool.begin().await?;
-        let current: Option<String> = sqlx::query_scalar(
-            "SELECT status FROM sim_payments WHERE id = $1 AND protocol = 'stripe'",
-        )
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(current) = current else {
-            return Ok(None);
-        };
-        if !from.contains(&current.as_str()) {
-            return Ok(Some(Err(current)));
-        }
-        sqlx::query(
-            "UPDATE sim_payments SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4",
-        )
-        .bind(to)
-        .bind(now)
-        .bind(id)
-        .bind(&current)
-        .execute(&mut *tx)
-        .await?;
-        queue_event(sim, &mut tx, id, to, None, now).await?;
-        tx.commit().await?;
-        Ok::<_, sqlx::Error>(Some(Ok(())))
-    }
-    .await;
-    match result {
-        Ok(None) => reply(error(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            "resource_missing",
-            &format!("No such payment_intent: '{id}'"),
-        )),
-        Ok(Some(Err(current))) => {
-            let message = format!(
-                "This PaymentIntent's status is {current}; the action needs one of {from:?}."
-            );
-            let mut err = error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "payment_intent_unexpected_state",
-                &message,
-            );
-            err.1["error"]["payment_intent"] =
-                intent(sim, id).await.ok().flatten().unwrap_or(Value::Null);
-            reply(err)
-        }
-        Ok(Some(Ok(()))) => reply((
-            StatusCode::OK,
-            intent(sim, id).await.ok().flatten().unwrap_or(Value::Null),
-        )),
-        Err(_) => reply(error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "api_error",
-            "internal",
-            "simulator storage failed",
-        )),
-    }
-}
-
-async fn capture(
-    State(sim): State<Simulator>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    transition(&sim, &headers, &id, &["requires_capture"], "succeeded").await
-}
-
-async fn cancel(
-    State(sim): State<Simulator>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    transition(
-        &sim,
-        &headers,
-        &id,
-        &[
-            "requires_payment_method",
-            "requires_capture",
-            "requires_confirmation",
-            "requires_action",
-            "processing",
-        ],
-        "canceled",
-    )
-    .await
-}
-
-async fn refund(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Response {
-    if !authorized(&sim, &headers) {
-        return unauthorized();
-    }
-    let form = form_pairs(&body).unwrap_or_default();
-    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    let (Some(pi_id), Some(amount)) = (
-        field("payment_intent"),
-        field("amount").and_then(|a| a.parse::<i64>().ok()),
-    ) else {
-        return reply(error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            "parameter_missing",
-            "payment_intent and amount are required",
-        ));
+    params: &Params,
+) -> Result<Reply, sqlx::Error> {
+    let Some(pi) = load(tx, id).await? else {
+        return Ok(missing("payment_intent", id));
     };
-    let key = headers
-        .get("idempotency-key")
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-        .unwrap_or_else(|| new_id("idk"));
-    let idem_key: Option<String> = sqlx::query_scalar(
-        "SELECT idem_key FROM sim_payments WHERE id = $1 AND protocol = 'stripe'",
-    )
-    .bind(&pi_id)
-    .fetch_optional(&sim.inner.db.pool)
-    .await
-    .ok()
-    .flatten();
-    let Some(payment_key) = idem_key else {
-        return reply(error(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            "resource_missing",
-            &format!("No such payment_intent: '{pi_id}'"),
-        ));
-    };
-    match sim.refund_inner(&payment_key, &key, amount).await {
-        Ok(()) => reply((
-            StatusCode::OK,
-            json!({"id": format!("re_{}", &sha256_hex(key.as_bytes())[..24]), "object": "refund",
-            "amount": amount, "payment_intent": pi_id, "status": "succeeded"}),
-        )),
-        Err(err) => reply(error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            "charge_already_refunded",
-            &err.to_string(),
-        )),
+    if pi.status != "requires_capture" {
+        return Ok(unexpected_state(sim, &pi, "capture"));
     }
+    let amount = match params.integer("amount_to_capture") {
+        Ok(amount) => amount.unwrap_or(pi.amount),
+        Err(err) => return Ok(err),
+    };
+    if amount > pi.amount {
+        return Ok(invalid(
+            "amount_too_large",
+            &format!(
+                "The amount_to_capture ({amount}) is greater than the amount capturable ({}).",
+                pi.amount
+            ),
+        ));
+    }
+    if amount < 1 {
+        return Ok(invalid(
+            "amount_too_small",
+            "amount_to_capture must be at least 1.",
+        ));
+    }
+    let updated = sqlx::query(
+        "UPDATE sim_payments SET status = 'succeeded', amount_captured = $1, updated_at = $2
+         WHERE id = $3 AND status = 'requires_capture'",
+    )
+    .bind(amount)
+    .bind(sim.inner.clock.now_ms())
+    .bind(id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let pi = match moved(sim, tx, id, updated).await? {
+        Ok(pi) => pi,
+        Err(err) => return Ok(err),
+    };
+    Ok((
+        StatusCode::OK,
+        render(sim, &pi, params.expands("latest_charge")),
+    ))
+}
+
+async fn cancel_in(
+    sim: &Simulator,
+    tx: &mut AnyConnection,
+    id: &str,
+) -> Result<Reply, sqlx::Error> {
+    let Some(pi) = load(tx, id).await? else {
+        return Ok(missing("payment_intent", id));
+    };
+    if !CANCELABLE.contains(&pi.status.as_str()) {
+        return Ok(unexpected_state(sim, &pi, "cancel"));
+    }
+    let updated = sqlx::query(
+        "UPDATE sim_payments SET status = 'canceled', updated_at = $1 WHERE id = $2 AND status = $3",
+    )
+    .bind(sim.inner.clock.now_ms())
+    .bind(id)
+    .bind(&pi.status)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let pi = match moved(sim, tx, id, updated).await? {
+        Ok(pi) => pi,
+        Err(err) => return Ok(err),
+    };
+    Ok((StatusCode::OK, render(sim, &pi, false)))
 }

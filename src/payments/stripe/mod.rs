@@ -16,7 +16,7 @@ use super::retry::{self, Answer};
 use super::signature;
 use super::sim::Simulator;
 use super::Method;
-use wire::{ErrorEnvelope, Event, PaymentIntent, METADATA_KEY};
+use wire::{ErrorEnvelope, Event, PaymentIntent, API_VERSION, METADATA_KEY};
 
 /// Where the Stripe API is: a configured base URL (`https://api.stripe.com` in production)
 /// or the in-process simulator's Stripe endpoints.
@@ -32,15 +32,24 @@ pub struct Stripe {
     secret_key: String,
     /// Accepted webhook signing secrets: more than one while a secret is being rotated.
     webhook_secrets: Vec<String>,
+    /// Where the customer lands after a 3-D Secure challenge; with it Stripe answers a
+    /// redirect (`redirect_to_url`) rather than leaving the challenge to Stripe.js.
+    return_url: String,
     http: reqwest::Client,
 }
 
 impl Stripe {
-    pub fn new(base: Base, secret_key: String, webhook_secrets: Vec<String>) -> Stripe {
+    pub fn new(
+        base: Base,
+        secret_key: String,
+        webhook_secrets: Vec<String>,
+        return_url: String,
+    ) -> Stripe {
         Stripe {
             base,
             secret_key,
             webhook_secrets,
+            return_url,
             http: retry::client(),
         }
     }
@@ -60,19 +69,27 @@ impl Stripe {
     ) -> Result<Answer, GatewayError> {
         let url = self.url(path);
         retry::send(|| {
-            self.http
-                .post(&url)
-                .bearer_auth(&self.secret_key)
+            self.authed(self.http.post(&url))
                 .header("Idempotency-Key", idempotency_key)
                 .form(form)
         })
         .await
     }
 
+    /// Every request carries the key and the pinned API version.
+    fn authed(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        request
+            .bearer_auth(&self.secret_key)
+            .header("Stripe-Version", API_VERSION)
+    }
+
+    async fn get(&self, path: &str) -> Result<Answer, GatewayError> {
+        let url = self.url(path);
+        retry::send(|| self.authed(self.http.get(&url))).await
+    }
+
     async fn retrieve(&self, id: &str) -> Result<PaymentIntent, GatewayError> {
-        let url = self.url(&format!("/v1/payment_intents/{id}"));
-        let answer = retry::send(|| self.http.get(&url).bearer_auth(&self.secret_key)).await?;
-        intent_of(answer)
+        intent_of(self.get(&format!("/v1/payment_intents/{id}")).await?)
     }
 
     /// The PaymentIntent's id: known from an earlier answer, or learned by repeating the
@@ -92,6 +109,7 @@ impl Stripe {
             ("payment_method_types[]".to_string(), "card".to_string()),
             ("capture_method".to_string(), "manual".to_string()),
             ("confirm".to_string(), "true".to_string()),
+            ("return_url".to_string(), self.return_url.clone()),
             (format!("metadata[{METADATA_KEY}]"), charge.key.clone()),
         ];
         let answer = self
@@ -248,9 +266,7 @@ impl Gateway for Stripe {
                 if let Some(id) = &after {
                     path.push_str(&format!("&starting_after={id}"));
                 }
-                let url = self.url(&path);
-                let answer =
-                    retry::send(|| self.http.get(&url).bearer_auth(&self.secret_key)).await?;
+                let answer = self.get(&path).await?;
                 if answer.status != 200 {
                     return Err(GatewayError::Rejected(format!(
                         "stripe list: {} {}",

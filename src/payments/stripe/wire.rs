@@ -7,6 +7,10 @@ use serde::Deserialize;
 
 use crate::payments::gateway::Outcome;
 
+/// The API version Till's requests are pinned to (`Stripe-Version`), the one stripe-python 16
+/// pins: the shapes Till reads cannot change under it when the account's default moves on.
+pub const API_VERSION: &str = "2026-10-28.endive";
+
 /// Metadata key carrying Till's payment id on every PaymentIntent Till creates.
 pub const METADATA_KEY: &str = "till_payment";
 
@@ -34,6 +38,16 @@ pub struct PaymentIntent {
 pub struct NextAction {
     #[serde(default)]
     pub redirect_to_url: Option<RedirectToUrl>,
+    /// Present when Stripe leaves the challenge to Stripe.js (`type: use_stripe_sdk`): its
+    /// contents are Stripe.js's business, but a 3-D Secure one names the challenge page.
+    #[serde(default)]
+    pub use_stripe_sdk: Option<UseStripeSdk>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct UseStripeSdk {
+    #[serde(default)]
+    pub stripe_js: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -90,14 +104,18 @@ pub fn outcome(pi: &PaymentIntent) -> Outcome {
         "succeeded" => Outcome::Succeeded,
         "requires_capture" => Outcome::Authorized,
         "canceled" => Outcome::Canceled,
-        "requires_action" => match pi
-            .next_action
-            .as_ref()
-            .and_then(|a| a.redirect_to_url.as_ref())
-        {
-            Some(redirect) => Outcome::RequiresAction {
-                redirect_url: redirect.url.clone(),
-            },
+        // The customer acts at the redirect, or at the 3-D Secure page Stripe.js would open.
+        "requires_action" => match pi.next_action.as_ref().and_then(|a| {
+            a.redirect_to_url
+                .as_ref()
+                .map(|r| r.url.clone())
+                .or_else(|| {
+                    a.use_stripe_sdk
+                        .as_ref()
+                        .and_then(|sdk| sdk.stripe_js.clone())
+                })
+        }) {
+            Some(redirect_url) => Outcome::RequiresAction { redirect_url },
             None => Outcome::Processing,
         },
         // A confirmed PaymentIntent back at requires_payment_method was declined.
@@ -162,5 +180,20 @@ mod tests {
                 redirect_url: "https://x/3ds".into()
             }
         );
+        let sdk = pi(
+            serde_json::json!({"id": "pi_1", "status": "requires_action",
+            "next_action": {"type": "use_stripe_sdk", "use_stripe_sdk": {"type": "three_d_secure_redirect", "stripe_js": "https://x/js"}}}),
+        );
+        assert_eq!(
+            outcome(&sdk),
+            Outcome::RequiresAction {
+                redirect_url: "https://x/js".into()
+            }
+        );
+        let opaque = pi(
+            serde_json::json!({"id": "pi_1", "status": "requires_action",
+            "next_action": {"type": "use_stripe_sdk", "use_stripe_sdk": {}}}),
+        );
+        assert_eq!(outcome(&opaque), Outcome::Processing);
     }
 }
