@@ -36,6 +36,9 @@ const BATCHES_PER_BACKEND: usize = 11;
 const RACES_PER_BACKEND_DEFAULT: usize = 330;
 /// Races in flight at once in one batch (each mostly waits on timers and the network).
 const CONCURRENCY_MAX: usize = 64;
+/// Races start spread over this much time: all at once, the simulator's webhooks queue
+/// behind each other and the customer nearly always wins; spread, both orders happen.
+const START_SPREAD_MS: i64 = 3_000;
 /// A race's own steps (a few requests and timers) end well within this, even at 2,000.
 const RACE_MAX: Duration = Duration::from_secs(60);
 /// Settling, comparing, verifying and reconciling one batch.
@@ -113,7 +116,9 @@ where
     for i in 0..races_per_batch() {
         let slot = slots.clone().acquire_owned().await.expect("semaphore open");
         let one = race(app.clone(), i);
+        let start_in = Duration::from_millis(between(0, START_SPREAD_MS) as u64);
         set.spawn(async move {
+            tokio::time::sleep(start_in).await;
             let race = tokio::time::timeout(RACE_MAX, one)
                 .await
                 .unwrap_or_else(|_| panic!("race {i} still running after {RACE_MAX:?}"));
