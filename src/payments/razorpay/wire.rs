@@ -90,6 +90,7 @@ pub fn outcome(p: &Payment, action_url: Option<&str>) -> Outcome {
         "created" => match action_url {
             Some(url) => Outcome::RequiresAction {
                 redirect_url: url.to_string(),
+                client_secret: None,
             },
             None => Outcome::Processing,
         },
@@ -123,7 +124,8 @@ mod tests {
         assert_eq!(
             outcome(&payment("created"), Some("upi://pay?x")),
             Outcome::RequiresAction {
-                redirect_url: "upi://pay?x".into()
+                redirect_url: "upi://pay?x".into(),
+                client_secret: None,
             }
         );
         assert_eq!(

@@ -32,6 +32,9 @@ pub struct PaymentIntent {
     pub next_action: Option<NextAction>,
     #[serde(default)]
     pub last_payment_error: Option<StripeError>,
+    /// Lets the customer's browser (Stripe.js) act on this one PaymentIntent.
+    #[serde(default)]
+    pub client_secret: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -105,19 +108,26 @@ pub fn outcome(pi: &PaymentIntent) -> Outcome {
         "requires_capture" => Outcome::Authorized,
         "canceled" => Outcome::Canceled,
         // The customer acts at the redirect, or at the 3-D Secure page Stripe.js would open.
-        "requires_action" => match pi.next_action.as_ref().and_then(|a| {
-            a.redirect_to_url
-                .as_ref()
-                .map(|r| r.url.clone())
-                .or_else(|| {
-                    a.use_stripe_sdk
-                        .as_ref()
-                        .and_then(|sdk| sdk.stripe_js.clone())
-                })
-        }) {
-            Some(redirect_url) => Outcome::RequiresAction { redirect_url },
-            None => Outcome::Processing,
-        },
+        "requires_action" => {
+            let action = pi.next_action.as_ref();
+            let redirect = action.and_then(|a| a.redirect_to_url.as_ref().map(|r| r.url.clone()));
+            // Stripe.js runs the step itself: it needs the client secret; the page it would
+            // open is where a customer without Stripe.js goes.
+            let sdk = action
+                .and_then(|a| a.use_stripe_sdk.as_ref())
+                .and_then(|sdk| sdk.stripe_js.clone());
+            match (redirect, sdk) {
+                (Some(redirect_url), _) => Outcome::RequiresAction {
+                    redirect_url,
+                    client_secret: None,
+                },
+                (None, Some(redirect_url)) => Outcome::RequiresAction {
+                    redirect_url,
+                    client_secret: pi.client_secret.clone(),
+                },
+                (None, None) => Outcome::Processing,
+            }
+        }
         // A confirmed PaymentIntent back at requires_payment_method was declined.
         "requires_payment_method" if pi.last_payment_error.is_some() => Outcome::Failed {
             code: failure_code(pi.last_payment_error.as_ref()),
@@ -177,17 +187,20 @@ mod tests {
         assert_eq!(
             outcome(&action),
             Outcome::RequiresAction {
-                redirect_url: "https://x/3ds".into()
+                redirect_url: "https://x/3ds".into(),
+                client_secret: None,
             }
         );
         let sdk = pi(
             serde_json::json!({"id": "pi_1", "status": "requires_action",
+            "client_secret": "pi_1_secret_x",
             "next_action": {"type": "use_stripe_sdk", "use_stripe_sdk": {"type": "three_d_secure_redirect", "stripe_js": "https://x/js"}}}),
         );
         assert_eq!(
             outcome(&sdk),
             Outcome::RequiresAction {
-                redirect_url: "https://x/js".into()
+                redirect_url: "https://x/js".into(),
+                client_secret: Some("pi_1_secret_x".into()),
             }
         );
         let opaque = pi(
