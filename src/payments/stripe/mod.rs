@@ -279,9 +279,10 @@ impl Gateway for Stripe {
                 let page = answer.body["data"].as_array().cloned().unwrap_or_default();
                 let mut older = false;
                 for object in &page {
-                    let Some(record) = record_of(object) else {
-                        continue;
-                    };
+                    // A payment reconciliation cannot read is not skipped: the listing fails.
+                    let record = record_of(object).ok_or_else(|| {
+                        GatewayError::Unavailable(format!("unreadable PaymentIntent in listing: {object}"))
+                    })?;
                     // Newest first: the rest are older than asked for.
                     if since_secs.is_some_and(|s| record.created_secs < s) {
                         older = true;

@@ -18,7 +18,8 @@ pub const METADATA_KEY: &str = "till_payment";
 pub struct PaymentIntent {
     pub id: String,
     pub status: String,
-    #[serde(default)]
+    /// Required: reconciliation and webhook binding compare it, so a missing one must not
+    /// read as zero.
     pub amount: i64,
     /// Lower case, as Stripe writes it.
     #[serde(default)]
@@ -148,7 +149,7 @@ mod tests {
     fn statuses_map_and_unknown_stays_processing() {
         let check = |status: &str, expected: Outcome| {
             assert_eq!(
-                outcome(&pi(serde_json::json!({"id": "pi_1", "status": status}))),
+                outcome(&pi(serde_json::json!({"id": "pi_1", "amount": 100, "status": status}))),
                 expected,
                 "{status}"
             );
@@ -161,7 +162,7 @@ mod tests {
         check("requires_payment_method", Outcome::Processing);
         check("something_new", Outcome::Processing);
         let declined = pi(
-            serde_json::json!({"id": "pi_1", "status": "requires_payment_method",
+            serde_json::json!({"id": "pi_1", "amount": 100, "status": "requires_payment_method",
             "last_payment_error": {"type": "card_error", "code": "card_declined", "decline_code": "insufficient_funds"}}),
         );
         assert_eq!(
@@ -171,7 +172,7 @@ mod tests {
             }
         );
         let generic = pi(
-            serde_json::json!({"id": "pi_1", "status": "requires_payment_method",
+            serde_json::json!({"id": "pi_1", "amount": 100, "status": "requires_payment_method",
             "last_payment_error": {"type": "card_error", "code": "card_declined", "decline_code": "generic_decline"}}),
         );
         assert_eq!(
@@ -181,7 +182,7 @@ mod tests {
             }
         );
         let action = pi(
-            serde_json::json!({"id": "pi_1", "status": "requires_action",
+            serde_json::json!({"id": "pi_1", "amount": 100, "status": "requires_action",
             "next_action": {"type": "redirect_to_url", "redirect_to_url": {"url": "https://x/3ds"}}}),
         );
         assert_eq!(
@@ -192,7 +193,7 @@ mod tests {
             }
         );
         let sdk = pi(
-            serde_json::json!({"id": "pi_1", "status": "requires_action",
+            serde_json::json!({"id": "pi_1", "amount": 100, "status": "requires_action",
             "client_secret": "pi_1_secret_x",
             "next_action": {"type": "use_stripe_sdk", "use_stripe_sdk": {"type": "three_d_secure_redirect", "stripe_js": "https://x/js"}}}),
         );
@@ -204,7 +205,7 @@ mod tests {
             }
         );
         let opaque = pi(
-            serde_json::json!({"id": "pi_1", "status": "requires_action",
+            serde_json::json!({"id": "pi_1", "amount": 100, "status": "requires_action",
             "next_action": {"type": "use_stripe_sdk", "use_stripe_sdk": {}}}),
         );
         assert_eq!(outcome(&opaque), Outcome::Processing);
