@@ -84,7 +84,8 @@ pub struct Config {
     #[arg(long, env = "TILL_STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
     pub stripe_webhook_secret: Option<String>,
     /// Where Stripe sends the customer back after a 3-D Secure challenge (the shop's order
-    /// page); unset: Till's own address (`http://{listen}/`).
+    /// page); unset: Till's own address (`http://{listen}/`). Empty: none, so Stripe leaves
+    /// the challenge to Stripe.js and the payment's `next_action` is `use_stripe_sdk`.
     #[arg(long, env = "TILL_STRIPE_RETURN_URL")]
     pub stripe_return_url: Option<String>,
     /// How often the workers reconcile the gateways' books with Till's (0: never; run

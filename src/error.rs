@@ -84,6 +84,14 @@ pub fn database_unavailable(err: &sqlx::Error) -> bool {
     }
 }
 
+/// A value read back from the database that Till does not know (a status, a method): the
+/// data decides money, so it is an error, never quietly taken for a default.
+pub fn corrupt(column: &str, value: &str) -> Error {
+    Error::Internal(anyhow::anyhow!(
+        "stored {column} {value:?} is not a value Till knows"
+    ))
+}
+
 impl Error {
     pub fn invalid(message: impl Into<String>) -> Error {
         Error::InvalidRequest(message.into())

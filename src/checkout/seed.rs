@@ -110,7 +110,8 @@ async fn initiate(
                     .await?
                     .ok_or(Error::NotFound("order"))?
             };
-            let currency = Currency::parse(&head.currency).unwrap_or(state.currency);
+            let currency = Currency::parse(&head.currency)
+                .ok_or_else(|| crate::error::corrupt("orders.currency", &head.currency))?;
             let text = parsed.amount.get();
             if text.starts_with('"') {
                 return Err(Error::invalid("amount must be a number"));

@@ -352,9 +352,14 @@ async fn claim(
         }
         return Ok(Claim::Won);
     }
-    let status =
-        StatusCode::from_u16(row.get::<i64, _>("status_code") as u16).unwrap_or(StatusCode::OK);
-    let stored: Value = serde_json::from_str(&row.get::<String, _>("body")).unwrap_or(Value::Null);
+    let code: i64 = row.get("status_code");
+    let status = u16::try_from(code)
+        .ok()
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .ok_or_else(|| crate::error::corrupt("idempotency_keys.status_code", &code.to_string()))?;
+    let body: String = row.get("body");
+    let stored: Value = serde_json::from_str(&body)
+        .map_err(|_| crate::error::corrupt("idempotency_keys.body", "(not JSON)"))?;
     Ok(Claim::Replay(
         status,
         seal::unseal(stored, seal_key, scope, key),

@@ -175,9 +175,13 @@ pub async fn head(conn: &mut AnyConnection, id: &str) -> Result<Option<OrderHead
     .bind(id)
     .fetch_optional(&mut *conn)
     .await?;
-    Ok(row.map(|r| OrderHead {
+    let Some(r) = row else {
+        return Ok(None);
+    };
+    let status: String = r.get("status");
+    Ok(Some(OrderHead {
         id: r.get("id"),
-        status: Status::parse(r.get::<String, _>("status").as_str()).unwrap_or(Status::Pending),
+        status: Status::parse(&status).ok_or_else(|| crate::error::corrupt("orders.status", &status))?,
         currency: r.get("currency"),
         total: r.get("total"),
         expires_at: r.get("expires_at"),

@@ -35,6 +35,9 @@ pub enum Outcome {
     Processing,
     RequiresAction {
         redirect_url: String,
+        /// What Stripe.js needs to take the customer through the step itself
+        /// (`next_action.type = use_stripe_sdk`): the PaymentIntent's client secret.
+        client_secret: Option<String>,
     },
     /// The money is held for Till (a card authorization); `capture` takes it.
     Authorized,

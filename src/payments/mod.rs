@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use sqlx::{AnyConnection, Row};
 
 use crate::clock::rfc3339;
-use crate::error::Result;
+use crate::error::{corrupt, Result};
 use gateway::{GatewayPayment, Outcome};
 
 /// `name@handle`, as UPI virtual payment addresses (VPAs) are written.
@@ -147,10 +147,11 @@ pub enum Fate {
 }
 
 impl Fate {
-    fn parse(s: Option<&str>) -> Fate {
+    fn parse(s: Option<&str>) -> Result<Fate> {
         match s {
-            Some("void") => Fate::Void,
-            _ => Fate::Open,
+            None => Ok(Fate::Open),
+            Some("void") => Ok(Fate::Void),
+            Some(other) => Err(corrupt("payments.fate", other)),
         }
     }
 }
@@ -188,21 +189,23 @@ impl Payment {
 const PAYMENT_COLUMNS: &str =
     "id, order_id, status, amount, currency, method, source, gateway, gateway_ref, fate";
 
-fn payment_from_row(r: &sqlx::any::AnyRow) -> Payment {
-    Payment {
+fn payment_from_row(r: &sqlx::any::AnyRow) -> Result<Payment> {
+    let status: String = r.get("status");
+    let method: String = r.get("method");
+    Ok(Payment {
         id: r.get("id"),
         order_id: r.get("order_id"),
-        status: Status::parse(r.get::<String, _>("status").as_str()).unwrap_or(Status::Processing),
+        status: Status::parse(&status).ok_or_else(|| corrupt("payments.status", &status))?,
         amount_minor: r.get("amount"),
         currency: r.get("currency"),
-        method: Method::parse(r.get::<String, _>("method").as_str()).unwrap_or(Method::Card),
+        method: Method::parse(&method).ok_or_else(|| corrupt("payments.method", &method))?,
         source: r.get("source"),
         gateway: r.get("gateway"),
         gateway_ref: r
             .get::<Option<String>, _>("gateway_ref")
             .filter(|r| !r.is_empty()),
-        fate: Fate::parse(r.get::<Option<String>, _>("fate").as_deref()),
-    }
+        fate: Fate::parse(r.get::<Option<String>, _>("fate").as_deref())?,
+    })
 }
 
 /// Records a new attempt as `processing`. A unique violation means another attempt on the
@@ -236,7 +239,7 @@ pub async fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<Payment>> 
     .bind(id)
     .fetch_optional(&mut *conn)
     .await?;
-    Ok(row.as_ref().map(payment_from_row))
+    row.as_ref().map(payment_from_row).transpose()
 }
 
 /// Payments changed at or after `since_ms`, and Razorpay payments Till released (voided by
@@ -255,7 +258,7 @@ pub async fn changed_since(
     .bind(released_since_ms)
     .fetch_all(&mut *conn)
     .await?;
-    Ok(rows.iter().map(payment_from_row).collect())
+    rows.iter().map(payment_from_row).collect()
 }
 
 pub async fn for_order(conn: &mut AnyConnection, order_id: &str) -> Result<Vec<Payment>> {
@@ -265,7 +268,7 @@ pub async fn for_order(conn: &mut AnyConnection, order_id: &str) -> Result<Vec<P
     .bind(order_id)
     .fetch_all(&mut *conn)
     .await?;
-    Ok(rows.iter().map(payment_from_row).collect())
+    rows.iter().map(payment_from_row).collect()
 }
 
 /// Compare-and-set of an attempt's status with what the gateway said. Returns whether this
@@ -283,13 +286,17 @@ pub async fn record_outcome(
         from == to || from.can_become(to),
         "illegal payment transition {from:?} -> {to:?}"
     );
-    let (failure_code, redirect_url) = match &gp.outcome {
-        Outcome::Failed { code } => (Some(code.as_str()), None),
-        Outcome::RequiresAction { redirect_url } => (None, Some(redirect_url.as_str())),
-        _ => (None, None),
+    let (failure_code, redirect_url, action_secret) = match &gp.outcome {
+        Outcome::Failed { code } => (Some(code.as_str()), None, None),
+        Outcome::RequiresAction {
+            redirect_url,
+            client_secret,
+        } => (None, Some(redirect_url.as_str()), client_secret.as_deref()),
+        _ => (None, None, None),
     };
     let n = sqlx::query(
-        "UPDATE payments SET status = $1, gateway_ref = COALESCE(gateway_ref, NULLIF($2, '')), failure_code = $3, redirect_url = $4, updated_at = $5
+        "UPDATE payments SET status = $1, gateway_ref = COALESCE(gateway_ref, NULLIF($2, '')), failure_code = $3, redirect_url = $4, updated_at = $5,
+           action_secret = $8
          WHERE id = $6 AND status = $7",
     )
     .bind(to.as_str())
@@ -299,6 +306,7 @@ pub async fn record_outcome(
     .bind(now)
     .bind(id)
     .bind(from.as_str())
+    .bind(action_secret)
     .execute(&mut *conn)
     .await?
     .rows_affected();
@@ -399,16 +407,23 @@ pub async fn views_for_order(conn: &mut AnyConnection, order_id: &str) -> Result
 
 const PAYMENT_VIEW_SELECT: &str =
     "SELECT id, order_id, status, amount, currency, method, gateway, failure_code,
-    redirect_url, created_at FROM payments";
+    redirect_url, action_secret, created_at FROM payments";
 
 fn payment_view(r: &sqlx::any::AnyRow) -> Value {
     let status: String = r.get("status");
     let redirect_url: Option<String> = r.get("redirect_url");
+    let action_secret: Option<String> = r.get("action_secret");
     let next_action = match (status.as_str(), redirect_url) {
         // A UPI intent: the link opens the customer's UPI app.
         ("requires_action", Some(url)) if url.starts_with("upi://") => {
             json!({"type": "upi_intent", "upi_url": url, "redirect_url": url})
         }
+        // Stripe.js takes the customer through it: `stripe.handleNextAction({clientSecret})`.
+        ("requires_action", Some(url)) if action_secret.is_some() => json!({
+            "type": "use_stripe_sdk",
+            "client_secret": action_secret,
+            "redirect_url": url,
+        }),
         ("requires_action", Some(url)) => json!({"type": "redirect_to_url", "redirect_url": url}),
         _ => Value::Null,
     };

@@ -794,3 +794,37 @@ async fn reconcile_voids_held_authorizations_and_flags_what_it_cannot_repair(b: 
     );
     app.finish().await;
 }
+
+both!(stripe_three_d_secure_through_stripe_js);
+
+/// With no return URL Stripe leaves 3-D Secure to Stripe.js: the payment hands the client
+/// what Stripe.js needs (`use_stripe_sdk` and the PaymentIntent's client secret), and the
+/// challenge completed there confirms the order as a redirect would.
+async fn stripe_three_d_secure_through_stripe_js(b: Backend) {
+    let app = TestApp::spawn_with(b, Workers::Run, |cfg| {
+        cfg.card_gateway = Some("stripe".into());
+        cfg.stripe_secret_key = Some(SK.into());
+        cfg.stripe_webhook_secret = Some(WHSEC.into());
+        cfg.stripe_return_url = Some(String::new());
+    })
+    .await;
+    app.stocked("TEE-1", 1000, 5).await;
+    let id = app.new_order("TEE-1", 1).await;
+    let (_, payment) = app
+        .pay(&id, "card", "pm_card_authenticationRequired")
+        .await;
+    let action = &payment["next_action"];
+    assert_eq!(action["type"], "use_stripe_sdk", "{payment}");
+    let pi_id = gateway_ref(&app, payment["id"].as_str().unwrap()).await;
+    assert!(
+        action["client_secret"]
+            .as_str()
+            .is_some_and(|s| s.starts_with(&format!("{pi_id}_secret_"))),
+        "{payment}"
+    );
+    let page = action["redirect_url"].as_str().unwrap().to_string();
+    assert_eq!(app.http.get(&page).send().await.unwrap().status(), 200);
+    app.wait_for_status(&id, "confirmed").await;
+    wait_payment(&app, &id).await;
+    app.finish().await;
+}

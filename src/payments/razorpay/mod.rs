@@ -286,9 +286,10 @@ impl Gateway for Razorpay {
                 let got = items.len();
                 let mut older = false;
                 for item in items {
-                    let Ok(p) = serde_json::from_value::<Payment>(item) else {
-                        continue;
-                    };
+                    // A payment reconciliation cannot read is not skipped: the listing fails.
+                    let p = serde_json::from_value::<Payment>(item).map_err(|e| {
+                        GatewayError::Unavailable(format!("unreadable payment in listing: {e}"))
+                    })?;
                     // Newest first: the rest are older than asked for.
                     if since_secs.is_some_and(|s| p.created_at < s) {
                         older = true;

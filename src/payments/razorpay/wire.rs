@@ -23,7 +23,8 @@ pub struct Collection<T> {
 pub struct Payment {
     pub id: String,
     pub status: String,
-    #[serde(default)]
+    /// Required: reconciliation and webhook binding compare it, so a missing one must not
+    /// read as zero.
     pub amount: i64,
     /// Upper case ISO 4217, as Razorpay writes it.
     #[serde(default)]
@@ -90,6 +91,7 @@ pub fn outcome(p: &Payment, action_url: Option<&str>) -> Outcome {
         "created" => match action_url {
             Some(url) => Outcome::RequiresAction {
                 redirect_url: url.to_string(),
+                client_secret: None,
             },
             None => Outcome::Processing,
         },
@@ -103,7 +105,7 @@ mod tests {
 
     fn payment(status: &str) -> Payment {
         serde_json::from_value(
-            serde_json::json!({"id": "pay_1", "status": status, "error_reason": "payment_failed"}),
+            serde_json::json!({"id": "pay_1", "status": status, "amount": 100, "error_reason": "payment_failed"}),
         )
         .unwrap()
     }
@@ -123,7 +125,8 @@ mod tests {
         assert_eq!(
             outcome(&payment("created"), Some("upi://pay?x")),
             Outcome::RequiresAction {
-                redirect_url: "upi://pay?x".into()
+                redirect_url: "upi://pay?x".into(),
+                client_secret: None,
             }
         );
         assert_eq!(

@@ -278,6 +278,7 @@ impl Simulator {
             "canceled" => Outcome::Canceled,
             "requires_action" => Outcome::RequiresAction {
                 redirect_url: format!("{}/sim/3ds/{id}", self.own_url()),
+                client_secret: None,
             },
             _ => Outcome::Processing,
         }

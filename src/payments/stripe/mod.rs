@@ -102,16 +102,19 @@ impl Stripe {
     }
 
     async fn create_intent(&self, charge: &Charge) -> Result<PaymentIntent, GatewayError> {
-        let form = vec![
+        let mut form = vec![
             ("amount".to_string(), charge.amount_minor.to_string()),
             ("currency".to_string(), charge.currency.to_lowercase()),
             ("payment_method".to_string(), charge.source.clone()),
             ("payment_method_types[]".to_string(), "card".to_string()),
             ("capture_method".to_string(), "manual".to_string()),
             ("confirm".to_string(), "true".to_string()),
-            ("return_url".to_string(), self.return_url.clone()),
             (format!("metadata[{METADATA_KEY}]"), charge.key.clone()),
         ];
+        // Without a return URL Stripe leaves 3-D Secure to Stripe.js (`use_stripe_sdk`).
+        if !self.return_url.is_empty() {
+            form.push(("return_url".to_string(), self.return_url.clone()));
+        }
         let answer = self
             .post(
                 "/v1/payment_intents",
@@ -276,9 +279,10 @@ impl Gateway for Stripe {
                 let page = answer.body["data"].as_array().cloned().unwrap_or_default();
                 let mut older = false;
                 for object in &page {
-                    let Some(record) = record_of(object) else {
-                        continue;
-                    };
+                    // A payment reconciliation cannot read is not skipped: the listing fails.
+                    let record = record_of(object).ok_or_else(|| {
+                        GatewayError::Unavailable(format!("unreadable PaymentIntent in listing: {object}"))
+                    })?;
                     // Newest first: the rest are older than asked for.
                     if since_secs.is_some_and(|s| record.created_secs < s) {
                         older = true;

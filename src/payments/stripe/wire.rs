@@ -18,7 +18,8 @@ pub const METADATA_KEY: &str = "till_payment";
 pub struct PaymentIntent {
     pub id: String,
     pub status: String,
-    #[serde(default)]
+    /// Required: reconciliation and webhook binding compare it, so a missing one must not
+    /// read as zero.
     pub amount: i64,
     /// Lower case, as Stripe writes it.
     #[serde(default)]
@@ -32,6 +33,9 @@ pub struct PaymentIntent {
     pub next_action: Option<NextAction>,
     #[serde(default)]
     pub last_payment_error: Option<StripeError>,
+    /// Lets the customer's browser (Stripe.js) act on this one PaymentIntent.
+    #[serde(default)]
+    pub client_secret: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -105,19 +109,26 @@ pub fn outcome(pi: &PaymentIntent) -> Outcome {
         "requires_capture" => Outcome::Authorized,
         "canceled" => Outcome::Canceled,
         // The customer acts at the redirect, or at the 3-D Secure page Stripe.js would open.
-        "requires_action" => match pi.next_action.as_ref().and_then(|a| {
-            a.redirect_to_url
-                .as_ref()
-                .map(|r| r.url.clone())
-                .or_else(|| {
-                    a.use_stripe_sdk
-                        .as_ref()
-                        .and_then(|sdk| sdk.stripe_js.clone())
-                })
-        }) {
-            Some(redirect_url) => Outcome::RequiresAction { redirect_url },
-            None => Outcome::Processing,
-        },
+        "requires_action" => {
+            let action = pi.next_action.as_ref();
+            let redirect = action.and_then(|a| a.redirect_to_url.as_ref().map(|r| r.url.clone()));
+            // Stripe.js runs the step itself: it needs the client secret; the page it would
+            // open is where a customer without Stripe.js goes.
+            let sdk = action
+                .and_then(|a| a.use_stripe_sdk.as_ref())
+                .and_then(|sdk| sdk.stripe_js.clone());
+            match (redirect, sdk) {
+                (Some(redirect_url), _) => Outcome::RequiresAction {
+                    redirect_url,
+                    client_secret: None,
+                },
+                (None, Some(redirect_url)) => Outcome::RequiresAction {
+                    redirect_url,
+                    client_secret: pi.client_secret.clone(),
+                },
+                (None, None) => Outcome::Processing,
+            }
+        }
         // A confirmed PaymentIntent back at requires_payment_method was declined.
         "requires_payment_method" if pi.last_payment_error.is_some() => Outcome::Failed {
             code: failure_code(pi.last_payment_error.as_ref()),
@@ -138,7 +149,7 @@ mod tests {
     fn statuses_map_and_unknown_stays_processing() {
         let check = |status: &str, expected: Outcome| {
             assert_eq!(
-                outcome(&pi(serde_json::json!({"id": "pi_1", "status": status}))),
+                outcome(&pi(serde_json::json!({"id": "pi_1", "amount": 100, "status": status}))),
                 expected,
                 "{status}"
             );
@@ -151,7 +162,7 @@ mod tests {
         check("requires_payment_method", Outcome::Processing);
         check("something_new", Outcome::Processing);
         let declined = pi(
-            serde_json::json!({"id": "pi_1", "status": "requires_payment_method",
+            serde_json::json!({"id": "pi_1", "amount": 100, "status": "requires_payment_method",
             "last_payment_error": {"type": "card_error", "code": "card_declined", "decline_code": "insufficient_funds"}}),
         );
         assert_eq!(
@@ -161,7 +172,7 @@ mod tests {
             }
         );
         let generic = pi(
-            serde_json::json!({"id": "pi_1", "status": "requires_payment_method",
+            serde_json::json!({"id": "pi_1", "amount": 100, "status": "requires_payment_method",
             "last_payment_error": {"type": "card_error", "code": "card_declined", "decline_code": "generic_decline"}}),
         );
         assert_eq!(
@@ -171,27 +182,30 @@ mod tests {
             }
         );
         let action = pi(
-            serde_json::json!({"id": "pi_1", "status": "requires_action",
+            serde_json::json!({"id": "pi_1", "amount": 100, "status": "requires_action",
             "next_action": {"type": "redirect_to_url", "redirect_to_url": {"url": "https://x/3ds"}}}),
         );
         assert_eq!(
             outcome(&action),
             Outcome::RequiresAction {
-                redirect_url: "https://x/3ds".into()
+                redirect_url: "https://x/3ds".into(),
+                client_secret: None,
             }
         );
         let sdk = pi(
-            serde_json::json!({"id": "pi_1", "status": "requires_action",
+            serde_json::json!({"id": "pi_1", "amount": 100, "status": "requires_action",
+            "client_secret": "pi_1_secret_x",
             "next_action": {"type": "use_stripe_sdk", "use_stripe_sdk": {"type": "three_d_secure_redirect", "stripe_js": "https://x/js"}}}),
         );
         assert_eq!(
             outcome(&sdk),
             Outcome::RequiresAction {
-                redirect_url: "https://x/js".into()
+                redirect_url: "https://x/js".into(),
+                client_secret: Some("pi_1_secret_x".into()),
             }
         );
         let opaque = pi(
-            serde_json::json!({"id": "pi_1", "status": "requires_action",
+            serde_json::json!({"id": "pi_1", "amount": 100, "status": "requires_action",
             "next_action": {"type": "use_stripe_sdk", "use_stripe_sdk": {}}}),
         );
         assert_eq!(outcome(&opaque), Outcome::Processing);
