@@ -810,9 +810,7 @@ async fn stripe_three_d_secure_through_stripe_js(b: Backend) {
     .await;
     app.stocked("TEE-1", 1000, 5).await;
     let id = app.new_order("TEE-1", 1).await;
-    let (_, payment) = app
-        .pay(&id, "card", "pm_card_authenticationRequired")
-        .await;
+    let (_, payment) = app.pay(&id, "card", "pm_card_authenticationRequired").await;
     let action = &payment["next_action"];
     assert_eq!(action["type"], "use_stripe_sdk", "{payment}");
     let pi_id = gateway_ref(&app, payment["id"].as_str().unwrap()).await;
