@@ -36,9 +36,10 @@ const BATCHES_PER_BACKEND: usize = 11;
 const RACES_PER_BACKEND_DEFAULT: usize = 330;
 /// Races in flight at once in one batch (each mostly waits on timers and the network).
 const CONCURRENCY_MAX: usize = 64;
-/// Races start spread over this much time: all at once, the simulator's webhooks queue
-/// behind each other and the customer nearly always wins; spread, both orders happen.
-const START_SPREAD_MS: i64 = 3_000;
+/// Races start spread over this much time per race (3 s for a batch of 30): all at once,
+/// the simulator's webhooks queue behind each other and the customer nearly always wins;
+/// spread, both orders happen.
+const START_SPREAD_MS_PER_RACE: i64 = 100;
 /// A race's own steps (a few requests and timers) end well within this, even at 2,000.
 const RACE_MAX: Duration = Duration::from_secs(60);
 /// Settling, comparing, verifying and reconciling one batch.
@@ -116,7 +117,8 @@ where
     for i in 0..races_per_batch() {
         let slot = slots.clone().acquire_owned().await.expect("semaphore open");
         let one = race(app.clone(), i);
-        let start_in = Duration::from_millis(between(0, START_SPREAD_MS) as u64);
+        let spread_ms = START_SPREAD_MS_PER_RACE * races_per_batch() as i64;
+        let start_in = Duration::from_millis(between(0, spread_ms) as u64);
         set.spawn(async move {
             tokio::time::sleep(start_in).await;
             let race = tokio::time::timeout(RACE_MAX, one)
