@@ -90,28 +90,44 @@ async fn victims(app: &TestApp) -> Victims {
         payments: vec![],
         refs: vec![],
     };
-    for (method, source) in [
-        ("card", "pm_card_authenticationRequired"),
-        ("upi", "upi_intent"),
-        ("wallet", "paytm"),
+    for (method, source, waits_as) in [
+        ("card", "pm_card_authenticationRequired", "requires_action"),
+        ("upi", "upi_intent", "requires_action"),
+        ("wallet", "paytm", "processing"),
     ] {
         let id = app.new_order("TEE-1", 1).await;
         let (status, payment) = app.pay(&id, method, source).await;
         assert_eq!(status, 201, "{payment}");
         let pay_id = payment["id"].as_str().unwrap().to_string();
-        v.refs.push(gateway_ref(app, &pay_id).await);
+        v.refs.push(waiting(app, &id, waits_as).await);
         v.orders.push(id);
         v.payments.push(pay_id);
     }
     v
 }
 
+/// Waits (bounded) until the order's payment waits for its customer as `status`, with the
+/// gateway's id recorded (a slow answer lands a moment after the request); returns that id.
+async fn waiting(app: &TestApp, order_id: &str, status: &str) -> String {
+    let mut last = Value::Null;
+    for _ in 0..400 {
+        last = app.order(order_id).await["payments"][0].clone();
+        let id = gateway_ref(app, last["id"].as_str().unwrap_or_default()).await;
+        if last["status"] == status && !id.is_empty() {
+            return id;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("the payment of {order_id} never waited as {status}: {last}");
+}
+
 async fn gateway_ref(app: &TestApp, payment_id: &str) -> String {
     sqlx::query_scalar::<_, Option<String>>("SELECT gateway_ref FROM payments WHERE id = $1")
         .bind(payment_id)
-        .fetch_one(&app.state().db.pool)
+        .fetch_optional(&app.state().db.pool)
         .await
         .unwrap()
+        .flatten()
         .unwrap_or_default()
 }
 
