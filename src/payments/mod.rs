@@ -1,12 +1,11 @@
 //! Payments: payment attempts and refunds, their state machine, the gateway adapters and
-//! the webhook endpoint. One row in `payments` is one attempt at one gateway; it is written
+//! their webhook parsing. One row in `payments` is one attempt at one gateway; it is written
 //! `processing` and committed before the gateway is called, and moved on by what the gateway
-//! answers, synchronously or by webhook.
+//! answers, synchronously or by webhook (whose route is the saga's: `checkout::webhooks`).
 
 pub mod gateway;
 pub mod razorpay;
 pub mod retry;
-pub mod routes;
 pub mod signature;
 pub mod sim;
 pub mod stripe;
