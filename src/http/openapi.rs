@@ -166,7 +166,7 @@ fn describe(status: u16) -> &'static str {
         429 => "rate_limited, or too_many_pending_orders where a checkout starts",
         431 => "headers_too_large",
         503 => "unavailable",
-        _ => "see API.md",
+        _ => "see docs/api.md",
     }
 }
 
