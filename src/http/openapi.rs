@@ -110,14 +110,14 @@ pub const ROUTES: &[RouteDoc] = &[
         method: "post",
         path: "/payment/initiate",
         summary: "Seed: pay with a decimal amount",
-        auth: Auth::ApiKey,
+        auth: Auth::ApiKeyOrClientSecret,
         responses: &[201, 400, 401, 404, 409, 413, 422, 503],
     },
     RouteDoc {
         method: "post",
         path: "/checkout/confirm",
         summary: "Seed: confirm a paid order",
-        auth: Auth::ApiKey,
+        auth: Auth::ApiKeyOrClientSecret,
         responses: &[200, 400, 401, 404, 409, 413, 422, 503],
     },
     RouteDoc {
