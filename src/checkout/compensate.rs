@@ -85,8 +85,7 @@ pub(super) async fn void_decided(state: &AppState, payment_ids: &[String]) -> Re
             let mut conn = state.db.pool.acquire().await?;
             payments::get(&mut conn, payment_id).await?
         };
-        let Some(payment) = payment.filter(|p| p.status.in_flight() && p.fate == Fate::Void)
-        else {
+        let Some(payment) = payment.filter(|p| p.status.in_flight() && p.fate == Fate::Void) else {
             continue;
         };
         let gateway = state.gateway(&payment.gateway)?;

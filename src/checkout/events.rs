@@ -61,7 +61,11 @@ fn mismatch(gateway: &str, payment: &Payment, event: &WebhookEvent) -> Option<&'
         return Some("the event names no gateway payment");
     }
     // The gateway's id is learned from the first answer or event and never replaced.
-    if payment.gateway_ref.as_deref().is_some_and(|known| known != named) {
+    if payment
+        .gateway_ref
+        .as_deref()
+        .is_some_and(|known| known != named)
+    {
         return Some("the event names another gateway payment");
     }
     if event.amount_minor != payment.amount_minor || event.currency != payment.currency {
@@ -116,8 +120,18 @@ mod tests {
         check("stripe", Some("pi_1"), event("pi_1", 49_900, "INR"), true);
         // The first event sets the gateway's id.
         check("stripe", None, event("pi_1", 49_900, "INR"), true);
-        check("razorpay", Some("pi_1"), event("pi_1", 49_900, "INR"), false);
-        check("stripe", Some("pi_1"), event("pi_attacker", 49_900, "INR"), false);
+        check(
+            "razorpay",
+            Some("pi_1"),
+            event("pi_1", 49_900, "INR"),
+            false,
+        );
+        check(
+            "stripe",
+            Some("pi_1"),
+            event("pi_attacker", 49_900, "INR"),
+            false,
+        );
         check("stripe", Some("pi_1"), event("", 49_900, "INR"), false);
         check("stripe", None, event("pi_attacker", 50, "INR"), false);
         check("stripe", Some("pi_1"), event("pi_1", 49_900, "USD"), false);

@@ -218,7 +218,10 @@ pub async fn apply_outcome(state: &AppState, payment_id: &str, gp: &GatewayPayme
             reported = to.as_str(),
             "the gateway reports the money of a confirmed order as gone; not applied, flagged"
         );
-        let what = format!("gateway reported {} for the payment the order was paid with", to.as_str());
+        let what = format!(
+            "gateway reported {} for the payment the order was paid with",
+            to.as_str()
+        );
         payments::record_contradiction(&mut tx, payment_id, &what, now).await?;
         tx.commit().await?;
         return Ok(());

@@ -217,7 +217,8 @@ async fn set_watermark(state: &AppState, ms: i64) -> Result<()> {
 async fn kept_by_order(state: &AppState, payment: &Payment) -> Result<bool> {
     let mut conn = state.db.pool.acquire().await?;
     let head = orders::head(&mut conn, &payment.order_id).await?;
-    Ok(head.is_some_and(|o| o.status.is_paid() && o.paid_by.as_deref() == Some(payment.id.as_str())))
+    Ok(head
+        .is_some_and(|o| o.status.is_paid() && o.paid_by.as_deref() == Some(payment.id.as_str())))
 }
 
 /// One payment on a gateway's books against Till's: money captured that no order keeps is
@@ -256,7 +257,11 @@ async fn check_record(
 
 /// The Till payment a gateway record belongs to: by Till's id, and only if it is this
 /// payment's own record (a second payment the gateway made under the same key is not).
-async fn own_payment(state: &AppState, name: &str, record: &GatewayRecord) -> Result<Option<Payment>> {
+async fn own_payment(
+    state: &AppState,
+    name: &str,
+    record: &GatewayRecord,
+) -> Result<Option<Payment>> {
     let Some(key) = &record.key else {
         return Ok(None);
     };

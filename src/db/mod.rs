@@ -195,7 +195,11 @@ pub async fn setting(conn: &mut AnyConnection, name: &str) -> Result<Option<Stri
         .await
 }
 
-pub async fn set_setting(conn: &mut AnyConnection, name: &str, value: &str) -> Result<(), sqlx::Error> {
+pub async fn set_setting(
+    conn: &mut AnyConnection,
+    name: &str,
+    value: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
     )

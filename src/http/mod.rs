@@ -7,8 +7,8 @@ pub mod extract;
 pub mod idempotency;
 pub mod openapi;
 pub mod rate_limit;
-pub mod serve;
 pub mod seal;
+pub mod serve;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode};

@@ -70,7 +70,11 @@ pub async fn read_body(State(read_timeout): State<Duration>, req: Request, next:
     let (parts, body) = req.into_parts();
     let read = axum::body::to_bytes(body, BODY_LIMIT_BYTES);
     let refused = match tokio::time::timeout(read_timeout, read).await {
-        Ok(Ok(bytes)) => return next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        Ok(Ok(bytes)) => {
+            return next
+                .run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
         Ok(Err(_)) => Error::PayloadTooLarge,
         Err(_) => Error::RequestTimeout,
     };

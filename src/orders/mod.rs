@@ -182,7 +182,8 @@ pub async fn head(conn: &mut AnyConnection, id: &str) -> Result<Option<OrderHead
     let status: String = r.get("status");
     Ok(Some(OrderHead {
         id: r.get("id"),
-        status: Status::parse(&status).ok_or_else(|| crate::error::corrupt("orders.status", &status))?,
+        status: Status::parse(&status)
+            .ok_or_else(|| crate::error::corrupt("orders.status", &status))?,
         currency: r.get("currency"),
         total: r.get("total"),
         expires_at: r.get("expires_at"),
@@ -379,7 +380,10 @@ mod tests {
         assert!(!Cancelled.can_become(Expired));
         assert!(!Expired.can_become(Pending));
         for to in Status::ALL {
-            assert!(!Cancelled.can_become(to), "a cancel is final: cancelled -> {to:?}");
+            assert!(
+                !Cancelled.can_become(to),
+                "a cancel is final: cancelled -> {to:?}"
+            );
         }
     }
 

@@ -356,7 +356,10 @@ async fn razorpay_webhook_for_another_amount_changes_nothing(b: Backend) {
     }
     let order = app.order(&id).await;
     assert_eq!(
-        (order["status"].as_str(), order["payments"][0]["status"].as_str()),
+        (
+            order["status"].as_str(),
+            order["payments"][0]["status"].as_str()
+        ),
         (Some("pending"), Some("processing")),
         "{order}"
     );

@@ -778,10 +778,17 @@ async fn reconcile_voids_held_authorizations_and_flags_what_it_cannot_repair(b: 
     let app = stripe_app(b, Workers::Manual).await;
     app.stocked("TEE-1", 1000, 5).await;
     let ended = app.new_order("TEE-1", 1).await;
-    let (_, held) = app.pay(&ended, "card", "pm_card_authenticationRequired").await;
+    let (_, held) = app
+        .pay(&ended, "card", "pm_card_authenticationRequired")
+        .await;
     let held_id = held["id"].as_str().unwrap().to_string();
     let first = reconcile(app.state(), Scope::SinceLastPass).await.unwrap();
-    assert_eq!((first.repaired, first.flagged), (0, 0), "{}", first.render());
+    assert_eq!(
+        (first.repaired, first.flagged),
+        (0, 0),
+        "{}",
+        first.render()
+    );
     // An hour on, the order is cancelled in Till, but the gateway still holds the money.
     app.clock.advance_ms(3_600_000);
     app.cancel_without_voiding(&ended).await;
@@ -797,7 +804,13 @@ async fn reconcile_voids_held_authorizations_and_flags_what_it_cannot_repair(b: 
     // A confirmed order whose authorization the gateway voided: nothing Till can repair.
     let paid = app.new_order("TEE-1", 1).await;
     let (_, payment) = app.pay(&paid, "card", "pm_card_visa").await;
-    forge(&app, payment["id"].as_str().unwrap(), "authorized", "canceled").await;
+    forge(
+        &app,
+        payment["id"].as_str().unwrap(),
+        "authorized",
+        "canceled",
+    )
+    .await;
     let third = reconcile(app.state(), Scope::SinceLastPass).await.unwrap();
     assert!(third.flagged >= 1, "{}", third.render());
     assert!(third.render().contains(&paid), "{}", third.render());
@@ -819,7 +832,10 @@ async fn reconcile_voids_held_authorizations_and_flags_what_it_cannot_repair(b: 
     // Till's books still say what Till decided: the order is confirmed with that payment.
     let order = app.order(&paid).await;
     assert_eq!(
-        (order["status"].as_str(), order["payments"][0]["status"].as_str()),
+        (
+            order["status"].as_str(),
+            order["payments"][0]["status"].as_str()
+        ),
         (Some("confirmed"), Some("authorized")),
         "{order}"
     );
@@ -850,20 +866,29 @@ async fn stripe_three_d_secure_through_stripe_js(b: Backend) {
     let action = &payment["next_action"];
     assert_eq!(action["type"], "use_stripe_sdk", "{payment}");
     let pi_id = gateway_ref(&app, payment["id"].as_str().unwrap()).await;
-    let secret = action["client_secret"].as_str().unwrap_or_default().to_string();
+    let secret = action["client_secret"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(secret.starts_with(&format!("{pi_id}_secret_")), "{payment}");
     // A retry of the request gets it again; nothing else shows it, and Till keeps it nowhere
     // in clear (Stripe asks that it go to the customer only).
     assert_eq!(app.send(pay()).await.1, payment);
     let order = app.order(&id).await;
-    assert_eq!(order["payments"][0]["next_action"]["type"], "redirect_to_url", "{order}");
+    assert_eq!(
+        order["payments"][0]["next_action"]["type"], "redirect_to_url",
+        "{order}"
+    );
     let stored: Vec<String> = sqlx::query_scalar(
         "SELECT body FROM idempotency_keys UNION ALL SELECT COALESCE(redirect_url, '') FROM payments",
     )
     .fetch_all(&app.state().db.pool)
     .await
     .unwrap();
-    assert!(stored.iter().all(|text| !text.contains(&secret)), "{stored:?}");
+    assert!(
+        stored.iter().all(|text| !text.contains(&secret)),
+        "{stored:?}"
+    );
     let page = action["redirect_url"].as_str().unwrap().to_string();
     assert_eq!(app.http.get(&page).send().await.unwrap().status(), 200);
     app.wait_for_status(&id, "confirmed").await;

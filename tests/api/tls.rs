@@ -318,7 +318,11 @@ async fn stripe_over_https_with_a_private_ca_from_ssl_cert_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_checkout_over_sslmode_require() {
     let app = TestApp::spawn_with(Backend::Postgres, Workers::Manual, |cfg| {
-        let joiner = if cfg.database_url.contains('?') { '&' } else { '?' };
+        let joiner = if cfg.database_url.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
         cfg.database_url = format!("{}{joiner}sslmode=require", cfg.database_url);
     })
     .await;

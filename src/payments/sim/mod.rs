@@ -614,14 +614,22 @@ impl Gateway for Simulator {
             serde_json::from_slice(body).map_err(|e| format!("webhook body is not JSON: {e}"))?;
         let text = |v: &Value| v.as_str().map(str::to_string);
         let data = &event["data"];
-        let (Some(event_id), Some(key), Some(gateway_ref), Some(status), Some(amount_minor), Some(currency)) = (
+        let (
+            Some(event_id),
+            Some(key),
+            Some(gateway_ref),
+            Some(status),
+            Some(amount_minor),
+            Some(currency),
+        ) = (
             text(&event["id"]),
             text(&data["key"]),
             text(&data["id"]),
             text(&data["status"]),
             data["amount"].as_i64(),
             text(&data["currency"]),
-        ) else {
+        )
+        else {
             return Err("webhook event is missing fields".into());
         };
         let outcome = self.outcome(&status, text(&data["failure_code"]), gateway_ref.clone());

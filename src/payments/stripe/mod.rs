@@ -291,7 +291,9 @@ impl Gateway for Stripe {
                 for object in &page {
                     // A payment reconciliation cannot read is not skipped: the listing fails.
                     let record = record_of(object).ok_or_else(|| {
-                        GatewayError::Unavailable(format!("unreadable PaymentIntent in listing: {object}"))
+                        GatewayError::Unavailable(format!(
+                            "unreadable PaymentIntent in listing: {object}"
+                        ))
                     })?;
                     // Newest first: the rest are older than asked for.
                     if since_secs.is_some_and(|s| record.created_secs < s) {

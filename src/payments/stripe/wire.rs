@@ -149,7 +149,9 @@ mod tests {
     fn statuses_map_and_unknown_stays_processing() {
         let check = |status: &str, expected: Outcome| {
             assert_eq!(
-                outcome(&pi(serde_json::json!({"id": "pi_1", "amount": 100, "status": status}))),
+                outcome(&pi(
+                    serde_json::json!({"id": "pi_1", "amount": 100, "status": status})
+                )),
                 expected,
                 "{status}"
             );
