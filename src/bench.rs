@@ -291,11 +291,9 @@ async fn progress_bar(
     loop {
         let n = done.load(Ordering::Relaxed);
         if !quiet {
-            let filled = if total == 0 {
-                WIDTH
-            } else {
-                (n * WIDTH / total).min(WIDTH)
-            };
+            let filled = (n * WIDTH)
+                .checked_div(total)
+                .map_or(WIDTH, |f| f.min(WIDTH));
             let rate = n as f64 / started.elapsed().as_secs_f64().max(0.001);
             eprint!(
                 "\r[{}{}] {n}/{total} {rate:.0}/s ",

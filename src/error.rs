@@ -1,4 +1,4 @@
-//! The one error type at Till's boundary, and its mapping to HTTP statuses and API.md codes.
+//! The one error type at Till's boundary, and its mapping to HTTP statuses and the API error codes (docs/api.md).
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

@@ -247,14 +247,13 @@ fn secrets(configured: &Option<String>, prefix: &str) -> Vec<String> {
     }
 }
 
+/// Every gateway by name.
+type Gateways = HashMap<&'static str, Arc<dyn Gateway>>;
+
 /// The simulator (always there: the default gateway) and the adapters, by name. An adapter
 /// talks to the simulator's endpoints for its protocol unless its URL is configured, in
 /// which case its keys must be configured too.
-fn build_gateways(
-    cfg: &Config,
-    db: &Db,
-    clock: &Clock,
-) -> anyhow::Result<(Simulator, HashMap<&'static str, Arc<dyn Gateway>>)> {
+fn build_gateways(cfg: &Config, db: &Db, clock: &Clock) -> anyhow::Result<(Simulator, Gateways)> {
     let stripe_key = cfg
         .stripe_secret_key
         .clone()

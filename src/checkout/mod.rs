@@ -11,6 +11,7 @@ pub mod pay;
 pub mod reconcile;
 pub mod routes;
 pub mod seed;
+pub mod webhooks;
 pub mod workers;
 
 pub use compensate::{cancel_order, expire_order, process_refund, refund_order};

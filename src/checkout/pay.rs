@@ -101,11 +101,26 @@ pub async fn start_payment(state: &AppState, input: PaymentInput) -> Result<Valu
     let charge = payment.charge();
     let answer = timed(state, gateway.create(&charge)).await;
     failpoint::hit("after_gateway_answer");
+    let stripe_js = match &answer {
+        Ok(GatewayPayment {
+            outcome:
+                Outcome::RequiresAction {
+                    redirect_url,
+                    client_secret: Some(secret),
+                },
+            ..
+        }) => Some(payments::stripe_js_action(redirect_url, secret)),
+        _ => None,
+    };
     settle_answer(state, &payment.id, answer, Call::Create).await?;
     let mut conn = state.db.pool.acquire().await?;
-    payments::view(&mut conn, &payment.id)
+    let mut view = payments::view(&mut conn, &payment.id)
         .await?
-        .ok_or(Error::NotFound("payment"))
+        .ok_or(Error::NotFound("payment"))?;
+    if let Some(action) = stripe_js.filter(|_| view["status"] == "requires_action") {
+        view["next_action"] = action;
+    }
+    Ok(view)
 }
 
 /// Applies a gateway's answer to a call. An unknown outcome (no answer, 5xx) leaves the

@@ -120,7 +120,7 @@ async fn post_order(
             let (state, caller, body) = (&state, &caller, &body);
             async move {
                 caller.require_merchant()?;
-                let body: OrderBody = parse_json(&body)?;
+                let body: OrderBody = parse_json(body)?;
                 if let Some(c) = &body.customer {
                     check_text(&[
                         ("customer.id", c.id.as_ref()),

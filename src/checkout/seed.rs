@@ -55,7 +55,7 @@ async fn lock(
             let (state, caller, body) = (&state, &caller, &body);
             async move {
                 caller.require_merchant()?;
-                let body: LockBody = parse_json(&body)?;
+                let body: LockBody = parse_json(body)?;
                 check_client_id("order_id", &body.order_id).map_err(Error::InvalidRequest)?;
                 check_text(&[("user_id", body.user_id.as_ref())])?;
                 let customer = body.user_id.map(|id| serde_json::json!({ "id": id }));

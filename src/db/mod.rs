@@ -20,7 +20,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("0005_attempt_fate.sql")),
     (6, include_str!("0006_pending_per_customer.sql")),
     (7, include_str!("0007_sim_sdk.sql")),
-    (8, include_str!("0008_action_secret.sql")),
+    (8, include_str!("0008_one_in_flight.sql")),
 ];
 
 /// SQLite allows one writer at a time; one pooled connection serializes writers inside this

@@ -81,7 +81,7 @@ async fn as_json(response: Response) -> Response {
     Response::from_parts(parts, Body::from(body))
 }
 
-/// The API.md code for a status some layer answered on its own. 5xx text stays out of the
+/// The API code (docs/api.md) for a status some layer answered on its own. 5xx text stays out of the
 /// answer, as `Error` keeps it.
 fn describe(status: StatusCode, text: String) -> (&'static str, String) {
     let known = match status {

@@ -30,7 +30,7 @@ const RETENTION_MS: i64 = 24 * 3600 * 1000;
 /// no request runs anywhere near this long (the database statement timeout is 20 s).
 const STALE_CLAIM_MS: i64 = 60_000;
 
-/// Keys longer than this are refused (API.md: 1–255 printable ASCII characters).
+/// Keys longer than this are refused (docs/api.md: 1–255 printable ASCII characters).
 const KEY_LEN_MAX: usize = 255;
 
 /// A number whose exact value is an integer is written out in full up to this many digits

@@ -23,7 +23,7 @@ use crate::error::Error;
 use crate::ids::{constant_time_eq, random_token, sha256_hex};
 use crate::metrics::Metrics;
 use crate::state::AppState;
-use crate::{checkout, inventory, notify, orders, payments};
+use crate::{checkout, inventory, notify, orders};
 
 /// The whole application as one router, ready to serve or to drive in tests.
 pub fn app(state: AppState) -> Router {
@@ -32,7 +32,7 @@ pub fn app(state: AppState) -> Router {
         .merge(orders::routes::router())
         .merge(checkout::routes::router())
         .merge(checkout::seed::router())
-        .merge(payments::routes::router());
+        .merge(checkout::webhooks::router());
     // The simulator's endpoints and pages exist only while it takes some payments, and then
     // behind the same body limit, rate limiter and request ids as everything else.
     if state.simulator_in_use() {

@@ -110,14 +110,14 @@ pub const ROUTES: &[RouteDoc] = &[
         method: "post",
         path: "/payment/initiate",
         summary: "Seed: pay with a decimal amount",
-        auth: Auth::ApiKey,
+        auth: Auth::ApiKeyOrClientSecret,
         responses: &[201, 400, 401, 404, 409, 413, 422, 503],
     },
     RouteDoc {
         method: "post",
         path: "/checkout/confirm",
         summary: "Seed: confirm a paid order",
-        auth: Auth::ApiKey,
+        auth: Auth::ApiKeyOrClientSecret,
         responses: &[200, 400, 401, 404, 409, 413, 422, 503],
     },
     RouteDoc {
@@ -166,7 +166,7 @@ fn describe(status: u16) -> &'static str {
         429 => "rate_limited, or too_many_pending_orders where a checkout starts",
         431 => "headers_too_large",
         503 => "unavailable",
-        _ => "see API.md",
+        _ => "see docs/api.md",
     }
 }
 

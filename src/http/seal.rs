@@ -91,43 +91,56 @@ fn decrypt(key: &[u8; 32], sealed: &str) -> Option<String> {
     String::from_utf8(data).ok()
 }
 
+/// Every JSON object in `value`, at any depth (a secret may sit in a nested object, such as
+/// a payment's `next_action`).
+fn each_object(value: &mut Value, f: &mut impl FnMut(&mut serde_json::Map<String, Value>)) {
+    match value {
+        Value::Object(fields) => {
+            f(fields);
+            for child in fields.values_mut() {
+                each_object(child, f);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|item| each_object(item, f)),
+        _ => {}
+    }
+}
+
 /// The answer as it may be stored: every secret field sealed.
 pub fn seal(body: &Value, credential: &[u8; 32], scope: &str, key: &str) -> Value {
     let mut stored = body.clone();
-    let Some(fields) = stored.as_object_mut() else {
-        return stored;
-    };
     let row = row_key(credential, scope, key);
-    for name in SEALED_FIELDS {
-        if let Some(Value::String(secret)) = fields.remove(*name) {
-            let sealed = Value::String(encrypt(&row, &secret));
-            fields.insert(format!("{name}{SEALED_SUFFIX}"), sealed);
+    each_object(&mut stored, &mut |fields| {
+        for name in SEALED_FIELDS {
+            if let Some(Value::String(secret)) = fields.remove(*name) {
+                let sealed = Value::String(encrypt(&row, &secret));
+                fields.insert(format!("{name}{SEALED_SUFFIX}"), sealed);
+            }
         }
-    }
+    });
     stored
 }
 
 /// The stored answer as first sent: every sealed field opened again. One this credential
 /// cannot open is left out (never answered in its sealed form).
 pub fn unseal(mut stored: Value, credential: &[u8; 32], scope: &str, key: &str) -> Value {
-    let Some(fields) = stored.as_object_mut() else {
-        return stored;
-    };
     let row = row_key(credential, scope, key);
-    for name in SEALED_FIELDS {
-        let Some(sealed) = fields.remove(&format!("{name}{SEALED_SUFFIX}")) else {
-            continue;
-        };
-        match sealed.as_str().and_then(|s| decrypt(&row, s)) {
-            Some(secret) => {
-                fields.insert(name.to_string(), Value::String(secret));
+    each_object(&mut stored, &mut |fields| {
+        for name in SEALED_FIELDS {
+            let Some(sealed) = fields.remove(&format!("{name}{SEALED_SUFFIX}")) else {
+                continue;
+            };
+            match sealed.as_str().and_then(|s| decrypt(&row, s)) {
+                Some(secret) => {
+                    fields.insert(name.to_string(), Value::String(secret));
+                }
+                None => tracing::warn!(
+                    field = name,
+                    "a stored answer's secret does not open with this credential; replayed without it"
+                ),
             }
-            None => tracing::warn!(
-                field = name,
-                "a stored answer's secret does not open with this credential; replayed without it"
-            ),
         }
-    }
+    });
     stored
 }
 

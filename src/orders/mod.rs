@@ -47,14 +47,15 @@ impl Status {
         Status::ALL.into_iter().find(|st| st.as_str() == s)
     }
 
-    /// The legal moves. A cancelled or expired order may still be confirmed: a payment that
-    /// succeeds late re-locks the stock rather than being kept silently.
+    /// The legal moves. A cancelled order stays cancelled (a customer's cancel and a failed
+    /// payment are final); an expired one may still be confirmed, by money captured for an
+    /// attempt that was in flight when its hold ran out (see `checkout::pay::keep_money`).
     pub fn can_become(self, next: Status) -> bool {
         use Status::*;
         matches!(
             (self, next),
             (Pending, Confirmed | Cancelled | Expired)
-                | (Cancelled | Expired, Confirmed)
+                | (Expired, Confirmed)
                 | (Confirmed | PartiallyRefunded, PartiallyRefunded | Refunded)
         )
     }
@@ -378,6 +379,12 @@ mod tests {
         assert!(!Confirmed.can_become(Cancelled));
         assert!(!Cancelled.can_become(Expired));
         assert!(!Expired.can_become(Pending));
+        for to in Status::ALL {
+            assert!(
+                !Cancelled.can_become(to),
+                "a cancel is final: cancelled -> {to:?}"
+            );
+        }
     }
 
     proptest::proptest! {

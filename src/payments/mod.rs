@@ -1,12 +1,11 @@
 //! Payments: payment attempts and refunds, their state machine, the gateway adapters and
-//! the webhook endpoint. One row in `payments` is one attempt at one gateway; it is written
+//! their webhook parsing. One row in `payments` is one attempt at one gateway; it is written
 //! `processing` and committed before the gateway is called, and moved on by what the gateway
-//! answers, synchronously or by webhook.
+//! answers, synchronously or by webhook (whose route is the saga's: `checkout::webhooks`).
 
 pub mod gateway;
 pub mod razorpay;
 pub mod retry;
-pub mod routes;
 pub mod signature;
 pub mod sim;
 pub mod stripe;
@@ -286,17 +285,15 @@ pub async fn record_outcome(
         from == to || from.can_become(to),
         "illegal payment transition {from:?} -> {to:?}"
     );
-    let (failure_code, redirect_url, action_secret) = match &gp.outcome {
-        Outcome::Failed { code } => (Some(code.as_str()), None, None),
-        Outcome::RequiresAction {
-            redirect_url,
-            client_secret,
-        } => (None, Some(redirect_url.as_str()), client_secret.as_deref()),
-        _ => (None, None, None),
+    // A Stripe.js client secret is never stored: Stripe asks that it go to the customer
+    // only, so it is handed over once, in the answer to the payment request.
+    let (failure_code, redirect_url) = match &gp.outcome {
+        Outcome::Failed { code } => (Some(code.as_str()), None),
+        Outcome::RequiresAction { redirect_url, .. } => (None, Some(redirect_url.as_str())),
+        _ => (None, None),
     };
     let n = sqlx::query(
-        "UPDATE payments SET status = $1, gateway_ref = COALESCE(gateway_ref, NULLIF($2, '')), failure_code = $3, redirect_url = $4, updated_at = $5,
-           action_secret = $8
+        "UPDATE payments SET status = $1, gateway_ref = COALESCE(gateway_ref, NULLIF($2, '')), failure_code = $3, redirect_url = $4, updated_at = $5
          WHERE id = $6 AND status = $7",
     )
     .bind(to.as_str())
@@ -306,7 +303,6 @@ pub async fn record_outcome(
     .bind(now)
     .bind(id)
     .bind(from.as_str())
-    .bind(action_secret)
     .execute(&mut *conn)
     .await?
     .rows_affected();
@@ -407,23 +403,16 @@ pub async fn views_for_order(conn: &mut AnyConnection, order_id: &str) -> Result
 
 const PAYMENT_VIEW_SELECT: &str =
     "SELECT id, order_id, status, amount, currency, method, gateway, failure_code,
-    redirect_url, action_secret, created_at FROM payments";
+    redirect_url, created_at FROM payments";
 
 fn payment_view(r: &sqlx::any::AnyRow) -> Value {
     let status: String = r.get("status");
     let redirect_url: Option<String> = r.get("redirect_url");
-    let action_secret: Option<String> = r.get("action_secret");
     let next_action = match (status.as_str(), redirect_url) {
         // A UPI intent: the link opens the customer's UPI app.
         ("requires_action", Some(url)) if url.starts_with("upi://") => {
             json!({"type": "upi_intent", "upi_url": url, "redirect_url": url})
         }
-        // Stripe.js takes the customer through it: `stripe.handleNextAction({clientSecret})`.
-        ("requires_action", Some(url)) if action_secret.is_some() => json!({
-            "type": "use_stripe_sdk",
-            "client_secret": action_secret,
-            "redirect_url": url,
-        }),
         ("requires_action", Some(url)) => json!({"type": "redirect_to_url", "redirect_url": url}),
         _ => Value::Null,
     };
@@ -468,6 +457,12 @@ pub async fn record_webhook(
         .execute(&mut *conn)
         .await?;
     Ok(())
+}
+
+/// The `next_action` for Stripe.js (`stripe.handleNextAction({clientSecret})`), put in the
+/// answer to the payment request only: the client secret is not stored.
+pub fn stripe_js_action(redirect_url: &str, client_secret: &str) -> Value {
+    json!({"type": "use_stripe_sdk", "client_secret": client_secret, "redirect_url": redirect_url})
 }
 
 /// A refund's life: `pending` (written before the gateway is asked), then `succeeded` or

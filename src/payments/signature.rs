@@ -55,7 +55,7 @@ pub fn verify(secret: &str, header: &str, body: &[u8], now_secs: i64) -> Result<
 }
 
 fn from_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

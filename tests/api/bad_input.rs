@@ -1,4 +1,4 @@
-//! Bad input: each a 4xx with the API.md code, and nothing changes.
+//! Bad input: each a 4xx with its API error code (docs/api.md), and nothing changes.
 
 use reqwest::Method;
 use serde_json::json;

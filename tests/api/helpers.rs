@@ -53,6 +53,8 @@ pub struct TestDb {
 
     pg_name: Option<String>,
     sqlite_dir: Option<std::path::PathBuf>,
+    /// Set once the database is gone, so `Drop` (a failed test) does not try again.
+    dropped: std::sync::atomic::AtomicBool,
 }
 
 impl TestDb {
@@ -66,6 +68,7 @@ impl TestDb {
                     url: format!("sqlite://{}", dir.join("till.db").display()),
                     pg_name: None,
                     sqlite_dir: Some(dir),
+                    dropped: Default::default(),
                 }
             }
             Backend::Postgres => {
@@ -75,17 +78,52 @@ impl TestDb {
                     url: format!("{}/{name}{}", pg_base_url(), pg_url_params()),
                     pg_name: Some(name),
                     sqlite_dir: None,
+                    dropped: Default::default(),
                 }
             }
         }
     }
 
     pub async fn drop_db(&self) {
+        if self.dropped.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
         if let Some(name) = &self.pg_name {
             admin_pg(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
         }
         if let Some(dir) = &self.sqlite_dir {
             let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// A test that fails (panics) before `finish` still leaves no database behind. Dropping
+/// one needs async I/O, and `Drop` may run inside the test's runtime, so it gets a thread
+/// and a runtime of its own.
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if self.dropped.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let name = self.pg_name.clone();
+        let dir = self.sqlite_dir.clone();
+        let cleaned = std::thread::spawn(move || {
+            if let Some(name) = name {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime for dropping the test database");
+                runtime.block_on(admin_pg(&format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )));
+            }
+            if let Some(dir) = dir {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        })
+        .join();
+        if cleaned.is_err() {
+            eprintln!("could not drop a test database");
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Till's API contract (API.md) over real HTTP, each test run on SQLite and on PostgreSQL.
+//! Till's API contract (docs/api.md) over real HTTP, each test run on SQLite and on PostgreSQL.
 
 mod helpers;
 

@@ -4,7 +4,7 @@
 //! modules never read), answers card payments synchronously, completes UPI, wallet and 3-D
 //! Secure payments later, and reports every final outcome as a signed webhook POSTed over
 //! real HTTP to `/v1/webhooks/sim`, retried until Till answers 2xx. Its outcomes follow the
-//! table in API.md.
+//! table in docs/api.md.
 
 mod delivery;
 pub mod faults;
@@ -58,7 +58,7 @@ const DELIVERY_BACKOFF_CAP_MS: i64 = 300_000;
 /// Time allowed for Till to answer one webhook POST.
 const DELIVERY_TIMEOUT_MS: u64 = 10_000;
 
-/// What the simulator will do with a source, decided from the API.md table.
+/// What the simulator will do with a source, decided from the docs/api.md table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Plan {
     SucceedNow,

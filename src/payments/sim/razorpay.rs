@@ -365,6 +365,9 @@ async fn list_payments(
     }
 }
 
+/// An outcome the simulator will report later: status, failure code, when (unix ms).
+type QueuedOutcome<'a> = (&'a str, Option<&'a str>, i64);
+
 async fn create_payment(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Response {
     if !authorized(&sim, &headers) {
         return unauthorized();
@@ -407,41 +410,40 @@ async fn create_payment(State(sim): State<Simulator>, headers: HeaderMap, body: 
     };
     let now = sim.inner.clock.now_ms();
     // Initial status, failure, the queued outcome and when it lands.
-    let (status, failure, event): (&str, Option<&str>, Option<(&str, Option<&str>, i64)>) =
-        if source == UPI_INTENT_SOURCE {
-            (
+    let (status, failure, event): (&str, Option<&str>, Option<QueuedOutcome>) = if source
+        == UPI_INTENT_SOURCE
+    {
+        (
+            "created",
+            None,
+            Some((
+                "failed",
+                Some("payment_timeout"),
+                now + UPI_INTENT_TIMEOUT_MS,
+            )),
+        )
+    } else {
+        match plan(method, &source) {
+            Some(Plan::SucceedNow) => ("authorized", None, Some(("authorized", None, now))),
+            Some(Plan::FailNow(code)) => ("failed", Some(code), Some(("failed", Some(code), now))),
+            Some(Plan::Later { succeed: true, .. }) => (
                 "created",
                 None,
-                Some((
-                    "failed",
-                    Some("payment_timeout"),
-                    now + UPI_INTENT_TIMEOUT_MS,
-                )),
-            )
-        } else {
-            match plan(method, &source) {
-                Some(Plan::SucceedNow) => ("authorized", None, Some(("authorized", None, now))),
-                Some(Plan::FailNow(code)) => {
-                    ("failed", Some(code), Some(("failed", Some(code), now)))
-                }
-                Some(Plan::Later { succeed: true, .. }) => (
-                    "created",
-                    None,
-                    Some(("authorized", None, now + sim.inner.delay_ms)),
-                ),
-                Some(Plan::Later {
-                    succeed: false,
-                    failure_code,
-                }) => (
-                    "created",
-                    None,
-                    Some(("failed", Some(failure_code), now + sim.inner.delay_ms)),
-                ),
-                Some(Plan::ThreeDSecure) | None => {
-                    return bad_request("The payment method or source is not supported")
-                }
+                Some(("authorized", None, now + sim.inner.delay_ms)),
+            ),
+            Some(Plan::Later {
+                succeed: false,
+                failure_code,
+            }) => (
+                "created",
+                None,
+                Some(("failed", Some(failure_code), now + sim.inner.delay_ms)),
+            ),
+            Some(Plan::ThreeDSecure) | None => {
+                return bad_request("The payment method or source is not supported")
             }
-        };
+        }
+    };
     let id = new_id("pay");
     let result = async {
         let mut tx = sim.inner.db.pool.begin().await?;

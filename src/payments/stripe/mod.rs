@@ -155,6 +155,16 @@ impl Stripe {
     }
 }
 
+/// The PaymentIntent events whose object says what became of the payment.
+const OUTCOME_EVENTS: &[&str] = &[
+    "payment_intent.processing",
+    "payment_intent.requires_action",
+    "payment_intent.amount_capturable_updated",
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "payment_intent.canceled",
+];
+
 /// A PaymentIntent from an answer: 200, or a 402 decline that carries the intent.
 fn intent_of(answer: Answer) -> Result<PaymentIntent, GatewayError> {
     if (200..300).contains(&answer.status) {
@@ -394,7 +404,9 @@ impl Gateway for Stripe {
         }
         let event: Event = serde_json::from_slice(body)
             .map_err(|e| format!("webhook body is not a Stripe event: {e}"))?;
-        if !event.kind.starts_with("payment_intent.") {
+        // Only events that report where a PaymentIntent got to; `payment_intent.created`
+        // carries it as it was at creation, which is old news by the time it arrives.
+        if !OUTCOME_EVENTS.contains(&event.kind.as_str()) {
             return Ok(None);
         }
         let intent: PaymentIntent =

@@ -1,5 +1,6 @@
-//! `POST /v1/webhooks/{gateway}`: gateways' callbacks, verified over the raw body and
-//! deduplicated by the gateway's event id.
+//! `POST /v1/webhooks/{gateway}`, the HTTP edge of gateways' callbacks: the gateway's
+//! adapter verifies the signature over the raw body and parses the event; `events` dedupes,
+//! binds and applies it. (Here, not in `payments`, because applying one is the saga's work.)
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -7,7 +8,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use crate::checkout::events::{self, Received};
+use super::events::{self, Received};
 use crate::clock::system_now_ms;
 use crate::error::{Error, Result};
 use crate::http::extract::RawBody;
