@@ -313,8 +313,8 @@ const ASYNC_DELAY_MS: i64 = 1_000;
 
 fn upi_or_wallet_then_cancel(i: usize) -> CancelRace {
     CancelRace {
-        method: if i % 2 == 0 { "upi" } else { "wallet" },
-        source: if i % 2 == 0 {
+        method: if i.is_multiple_of(2) { "upi" } else { "wallet" },
+        source: if i.is_multiple_of(2) {
             "success@razorpay"
         } else {
             "paytm"
@@ -402,7 +402,7 @@ async fn cancel_racing_a_slow_create_never_keeps_money(b: Backend) {
         .to_string();
     report.add(
         batch(gateways, title, |app, i| {
-            let race = if i % 2 == 0 {
+            let race = if i.is_multiple_of(2) {
                 cancel_during("card", "pm_card_visa", (0, 300))
             } else {
                 cancel_during("upi", "success@razorpay", (0, 300))
