@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::http::idempotency;
 use crate::notify;
 use crate::orders;
-use crate::payments;
+use crate::payments::{self, gateway::GatewayPayment, gateway::Outcome};
 use crate::state::AppState;
 
 /// Rows a step takes per pass; the rest wait for the next tick, so one pass stays short.
@@ -71,10 +71,40 @@ pub async fn expire_due(state: &AppState) -> Result<usize> {
     .await?;
     let n = ids.len();
     each_concurrently(state, ids, |state, id| async move {
+        ask_before_expiry(&state, &id).await?;
         expire_order(&state, &id).await.map(|_| ())
     })
     .await?;
     Ok(n)
+}
+
+/// Before a hold is let go, the gateway is asked (a read, never a new charge) about each
+/// attempt still in flight: money the customer gave in time (its answer lost, its webhook
+/// late) confirms the order now, instead of being voided by the expiry that would otherwise
+/// decide its fate. A gateway that does not answer changes nothing: the order expires.
+async fn ask_before_expiry(state: &AppState, order_id: &str) -> Result<()> {
+    let in_flight: Vec<payments::Payment> = {
+        let mut conn = state.db.pool.acquire().await?;
+        payments::for_order(&mut conn, order_id)
+            .await?
+            .into_iter()
+            .filter(|p| p.status.in_flight() && p.fate == payments::Fate::Open)
+            .collect()
+    };
+    for payment in in_flight {
+        let gateway = state.gateway(&payment.gateway)?;
+        let Ok(Some(record)) = timed(state, gateway.fetch(&payment.charge())).await else {
+            continue;
+        };
+        if matches!(record.outcome, Outcome::Authorized | Outcome::Succeeded) {
+            let gp = GatewayPayment {
+                gateway_ref: record.gateway_ref,
+                outcome: record.outcome,
+            };
+            super::pay::apply_outcome(state, &payment.id, &gp).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Gateway calls wait on the network; this many items of one pass are worked at once so a

@@ -848,3 +848,56 @@ async fn stripe_three_d_secure_through_stripe_js(b: Backend) {
     wait_payment(&app, &id).await;
     app.finish().await;
 }
+
+both!(money_given_in_time_confirms_the_order_at_expiry);
+
+/// The customer's card was authorized in time but Till never heard (the answer was lost):
+/// when the hold runs out, the sweeper asks the gateway first and confirms the order with
+/// that money instead of voiding it.
+async fn money_given_in_time_confirms_the_order_at_expiry(b: Backend) {
+    let app = stripe_app(b, Workers::Manual).await;
+    app.stocked("TEE-1", 1000, 5).await;
+    let id = app.new_order("TEE-1", 1).await;
+    let (_, payment) = app.pay(&id, "card", "pm_card_visa").await;
+    let pay_id = payment["id"].as_str().unwrap().to_string();
+    // Rewind: Till still waits for the answer, the gateway holds the authorization.
+    sqlx::query(
+        "UPDATE orders SET status = 'pending', paid_by = NULL, invoice_number = NULL WHERE id = $1",
+    )
+    .bind(&id)
+    .execute(&app.state().db.pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE locks SET state = 'held' WHERE order_id = $1")
+        .bind(&id)
+        .execute(&app.state().db.pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE inventory SET on_hand = on_hand + 1, locked = locked + 1 WHERE sku = 'TEE-1'",
+    )
+    .execute(&app.state().db.pool)
+    .await
+    .unwrap();
+    sqlx::query("DELETE FROM stock_ledger WHERE order_id = $1")
+        .bind(&id)
+        .execute(&app.state().db.pool)
+        .await
+        .unwrap();
+    let pi_id = forge(&app, &pay_id, "processing", "requires_capture").await;
+    app.clock.advance_ms(16 * 60 * 1000);
+    till::checkout::workers::expire_due(app.state())
+        .await
+        .unwrap();
+    let order = app.order(&id).await;
+    assert_eq!(
+        (
+            order["status"].as_str(),
+            order["payments"][0]["status"].as_str()
+        ),
+        (Some("confirmed"), Some("succeeded")),
+        "{order}"
+    );
+    assert_eq!(intent(&app, &pi_id).await["status"], "succeeded");
+    app.finish().await;
+}
