@@ -14,6 +14,10 @@ use super::gateway::GatewayError;
 /// recovery worker asks again later with the same key).
 pub const ATTEMPTS_MAX: u32 = 4;
 
+/// Reads (GET) change nothing at the gateway, so they are tried longer: a reconciliation
+/// listing of many pages must not be lost to a few unlucky answers.
+pub const READ_ATTEMPTS_MAX: u32 = 8;
+
 /// Backoff: the n-th wait is random in `0..=min(CAP, BASE * 2^n)`.
 pub const BACKOFF_BASE_MS: u64 = 100;
 pub const BACKOFF_CAP_MS: u64 = 2_000;
@@ -45,8 +49,12 @@ pub fn backoff_ms(attempt: u32) -> u64 {
 
 /// Sends the request `build` makes until it gets an answer worth keeping.
 pub async fn send(build: impl Fn() -> reqwest::RequestBuilder) -> Result<Answer, GatewayError> {
+    let read = build()
+        .build()
+        .is_ok_and(|req| req.method() == reqwest::Method::GET);
+    let attempts = if read { READ_ATTEMPTS_MAX } else { ATTEMPTS_MAX };
     let mut last_problem = String::new();
-    for attempt in 0..ATTEMPTS_MAX {
+    for attempt in 0..attempts {
         let mut wait_ms = backoff_ms(attempt);
         match build().send().await {
             Ok(resp) => {
@@ -80,7 +88,7 @@ pub async fn send(build: impl Fn() -> reqwest::RequestBuilder) -> Result<Answer,
             }
             Err(err) => last_problem = format!("transport: {}", error_chain(&err)),
         }
-        if attempt + 1 < ATTEMPTS_MAX {
+        if attempt + 1 < attempts {
             tokio::time::sleep(Duration::from_millis(wait_ms)).await;
         }
     }
@@ -112,7 +120,7 @@ mod tests {
         let counter = calls.clone();
         let app = axum::Router::new().route(
             "/",
-            axum::routing::post(move || {
+            axum::routing::any(move || {
                 let n = counter.fetch_add(1, Ordering::SeqCst);
                 let (status, retry_after) = script.get(n).copied().unwrap_or((200, None));
                 async move {
@@ -171,6 +179,10 @@ mod tests {
             Err(GatewayError::Unavailable(_))
         ));
         assert_eq!(calls.load(Ordering::SeqCst), ATTEMPTS_MAX as usize);
+        // A read is tried longer: it can change nothing at the gateway.
+        let (url, calls) = scripted(vec![(500, None); 10]).await;
+        assert!(send(|| http.get(&url)).await.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), READ_ATTEMPTS_MAX as usize);
     }
 
     #[test]
