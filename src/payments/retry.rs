@@ -52,7 +52,11 @@ pub async fn send(build: impl Fn() -> reqwest::RequestBuilder) -> Result<Answer,
     let read = build()
         .build()
         .is_ok_and(|req| req.method() == reqwest::Method::GET);
-    let attempts = if read { READ_ATTEMPTS_MAX } else { ATTEMPTS_MAX };
+    let attempts = if read {
+        READ_ATTEMPTS_MAX
+    } else {
+        ATTEMPTS_MAX
+    };
     let mut last_problem = String::new();
     for attempt in 0..attempts {
         let mut wait_ms = backoff_ms(attempt);
