@@ -9,6 +9,7 @@ pub mod db;
 pub mod error;
 pub mod failpoint;
 pub mod http;
+pub mod idempotency;
 pub mod ids;
 pub mod inventory;
 pub mod metrics;

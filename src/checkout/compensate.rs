@@ -7,7 +7,7 @@ use sqlx::Connection;
 
 use super::pay::{end_in_tx, settle_answer, timed, Call};
 use crate::error::{Error, Result};
-use crate::http::idempotency::{record_resource, KeyRef};
+use crate::idempotency::{record_resource, KeyRef, Resource};
 use crate::ids::new_id;
 use crate::metrics::Metrics;
 use crate::notify;
@@ -144,7 +144,7 @@ pub async fn refund_order(
     )
     .await?;
     if let Some(key) = key {
-        record_resource(&mut tx, key, &refund_id).await?;
+        record_resource(&mut tx, key, Resource::Refund(&refund_id)).await?;
     }
     tx.commit().await?;
     drop(conn);

@@ -8,7 +8,7 @@ use crate::db::is_unique_violation;
 use axum::http::StatusCode;
 
 use crate::error::{Error, Result};
-use crate::http::idempotency::{complete_in, KeyRef};
+use crate::idempotency::{complete_in, KeyRef};
 use crate::ids::{new_id, random_token, sha256_hex, Sku};
 use crate::inventory;
 use crate::metrics::Metrics;

@@ -10,7 +10,7 @@ use sqlx::{AnyConnection, Connection};
 use crate::db::is_unique_violation;
 use crate::error::{Error, Result};
 use crate::failpoint;
-use crate::http::idempotency::{record_resource, KeyRef};
+use crate::idempotency::{record_resource, KeyRef, Resource};
 use crate::ids::new_id;
 use crate::inventory::{self, LockEnd};
 use crate::metrics::Metrics;
@@ -91,7 +91,7 @@ pub async fn start_payment(state: &AppState, input: PaymentInput) -> Result<Valu
         Err(err) => return Err(err.into()),
     }
     if let Some(key) = &input.key {
-        record_resource(&mut tx, key, &payment.id).await?;
+        record_resource(&mut tx, key, Resource::Payment(&payment.id)).await?;
     }
     tx.commit().await?;
     drop(conn);

@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 use super::pay::{settle_answer, timed, Call};
 use super::{expire_order, process_refund};
 use crate::error::Result;
-use crate::http::idempotency;
+use crate::idempotency;
 use crate::notify;
 use crate::orders;
 use crate::payments::{self, gateway::GatewayPayment, gateway::Outcome};

@@ -21,6 +21,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("0006_pending_per_customer.sql")),
     (7, include_str!("0007_sim_sdk.sql")),
     (8, include_str!("0008_one_in_flight.sql")),
+    (9, include_str!("0009_idempotency_resource_kind.sql")),
 ];
 
 /// SQLite allows one writer at a time; one pooled connection serializes writers inside this

@@ -96,7 +96,7 @@ impl Caller {
     fn new(who: Who, token: &str) -> Caller {
         Caller {
             who,
-            seal_key: super::seal::credential_key(token),
+            seal_key: crate::idempotency::seal::credential_key(token),
         }
     }
 
@@ -108,7 +108,7 @@ impl Caller {
         }
     }
 
-    /// The key that seals this caller's stored secrets (see `http::seal`).
+    /// The key that seals this caller's stored secrets (see `idempotency::seal`).
     pub fn seal_key(&self) -> &[u8; 32] {
         &self.seal_key
     }

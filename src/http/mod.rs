@@ -7,7 +7,6 @@ pub mod extract;
 pub mod idempotency;
 pub mod openapi;
 pub mod rate_limit;
-pub mod seal;
 pub mod serve;
 
 use axum::extract::{DefaultBodyLimit, Request, State};

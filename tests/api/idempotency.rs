@@ -157,7 +157,7 @@ async fn order_answer_is_stored_with_the_order(b: Backend) {
         .execute(&state.db.pool)
         .await
         .unwrap();
-    let key = till::http::idempotency::KeyRef::new("merchant", "crash-1", crate::helpers::API_KEY);
+    let key = till::idempotency::KeyRef::new("merchant", "crash-1", crate::helpers::API_KEY);
     let lines = vec![(till::ids::Sku::try_from("TEE-1").unwrap(), 2)];
     let input = till::checkout::OrderInput::new(None, lines, None, None).unwrap();
     let created = till::checkout::create_order(state, input, Some(&key))
