@@ -9,7 +9,6 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::http::rate_limit::RateLimiter;
 use crate::ids::{random_token, sha256_hex};
 use crate::metrics::Metrics;
 use crate::money::Currency;
@@ -37,7 +36,9 @@ pub struct AppState {
     pub routes: MethodGateways,
     pub sim: Simulator,
     pub metrics: Arc<Metrics>,
-    pub rate_limiter: Arc<RateLimiter>,
+    /// Requests a second per credential (`TILL_RATE_LIMIT_PER_SEC`); 0 is off. The HTTP
+    /// edge keeps the buckets.
+    pub rate_limit_per_sec: u64,
     /// How long a client may take to send a request's headers, and then its body.
     pub read_timeout: std::time::Duration,
     /// The last probe of each remote gateway: "ok", or what went wrong (for `/readyz`).
@@ -96,7 +97,7 @@ impl AppState {
             routes,
             sim,
             metrics: Arc::new(Metrics::default()),
-            rate_limiter: Arc::new(RateLimiter::new(cfg.rate_limit_per_sec)),
+            rate_limit_per_sec: cfg.rate_limit_per_sec,
             gateway_health: Arc::new(RwLock::new(BTreeMap::new())),
             read_timeout: std::time::Duration::from_millis(cfg.read_timeout_ms.max(1)),
             max_pending_per_customer: cfg.max_pending_per_customer,

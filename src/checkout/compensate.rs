@@ -39,7 +39,7 @@ pub async fn cancel_order(state: &AppState, order_id: &str) -> Result<Value> {
             head.status.as_str()
         )));
     }
-    orders::view(&mut conn, order_id)
+    super::order_view(&mut conn, order_id)
         .await?
         .ok_or(Error::NotFound("order"))
 }

@@ -146,7 +146,7 @@ pub async fn create_order(
         Metrics::inc(&state.metrics.orders_out_of_stock);
         return Err(Error::OutOfStock(short));
     }
-    let mut order = orders::view(&mut tx, &id)
+    let mut order = super::order_view(&mut tx, &id)
         .await?
         .ok_or(Error::NotFound("order"))?;
     order["client_secret"] = Value::String(secret);
@@ -212,7 +212,7 @@ async fn existing_order(
             message: format!("order {id} already exists with other items"),
         });
     }
-    orders::view(conn, id)
+    super::order_view(conn, id)
         .await?
         .ok_or(Error::NotFound("order"))
 }

@@ -11,9 +11,11 @@ pub mod pay;
 pub mod reconcile;
 pub mod routes;
 pub mod seed;
+pub mod views;
 pub mod webhooks;
 pub mod workers;
 
 pub use compensate::{cancel_order, expire_order, process_refund, refund_order};
 pub use create::{create_order, OrderInput};
 pub use pay::{apply_outcome, start_payment, PaymentInput};
+pub use views::order_view;

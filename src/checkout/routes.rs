@@ -1,9 +1,9 @@
-//! HTTP routes of the checkout: create an order, pay, cancel, refund.
+//! HTTP routes of the checkout: create and read an order, pay, cancel, refund.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 
@@ -18,9 +18,24 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/orders", post(post_order))
+        .route("/v1/orders/{id}", get(get_order))
         .route("/v1/orders/{id}/payments", post(post_payment))
         .route("/v1/orders/{id}/cancel", post(post_cancel))
         .route("/v1/orders/{id}/refunds", post(post_refund))
+}
+
+/// `GET /v1/orders/{id}` (API key or the order's client secret).
+async fn get_order(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<serde_json::Value>> {
+    caller.check_order(&id)?;
+    let mut conn = state.db.pool.acquire().await?;
+    super::order_view(&mut conn, &id)
+        .await?
+        .map(axum::Json)
+        .ok_or(Error::NotFound("order"))
 }
 
 #[derive(Deserialize)]

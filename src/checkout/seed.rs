@@ -187,7 +187,7 @@ async fn confirm_order(state: &AppState, caller: &Caller, body: &[u8]) -> Result
     match head.status {
         OrderStatus::Confirmed | OrderStatus::Refunded | OrderStatus::PartiallyRefunded => {
             let mut conn = state.db.pool.acquire().await?;
-            orders::view(&mut conn, &head.id)
+            super::order_view(&mut conn, &head.id)
                 .await?
                 .ok_or(Error::NotFound("order"))
         }

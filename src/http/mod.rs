@@ -22,13 +22,12 @@ use crate::error::Error;
 use crate::ids::{constant_time_eq, random_token, sha256_hex};
 use crate::metrics::Metrics;
 use crate::state::AppState;
-use crate::{checkout, inventory, notify, orders};
+use crate::{checkout, inventory, notify};
 
 /// The whole application as one router, ready to serve or to drive in tests.
 pub fn app(state: AppState) -> Router {
     let mut routes = Router::new()
         .merge(inventory::routes::router())
-        .merge(orders::routes::router())
         .merge(checkout::routes::router())
         .merge(checkout::seed::router())
         .merge(checkout::webhooks::router());
@@ -45,7 +44,10 @@ pub fn app(state: AppState) -> Router {
         .fallback(|| async { Error::NotFound("route") })
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT_BYTES))
         .layer(middleware::from_fn_with_state(
-            state.clone(),
+            (
+                state.clone(),
+                std::sync::Arc::new(rate_limit::RateLimiter::new(state.rate_limit_per_sec)),
+            ),
             rate_limit::limit,
         ))
         .layer(middleware::from_fn(errors::json_errors))

@@ -6,7 +6,7 @@
 //! not a global quota. The verified credential is handed on to the `Caller` extractor.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use std::net::SocketAddr;
@@ -68,8 +68,12 @@ impl RateLimiter {
 }
 
 /// The middleware: 429 `rate_limited` with `Retry-After: 1` past the limit.
-pub async fn limit(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    if !state.rate_limiter.enabled() {
+pub async fn limit(
+    State((state, limiter)): State<(AppState, Arc<RateLimiter>)>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    if !limiter.enabled() {
         return next.run(req).await;
     }
     let bucket = match Caller::verify(req.headers(), &state).await {
@@ -90,7 +94,7 @@ pub async fn limit(State(state): State<AppState>, mut req: Request, next: Next) 
             format!("address:{peer}")
         }
     };
-    if state.rate_limiter.allow(&bucket, Instant::now()) {
+    if limiter.allow(&bucket, Instant::now()) {
         return next.run(req).await;
     }
     let mut response = Error::RateLimited.into_response();

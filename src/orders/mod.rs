@@ -3,14 +3,11 @@
 //! Status changes only through `transition`, a compare-and-set on the current status, so
 //! a webhook and the expiry sweeper racing on one order cannot both win.
 
-pub mod routes;
-
 use serde_json::{json, Value};
 use sqlx::{AnyConnection, Row};
 
 use crate::clock::rfc3339;
 use crate::error::Result;
-use crate::payments;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -321,8 +318,9 @@ async fn set_invoice_number(conn: &mut AnyConnection, id: &str, now: i64) -> Res
     Ok(number)
 }
 
-/// The order as the API shows it, with its payments and refunds.
-pub async fn view(conn: &mut AnyConnection, id: &str) -> Result<Option<Value>> {
+/// The order's own record as the API shows it: everything but its payments and refunds,
+/// which `checkout::order_view` adds (orders know nothing of payments).
+pub async fn record_view(conn: &mut AnyConnection, id: &str) -> Result<Option<Value>> {
     let Some(r) = sqlx::query(
         "SELECT id, status, cancel_reason, currency, subtotal, discount, tax, total, customer, ship_to,
            invoice_number, expires_at, created_at, updated_at FROM orders WHERE id = $1",
@@ -338,8 +336,6 @@ pub async fn view(conn: &mut AnyConnection, id: &str) -> Result<Option<Value>> {
         .into_iter()
         .map(|l| json!({"sku": l.sku, "qty": l.qty, "unit_amount": l.unit_amount, "amount": l.amount}))
         .collect();
-    let payments = payments::views_for_order(conn, id).await?;
-    let refunds = payments::refund_views_for_order(conn, id).await?;
     let parse_json = |col: &str| {
         r.get::<Option<String>, _>(col)
             .and_then(|s| serde_json::from_str::<Value>(&s).ok())
@@ -359,8 +355,6 @@ pub async fn view(conn: &mut AnyConnection, id: &str) -> Result<Option<Value>> {
         "ship_to": parse_json("ship_to"),
         "invoice_number": r.get::<Option<String>, _>("invoice_number"),
         "expires_at": rfc3339(r.get("expires_at")),
-        "payments": payments,
-        "refunds": refunds,
         "created_at": rfc3339(r.get("created_at")),
         "updated_at": rfc3339(r.get("updated_at")),
     })))

@@ -1,0 +1,116 @@
+//! The layering rule of ARCHITECTURE.md, checked: a module imports only modules below it.
+//!
+//! Layers, bottom up: the pure core (money, ids, clock, errors, metrics, config, failpoints,
+//! TLS roots) · `db` · the capabilities (`inventory`, `orders`, `payments`, `notify`, and
+//! `verify` beside them), which never import one another · `idempotency` · `checkout` (the
+//! saga) · `http` · `bench` and the binary. Two standing exceptions: a capability's HTTP
+//! edge (`routes.rs`, `seed.rs`, `webhooks.rs`) uses `http`'s extractors and errors; and
+//! `state` (the `AppState` context built at start) is handed down to every layer.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+/// The layer of each top-level module of `src/`.
+fn layer(module: &str) -> Option<u8> {
+    Some(match module {
+        "money" | "ids" | "clock" | "error" | "metrics" | "config" | "failpoint" | "tls" => 0,
+        "db" => 1,
+        "inventory" | "orders" | "payments" | "notify" | "verify" => 2,
+        "idempotency" => 3,
+        "checkout" => 4,
+        "state" => 5,
+        "http" => 6,
+        "bench" => 7,
+        "lib" | "main" => 8,
+        _ => return None,
+    })
+}
+
+/// The top-level modules a file names as `crate::x` or inside `crate::{x, y::z}`, outside
+/// comments.
+fn imports(source: &str) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    for line in source.lines().filter(|l| !l.trim_start().starts_with("//")) {
+        let mut rest = line;
+        while let Some(at) = rest.find("crate::") {
+            rest = &rest[at + "crate::".len()..];
+            let names: Vec<&str> = match rest.strip_prefix('{') {
+                Some(group) => group
+                    .split('}')
+                    .next()
+                    .unwrap_or_default()
+                    .split(',')
+                    .collect(),
+                None => vec![rest],
+            };
+            for name in names {
+                let name: String = name
+                    .trim()
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                if !name.is_empty() {
+                    found.insert(name);
+                }
+            }
+        }
+    }
+    found
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("src is readable") {
+        let path = entry.expect("a directory entry").path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn no_module_imports_one_above_it_or_beside_it() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    assert!(
+        files.len() > 30,
+        "found only {} files under src",
+        files.len()
+    );
+    let mut broken = Vec::new();
+    for file in &files {
+        let relative = file.strip_prefix(&src).unwrap();
+        let first = relative.iter().next().unwrap().to_string_lossy();
+        let module = first.trim_end_matches(".rs").to_string();
+        let own = layer(&module).unwrap_or_else(|| panic!("{module} has no layer: give it one"));
+        let file_name = relative.file_name().unwrap().to_string_lossy();
+        let http_edge = matches!(&*file_name, "routes.rs" | "seed.rs" | "webhooks.rs");
+        let source = std::fs::read_to_string(file).unwrap();
+        for name in imports(&source) {
+            let Some(theirs) = layer(&name) else {
+                continue; // an item of lib.rs (`crate::start`), not a module
+            };
+            let allowed =
+                name == module || theirs < own || name == "state" || (http_edge && name == "http");
+            if !allowed {
+                broken.push(format!("{} imports {name}", relative.display()));
+            }
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "imports against the layering:\n{}",
+        broken.join("\n")
+    );
+}
+
+#[test]
+fn the_import_reader_sees_groups_and_skips_comments() {
+    let found = imports(
+        "use crate::{checkout, inventory::x, notify};\n// crate::http\nlet a = crate::db::Db;",
+    );
+    let names: Vec<&str> = found.iter().map(String::as_str).collect();
+    assert_eq!(names, ["checkout", "db", "inventory", "notify"]);
+}
