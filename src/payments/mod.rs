@@ -631,6 +631,36 @@ mod tests {
         }
     }
 
+    /// Every move, legal or not, against the table of the rules.
+    #[test]
+    fn every_move_is_as_the_rules_say() {
+        let legal = [
+            (Processing, RequiresAction),
+            (Processing, Authorized),
+            (Processing, Succeeded),
+            (Processing, Failed),
+            (Processing, Canceled),
+            (RequiresAction, Processing),
+            (RequiresAction, Authorized),
+            (RequiresAction, Succeeded),
+            (RequiresAction, Failed),
+            (RequiresAction, Canceled),
+            (Authorized, Succeeded),
+            (Authorized, Failed),
+            (Authorized, Canceled),
+            (Succeeded, Refunded),
+        ];
+        for from in Status::ALL {
+            for to in Status::ALL {
+                assert_eq!(
+                    from.can_become(to),
+                    legal.contains(&(from, to)),
+                    "{from:?} -> {to:?}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn forward_moves() {
         assert!(Processing.can_become(Succeeded));
