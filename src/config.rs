@@ -73,6 +73,14 @@ pub struct Config {
     /// `TILL_GATEWAY_RAZORPAY_URL`.
     #[arg(long, env = "TILL_RAZORPAY_WEBHOOK_SECRET", hide_env_values = true)]
     pub razorpay_webhook_secret: Option<String>,
+    /// The simulator's own protocol at a gateway elsewhere (`http://HOST:PORT/sim/till` of a
+    /// `till gateway-sim`); unset: the simulator inside Till. Needs `TILL_SIM_API_KEY` and
+    /// `TILL_SIM_WEBHOOK_SECRET` (the same on both sides).
+    #[arg(long, env = "TILL_GATEWAY_SIM_URL")]
+    pub sim_url: Option<String>,
+    /// The key the simulator's own-protocol API accepts (random when unset).
+    #[arg(long, env = "TILL_SIM_API_KEY", hide_env_values = true)]
+    pub sim_api_key: Option<String>,
     /// Stripe's API base URL (`https://api.stripe.com`); unset: the in-process simulator.
     #[arg(long, env = "TILL_GATEWAY_STRIPE_URL")]
     pub stripe_url: Option<String>,
@@ -137,6 +145,8 @@ impl Config {
             razorpay_key_id: None,
             razorpay_key_secret: None,
             razorpay_webhook_secret: None,
+            sim_url: None,
+            sim_api_key: None,
             stripe_url: None,
             stripe_secret_key: None,
             stripe_webhook_secret: None,

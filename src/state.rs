@@ -15,6 +15,7 @@ use crate::money::Currency;
 use crate::payments::gateway::Gateway;
 use crate::payments::razorpay::{Base as RazorpayBase, Razorpay};
 use crate::payments::sim::faults::FaultSpec;
+use crate::payments::sim::remote::SimRemote;
 use crate::payments::sim::{SimConfig, Simulator};
 use crate::payments::stripe::{Base as StripeBase, Stripe};
 use crate::payments::Method;
@@ -287,15 +288,17 @@ fn build_gateways(cfg: &Config, db: &Db, clock: &Clock) -> anyhow::Result<(Simul
             random_token(32),
         ),
     };
+    let sim_webhook_secret = cfg
+        .sim_webhook_secret
+        .clone()
+        .unwrap_or_else(|| random_token(32));
     let sim = Simulator::new(
         db.clone(),
         clock.clone(),
         SimConfig {
             delay_ms: cfg.sim_delay_ms,
-            webhook_secret: cfg
-                .sim_webhook_secret
-                .clone()
-                .unwrap_or_else(|| random_token(32)),
+            webhook_secret: sim_webhook_secret.clone(),
+            api_key: cfg.sim_api_key.clone().unwrap_or_else(|| random_token(32)),
             stripe_secret_key: sim_stripe_key,
             stripe_webhook_secret: sim_stripe_whsec,
             razorpay_key_id: sim_rzp_key_id,
@@ -332,7 +335,22 @@ fn build_gateways(cfg: &Config, db: &Db, clock: &Clock) -> anyhow::Result<(Simul
     let stripe = Stripe::new(stripe_base, stripe_key, stripe_whsec, return_url);
     let razorpay = Razorpay::new(rzp_base, rzp_key_id, rzp_secret, rzp_whsec);
     let mut gateways: HashMap<&'static str, Arc<dyn Gateway>> = HashMap::new();
-    gateways.insert(sim.name(), Arc::new(sim.clone()));
+    // The simulator's own protocol: inside Till, or at a gateway elsewhere by its URL.
+    let own: Arc<dyn Gateway> = match &cfg.sim_url {
+        Some(url) => {
+            anyhow::ensure!(
+                cfg.sim_api_key.is_some() && cfg.sim_webhook_secret.is_some(),
+                "TILL_GATEWAY_SIM_URL needs TILL_SIM_API_KEY and TILL_SIM_WEBHOOK_SECRET"
+            );
+            Arc::new(SimRemote::new(
+                url.clone(),
+                cfg.sim_api_key.clone().unwrap_or_default(),
+                sim_webhook_secret,
+            ))
+        }
+        None => Arc::new(sim.clone()),
+    };
+    gateways.insert(sim.name(), own);
     gateways.insert(stripe.name(), Arc::new(stripe));
     gateways.insert(razorpay.name(), Arc::new(razorpay));
     Ok((sim, gateways))

@@ -16,6 +16,8 @@ pub const STRIPE_WEBHOOK_SECRET: &str = "whsec_gateway_sim";
 pub const RAZORPAY_KEY_ID: &str = "rzp_test_gateway_sim";
 pub const RAZORPAY_KEY_SECRET: &str = "rzp_secret_gateway_sim";
 pub const RAZORPAY_WEBHOOK_SECRET: &str = "rzp_whsec_gateway_sim";
+pub const SIM_API_KEY: &str = "sim_key_gateway_sim";
+pub const SIM_WEBHOOK_SECRET: &str = "sim_whsec_gateway_sim";
 
 /// How long the simulator process gets to start listening.
 const STARTUP_POLLS_MAX: usize = 400;
@@ -49,6 +51,19 @@ pub struct GatewaySim {
 pub struct Ledger {
     url: String,
     http: reqwest::Client,
+    /// The simulator's own protocol is read over HTTP too (a `till gateway-sim`); inside
+    /// Till its records are read from Till's database instead.
+    own_protocol: bool,
+}
+
+/// Sends every method to the simulator's own protocol at a `till gateway-sim` (`base`).
+pub fn own_protocol_at(cfg: &mut Config, base: &str) {
+    cfg.card_gateway = Some("sim".into());
+    cfg.upi_gateway = Some("sim".into());
+    cfg.wallet_gateway = Some("sim".into());
+    cfg.sim_url = Some(format!("{base}/sim/till"));
+    cfg.sim_api_key = Some(SIM_API_KEY.into());
+    cfg.sim_webhook_secret = Some(SIM_WEBHOOK_SECRET.into());
 }
 
 /// Points Till's Stripe and Razorpay adapters at `base` with this helper's keys.
@@ -78,6 +93,10 @@ pub async fn spawn_with_gateway_sim(
     let app = TestApp::spawn_with(backend, Workers::Run, |cfg| {
         use_gateways_at(cfg, Some(&base));
         configure(cfg);
+        // Its own protocol, where `configure` chose it, is this process's too.
+        if cfg.card_gateway.as_deref() == Some("sim") && cfg.sim_url.is_none() {
+            own_protocol_at(cfg, &base);
+        }
     })
     .await;
     let sim = GatewaySim::start(port, &app.url, spec).await;
@@ -116,6 +135,8 @@ impl GatewaySim {
             .env("TILL_RAZORPAY_KEY_ID", RAZORPAY_KEY_ID)
             .env("TILL_RAZORPAY_KEY_SECRET", RAZORPAY_KEY_SECRET)
             .env("TILL_RAZORPAY_WEBHOOK_SECRET", RAZORPAY_WEBHOOK_SECRET)
+            .env("TILL_SIM_API_KEY", SIM_API_KEY)
+            .env("TILL_SIM_WEBHOOK_SECRET", SIM_WEBHOOK_SECRET)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(log)
@@ -123,7 +144,7 @@ impl GatewaySim {
             .expect("start till gateway-sim");
         let url = format!("http://127.0.0.1:{port}");
         let mut sim = GatewaySim {
-            ledger: Ledger::at(&url),
+            ledger: Ledger::of_process(&url),
             url,
             child,
             db_path: dir,
@@ -142,10 +163,19 @@ impl GatewaySim {
 }
 
 impl Ledger {
+    /// The books of a `till gateway-sim` process at `url`, its own protocol included.
+    pub fn of_process(url: &str) -> Ledger {
+        Ledger {
+            own_protocol: true,
+            ..Ledger::at(url)
+        }
+    }
+
     pub fn at(url: &str) -> Ledger {
         Ledger {
             url: url.to_string(),
             http: reqwest::Client::new(),
+            own_protocol: false,
         }
     }
 
@@ -176,6 +206,19 @@ impl Ledger {
                 return all;
             }
         }
+    }
+
+    /// Every payment of the simulator's own protocol, when it is read over HTTP.
+    pub async fn own_payments(&self) -> Vec<Value> {
+        if !self.own_protocol {
+            return Vec::new();
+        }
+        let page = self
+            .get("/sim/till/v1/payments?since=0", |r| {
+                r.bearer_auth(SIM_API_KEY)
+            })
+            .await;
+        page["data"].as_array().cloned().unwrap_or_default()
     }
 
     /// Every payment the simulated Razorpay holds, paging with `count` and `skip`.

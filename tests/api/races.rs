@@ -134,7 +134,7 @@ where
     }
     let title = format!("{title} on {:?}", backend_of(&app));
     let ledger = match &gateways {
-        Gateways::Process(sim) => Ledger::at(&sim.url),
+        Gateways::Process(sim) => Ledger::of_process(&sim.url),
         Gateways::InProcess => Ledger::at(&app.url),
     };
     let audit = audit::settle_and_audit(&app, Some(&ledger), &races, QUIET, title, started);
@@ -305,6 +305,14 @@ async fn cancel_racing_three_d_secure_never_keeps_money(b: Backend) {
         ..race
     };
     report.add(batch(gateways, title, move |app, _| cancel_race(app, race)).await);
+    let gateways = with_gateway_sim(b, &SimSpec::latency(50), |cfg| {
+        race_config(30)(cfg);
+        own_protocol(cfg);
+    })
+    .await;
+    let title = "cancel 0-250 ms after 3-D Secure, the simulator's own protocol, gateway-sim 50 ms"
+        .to_string();
+    report.add(batch(gateways, title, move |app, _| cancel_race(app, race)).await);
     report.assert_clean();
 }
 
@@ -348,6 +356,20 @@ async fn cancel_racing_upi_and_wallets_never_keeps_money(b: Backend) {
     let title = "cancel 0.9-1.2 s after UPI or wallet, the simulator's own protocol".to_string();
     report.add(
         batch(own, title, |app, i| {
+            cancel_race(app, upi_or_wallet_then_cancel(i))
+        })
+        .await,
+    );
+    let gateways = with_gateway_sim(b, &spec, |cfg| {
+        race_config(30)(cfg);
+        own_protocol(cfg);
+    })
+    .await;
+    let title =
+        "cancel 0.9-1.2 s after UPI or wallet, the simulator's own protocol, gateway-sim 50 ms"
+            .to_string();
+    report.add(
+        batch(gateways, title, |app, i| {
             cancel_race(app, upi_or_wallet_then_cancel(i))
         })
         .await,
@@ -419,6 +441,23 @@ async fn cancel_racing_a_slow_create_never_keeps_money(b: Backend) {
     let title = "cancel 0-5 ms into a card payment, the simulator's own protocol".to_string();
     let race = cancel_during("card", "pm_card_visa", (0, 5));
     report.add(batch(own, title, move |app, _| cancel_race(app, race)).await);
+    let gateways = with_gateway_sim(b, &SimSpec::latency(200), |cfg| {
+        race_config(30)(cfg);
+        own_protocol(cfg);
+    })
+    .await;
+    let title = "cancel 0-300 ms into a slow create: card and UPI on the simulator's own protocol, gateway-sim 200 ms".to_string();
+    report.add(
+        batch(gateways, title, |app, i| {
+            let race = if i.is_multiple_of(2) {
+                cancel_during("card", "pm_card_visa", (0, 300))
+            } else {
+                cancel_during("upi", "success@razorpay", (0, 300))
+            };
+            cancel_race(app, race)
+        })
+        .await,
+    );
     report.assert_clean();
 }
 

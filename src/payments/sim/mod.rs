@@ -8,8 +8,10 @@
 
 mod delivery;
 pub mod faults;
+mod own_api;
 mod razorpay;
 mod razorpay_refunds;
+pub mod remote;
 pub mod server;
 mod stripe;
 mod stripe_api;
@@ -114,6 +116,8 @@ pub struct SimConfig {
     pub delay_ms: i64,
     /// Signs the simulator's own-protocol webhooks (`/v1/webhooks/sim`).
     pub webhook_secret: String,
+    /// The bearer key its own protocol's HTTP API (`/sim/till`) accepts.
+    pub api_key: String,
     /// The API key the Stripe endpoints accept.
     pub stripe_secret_key: String,
     /// Signs the Stripe-protocol webhooks (`/v1/webhooks/stripe`).
@@ -132,6 +136,7 @@ struct Inner {
     clock: Clock,
     delay_ms: i64,
     secret: String,
+    api_key: String,
     stripe_secret_key: String,
     stripe_webhook_secret: String,
     razorpay_key_id: String,
@@ -154,6 +159,7 @@ impl Simulator {
                 clock,
                 delay_ms: cfg.delay_ms,
                 secret: cfg.webhook_secret,
+                api_key: cfg.api_key,
                 stripe_secret_key: cfg.stripe_secret_key,
                 stripe_webhook_secret: cfg.stripe_webhook_secret,
                 razorpay_key_id: cfg.razorpay_key_id,
@@ -230,6 +236,7 @@ impl Simulator {
         Router::new()
             .route("/sim/3ds/{id}", get(three_d_secure))
             .nest("/sim/stripe", self.with_faults(stripe::router()))
+            .nest("/sim/till", self.with_faults(own_api::router()))
             .nest(
                 "/sim/razorpay",
                 Router::new()
@@ -270,18 +277,7 @@ impl Simulator {
     }
 
     fn outcome(&self, status: &str, failure_code: Option<String>, id: String) -> Outcome {
-        match status {
-            "succeeded" => Outcome::Succeeded,
-            "failed" => Outcome::Failed {
-                code: failure_code.unwrap_or_else(|| "payment_failed".into()),
-            },
-            "canceled" => Outcome::Canceled,
-            "requires_action" => Outcome::RequiresAction {
-                redirect_url: format!("{}/sim/3ds/{id}", self.own_url()),
-                client_secret: None,
-            },
-            _ => Outcome::Processing,
-        }
+        outcome_of(status, failure_code, &self.own_url(), &id)
     }
 
     fn record_of(&self, r: &sqlx::any::AnyRow) -> GatewayRecord {
@@ -519,6 +515,72 @@ async fn three_d_secure(State(sim): State<Simulator>, Path(id): Path<String>) ->
     ))
 }
 
+/// Till's outcome for a payment of the simulator's own protocol; `own_url` is where its
+/// 3-D Secure page is.
+fn outcome_of(status: &str, failure_code: Option<String>, own_url: &str, id: &str) -> Outcome {
+    match status {
+        "succeeded" => Outcome::Succeeded,
+        "failed" => Outcome::Failed {
+            code: failure_code.unwrap_or_else(|| "payment_failed".into()),
+        },
+        "canceled" => Outcome::Canceled,
+        "requires_action" => Outcome::RequiresAction {
+            redirect_url: format!("{own_url}/sim/3ds/{id}"),
+            client_secret: None,
+        },
+        _ => Outcome::Processing,
+    }
+}
+
+/// Verifies and parses a webhook of the simulator's own protocol (`Till-Sim-Signature`),
+/// for the simulator inside Till and for one reached over HTTP alike.
+fn parse_own_webhook(
+    secret: &str,
+    own_url: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    now_secs: i64,
+) -> Result<Option<WebhookEvent>, String> {
+    let header = headers
+        .get(SIGNATURE_HEADER)
+        .and_then(|h| h.to_str().ok())
+        .ok_or("missing signature header")?;
+    verify(secret, header, body, now_secs)?;
+    let event: Value =
+        serde_json::from_slice(body).map_err(|e| format!("webhook body is not JSON: {e}"))?;
+    let text = |v: &Value| v.as_str().map(str::to_string);
+    let data = &event["data"];
+    let (
+        Some(event_id),
+        Some(key),
+        Some(gateway_ref),
+        Some(status),
+        Some(amount_minor),
+        Some(currency),
+    ) = (
+        text(&event["id"]),
+        text(&data["key"]),
+        text(&data["id"]),
+        text(&data["status"]),
+        data["amount"].as_i64(),
+        text(&data["currency"]),
+    )
+    else {
+        return Err("webhook event is missing fields".into());
+    };
+    let outcome = outcome_of(&status, text(&data["failure_code"]), own_url, &gateway_ref);
+    Ok(Some(WebhookEvent {
+        event_id,
+        payment_key: key,
+        payment: GatewayPayment {
+            gateway_ref,
+            outcome,
+        },
+        amount_minor,
+        currency,
+    }))
+}
+
 impl Gateway for Simulator {
     fn name(&self) -> &'static str {
         "sim"
@@ -605,44 +667,7 @@ impl Gateway for Simulator {
         body: &[u8],
         now_secs: i64,
     ) -> Result<Option<WebhookEvent>, String> {
-        let header = headers
-            .get(SIGNATURE_HEADER)
-            .and_then(|h| h.to_str().ok())
-            .ok_or("missing signature header")?;
-        verify(&self.inner.secret, header, body, now_secs)?;
-        let event: Value =
-            serde_json::from_slice(body).map_err(|e| format!("webhook body is not JSON: {e}"))?;
-        let text = |v: &Value| v.as_str().map(str::to_string);
-        let data = &event["data"];
-        let (
-            Some(event_id),
-            Some(key),
-            Some(gateway_ref),
-            Some(status),
-            Some(amount_minor),
-            Some(currency),
-        ) = (
-            text(&event["id"]),
-            text(&data["key"]),
-            text(&data["id"]),
-            text(&data["status"]),
-            data["amount"].as_i64(),
-            text(&data["currency"]),
-        )
-        else {
-            return Err("webhook event is missing fields".into());
-        };
-        let outcome = self.outcome(&status, text(&data["failure_code"]), gateway_ref.clone());
-        Ok(Some(WebhookEvent {
-            event_id,
-            payment_key: key,
-            payment: GatewayPayment {
-                gateway_ref,
-                outcome,
-            },
-            amount_minor,
-            currency,
-        }))
+        parse_own_webhook(&self.inner.secret, &self.own_url(), headers, body, now_secs)
     }
 }
 

@@ -3,7 +3,8 @@
 //! Stripe's also at the root, `/v1/...`, where SDKs without a base path reach it),
 //! with its own database, sending its webhooks to Till. Point Till at it with
 //! `TILL_GATEWAY_STRIPE_URL=http://HOST:PORT/sim/stripe` and
-//! `TILL_GATEWAY_RAZORPAY_URL=http://HOST:PORT/sim/razorpay` and the same keys on both sides.
+//! `TILL_GATEWAY_RAZORPAY_URL=http://HOST:PORT/sim/razorpay` (and its own protocol with
+//! `TILL_GATEWAY_SIM_URL=http://HOST:PORT/sim/till`) and the same keys on both sides.
 
 use std::time::Duration;
 
@@ -43,6 +44,12 @@ pub struct GatewaySimArgs {
     /// Fault knobs, as `TILL_SIM_FAULTS` (see the README).
     #[arg(long, env = "TILL_SIM_FAULTS")]
     pub faults: Option<String>,
+    /// The key its own protocol's API (`/sim/till`) accepts; Till's `TILL_SIM_API_KEY`.
+    #[arg(long, env = "TILL_SIM_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Signs its own protocol's webhooks; Till's `TILL_SIM_WEBHOOK_SECRET`.
+    #[arg(long, env = "TILL_SIM_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
     #[arg(long, env = "TILL_STRIPE_SECRET_KEY", hide_env_values = true)]
     pub stripe_secret_key: String,
     #[arg(long, env = "TILL_STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
@@ -73,7 +80,10 @@ pub async fn run(args: GatewaySimArgs) -> anyhow::Result<()> {
         Clock::default(),
         SimConfig {
             delay_ms: args.delay_ms,
-            webhook_secret: crate::ids::random_token(32),
+            webhook_secret: args
+                .webhook_secret
+                .unwrap_or_else(|| crate::ids::random_token(32)),
+            api_key: args.api_key.unwrap_or_else(|| crate::ids::random_token(32)),
             stripe_secret_key: args.stripe_secret_key,
             stripe_webhook_secret: first(&args.stripe_webhook_secret),
             razorpay_key_id: args.razorpay_key_id,

@@ -95,6 +95,19 @@ pub async fn books(app: &TestApp, ledger: Option<&Ledger>) -> Vec<Money> {
             });
         }
     }
+    if let Some(sim) = ledger {
+        for p in sim.own_payments().await {
+            all.push(Money {
+                gateway: "sim",
+                id: text(&p["id"]),
+                key: p["key"].as_str().map(str::to_string),
+                status: text(&p["status"]),
+                amount: p["amount"].as_i64().unwrap_or(0),
+                refunded: p["refunded"].as_i64().unwrap_or(0),
+                currency: text(&p["currency"]),
+            });
+        }
+    }
     let rows = sqlx::query(
         "SELECT id, idem_key, status, amount, refunded, currency FROM sim_payments WHERE protocol = 'till'",
     )
