@@ -417,6 +417,15 @@ fn cancel_during(method: &'static str, source: &'static str, after_ms: (i64, i64
     }
 }
 
+/// Every other race a card, the rest UPI; the cancel lands 0–300 ms into the payment.
+fn card_or_upi_cancelled_during_create(i: usize) -> CancelRace {
+    if i.is_multiple_of(2) {
+        cancel_during("card", "pm_card_visa", (0, 300))
+    } else {
+        cancel_during("upi", "success@razorpay", (0, 300))
+    }
+}
+
 async fn cancel_racing_a_slow_create_never_keeps_money(b: Backend) {
     let mut report = Report::default();
     let gateways = with_gateway_sim(b, &SimSpec::latency(200), race_config(30)).await;
@@ -424,12 +433,7 @@ async fn cancel_racing_a_slow_create_never_keeps_money(b: Backend) {
         .to_string();
     report.add(
         batch(gateways, title, |app, i| {
-            let race = if i.is_multiple_of(2) {
-                cancel_during("card", "pm_card_visa", (0, 300))
-            } else {
-                cancel_during("upi", "success@razorpay", (0, 300))
-            };
-            cancel_race(app, race)
+            cancel_race(app, card_or_upi_cancelled_during_create(i))
         })
         .await,
     );
@@ -449,12 +453,7 @@ async fn cancel_racing_a_slow_create_never_keeps_money(b: Backend) {
     let title = "cancel 0-300 ms into a slow create: card and UPI on the simulator's own protocol, gateway-sim 200 ms".to_string();
     report.add(
         batch(gateways, title, |app, i| {
-            let race = if i.is_multiple_of(2) {
-                cancel_during("card", "pm_card_visa", (0, 300))
-            } else {
-                cancel_during("upi", "success@razorpay", (0, 300))
-            };
-            cancel_race(app, race)
+            cancel_race(app, card_or_upi_cancelled_during_create(i))
         })
         .await,
     );

@@ -515,6 +515,17 @@ async fn three_d_secure(State(sim): State<Simulator>, Path(id): Path<String>) ->
     ))
 }
 
+/// Refuses a source the simulator's table does not know, before anything is written.
+fn check_own_source(method: Method, source: &str) -> Result<(), String> {
+    plan(method, source).map(|_| ()).ok_or_else(|| {
+        format!(
+            "the simulator cannot charge {} source {:?}",
+            method.as_str(),
+            source.chars().take(64).collect::<String>()
+        )
+    })
+}
+
 /// Till's outcome for a payment of the simulator's own protocol; `own_url` is where its
 /// 3-D Secure page is.
 fn outcome_of(status: &str, failure_code: Option<String>, own_url: &str, id: &str) -> Outcome {
@@ -617,13 +628,7 @@ impl Gateway for Simulator {
     }
 
     fn check_source(&self, method: Method, source: &str) -> Result<(), String> {
-        plan(method, source).map(|_| ()).ok_or_else(|| {
-            format!(
-                "the simulator cannot charge {} source {:?}",
-                method.as_str(),
-                source.chars().take(64).collect::<String>()
-            )
-        })
+        check_own_source(method, source)
     }
 
     fn create<'a>(

@@ -5,7 +5,7 @@
 use axum::http::HeaderMap;
 use serde_json::{json, Value};
 
-use super::{outcome_of, parse_own_webhook, plan};
+use super::{check_own_source, outcome_of, parse_own_webhook};
 use crate::payments::gateway::{
     BoxFuture, Charge, Gateway, GatewayError, GatewayPayment, GatewayRecord, WebhookEvent,
 };
@@ -112,13 +112,7 @@ impl Gateway for SimRemote {
     }
 
     fn check_source(&self, method: Method, source: &str) -> Result<(), String> {
-        plan(method, source).map(|_| ()).ok_or_else(|| {
-            format!(
-                "the simulator cannot charge {} source {:?}",
-                method.as_str(),
-                source.chars().take(64).collect::<String>()
-            )
-        })
+        check_own_source(method, source)
     }
 
     fn create<'a>(
