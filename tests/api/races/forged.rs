@@ -289,6 +289,16 @@ async fn a_razorpay_body_sent_again_under_new_event_ids_changes_nothing(b: Backe
     let (_, payment) = app.pay(&id, "upi", "success@razorpay").await;
     let pay_id = payment["id"].as_str().unwrap().to_string();
     app.wait_for_status(&id, "confirmed").await;
+    // The capture that follows the confirmation lands too, so the snapshots below see only
+    // what the resent bodies do.
+    let captured = std::time::Instant::now();
+    while app.order(&id).await["payments"][0]["status"] != "succeeded" {
+        assert!(
+            captured.elapsed() < std::time::Duration::from_secs(10),
+            "the payment of {id} was never captured"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let rzp = gateway_ref(&app, &pay_id).await;
     let event = Webhook::razorpay(
         "payment.authorized",
