@@ -3,7 +3,6 @@
 //! and again for its body (`read_body`), and at most `max_connections` are served at once —
 //! past that, new connections wait in the kernel's listen queue and cost Till nothing.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -85,11 +84,4 @@ pub async fn read_body(State(read_timeout): State<Duration>, req: Request, next:
         axum::http::HeaderValue::from_static("close"),
     );
     response
-}
-
-/// The address a request came from, when it came over a socket (not in router tests).
-pub fn peer(req: &Request) -> Option<SocketAddr> {
-    req.extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0)
 }

@@ -229,13 +229,8 @@ impl KeyRef {
     }
 
     /// The key a request with bearer `token` runs under in `scope` (as `run` makes it).
-    pub fn new(scope: impl Into<String>, key: impl Into<String>, token: &str) -> KeyRef {
-        KeyRef {
-            scope: scope.into(),
-            key: key.into(),
-            seal_key: seal::credential_key(token),
-            stored: Arc::new(AtomicBool::new(false)),
-        }
+    pub fn new(scope: &str, key: &str, token: &str) -> KeyRef {
+        KeyRef::claimed(scope, key, &seal::credential_key(token))
     }
 }
 

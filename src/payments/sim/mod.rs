@@ -236,7 +236,7 @@ impl Simulator {
         Router::new()
             .route("/sim/3ds/{id}", get(three_d_secure))
             .nest("/sim/stripe", self.with_faults(stripe::router()))
-            .nest("/sim/till", self.with_faults(own_api::router()))
+            .nest("/sim/till", self.with_faults(own_api::router(self)))
             .nest(
                 "/sim/razorpay",
                 Router::new()

@@ -17,12 +17,29 @@ use crate::ids::constant_time_eq;
 use crate::payments::gateway::{Charge, GatewayError};
 use crate::payments::Method;
 
-pub fn router() -> Router<Simulator> {
+pub fn router(sim: &Simulator) -> Router<Simulator> {
     Router::new()
         .route("/v1/payments", post(create).get(list))
         .route("/v1/payments/{key}", get(fetch))
         .route("/v1/payments/{key}/cancel", post(cancel))
         .route("/v1/payments/{key}/refunds", post(refund))
+        .route_layer(axum::middleware::from_fn_with_state(
+            sim.clone(),
+            require_key,
+        ))
+}
+
+/// Every call carries the simulator's API key as its bearer token.
+async fn require_key(
+    State(sim): State<Simulator>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if authorized(&sim, req.headers()) {
+        next.run(req).await
+    } else {
+        error(StatusCode::UNAUTHORIZED, "bad API key")
+    }
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
@@ -105,14 +122,7 @@ struct CreateBody {
     charge: ChargeBody,
 }
 
-async fn create(
-    State(sim): State<Simulator>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    if !authorized(&sim, &headers) {
-        return error(StatusCode::UNAUTHORIZED, "bad API key");
-    }
+async fn create(State(sim): State<Simulator>, body: axum::body::Bytes) -> Response {
     let Some(charge) = serde_json::from_slice::<CreateBody>(&body)
         .ok()
         .and_then(|b| b.charge.charge(b.key))
@@ -130,13 +140,9 @@ async fn create(
 
 async fn cancel(
     State(sim): State<Simulator>,
-    headers: HeaderMap,
     Path(key): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    if !authorized(&sim, &headers) {
-        return error(StatusCode::UNAUTHORIZED, "bad API key");
-    }
     let Some(charge) = serde_json::from_slice::<ChargeBody>(&body)
         .ok()
         .and_then(|b| b.charge(key.clone()))
@@ -161,13 +167,9 @@ struct RefundBody {
 
 async fn refund(
     State(sim): State<Simulator>,
-    headers: HeaderMap,
     Path(key): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    if !authorized(&sim, &headers) {
-        return error(StatusCode::UNAUTHORIZED, "bad API key");
-    }
     let Ok(refund) = serde_json::from_slice::<RefundBody>(&body) else {
         return error(StatusCode::BAD_REQUEST, "body must be {refund_key, amount}");
     };
@@ -180,14 +182,7 @@ async fn refund(
     }
 }
 
-async fn fetch(
-    State(sim): State<Simulator>,
-    headers: HeaderMap,
-    Path(key): Path<String>,
-) -> Response {
-    if !authorized(&sim, &headers) {
-        return error(StatusCode::UNAUTHORIZED, "bad API key");
-    }
+async fn fetch(State(sim): State<Simulator>, Path(key): Path<String>) -> Response {
     by_key(&sim, &key).await
 }
 
@@ -197,14 +192,7 @@ struct ListQuery {
 }
 
 /// Every payment of this protocol created at or after `since` (unix seconds), newest first.
-async fn list(
-    State(sim): State<Simulator>,
-    headers: HeaderMap,
-    Query(q): Query<ListQuery>,
-) -> Response {
-    if !authorized(&sim, &headers) {
-        return error(StatusCode::UNAUTHORIZED, "bad API key");
-    }
+async fn list(State(sim): State<Simulator>, Query(q): Query<ListQuery>) -> Response {
     let rows = sqlx::query(&format!(
         "{RECORD_SELECT} WHERE protocol = 'till' AND created_at >= $1 ORDER BY created_at DESC, id"
     ))
