@@ -38,8 +38,74 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Ids of the records the saga passes around, so an order's id cannot be handed where a
+/// payment's is expected. They are opaque text on the wire and in the database; where an
+/// id comes from a request it needs no checking beyond "is there such a record".
+macro_rules! record_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(
+            Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+        )]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// A new random id with this record's prefix.
+            pub fn generate() -> $name {
+                $name(new_id($prefix))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> $name {
+                $name(s)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> $name {
+                $name(s.to_string())
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+    };
+}
+
+record_id!(
+    /// An order: `ord_…`, or the id a seed client chose.
+    OrderId,
+    "ord"
+);
+record_id!(
+    /// One payment attempt: `pay_…`; also the gateway idempotency key for it.
+    PaymentId,
+    "pay"
+);
+record_id!(
+    /// A refund: `re_…`; also the gateway idempotency key for it.
+    RefundId,
+    "re"
+);
+
 /// A SKU: 1–64 of `A-Z a-z 0-9 - _ .`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(transparent)]
 pub struct Sku(String);
 
 impl Sku {

@@ -98,6 +98,31 @@ impl fmt::Display for Currency {
     }
 }
 
+/// An amount in a currency's minor units. Amounts in different currencies never meet: the
+/// arithmetic here is checked for overflow and for the currency.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Money {
+    pub minor: i64,
+    pub currency: Currency,
+}
+
+impl Money {
+    pub fn new(minor: i64, currency: Currency) -> Money {
+        Money { minor, currency }
+    }
+
+    /// `self - minor` in the same currency, or `None` on overflow.
+    pub fn less(self, minor: i64) -> Option<Money> {
+        Some(Money::new(self.minor.checked_sub(minor)?, self.currency))
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} (minor units)", self.minor, self.currency)
+    }
+}
+
 /// `unit × qty`, or `None` on overflow.
 pub fn line_amount(unit_minor: i64, qty: i64) -> Option<i64> {
     unit_minor.checked_mul(qty)

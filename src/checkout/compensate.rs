@@ -8,12 +8,12 @@ use sqlx::Connection;
 use super::pay::{end_in_tx, settle_answer, timed, Call};
 use crate::error::{Error, Result};
 use crate::idempotency::{record_resource, KeyRef, Resource};
-use crate::ids::new_id;
+use crate::ids::{OrderId, PaymentId, RefundId};
 use crate::metrics::Metrics;
 use crate::notify;
 use crate::orders::{self, CancelReason, Status as OrderStatus};
 use crate::payments::gateway::GatewayError;
-use crate::payments::{self, Fate, Status};
+use crate::payments::{self, Fate, RefundStatus, Status};
 use crate::state::AppState;
 
 /// The reason of a refund the merchant asked for through the API.
@@ -21,7 +21,7 @@ const REASON_REQUESTED: &str = "requested";
 
 /// A customer cancels a pending order: stock released, any payment in flight voided.
 /// Cancelling a cancelled order returns it unchanged.
-pub async fn cancel_order(state: &AppState, order_id: &str) -> Result<Value> {
+pub async fn cancel_order(state: &AppState, order_id: &OrderId) -> Result<Value> {
     end_order(
         state,
         order_id,
@@ -30,7 +30,7 @@ pub async fn cancel_order(state: &AppState, order_id: &str) -> Result<Value> {
     )
     .await?;
     let mut conn = state.db.pool.acquire().await?;
-    let head = orders::head(&mut conn, order_id)
+    let head = orders::store::head(&mut conn, order_id)
         .await?
         .ok_or(Error::NotFound("order"))?;
     if head.status != OrderStatus::Cancelled {
@@ -39,13 +39,13 @@ pub async fn cancel_order(state: &AppState, order_id: &str) -> Result<Value> {
             head.status.as_str()
         )));
     }
-    super::order_view(&mut conn, order_id)
+    super::order_view(&mut conn, order_id.as_str())
         .await?
         .ok_or(Error::NotFound("order"))
 }
 
 /// The hold TTL passed: stock released, order `expired`, any payment in flight voided.
-pub async fn expire_order(state: &AppState, order_id: &str) -> Result<bool> {
+pub async fn expire_order(state: &AppState, order_id: &OrderId) -> Result<bool> {
     end_order(state, order_id, OrderStatus::Expired, CancelReason::Expired).await
 }
 
@@ -53,14 +53,14 @@ pub async fn expire_order(state: &AppState, order_id: &str) -> Result<bool> {
 /// flight), then carries that decision out at the gateway. Returns whether this call ended it.
 async fn end_order(
     state: &AppState,
-    order_id: &str,
+    order_id: &OrderId,
     to: OrderStatus,
     reason: CancelReason,
 ) -> Result<bool> {
     let now = state.now_ms();
     let mut conn = state.db.pool.acquire().await?;
     let mut tx = conn.begin().await?;
-    orders::lock_row(&mut tx, order_id).await?;
+    orders::store::lock_row(&mut tx, order_id).await?;
     let decided = end_in_tx(state, &mut tx, order_id, to, reason, now).await?;
     tx.commit().await?;
     drop(conn);
@@ -79,11 +79,11 @@ async fn end_order(
 /// applies the answer — which may be money that beat the void, then given back (or, for an
 /// expired order, kept if the stock is still there). An attempt the gateway has not seen yet
 /// stays decided `void` in Till, so whatever the gateway answers for it later is undone too.
-pub(super) async fn void_decided(state: &AppState, payment_ids: &[String]) -> Result<()> {
+pub(super) async fn void_decided(state: &AppState, payment_ids: &[PaymentId]) -> Result<()> {
     for payment_id in payment_ids {
         let payment = {
             let mut conn = state.db.pool.acquire().await?;
-            payments::get(&mut conn, payment_id).await?
+            payments::store::get(&mut conn, payment_id).await?
         };
         let Some(payment) = payment.filter(|p| p.status.in_flight() && p.fate == Fate::Void) else {
             continue;
@@ -98,16 +98,15 @@ pub(super) async fn void_decided(state: &AppState, payment_ids: &[String]) -> Re
 /// Refunds part (`amount`) or the rest (`None`) of a paid order's payment.
 pub async fn refund_order(
     state: &AppState,
-    order_id: &str,
+    order_id: &OrderId,
     amount: Option<i64>,
     key: Option<&KeyRef>,
 ) -> Result<Value> {
     let now = state.now_ms();
-    let refund_id = new_id("re");
     let mut conn = state.db.pool.acquire().await?;
     let mut tx = conn.begin().await?;
-    orders::lock_row(&mut tx, order_id).await?;
-    let head = orders::head(&mut tx, order_id)
+    orders::store::lock_row(&mut tx, order_id).await?;
+    let head = orders::store::head(&mut tx, order_id)
         .await?
         .ok_or(Error::NotFound("order"))?;
     if !matches!(
@@ -119,13 +118,13 @@ pub async fn refund_order(
             head.status.as_str()
         )));
     }
-    let payment = payments::for_order(&mut tx, order_id)
+    let payment = payments::store::for_order(&mut tx, order_id)
         .await?
         .into_iter()
         .find(|p| p.status == Status::Succeeded)
         .ok_or_else(|| Error::NotPayable("order has no refundable payment".into()))?;
     let refundable =
-        payment.amount_minor - payments::refunded_or_pending(&mut tx, &payment.id).await?;
+        payment.amount.minor - payments::store::refunded_or_pending(&mut tx, &payment.id).await?;
     let amount = amount.unwrap_or(refundable);
     if refundable <= 0 {
         return Err(Error::NotPayable("order is already fully refunded".into()));
@@ -133,40 +132,32 @@ pub async fn refund_order(
     if amount < 1 || amount > refundable {
         return Err(Error::invalid(format!("amount must be 1-{refundable}")));
     }
-    payments::insert_refund(
-        &mut tx,
-        &refund_id,
-        order_id,
-        &payment.id,
-        amount,
-        REASON_REQUESTED,
-        now,
-    )
-    .await?;
+    let refund = payments::Refund::pending(&payment, amount, REASON_REQUESTED);
+    payments::store::insert_refund(&mut tx, &refund, now).await?;
     if let Some(key) = key {
-        record_resource(&mut tx, key, Resource::Refund(&refund_id)).await?;
+        record_resource(&mut tx, key, Resource::Refund(refund.id.as_str())).await?;
     }
     tx.commit().await?;
     drop(conn);
-    process_refund(state, &refund_id).await?;
+    process_refund(state, &refund.id).await?;
     let mut conn = state.db.pool.acquire().await?;
-    payments::refund_view_by_id(&mut conn, &refund_id)
+    payments::refund_view_by_id(&mut conn, refund.id.as_str())
         .await?
         .ok_or(Error::NotFound("refund"))
 }
 
 /// Asks the gateway for a pending refund (idempotent by the refund's id) and records the
 /// answer. A gateway that does not answer leaves it pending for the refund worker.
-pub async fn process_refund(state: &AppState, refund_id: &str) -> Result<()> {
+pub async fn process_refund(state: &AppState, refund_id: &RefundId) -> Result<()> {
     let (refund, payment) = {
         let mut conn = state.db.pool.acquire().await?;
-        let Some(refund) = payments::get_refund(&mut conn, refund_id).await? else {
+        let Some(refund) = payments::store::get_refund(&mut conn, refund_id).await? else {
             return Ok(());
         };
-        if refund.status != "pending" {
+        if refund.status != RefundStatus::Pending {
             return Ok(());
         }
-        let payment = payments::get(&mut conn, &refund.payment_id)
+        let payment = payments::store::get(&mut conn, &refund.payment_id)
             .await?
             .ok_or(Error::NotFound("payment"))?;
         (refund, payment)
@@ -174,7 +165,7 @@ pub async fn process_refund(state: &AppState, refund_id: &str) -> Result<()> {
     let gateway = state.gateway(&payment.gateway)?;
     let answer = timed(
         state,
-        gateway.refund(&payment.charge(), &refund.id, refund.amount_minor),
+        gateway.refund(&payment.charge(), refund.id.as_str(), refund.amount.minor),
     )
     .await;
     let now = state.now_ms();
@@ -182,18 +173,20 @@ pub async fn process_refund(state: &AppState, refund_id: &str) -> Result<()> {
     let mut tx = conn.begin().await?;
     match answer {
         Ok(()) => {
-            if payments::finish_refund(&mut tx, &refund.id, "succeeded", now).await? {
+            if payments::store::finish_refund(&mut tx, &refund.id, RefundStatus::Succeeded, now)
+                .await?
+            {
                 after_refund(&mut tx, &refund, &payment, now).await?;
                 Metrics::inc(&state.metrics.refunds_succeeded);
             }
         }
         Err(GatewayError::Rejected(reason)) => {
-            tracing::error!(refund_id, %reason, "gateway refused a refund");
-            payments::finish_refund(&mut tx, &refund.id, "failed", now).await?;
+            tracing::error!(%refund_id, %reason, "gateway refused a refund");
+            payments::store::finish_refund(&mut tx, &refund.id, RefundStatus::Failed, now).await?;
         }
         Err(GatewayError::Unavailable(reason)) => {
             Metrics::inc(&state.metrics.gateway_errors);
-            tracing::warn!(refund_id, %reason, "refund outcome unknown; the refund worker will retry");
+            tracing::warn!(%refund_id, %reason, "refund outcome unknown; the refund worker will retry");
         }
     }
     tx.commit().await?;
@@ -209,17 +202,18 @@ async fn after_refund(
     now: i64,
 ) -> Result<()> {
     // Serialize with concurrent refunds of the same order so the last one sees them all.
-    orders::lock_row(tx, &refund.order_id).await?;
-    let refunded = payments::refunded(tx, &payment.id).await?;
+    orders::store::lock_row(tx, &refund.order_id).await?;
+    let refunded = payments::store::refunded(tx, &payment.id).await?;
     assert!(
-        refunded <= payment.amount_minor,
+        refunded <= payment.amount.minor,
         "refunded {refunded} exceeds payment {}",
-        payment.amount_minor
+        payment.amount
     );
-    if refunded == payment.amount_minor {
-        payments::set_status(tx, &payment.id, Status::Succeeded, Status::Refunded, now).await?;
+    if refunded == payment.amount.minor {
+        payments::store::set_status(tx, &payment.id, Status::Succeeded, Status::Refunded, now)
+            .await?;
     }
-    let head = orders::head(tx, &refund.order_id)
+    let head = orders::store::head(tx, &refund.order_id)
         .await?
         .ok_or(Error::NotFound("order"))?;
     // Refunds Till made on its own (a late or duplicate payment) leave the order as it is.
@@ -229,19 +223,19 @@ async fn after_refund(
             OrderStatus::Confirmed | OrderStatus::PartiallyRefunded
         )
     {
-        let to = if refunded == head.total {
+        let to = if refunded == head.total.minor {
             OrderStatus::Refunded
         } else {
             OrderStatus::PartiallyRefunded
         };
         if head.status != to {
-            orders::transition(tx, &refund.order_id, &[head.status], to, None, now).await?;
+            orders::store::transition(tx, &refund.order_id, &[head.status], to, None, now).await?;
         }
     }
     notify::enqueue(
         tx,
         "refund.succeeded",
-        json!({"refund_id": refund.id, "order_id": refund.order_id, "payment_id": payment.id, "amount": refund.amount_minor}),
+        json!({"refund_id": refund.id, "order_id": refund.order_id, "payment_id": payment.id, "amount": refund.amount.minor}),
         now,
     )
     .await?;

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 
 use crate::error::{Error, Result};
 use crate::idempotency::{complete_in, KeyRef};
-use crate::ids::{new_id, random_token, sha256_hex, Sku};
+use crate::ids::{random_token, sha256_hex, OrderId, Sku};
 use crate::inventory;
 use crate::metrics::Metrics;
 use crate::money;
@@ -101,13 +101,17 @@ pub async fn create_order(
         .ok_or_else(|| Error::invalid("order total is too large"))?;
     let (discount, tax) = (0, 0);
     let total = subtotal - discount + tax;
-    let id = input.id.clone().unwrap_or_else(|| new_id("ord"));
+    let id = input
+        .id
+        .clone()
+        .map(OrderId::from)
+        .unwrap_or_else(OrderId::generate);
     let secret = format!("{id}_secret_{}", random_token(24));
     let secret_hash = sha256_hex(secret.as_bytes());
     let fingerprint = input.fingerprint();
     let order = NewOrder {
         id: &id,
-        currency: state.currency.code(),
+        currency: state.currency,
         lines: &lines,
         subtotal,
         discount,
@@ -123,7 +127,7 @@ pub async fn create_order(
     let mut tx = conn.begin().await?;
     // The order row first: a second request for the same client-chosen id waits here,
     // before it has locked any stock.
-    match orders::insert(&mut tx, &order, now).await {
+    match orders::store::insert(&mut tx, &order, now).await {
         Ok(()) => {}
         Err(err) if is_unique_violation(&err) && input.id.is_some() => {
             tx.rollback().await?;
@@ -135,18 +139,20 @@ pub async fn create_order(
     // `max_pending_per_customer` pending orders, however many checkouts race.
     let max_pending = state.max_pending_per_customer;
     if let (Some(customer_id), 1..) = (input.customer_id(), max_pending) {
-        if orders::pending_of_customer(&mut tx, customer_id, now).await? > i64::from(max_pending) {
+        if orders::store::pending_of_customer(&mut tx, customer_id, now).await?
+            > i64::from(max_pending)
+        {
             tx.rollback().await?;
             return Err(Error::TooManyPendingOrders(max_pending));
         }
     }
-    let short = inventory::lock_lines(&mut tx, &id, &input.lines, now).await?;
+    let short = inventory::store::lock_lines(&mut tx, &id, &input.lines, now).await?;
     if !short.is_empty() {
         tx.rollback().await?;
         Metrics::inc(&state.metrics.orders_out_of_stock);
         return Err(Error::OutOfStock(short));
     }
-    let mut order = super::order_view(&mut tx, &id)
+    let mut order = super::order_view(&mut tx, id.as_str())
         .await?
         .ok_or(Error::NotFound("order"))?;
     order["client_secret"] = Value::String(secret);
@@ -167,7 +173,7 @@ async fn price(
     let mut priced = Vec::with_capacity(lines.len());
     let mut unknown = Vec::new();
     for (sku, qty) in lines {
-        let Some(product) = inventory::get_product(conn, sku.as_str()).await? else {
+        let Some(product) = inventory::store::get_product(conn, sku.as_str()).await? else {
             unknown.push(sku.as_str().to_string());
             continue;
         };
@@ -182,7 +188,7 @@ async fn price(
         let amount = money::line_amount(product.price_minor, *qty)
             .ok_or_else(|| Error::invalid("line amount is too large"))?;
         priced.push(Line {
-            sku: product.sku,
+            sku: sku.clone(),
             qty: *qty,
             unit_amount: product.price_minor,
             amount,
@@ -200,10 +206,10 @@ async fn price(
 /// A client-chosen id seen before: the same items give the same order back, other items 409.
 async fn existing_order(
     conn: &mut sqlx::AnyConnection,
-    id: &str,
+    id: &OrderId,
     fingerprint: &str,
 ) -> Result<Value> {
-    let head = orders::head(conn, id)
+    let head = orders::store::head(conn, id)
         .await?
         .ok_or(Error::NotFound("order"))?;
     if head.fingerprint.as_deref() != Some(fingerprint) {
@@ -212,7 +218,7 @@ async fn existing_order(
             message: format!("order {id} already exists with other items"),
         });
     }
-    super::order_view(conn, id)
+    super::order_view(conn, id.as_str())
         .await?
         .ok_or(Error::NotFound("order"))
 }

@@ -4,6 +4,7 @@
 //! gateway in the URL, the gateway's own id for it, and the attempt's amount and currency.
 
 use crate::error::{Error, Result};
+use crate::ids::PaymentId;
 use crate::metrics::Metrics;
 use crate::payments::gateway::WebhookEvent;
 use crate::payments::{self, Payment};
@@ -25,11 +26,11 @@ pub enum Received {
 pub async fn receive(state: &AppState, gateway: &str, event: &WebhookEvent) -> Result<Received> {
     let payment = {
         let mut conn = state.db.pool.acquire().await?;
-        if payments::webhook_seen(&mut conn, gateway, &event.event_id).await? {
+        if payments::store::webhook_seen(&mut conn, gateway, &event.event_id).await? {
             Metrics::inc(&state.metrics.webhooks_duplicate);
             return Ok(Received::Duplicate);
         }
-        payments::get(&mut conn, &event.payment_key).await?
+        payments::store::get(&mut conn, &PaymentId::from(event.payment_key.as_str())).await?
     };
     let Some(payment) = payment else {
         return Ok(Received::Ignored("no such payment"));
@@ -46,7 +47,7 @@ pub async fn receive(state: &AppState, gateway: &str, event: &WebhookEvent) -> R
         Err(err) => return Err(err),
     }
     let mut conn = state.db.pool.acquire().await?;
-    payments::record_webhook(&mut conn, gateway, &event.event_id, state.now_ms()).await?;
+    payments::store::record_webhook(&mut conn, gateway, &event.event_id, state.now_ms()).await?;
     Metrics::inc(&state.metrics.webhooks_received);
     Ok(Received::Applied)
 }
@@ -68,7 +69,9 @@ fn mismatch(gateway: &str, payment: &Payment, event: &WebhookEvent) -> Option<&'
     {
         return Some("the event names another gateway payment");
     }
-    if event.amount_minor != payment.amount_minor || event.currency != payment.currency {
+    if event.amount_minor != payment.amount.minor
+        || event.currency != payment.amount.currency.code()
+    {
         return Some("the event's amount or currency is not the payment's");
     }
     None
@@ -85,8 +88,7 @@ mod tests {
             id: "pay_1".into(),
             order_id: "ord_1".into(),
             status: Status::Processing,
-            amount_minor: 49_900,
-            currency: "INR".into(),
+            amount: crate::money::Money::new(49_900, crate::money::Currency::parse("INR").unwrap()),
             method: Method::Card,
             source: "pm_card_visa".into(),
             gateway: "stripe".into(),

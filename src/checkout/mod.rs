@@ -11,6 +11,7 @@ pub mod pay;
 pub mod reconcile;
 pub mod routes;
 pub mod seed;
+pub mod store;
 pub mod views;
 pub mod webhooks;
 pub mod workers;

@@ -11,7 +11,7 @@ use crate::db::is_unique_violation;
 use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::idempotency::{record_resource, KeyRef, Resource};
-use crate::ids::new_id;
+use crate::ids::{OrderId, PaymentId, RefundId};
 use crate::inventory::{self, LockEnd};
 use crate::metrics::Metrics;
 use crate::notify;
@@ -24,7 +24,7 @@ pub struct PaymentInput {
     /// The request's idempotency key: the attempt is recorded against it in the attempt's
     /// own transaction.
     pub key: Option<KeyRef>,
-    pub order_id: String,
+    pub order_id: OrderId,
     pub method: Method,
     pub source: String,
     /// The seed's `/payment/initiate` states the amount; it must equal the order's total.
@@ -39,23 +39,22 @@ pub async fn start_payment(state: &AppState, input: PaymentInput) -> Result<Valu
         .map_err(Error::InvalidRequest)?;
     let now = state.now_ms();
     let mut conn = state.db.pool.acquire().await?;
-    let head = orders::head(&mut conn, &input.order_id)
+    let head = orders::store::head(&mut conn, &input.order_id)
         .await?
         .ok_or(Error::NotFound("order"))?;
     if let Some(amount) = input.expected_amount_minor {
-        if amount != head.total {
+        if amount != head.total.minor {
             return Err(Error::AmountMismatch(format!(
                 "amount {amount} does not match the order total {}",
-                head.total
+                head.total.minor
             )));
         }
     }
     let payment = Payment {
-        id: new_id("pay"),
+        id: PaymentId::generate(),
         order_id: head.id.clone(),
         status: Status::Processing,
-        amount_minor: head.total,
-        currency: head.currency.clone(),
+        amount: head.total,
         method: input.method,
         source: input.source,
         gateway: gateway.name().to_string(),
@@ -63,7 +62,7 @@ pub async fn start_payment(state: &AppState, input: PaymentInput) -> Result<Valu
         fate: Fate::Open,
     };
     let mut tx = conn.begin().await?;
-    if !orders::lock_pending(&mut tx, &head.id, now).await? {
+    if !orders::store::lock_pending(&mut tx, &head.id, now).await? {
         return Err(Error::NotPayable(format!(
             "order is {}",
             head.status.as_str()
@@ -72,7 +71,7 @@ pub async fn start_payment(state: &AppState, input: PaymentInput) -> Result<Valu
     if head.expires_at <= now {
         return Err(Error::NotPayable("the order's hold has expired".into()));
     }
-    if payments::for_order(&mut tx, &head.id)
+    if payments::store::for_order(&mut tx, &head.id)
         .await?
         .iter()
         .any(|p| p.status.in_flight())
@@ -81,7 +80,7 @@ pub async fn start_payment(state: &AppState, input: PaymentInput) -> Result<Valu
             "a payment for this order is already in progress".into(),
         ));
     }
-    match payments::insert_attempt(&mut tx, &payment, now).await {
+    match payments::store::insert_attempt(&mut tx, &payment, now).await {
         Ok(()) => {}
         Err(err) if is_unique_violation(&err) => {
             return Err(Error::NotPayable(
@@ -91,7 +90,7 @@ pub async fn start_payment(state: &AppState, input: PaymentInput) -> Result<Valu
         Err(err) => return Err(err.into()),
     }
     if let Some(key) = &input.key {
-        record_resource(&mut tx, key, Resource::Payment(&payment.id)).await?;
+        record_resource(&mut tx, key, Resource::Payment(payment.id.as_str())).await?;
     }
     tx.commit().await?;
     drop(conn);
@@ -114,7 +113,7 @@ pub async fn start_payment(state: &AppState, input: PaymentInput) -> Result<Valu
     };
     settle_answer(state, &payment.id, answer, Call::Create).await?;
     let mut conn = state.db.pool.acquire().await?;
-    let mut view = payments::view(&mut conn, &payment.id)
+    let mut view = payments::view(&mut conn, payment.id.as_str())
         .await?
         .ok_or(Error::NotFound("payment"))?;
     if let Some(action) = stripe_js.filter(|_| view["status"] == "requires_action") {
@@ -127,7 +126,7 @@ pub async fn start_payment(state: &AppState, input: PaymentInput) -> Result<Valu
 /// attempt `processing` for the recovery worker; a rejection fails it.
 pub async fn settle_answer(
     state: &AppState,
-    payment_id: &str,
+    payment_id: &PaymentId,
     answer: Result<GatewayPayment, GatewayError>,
     call: Call,
 ) -> Result<()> {
@@ -136,11 +135,11 @@ pub async fn settle_answer(
         // A refused capture or void says nothing about the money: the payment stays as it is,
         // recovery asks again, and reconciliation flags a capture that never happens.
         Err(GatewayError::Rejected(reason)) if call == Call::FollowUp => {
-            tracing::error!(payment_id, %reason, "gateway refused a capture or void");
+            tracing::error!(%payment_id, %reason, "gateway refused a capture or void");
             Ok(())
         }
         Err(GatewayError::Rejected(reason)) => {
-            tracing::warn!(payment_id, %reason, "gateway rejected the payment");
+            tracing::warn!(%payment_id, %reason, "gateway rejected the payment");
             let gp = GatewayPayment {
                 gateway_ref: String::new(),
                 outcome: Outcome::Failed {
@@ -151,7 +150,7 @@ pub async fn settle_answer(
         }
         Err(GatewayError::Unavailable(reason)) => {
             Metrics::inc(&state.metrics.gateway_errors);
-            tracing::warn!(payment_id, %reason, "gateway outcome unknown; recovery will ask again");
+            tracing::warn!(%payment_id, %reason, "gateway outcome unknown; recovery will ask again");
             Ok(())
         }
     }
@@ -185,27 +184,31 @@ pub async fn timed<T>(state: &AppState, call: impl std::future::Future<Output = 
 /// that ended the order decided for this attempt (`Fate::Void`) is seen, and carried out:
 /// such money is voided or refunded, never kept. The payment an order was paid with never
 /// moves to `canceled` or `failed`: a gateway saying so is recorded and flagged instead.
-pub async fn apply_outcome(state: &AppState, payment_id: &str, gp: &GatewayPayment) -> Result<()> {
+pub async fn apply_outcome(
+    state: &AppState,
+    payment_id: &PaymentId,
+    gp: &GatewayPayment,
+) -> Result<()> {
     let now = state.now_ms();
     let mut conn = state.db.pool.acquire().await?;
     let mut tx = conn.begin().await?;
-    let order_id = payments::get(&mut tx, payment_id)
+    let order_id = payments::store::get(&mut tx, payment_id)
         .await?
         .ok_or(Error::NotFound("payment"))?
         .order_id;
-    orders::lock_row(&mut tx, &order_id).await?;
-    let payment = payments::get(&mut tx, payment_id)
+    orders::store::lock_row(&mut tx, &order_id).await?;
+    let payment = payments::store::get(&mut tx, payment_id)
         .await?
         .ok_or(Error::NotFound("payment"))?;
-    let head = orders::head(&mut tx, &order_id)
+    let head = orders::store::head(&mut tx, &order_id)
         .await?
         .ok_or(Error::NotFound("order"))?;
-    let paid_by_this = head.paid_by.as_deref() == Some(payment.id.as_str());
+    let paid_by_this = head.paid_by.as_ref() == Some(&payment.id);
     let to = Status::from_outcome(&gp.outcome);
     if payment.status == to || !payment.status.can_become(to) {
         if payment.status.in_flight() {
             // Nothing moved, but the gateway's id for the payment may be news.
-            payments::touch(&mut tx, payment_id, &gp.gateway_ref, now).await?;
+            payments::store::touch(&mut tx, payment_id, &gp.gateway_ref, now).await?;
             tx.commit().await?;
         }
         return Ok(());
@@ -213,8 +216,8 @@ pub async fn apply_outcome(state: &AppState, payment_id: &str, gp: &GatewayPayme
     if paid_by_this && matches!(to, Status::Canceled | Status::Failed) {
         Metrics::inc(&state.metrics.payments_contradicted);
         tracing::error!(
-            payment_id,
-            order_id,
+            %payment_id,
+            %order_id,
             reported = to.as_str(),
             "the gateway reports the money of a confirmed order as gone; not applied, flagged"
         );
@@ -222,11 +225,11 @@ pub async fn apply_outcome(state: &AppState, payment_id: &str, gp: &GatewayPayme
             "gateway reported {} for the payment the order was paid with",
             to.as_str()
         );
-        payments::record_contradiction(&mut tx, payment_id, &what, now).await?;
+        payments::store::record_contradiction(&mut tx, payment_id, &what, now).await?;
         tx.commit().await?;
         return Ok(());
     }
-    if !payments::record_outcome(&mut tx, payment_id, payment.status, gp, now).await? {
+    if !payments::store::record_outcome(&mut tx, payment_id, payment.status, gp, now).await? {
         return Ok(()); // another writer moved it first; its transaction did the work
     }
     let mut next = Next::Nothing;
@@ -291,16 +294,18 @@ pub async fn apply_outcome(state: &AppState, payment_id: &str, gp: &GatewayPayme
 pub async fn end_in_tx(
     state: &AppState,
     tx: &mut AnyConnection,
-    order_id: &str,
+    order_id: &OrderId,
     to: OrderStatus,
     reason: CancelReason,
     now: i64,
-) -> Result<Option<Vec<String>>> {
-    if !orders::transition(tx, order_id, &[OrderStatus::Pending], to, Some(reason), now).await? {
+) -> Result<Option<Vec<PaymentId>>> {
+    if !orders::store::transition(tx, order_id, &[OrderStatus::Pending], to, Some(reason), now)
+        .await?
+    {
         return Ok(None);
     }
-    inventory::settle_locks(tx, order_id, LockEnd::Released, now).await?;
-    let to_void = payments::decide_void_in_flight(tx, order_id, now).await?;
+    inventory::store::settle_locks(tx, order_id, LockEnd::Released, now).await?;
+    let to_void = payments::store::decide_void_in_flight(tx, order_id, now).await?;
     notify::enqueue(
         tx,
         &format!("order.{}", to.as_str()),
@@ -323,9 +328,9 @@ enum Next {
     /// The authorization cannot be kept: release it.
     Void,
     /// Captured money that cannot be kept: give it back.
-    Refund(String),
+    Refund(RefundId),
     /// The order ended: the attempts it decided to void.
-    VoidDecided(Vec<String>),
+    VoidDecided(Vec<PaymentId>),
 }
 
 /// The payment's money is secured (authorized or captured); the caller holds the order's
@@ -343,12 +348,12 @@ async fn keep_money(
     to: Status,
     now: i64,
 ) -> Result<bool> {
-    let order_id = payment.order_id.as_str();
+    let order_id = &payment.order_id;
     let confirmed = match head.status {
         // A void decision is only taken when the order ends, so an open order's attempt is
         // never `Fate::Void`; checked all the same, since it decides money.
         OrderStatus::Pending if payment.fate == Fate::Open => {
-            orders::transition(
+            orders::store::transition(
                 tx,
                 order_id,
                 &[OrderStatus::Pending],
@@ -369,16 +374,16 @@ async fn keep_money(
         | OrderStatus::PartiallyRefunded => false,
     };
     if !confirmed {
-        tracing::warn!(order_id, payment_id = %payment.id, order_status = head.status.as_str(), "payment cannot be kept; giving it back");
+        tracing::warn!(%order_id, payment_id = %payment.id, order_status = head.status.as_str(), "payment cannot be kept; giving it back");
         return Ok(false);
     }
-    inventory::settle_locks(tx, order_id, LockEnd::Committed, now).await?;
+    inventory::store::settle_locks(tx, order_id, LockEnd::Committed, now).await?;
     failpoint::hit("mid_finalize");
-    let invoice = orders::record_paid(tx, order_id, &payment.id, now).await?;
+    let invoice = orders::store::record_paid(tx, order_id, &payment.id, now).await?;
     notify::enqueue(
         tx,
         "order.confirmed",
-        json!({"order_id": order_id, "payment_id": payment.id, "total": head.total, "currency": head.currency, "invoice_number": invoice}),
+        json!({"order_id": order_id, "payment_id": payment.id, "total": head.total.minor, "currency": head.total.currency.code(), "invoice_number": invoice}),
         now,
     )
     .await?;
@@ -386,7 +391,7 @@ async fn keep_money(
     if head.status != OrderStatus::Pending {
         Metrics::inc(&state.metrics.late_payments_relocked);
         tracing::info!(
-            order_id,
+            %order_id,
             "late payment: stock re-locked and order confirmed"
         );
     }
@@ -399,52 +404,42 @@ async fn queue_refund(
     tx: &mut AnyConnection,
     payment: &Payment,
     now: i64,
-) -> Result<String> {
-    let head = orders::head(tx, &payment.order_id)
+) -> Result<RefundId> {
+    let head = orders::store::head(tx, &payment.order_id)
         .await?
         .ok_or(Error::NotFound("order"))?;
-    let refund_id = new_id("re");
     let reason = if head.status.is_paid() {
         "duplicate_payment"
     } else {
         "order_ended"
     };
-    payments::insert_refund(
-        tx,
-        &refund_id,
-        &payment.order_id,
-        &payment.id,
-        payment.amount_minor,
-        reason,
-        now,
-    )
-    .await?;
+    let refund = payments::Refund::pending(payment, payment.amount.minor, reason);
+    payments::store::insert_refund(tx, &refund, now).await?;
     Metrics::inc(&state.metrics.late_payments_refunded);
-    Ok(refund_id)
+    Ok(refund.id)
 }
 
 /// Re-locks an ended order's lines inside a savepoint; keeps the locks and confirms only if
 /// every line could be had.
 async fn relock(
     tx: &mut AnyConnection,
-    order_id: &str,
+    order_id: &OrderId,
     from: OrderStatus,
     now: i64,
 ) -> Result<bool> {
-    let mut lines: Vec<(crate::ids::Sku, i64)> = Vec::new();
-    for line in orders::lines(tx, order_id).await? {
-        let sku = crate::ids::Sku::try_from(line.sku.as_str())
-            .map_err(|e| Error::Internal(anyhow::anyhow!(e)))?;
-        lines.push((sku, line.qty));
-    }
+    let mut lines: Vec<(crate::ids::Sku, i64)> = orders::store::lines(tx, order_id)
+        .await?
+        .into_iter()
+        .map(|line| (line.sku, line.qty))
+        .collect();
     lines.sort();
     let mut savepoint = tx.begin().await?;
-    let short = inventory::lock_lines(&mut savepoint, order_id, &lines, now).await?;
+    let short = inventory::store::lock_lines(&mut savepoint, order_id, &lines, now).await?;
     if !short.is_empty() {
         savepoint.rollback().await?;
         return Ok(false);
     }
-    let moved = orders::transition(
+    let moved = orders::store::transition(
         &mut savepoint,
         order_id,
         &[from],

@@ -5,13 +5,11 @@
 use std::collections::HashSet;
 use std::fmt::Write;
 
-use sqlx::Row;
-
 use super::pay::{apply_outcome, timed};
 use super::process_refund;
 use super::workers::recheck_payment;
 use crate::error::Result;
-use crate::ids::new_id;
+use crate::ids::PaymentId;
 use crate::orders;
 use crate::payments::gateway::{Charge, Gateway, GatewayPayment, GatewayRecord, Outcome};
 use crate::payments::{self, Method, Payment, Status};
@@ -92,7 +90,7 @@ impl Seen {
     }
 
     fn has(&self, payment: &Payment) -> bool {
-        self.keys.contains(&payment.id)
+        self.keys.contains(payment.id.as_str())
             || payment
                 .gateway_ref
                 .as_ref()
@@ -153,7 +151,7 @@ async fn check_changed(
     let changed = {
         let mut conn = state.db.pool.acquire().await?;
         let released_since = state.now_ms() - RELEASE_WATCH_MS;
-        payments::changed_since(&mut conn, since_ms.unwrap_or(0), released_since).await?
+        payments::store::changed_since(&mut conn, since_ms.unwrap_or(0), released_since).await?
     };
     let mut complete = true;
     for payment in changed {
@@ -216,9 +214,8 @@ async fn set_watermark(state: &AppState, ms: i64) -> Result<()> {
 /// Whether `payment` is the one a paid order was confirmed with.
 async fn kept_by_order(state: &AppState, payment: &Payment) -> Result<bool> {
     let mut conn = state.db.pool.acquire().await?;
-    let head = orders::head(&mut conn, &payment.order_id).await?;
-    Ok(head
-        .is_some_and(|o| o.status.is_paid() && o.paid_by.as_deref() == Some(payment.id.as_str())))
+    let head = orders::store::head(&mut conn, &payment.order_id).await?;
+    Ok(head.is_some_and(|o| o.status.is_paid() && o.paid_by.as_ref() == Some(&payment.id)))
 }
 
 /// One payment on a gateway's books against Till's: money captured that no order keeps is
@@ -266,12 +263,16 @@ async fn own_payment(
         return Ok(None);
     };
     let mut conn = state.db.pool.acquire().await?;
-    Ok(payments::get(&mut conn, key).await?.filter(|p| {
-        p.gateway == name
-            && p.gateway_ref
-                .as_deref()
-                .is_none_or(|r| r == record.gateway_ref)
-    }))
+    Ok(
+        payments::store::get(&mut conn, &PaymentId::from(key.as_str()))
+            .await?
+            .filter(|p| {
+                p.gateway == name
+                    && p.gateway_ref
+                        .as_deref()
+                        .is_none_or(|r| r == record.gateway_ref)
+            }),
+    )
 }
 
 /// Money the gateway holds but has not taken. Kept when a paid order was confirmed with it
@@ -384,33 +385,24 @@ async fn check_capture(
     }
     let open = {
         let mut conn = state.db.pool.acquire().await?;
-        payment.amount_minor - payments::refunded_or_pending(&mut conn, &payment.id).await?
+        payment.amount.minor - payments::store::refunded_or_pending(&mut conn, &payment.id).await?
     };
     if open <= 0 {
         return Ok(());
     }
-    let refund_id = new_id("re");
+    let refund = payments::Refund::pending(&payment, open, REASON);
     {
         let mut conn = state.db.pool.acquire().await?;
-        payments::insert_refund(
-            &mut conn,
-            &refund_id,
-            &payment.order_id,
-            &payment.id,
-            open,
-            REASON,
-            state.now_ms(),
-        )
-        .await?;
+        payments::store::insert_refund(&mut conn, &refund, state.now_ms()).await?;
     }
-    process_refund(state, &refund_id).await?;
+    process_refund(state, &refund.id).await?;
     let status = match payment.status {
         Status::Failed | Status::Canceled => "Till had given it up",
         _ => "no paid order keeps it",
     };
     findings.repaired(format!(
-        "{name} {}: captured but {status}; refund {refund_id} of {open}",
-        record.gateway_ref
+        "{name} {}: captured but {status}; refund {} of {open}",
+        record.gateway_ref, refund.id
     ));
     Ok(())
 }
@@ -419,24 +411,11 @@ async fn check_capture(
 /// confirmed with is not authorized or succeeded), or that a gateway contradicted: flagged
 /// for a person, since only the customer can pay again.
 async fn flag_unheld_paid_orders(state: &AppState, findings: &mut Findings) -> Result<()> {
-    let rows = sqlx::query(
-        "SELECT o.id, COALESCE(o.paid_by, '') AS paid_by, COALESCE(p.status, 'none') AS status,
-                COALESCE(p.contradiction, '') AS contradiction
-         FROM orders o LEFT JOIN payments p ON p.id = o.paid_by
-         WHERE o.status IN ('confirmed', 'refunded', 'partially_refunded')
-           AND (p.id IS NULL OR p.status NOT IN ('authorized', 'succeeded', 'refunded') OR p.contradiction IS NOT NULL)",
-    )
-    .fetch_all(&state.db.pool)
-    .await?;
-    for row in rows {
-        let (order_id, paid_by, status, contradiction): (String, String, String, String) = (
-            row.get("id"),
-            row.get("paid_by"),
-            row.get("status"),
-            row.get("contradiction"),
-        );
+    let mut conn = state.db.pool.acquire().await?;
+    for o in super::store::unheld_paid_orders(&mut conn).await? {
         findings.flagged(format!(
-            "order {order_id}: paid by {paid_by} which is {status} {contradiction}"
+            "order {}: paid by {} which is {} {}",
+            o.order_id, o.paid_by, o.payment_status, o.contradiction
         ));
     }
     Ok(())
@@ -444,18 +423,14 @@ async fn flag_unheld_paid_orders(state: &AppState, findings: &mut Findings) -> R
 
 /// Paid orders whose payment is still only authorized: capture now, or flag.
 async fn capture_missing(state: &AppState, findings: &mut Findings) -> Result<()> {
-    let rows = sqlx::query(
-        "SELECT o.id, o.paid_by FROM orders o JOIN payments p ON p.id = o.paid_by
-         WHERE o.status IN ('confirmed', 'refunded', 'partially_refunded') AND p.status = 'authorized'
-           AND p.contradiction IS NULL",
-    )
-    .fetch_all(&state.db.pool)
-    .await?;
-    for row in rows {
-        let (order_id, payment_id): (String, String) = (row.get("id"), row.get("paid_by"));
+    let due = {
+        let mut conn = state.db.pool.acquire().await?;
+        super::store::paid_awaiting_capture(&mut conn).await?
+    };
+    for (order_id, payment_id) in due {
         recheck_payment(state, &payment_id).await?;
         let mut conn = state.db.pool.acquire().await?;
-        match payments::get(&mut conn, &payment_id).await?.map(|p| p.status) {
+        match payments::store::get(&mut conn, &payment_id).await?.map(|p| p.status) {
             Some(Status::Succeeded) => findings.repaired(format!("order {order_id}: capture was missing; captured {payment_id}")),
             other => findings.flagged(format!("order {order_id}: confirmed but payment {payment_id} is {other:?}; capture it by hand")),
         }

@@ -11,6 +11,7 @@ use super::{cancel_order, create_order, refund_order, start_payment, OrderInput,
 use crate::error::{Error, Result};
 use crate::http::extract::{not_null, parse_json, parse_json_or_default, Caller, RawBody};
 use crate::http::idempotency::{self, IdempotencyKey};
+use crate::ids::OrderId;
 use crate::ids::Sku;
 use crate::payments::Method;
 use crate::state::AppState;
@@ -28,11 +29,11 @@ pub fn router() -> Router<AppState> {
 async fn get_order(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<OrderId>,
 ) -> Result<axum::Json<serde_json::Value>> {
-    caller.check_order(&id)?;
+    caller.check_order(id.as_str())?;
     let mut conn = state.db.pool.acquire().await?;
-    super::order_view(&mut conn, &id)
+    super::order_view(&mut conn, id.as_str())
         .await?
         .map(axum::Json)
         .ok_or(Error::NotFound("order"))
@@ -195,7 +196,7 @@ pub fn parse_method(method: &str) -> Result<Method> {
 async fn post_payment(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<OrderId>,
     IdempotencyKey(key): IdempotencyKey,
     RawBody(body): RawBody,
 ) -> Response {
@@ -209,7 +210,7 @@ async fn post_payment(
         Some(&key),
         ("POST", &path, &body),
         |key_ref| async {
-            caller.check_order(&id)?;
+            caller.check_order(id.as_str())?;
             let body: PaymentBody = parse_json(&body)?;
             let input = PaymentInput {
                 key: key_ref,
@@ -231,7 +232,7 @@ struct CancelBody {}
 async fn post_cancel(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<OrderId>,
     IdempotencyKey(key): IdempotencyKey,
     RawBody(body): RawBody,
 ) -> Response {
@@ -242,7 +243,7 @@ async fn post_cancel(
         key.as_deref(),
         ("POST", &path, &body),
         |_| async {
-            caller.check_order(&id)?;
+            caller.check_order(id.as_str())?;
             let _: CancelBody = parse_json_or_default(&body)?;
             ensure_order_exists(&state, &id).await?;
             Ok((StatusCode::OK, cancel_order(&state, &id).await?))
@@ -251,9 +252,9 @@ async fn post_cancel(
     .await
 }
 
-async fn ensure_order_exists(state: &AppState, id: &str) -> Result<()> {
+async fn ensure_order_exists(state: &AppState, id: &OrderId) -> Result<()> {
     let mut conn = state.db.pool.acquire().await?;
-    crate::orders::head(&mut conn, id)
+    crate::orders::store::head(&mut conn, id)
         .await?
         .map(|_| ())
         .ok_or(Error::NotFound("order"))
@@ -269,7 +270,7 @@ struct RefundBody {
 async fn post_refund(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<OrderId>,
     IdempotencyKey(key): IdempotencyKey,
     RawBody(body): RawBody,
 ) -> Response {

@@ -16,8 +16,7 @@ use super::{create_order, start_payment, OrderInput, PaymentInput};
 use crate::error::{Error, Result};
 use crate::http::extract::{not_null, parse_json, Caller, RawBody};
 use crate::http::idempotency::{self, IdempotencyKey};
-use crate::ids::check_client_id;
-use crate::money::Currency;
+use crate::ids::{check_client_id, OrderId, PaymentId};
 use crate::orders::{self, Status as OrderStatus};
 use crate::payments;
 use crate::state::AppState;
@@ -106,12 +105,11 @@ async fn initiate(
             let method = parse_method(&parsed.payment_method)?;
             let head = {
                 let mut conn = state.db.pool.acquire().await?;
-                orders::head(&mut conn, &parsed.order_id)
+                orders::store::head(&mut conn, &OrderId::from(parsed.order_id.as_str()))
                     .await?
                     .ok_or(Error::NotFound("order"))?
             };
-            let currency = Currency::parse(&head.currency)
-                .ok_or_else(|| crate::error::corrupt("orders.currency", &head.currency))?;
+            let currency = head.total.currency;
             let text = parsed.amount.get();
             if text.starts_with('"') {
                 return Err(Error::invalid("amount must be a number"));
@@ -168,9 +166,9 @@ async fn confirm_order(state: &AppState, caller: &Caller, body: &[u8]) -> Result
     caller.check_order(&body.order_id)?;
     let mut head = read_head(state, &body.order_id).await?;
     if head.status == OrderStatus::Pending {
-        let in_flight: Vec<String> = {
+        let in_flight: Vec<PaymentId> = {
             let mut conn = state.db.pool.acquire().await?;
-            payments::for_order(&mut conn, &head.id)
+            payments::store::for_order(&mut conn, &head.id)
                 .await?
                 .into_iter()
                 .filter(|p| p.status.in_flight())
@@ -187,7 +185,7 @@ async fn confirm_order(state: &AppState, caller: &Caller, body: &[u8]) -> Result
     match head.status {
         OrderStatus::Confirmed | OrderStatus::Refunded | OrderStatus::PartiallyRefunded => {
             let mut conn = state.db.pool.acquire().await?;
-            super::order_view(&mut conn, &head.id)
+            super::order_view(&mut conn, head.id.as_str())
                 .await?
                 .ok_or(Error::NotFound("order"))
         }
@@ -203,7 +201,7 @@ async fn confirm_order(state: &AppState, caller: &Caller, body: &[u8]) -> Result
 
 async fn read_head(state: &AppState, id: &str) -> Result<orders::OrderHead> {
     let mut conn = state.db.pool.acquire().await?;
-    orders::head(&mut conn, id)
+    orders::store::head(&mut conn, &OrderId::from(id))
         .await?
         .ok_or(Error::NotFound("order"))
 }

@@ -10,6 +10,7 @@ use super::pay::{settle_answer, timed, Call};
 use super::{expire_order, process_refund};
 use crate::error::Result;
 use crate::idempotency;
+use crate::ids::{OrderId, PaymentId};
 use crate::notify;
 use crate::orders;
 use crate::payments::{self, gateway::GatewayPayment, gateway::Outcome};
@@ -62,13 +63,10 @@ pub fn spawn(state: AppState) -> JoinHandle<()> {
 
 /// Expires pending orders whose hold TTL has passed.
 pub async fn expire_due(state: &AppState) -> Result<usize> {
-    let ids: Vec<String> = sqlx::query_scalar(
-        "SELECT id FROM orders WHERE status = 'pending' AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
-    )
-    .bind(state.now_ms())
-    .bind(BATCH)
-    .fetch_all(&state.db.pool)
-    .await?;
+    let ids = {
+        let mut conn = state.db.pool.acquire().await?;
+        orders::store::due_to_expire(&mut conn, state.now_ms(), BATCH).await?
+    };
     let n = ids.len();
     each_concurrently(state, ids, |state, id| async move {
         ask_before_expiry(&state, &id).await?;
@@ -82,10 +80,10 @@ pub async fn expire_due(state: &AppState) -> Result<usize> {
 /// attempt still in flight: money the customer gave in time (its answer lost, its webhook
 /// late) confirms the order now, instead of being voided by the expiry that would otherwise
 /// decide its fate. A gateway that does not answer changes nothing: the order expires.
-async fn ask_before_expiry(state: &AppState, order_id: &str) -> Result<()> {
+async fn ask_before_expiry(state: &AppState, order_id: &OrderId) -> Result<()> {
     let in_flight: Vec<payments::Payment> = {
         let mut conn = state.db.pool.acquire().await?;
-        payments::for_order(&mut conn, order_id)
+        payments::store::for_order(&mut conn, order_id)
             .await?
             .into_iter()
             .filter(|p| p.status.in_flight() && p.fate == payments::Fate::Open)
@@ -113,9 +111,9 @@ const CONCURRENCY: usize = 8;
 
 /// Runs `work` for every id, `CONCURRENCY` at a time; the first error is returned after all
 /// have finished (each item is independent and idempotent).
-async fn each_concurrently<F, Fut>(state: &AppState, ids: Vec<String>, work: F) -> Result<()>
+async fn each_concurrently<Id, F, Fut>(state: &AppState, ids: Vec<Id>, work: F) -> Result<()>
 where
-    F: Fn(AppState, String) -> Fut,
+    F: Fn(AppState, Id) -> Fut,
     Fut: std::future::Future<Output = Result<()>> + Send + 'static,
 {
     let mut set = tokio::task::JoinSet::new();
@@ -151,8 +149,10 @@ where
 /// gateway, a lost answer or a lost webhook all end here. An attempt on an order that is no
 /// longer pending is voided instead.
 pub async fn recover_payments(state: &AppState) -> Result<usize> {
-    let due = format!("status IN {}", payments::IN_FLIGHT_SQL);
-    let ids = claim_due(state, "payments", &due).await?;
+    let now = state.now_ms();
+    let ids =
+        payments::store::lease_due_attempts(&state.db, now - state.recovery_after_ms, now, BATCH)
+            .await?;
     let n = ids.len();
     each_concurrently(state, ids, |state, id| async move {
         recheck_payment(&state, &id).await
@@ -163,13 +163,13 @@ pub async fn recover_payments(state: &AppState) -> Result<usize> {
 
 /// Asks the gateway about one in-flight attempt and applies the answer: the same create
 /// call with the same key while the order is pending, a void once it is not.
-pub async fn recheck_payment(state: &AppState, payment_id: &str) -> Result<()> {
+pub async fn recheck_payment(state: &AppState, payment_id: &PaymentId) -> Result<()> {
     let (payment, order) = {
         let mut conn = state.db.pool.acquire().await?;
-        let Some(payment) = payments::get(&mut conn, payment_id).await? else {
+        let Some(payment) = payments::store::get(&mut conn, payment_id).await? else {
             return Ok(());
         };
-        let order = orders::head(&mut conn, &payment.order_id).await?;
+        let order = orders::store::head(&mut conn, &payment.order_id).await?;
         (payment, order)
     };
     if !payment.status.in_flight() {
@@ -179,7 +179,7 @@ pub async fn recheck_payment(state: &AppState, payment_id: &str) -> Result<()> {
     let charge = payment.charge();
     let paid_by_this = order
         .as_ref()
-        .is_some_and(|o| o.paid_by.as_deref() == Some(payment.id.as_str()));
+        .is_some_and(|o| o.paid_by.as_ref() == Some(&payment.id));
     let pending = order
         .as_ref()
         .is_some_and(|o| o.status == orders::Status::Pending);
@@ -197,17 +197,17 @@ pub async fn recheck_payment(state: &AppState, payment_id: &str) -> Result<()> {
         (timed(state, gateway.cancel(&charge)).await, Call::FollowUp)
     };
     tracing::info!(
-        payment_id,
+        %payment_id,
         "asked the gateway again about a payment in flight"
     );
     settle_answer(state, payment_id, answer, call).await?;
     // Whatever the answer, wait a full recovery interval before asking again.
     let mut conn = state.db.pool.acquire().await?;
-    if payments::get(&mut conn, payment_id)
+    if payments::store::get(&mut conn, payment_id)
         .await?
         .is_some_and(|p| p.status.in_flight())
     {
-        payments::touch(&mut conn, payment_id, "", state.now_ms()).await?;
+        payments::store::touch(&mut conn, payment_id, "", state.now_ms()).await?;
     }
     Ok(())
 }
@@ -215,45 +215,19 @@ pub async fn recheck_payment(state: &AppState, payment_id: &str) -> Result<()> {
 /// Claims one in-flight payment for a caller that wants to ask about it now (the seed's
 /// `/checkout/confirm`), under the same lease as the recovery worker: false when a request
 /// or worker touched it within the recovery interval.
-pub async fn claim_payment(state: &AppState, payment_id: &str) -> Result<bool> {
+pub async fn claim_payment(state: &AppState, payment_id: &PaymentId) -> Result<bool> {
     let now = state.now_ms();
-    let claimed = sqlx::query(&format!(
-        "UPDATE payments SET updated_at = $1
-         WHERE id = $2 AND status IN {} AND updated_at <= $3",
-        payments::IN_FLIGHT_SQL
-    ))
-    .bind(now)
-    .bind(payment_id)
-    .bind(now - state.recovery_after_ms)
-    .execute(&state.db.pool)
-    .await?
-    .rows_affected();
-    Ok(claimed == 1)
-}
-
-/// Claims up to `BATCH` rows of `table` matching `due` that nobody touched for a recovery
-/// interval, by touching them now: a lease, so another instance (or the next tick) leaves
-/// them alone until it runs out. On PostgreSQL rows another instance is claiming are skipped,
-/// not waited for.
-async fn claim_due(state: &AppState, table: &str, due: &str) -> Result<Vec<String>> {
-    let sql = format!(
-        "UPDATE {table} SET updated_at = $1 WHERE id IN (
-           SELECT id FROM {table} WHERE {due} AND updated_at <= $2 ORDER BY updated_at LIMIT $3{skip}
-         ) RETURNING id",
-        skip = state.db.skip_locked()
-    );
-    let now = state.now_ms();
-    Ok(sqlx::query_scalar(&sql)
-        .bind(now)
-        .bind(now - state.recovery_after_ms)
-        .bind(BATCH)
-        .fetch_all(&state.db.pool)
-        .await?)
+    let mut conn = state.db.pool.acquire().await?;
+    payments::store::lease_in_flight(&mut conn, payment_id, now - state.recovery_after_ms, now)
+        .await
 }
 
 /// Retries refunds the gateway has not yet confirmed.
 pub async fn retry_refunds(state: &AppState) -> Result<usize> {
-    let ids = claim_due(state, "refunds", "status = 'pending'").await?;
+    let now = state.now_ms();
+    let ids =
+        payments::store::lease_due_refunds(&state.db, now - state.recovery_after_ms, now, BATCH)
+            .await?;
     let n = ids.len();
     each_concurrently(state, ids, |state, id| async move {
         process_refund(&state, &id).await

@@ -155,6 +155,33 @@ impl Db {
     }
 }
 
+/// Leases up to `limit` rows of `table` matching `due` that nobody touched since
+/// `untouched_since`, by touching them now, and returns their ids: another instance (or the
+/// next tick) leaves them alone until the lease runs out. On PostgreSQL rows another
+/// instance is leasing are skipped, not waited for. `table` and `due` are the stores' own
+/// fixed text, never input.
+pub async fn lease_due(
+    db: &Db,
+    table: &str,
+    due: &str,
+    untouched_since: i64,
+    now: i64,
+    limit: i64,
+) -> Result<Vec<String>, sqlx::Error> {
+    let sql = format!(
+        "UPDATE {table} SET updated_at = $1 WHERE id IN (
+           SELECT id FROM {table} WHERE {due} AND updated_at <= $2 ORDER BY updated_at LIMIT $3{skip}
+         ) RETURNING id",
+        skip = db.skip_locked()
+    );
+    sqlx::query_scalar(&sql)
+        .bind(now)
+        .bind(untouched_since)
+        .bind(limit)
+        .fetch_all(&db.pool)
+        .await
+}
+
 async fn apply_migrations(conn: &mut AnyConnection, kind: Kind) -> anyhow::Result<()> {
     sqlx::raw_sql("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)")
         .execute(&mut *conn)

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
-use crate::ids::{constant_time_eq, sha256_hex};
+use crate::ids::{constant_time_eq, sha256_hex, OrderId};
 use crate::orders;
 use crate::state::AppState;
 
@@ -139,11 +139,11 @@ impl Caller {
         }
         let (order_id, _) = token.rsplit_once("_secret_").ok_or(Error::Unauthorized)?;
         let mut conn = state.db.pool.acquire().await?;
-        let head = orders::head(&mut conn, order_id)
+        let head = orders::store::head(&mut conn, &OrderId::from(order_id))
             .await?
             .ok_or(Error::Unauthorized)?;
         if constant_time_eq(hash.as_bytes(), head.secret_hash.as_bytes()) {
-            Ok(Caller::new(Who::Order(head.id), token))
+            Ok(Caller::new(Who::Order(head.id.to_string()), token))
         } else {
             Err(Error::Unauthorized)
         }

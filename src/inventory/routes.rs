@@ -86,7 +86,7 @@ async fn put_product(
         tax_code: body.tax_code,
     };
     let mut conn = state.db.pool.acquire().await?;
-    let saved = super::upsert_product(&mut conn, &product, state.now_ms()).await?;
+    let saved = super::store::upsert_product(&mut conn, &product, state.now_ms()).await?;
     Ok(Json(product_view(&saved)))
 }
 
@@ -97,7 +97,7 @@ async fn get_product(
 ) -> Result<Json<Value>> {
     caller.require_merchant()?;
     let mut conn = state.db.pool.acquire().await?;
-    let product = super::get_product(&mut conn, &sku)
+    let product = super::store::get_product(&mut conn, &sku)
         .await?
         .ok_or(Error::NotFound("product"))?;
     Ok(Json(product_view(&product)))
@@ -123,11 +123,14 @@ async fn put_stock(
         return Err(Error::invalid(format!("on_hand must be 0-{ON_HAND_MAX}")));
     }
     let mut conn = state.db.pool.acquire().await?;
-    if super::get_product(&mut conn, sku.as_str()).await?.is_none() {
+    if super::store::get_product(&mut conn, sku.as_str())
+        .await?
+        .is_none()
+    {
         return Err(Error::NotFound("product"));
     }
     let mut tx = conn.begin().await?;
-    super::set_on_hand(
+    super::store::set_on_hand(
         &mut tx,
         &sku,
         &warehouse,
@@ -138,7 +141,7 @@ async fn put_stock(
     .await?;
     tx.commit().await?;
     Ok(Json(
-        serde_json::to_value(super::get_stock(&mut conn, sku.as_str()).await?)
+        serde_json::to_value(super::store::get_stock(&mut conn, sku.as_str()).await?)
             .map_err(anyhow::Error::from)?,
     ))
 }
@@ -150,11 +153,11 @@ async fn get_stock(
 ) -> Result<Json<Value>> {
     caller.require_merchant()?;
     let mut conn = state.db.pool.acquire().await?;
-    if super::get_product(&mut conn, &sku).await?.is_none() {
+    if super::store::get_product(&mut conn, &sku).await?.is_none() {
         return Err(Error::NotFound("product"));
     }
     Ok(Json(
-        serde_json::to_value(super::get_stock(&mut conn, &sku).await?)
+        serde_json::to_value(super::store::get_stock(&mut conn, &sku).await?)
             .map_err(anyhow::Error::from)?,
     ))
 }

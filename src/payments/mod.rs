@@ -8,14 +8,17 @@ pub mod razorpay;
 pub mod retry;
 pub mod signature;
 pub mod sim;
+pub mod store;
 pub mod stripe;
 
 use serde_json::{json, Value};
 use sqlx::{AnyConnection, Row};
 
 use crate::clock::rfc3339;
-use crate::error::{corrupt, Result};
-use gateway::{GatewayPayment, Outcome};
+use crate::error::{corrupt, Error, Result};
+use crate::ids::{OrderId, PaymentId, RefundId};
+use crate::money::Money;
+use gateway::Outcome;
 
 /// `name@handle`, as UPI virtual payment addresses (VPAs) are written.
 pub fn valid_vpa(vpa: &str) -> bool {
@@ -38,13 +41,10 @@ pub enum Method {
 }
 
 impl Method {
+    pub const ALL: [Method; 3] = [Method::Card, Method::Upi, Method::Wallet];
+
     pub fn parse(s: &str) -> Option<Method> {
-        match s {
-            "card" => Some(Method::Card),
-            "upi" => Some(Method::Upi),
-            "wallet" => Some(Method::Wallet),
-            _ => None,
-        }
+        Method::ALL.into_iter().find(|m| m.as_str() == s)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -90,6 +90,13 @@ impl Status {
         }
     }
 
+    /// An attempt whose money is not settled yet (`store::IN_FLIGHT_SQL` is this list).
+    pub const IN_FLIGHT: [Status; 3] = [
+        Status::Processing,
+        Status::RequiresAction,
+        Status::Authorized,
+    ];
+
     pub fn parse(s: &str) -> Option<Status> {
         Status::ALL.into_iter().find(|st| st.as_str() == s)
     }
@@ -112,10 +119,7 @@ impl Status {
     }
 
     pub fn in_flight(self) -> bool {
-        matches!(
-            self,
-            Status::Processing | Status::RequiresAction | Status::Authorized
-        )
+        Status::IN_FLIGHT.contains(&self)
     }
 
     pub fn from_outcome(outcome: &Outcome) -> Status {
@@ -131,9 +135,20 @@ impl Status {
     }
 }
 
-/// The statuses of an attempt whose money is not settled yet, as SQL, for the queries that
-/// look for them (the same set as `Status::in_flight`).
-pub const IN_FLIGHT_SQL: &str = "('processing', 'requires_action', 'authorized')";
+/// A stored status, method or fate Till does not know is corrupt data, never a default.
+macro_rules! stored_as {
+    ($ty:ty, $column:literal) => {
+        impl TryFrom<&str> for $ty {
+            type Error = Error;
+            fn try_from(s: &str) -> Result<$ty> {
+                <$ty>::parse(s).ok_or_else(|| corrupt($column, s))
+            }
+        }
+    };
+}
+stored_as!(Method, "payments.method");
+stored_as!(Status, "payments.status");
+stored_as!(RefundStatus, "refunds.status");
 
 /// What the transaction that ended an order decided for an attempt still in flight.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,8 +160,9 @@ pub enum Fate {
     Void,
 }
 
-impl Fate {
-    fn parse(s: Option<&str>) -> Result<Fate> {
+impl TryFrom<Option<&str>> for Fate {
+    type Error = Error;
+    fn try_from(s: Option<&str>) -> Result<Fate> {
         match s {
             None => Ok(Fate::Open),
             Some("void") => Ok(Fate::Void),
@@ -157,11 +173,10 @@ impl Fate {
 
 #[derive(Clone, Debug)]
 pub struct Payment {
-    pub id: String,
-    pub order_id: String,
+    pub id: PaymentId,
+    pub order_id: OrderId,
     pub status: Status,
-    pub amount_minor: i64,
-    pub currency: String,
+    pub amount: Money,
     pub method: Method,
     pub source: String,
     pub gateway: String,
@@ -175,212 +190,14 @@ impl Payment {
     /// call can be repeated after a crash or a lost answer without charging twice.
     pub fn charge(&self) -> gateway::Charge {
         gateway::Charge {
-            key: self.id.clone(),
+            key: self.id.to_string(),
             gateway_ref: self.gateway_ref.clone(),
-            amount_minor: self.amount_minor,
-            currency: self.currency.clone(),
+            amount_minor: self.amount.minor,
+            currency: self.amount.currency.code().to_string(),
             method: self.method,
             source: self.source.clone(),
         }
     }
-}
-
-const PAYMENT_COLUMNS: &str =
-    "id, order_id, status, amount, currency, method, source, gateway, gateway_ref, fate";
-
-fn payment_from_row(r: &sqlx::any::AnyRow) -> Result<Payment> {
-    let status: String = r.get("status");
-    let method: String = r.get("method");
-    Ok(Payment {
-        id: r.get("id"),
-        order_id: r.get("order_id"),
-        status: Status::parse(&status).ok_or_else(|| corrupt("payments.status", &status))?,
-        amount_minor: r.get("amount"),
-        currency: r.get("currency"),
-        method: Method::parse(&method).ok_or_else(|| corrupt("payments.method", &method))?,
-        source: r.get("source"),
-        gateway: r.get("gateway"),
-        gateway_ref: r
-            .get::<Option<String>, _>("gateway_ref")
-            .filter(|r| !r.is_empty()),
-        fate: Fate::parse(r.get::<Option<String>, _>("fate").as_deref())?,
-    })
-}
-
-/// Records a new attempt as `processing`. A unique violation means another attempt on the
-/// same order is already in flight.
-pub async fn insert_attempt(
-    conn: &mut AnyConnection,
-    p: &Payment,
-    now: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO payments (id, order_id, status, amount, currency, method, source, gateway, created_at, updated_at)
-         VALUES ($1, $2, 'processing', $3, $4, $5, $6, $7, $8, $8)",
-    )
-    .bind(&p.id)
-    .bind(&p.order_id)
-    .bind(p.amount_minor)
-    .bind(&p.currency)
-    .bind(p.method.as_str())
-    .bind(&p.source)
-    .bind(&p.gateway)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-pub async fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<Payment>> {
-    let row = sqlx::query(&format!(
-        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    row.as_ref().map(payment_from_row).transpose()
-}
-
-/// Payments changed at or after `since_ms`, and Razorpay payments Till released (voided by
-/// not capturing) created at or after `released_since_ms`, for reconciliation.
-pub async fn changed_since(
-    conn: &mut AnyConnection,
-    since_ms: i64,
-    released_since_ms: i64,
-) -> Result<Vec<Payment>> {
-    let rows = sqlx::query(&format!(
-        "SELECT {PAYMENT_COLUMNS} FROM payments
-         WHERE updated_at >= $1 OR (gateway = 'razorpay' AND status = 'canceled' AND created_at >= $2)
-         ORDER BY updated_at, id"
-    ))
-    .bind(since_ms)
-    .bind(released_since_ms)
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.iter().map(payment_from_row).collect()
-}
-
-pub async fn for_order(conn: &mut AnyConnection, order_id: &str) -> Result<Vec<Payment>> {
-    let rows = sqlx::query(&format!(
-        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE order_id = $1 ORDER BY created_at, id"
-    ))
-    .bind(order_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.iter().map(payment_from_row).collect()
-}
-
-/// Compare-and-set of an attempt's status with what the gateway said. Returns whether this
-/// call made the move. The gateway's id is set the first time and never replaced: an answer
-/// naming another gateway payment does not re-point the attempt.
-pub async fn record_outcome(
-    conn: &mut AnyConnection,
-    id: &str,
-    from: Status,
-    gp: &GatewayPayment,
-    now: i64,
-) -> Result<bool> {
-    let to = Status::from_outcome(&gp.outcome);
-    assert!(
-        from == to || from.can_become(to),
-        "illegal payment transition {from:?} -> {to:?}"
-    );
-    // A Stripe.js client secret is never stored: Stripe asks that it go to the customer
-    // only, so it is handed over once, in the answer to the payment request.
-    let (failure_code, redirect_url) = match &gp.outcome {
-        Outcome::Failed { code } => (Some(code.as_str()), None),
-        Outcome::RequiresAction { redirect_url, .. } => (None, Some(redirect_url.as_str())),
-        _ => (None, None),
-    };
-    let n = sqlx::query(
-        "UPDATE payments SET status = $1, gateway_ref = COALESCE(gateway_ref, NULLIF($2, '')), failure_code = $3, redirect_url = $4, updated_at = $5
-         WHERE id = $6 AND status = $7",
-    )
-    .bind(to.as_str())
-    .bind(&gp.gateway_ref)
-    .bind(failure_code)
-    .bind(redirect_url)
-    .bind(now)
-    .bind(id)
-    .bind(from.as_str())
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    Ok(n == 1)
-}
-
-pub async fn set_status(
-    conn: &mut AnyConnection,
-    id: &str,
-    from: Status,
-    to: Status,
-    now: i64,
-) -> Result<bool> {
-    assert!(
-        from.can_become(to),
-        "illegal payment transition {from:?} -> {to:?}"
-    );
-    let n = sqlx::query(
-        "UPDATE payments SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4",
-    )
-    .bind(to.as_str())
-    .bind(now)
-    .bind(id)
-    .bind(from.as_str())
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    Ok(n == 1)
-}
-
-/// In the transaction that ends an order: every attempt still in flight is to be voided.
-/// Returns their ids, for the caller to carry the decision out once it has committed.
-pub async fn decide_void_in_flight(
-    conn: &mut AnyConnection,
-    order_id: &str,
-    now: i64,
-) -> Result<Vec<String>> {
-    Ok(sqlx::query_scalar(&format!(
-        "UPDATE payments SET fate = 'void', updated_at = $1
-         WHERE order_id = $2 AND status IN {IN_FLIGHT_SQL} RETURNING id"
-    ))
-    .bind(now)
-    .bind(order_id)
-    .fetch_all(&mut *conn)
-    .await?)
-}
-
-/// Keeps what a gateway said that Till will not apply (the payment an order was paid with
-/// reported canceled or failed) for reconciliation and for a person to look at.
-pub async fn record_contradiction(
-    conn: &mut AnyConnection,
-    id: &str,
-    what: &str,
-    now: i64,
-) -> Result<()> {
-    sqlx::query("UPDATE payments SET contradiction = $1, updated_at = $2 WHERE id = $3")
-        .bind(what)
-        .bind(now)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
-/// Marks an attempt as looked at, so the recovery worker waits before asking about it
-/// again, and keeps the gateway's id for it if it had none yet.
-pub async fn touch(conn: &mut AnyConnection, id: &str, gateway_ref: &str, now: i64) -> Result<()> {
-    sqlx::query(
-        "UPDATE payments SET updated_at = $1,
-           gateway_ref = CASE WHEN gateway_ref IS NULL OR gateway_ref = '' THEN $2 ELSE gateway_ref END
-         WHERE id = $3",
-    )
-    .bind(now)
-    .bind(gateway_ref)
-    .bind(id)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
 }
 
 pub async fn view(conn: &mut AnyConnection, id: &str) -> Result<Option<Value>> {
@@ -431,34 +248,6 @@ fn payment_view(r: &sqlx::any::AnyRow) -> Value {
     })
 }
 
-/// Whether a gateway's event was applied already (the dedupe of its webhooks).
-pub async fn webhook_seen(conn: &mut AnyConnection, gateway: &str, event_id: &str) -> Result<bool> {
-    let seen: Option<String> = sqlx::query_scalar(
-        "SELECT event_id FROM webhook_events WHERE gateway = $1 AND event_id = $2",
-    )
-    .bind(gateway)
-    .bind(event_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    Ok(seen.is_some())
-}
-
-/// Remembers an applied event so a repeat of it changes nothing.
-pub async fn record_webhook(
-    conn: &mut AnyConnection,
-    gateway: &str,
-    event_id: &str,
-    now: i64,
-) -> Result<()> {
-    sqlx::query("INSERT INTO webhook_events (gateway, event_id, received_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-        .bind(gateway)
-        .bind(event_id)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
 /// The `next_action` for Stripe.js (`stripe.handleNextAction({clientSecret})`), put in the
 /// answer to the payment request only: the client secret is not stored.
 pub fn stripe_js_action(redirect_url: &str, client_secret: &str) -> Value {
@@ -467,89 +256,57 @@ pub fn stripe_js_action(redirect_url: &str, client_secret: &str) -> Value {
 
 /// A refund's life: `pending` (written before the gateway is asked), then `succeeded` or
 /// `failed`.
-pub async fn insert_refund(
-    conn: &mut AnyConnection,
-    id: &str,
-    order_id: &str,
-    payment_id: &str,
-    amount_minor: i64,
-    reason: &str,
-    now: i64,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO refunds (id, order_id, payment_id, amount, status, reason, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, 'pending', $5, $6, $6)",
-    )
-    .bind(id)
-    .bind(order_id)
-    .bind(payment_id)
-    .bind(amount_minor)
-    .bind(reason)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefundStatus {
+    Pending,
+    Succeeded,
+    Failed,
 }
 
-/// Sum of the refunds of a payment that are pending or succeeded: what is no longer refundable.
-pub async fn refunded_or_pending(conn: &mut AnyConnection, payment_id: &str) -> Result<i64> {
-    let n: i64 = sqlx::query_scalar(
-        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM refunds WHERE payment_id = $1 AND status IN ('pending', 'succeeded')",
-    )
-    .bind(payment_id)
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(n)
+impl RefundStatus {
+    pub const ALL: [RefundStatus; 3] = [
+        RefundStatus::Pending,
+        RefundStatus::Succeeded,
+        RefundStatus::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefundStatus::Pending => "pending",
+            RefundStatus::Succeeded => "succeeded",
+            RefundStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RefundStatus> {
+        RefundStatus::ALL.into_iter().find(|st| st.as_str() == s)
+    }
 }
 
-pub async fn refunded(conn: &mut AnyConnection, payment_id: &str) -> Result<i64> {
-    let n: i64 = sqlx::query_scalar(
-        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM refunds WHERE payment_id = $1 AND status = 'succeeded'",
-    )
-    .bind(payment_id)
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(n)
-}
-
+#[derive(Clone, Debug)]
 pub struct Refund {
-    pub id: String,
-    pub order_id: String,
-    pub payment_id: String,
-    pub amount_minor: i64,
-    pub status: String,
+    pub id: RefundId,
+    pub order_id: OrderId,
+    pub payment_id: PaymentId,
+    /// In the currency of the payment it gives back.
+    pub amount: Money,
+    pub status: RefundStatus,
     /// `requested` by the merchant, or why Till gave a payment back on its own.
     pub reason: String,
 }
 
-pub async fn get_refund(conn: &mut AnyConnection, id: &str) -> Result<Option<Refund>> {
-    let row = sqlx::query(
-        "SELECT id, order_id, payment_id, amount, status, reason FROM refunds WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    Ok(row.map(|r| Refund {
-        id: r.get("id"),
-        order_id: r.get("order_id"),
-        payment_id: r.get("payment_id"),
-        amount_minor: r.get("amount"),
-        status: r.get("status"),
-        reason: r.get("reason"),
-    }))
-}
-
-pub async fn finish_refund(conn: &mut AnyConnection, id: &str, to: &str, now: i64) -> Result<bool> {
-    let n = sqlx::query(
-        "UPDATE refunds SET status = $1, updated_at = $2 WHERE id = $3 AND status = 'pending'",
-    )
-    .bind(to)
-    .bind(now)
-    .bind(id)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    Ok(n == 1)
+impl Refund {
+    /// A new refund of `minor` of the payment's money, not yet asked of its gateway.
+    pub fn pending(payment: &Payment, minor: i64, reason: &str) -> Refund {
+        Refund {
+            id: RefundId::generate(),
+            order_id: payment.order_id.clone(),
+            payment_id: payment.id.clone(),
+            amount: Money::new(minor, payment.amount.currency),
+            status: RefundStatus::Pending,
+            reason: reason.to_string(),
+        }
+    }
 }
 
 const REFUND_VIEW_SELECT: &str =

@@ -238,9 +238,10 @@ impl TestApp {
         let state = self.state();
         let mut conn = state.db.pool.acquire().await.unwrap();
         let mut tx = conn.begin().await.unwrap();
-        till::orders::lock_row(&mut tx, id).await.unwrap();
+        let id = till::ids::OrderId::from(id);
+        till::orders::store::lock_row(&mut tx, &id).await.unwrap();
         let decided =
-            till::checkout::pay::end_in_tx(state, &mut tx, id, to, reason, state.now_ms())
+            till::checkout::pay::end_in_tx(state, &mut tx, &id, to, reason, state.now_ms())
                 .await
                 .unwrap();
         assert!(decided.is_some(), "order {id} was not pending");

@@ -31,18 +31,20 @@ async fn restart_drives_everything_in_flight_to_its_end(b: Backend) {
         let state = app.state();
         let mut conn = state.db.pool.acquire().await.unwrap();
         let attempt = Payment {
-            id: till::ids::new_id("pay"),
-            order_id: orphan_id.clone(),
+            id: till::ids::PaymentId::generate(),
+            order_id: orphan_id.as_str().into(),
             status: Status::Processing,
-            amount_minor: orphan["total"].as_i64().unwrap(),
-            currency: "INR".into(),
+            amount: till::money::Money::new(
+                orphan["total"].as_i64().unwrap(),
+                till::money::Currency::parse("INR").unwrap(),
+            ),
             method: Method::Card,
             source: "pm_card_visa".into(),
             gateway: "sim".into(),
             gateway_ref: None,
             fate: payments::Fate::Open,
         };
-        payments::insert_attempt(&mut conn, &attempt, state.now_ms())
+        payments::store::insert_attempt(&mut conn, &attempt, state.now_ms())
             .await
             .unwrap();
     }
@@ -85,11 +87,13 @@ async fn two_workers_share_stuck_payments_without_doubling_calls(b: Backend) {
         let order = app.order_of("TEE-1", 1).await;
         let id = order["id"].as_str().unwrap().to_string();
         let attempt = Payment {
-            id: till::ids::new_id("pay"),
-            order_id: id.clone(),
+            id: till::ids::PaymentId::generate(),
+            order_id: id.as_str().into(),
             status: Status::Processing,
-            amount_minor: order["total"].as_i64().unwrap(),
-            currency: "INR".into(),
+            amount: till::money::Money::new(
+                order["total"].as_i64().unwrap(),
+                till::money::Currency::parse("INR").unwrap(),
+            ),
             method: Method::Card,
             source: "pm_card_visa".into(),
             gateway: "sim".into(),
@@ -97,7 +101,7 @@ async fn two_workers_share_stuck_payments_without_doubling_calls(b: Backend) {
             fate: payments::Fate::Open,
         };
         let mut conn = state.db.pool.acquire().await.unwrap();
-        payments::insert_attempt(&mut conn, &attempt, state.now_ms())
+        payments::store::insert_attempt(&mut conn, &attempt, state.now_ms())
             .await
             .unwrap();
         orders.push(id);

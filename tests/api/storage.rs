@@ -28,13 +28,13 @@ async fn settling_a_lock_twice_changes_nothing(b: Backend) {
     let mut conn = app.state().db.pool.acquire().await.unwrap();
     let now = app.state().now_ms();
     assert_eq!(
-        inventory::settle_locks(&mut conn, &id, LockEnd::Released, now)
+        inventory::store::settle_locks(&mut conn, &id.as_str().into(), LockEnd::Released, now)
             .await
             .unwrap(),
         1
     );
     assert_eq!(
-        inventory::settle_locks(&mut conn, &id, LockEnd::Released, now)
+        inventory::store::settle_locks(&mut conn, &id.as_str().into(), LockEnd::Released, now)
             .await
             .unwrap(),
         0
@@ -43,9 +43,9 @@ async fn settling_a_lock_twice_changes_nothing(b: Backend) {
     assert_eq!(app.stock("A").await, (10, 0));
     // The order still says pending; end it so the invariants hold.
     let mut conn = app.state().db.pool.acquire().await.unwrap();
-    till::orders::transition(
+    till::orders::store::transition(
         &mut conn,
-        &id,
+        &id.as_str().into(),
         &[till::orders::Status::Pending],
         till::orders::Status::Cancelled,
         Some(till::orders::CancelReason::Customer),
@@ -68,13 +68,13 @@ async fn releasing_after_commit_changes_nothing(b: Backend) {
     let mut conn = app.state().db.pool.acquire().await.unwrap();
     let now = app.state().now_ms();
     assert_eq!(
-        inventory::settle_locks(&mut conn, &id, LockEnd::Released, now)
+        inventory::store::settle_locks(&mut conn, &id.as_str().into(), LockEnd::Released, now)
             .await
             .unwrap(),
         0
     );
     assert_eq!(
-        inventory::settle_locks(&mut conn, &id, LockEnd::Committed, now)
+        inventory::store::settle_locks(&mut conn, &id.as_str().into(), LockEnd::Committed, now)
             .await
             .unwrap(),
         0
@@ -92,7 +92,7 @@ async fn shortfall_reports_every_short_sku(b: Backend) {
     let mut conn = app.state().db.pool.acquire().await.unwrap();
     let mut tx = conn.begin().await.unwrap();
     let lines = vec![(sku("A"), 2), (sku("B"), 5), (sku("C"), 1)];
-    let short = inventory::lock_lines(&mut tx, "ord_probe", &lines, 0)
+    let short = inventory::store::lock_lines(&mut tx, &"ord_probe".into(), &lines, 0)
         .await
         .unwrap();
     assert_eq!(short, vec!["A".to_string(), "C".to_string()]);

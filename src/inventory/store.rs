@@ -1,0 +1,316 @@
+//! The inventory store: every statement on `products`, `inventory`, `stock_ledger` and
+//! `locks`. Stock moves only through the guarded statements here (see the module's doc).
+
+use sqlx::{AnyConnection, Row};
+
+use super::{LockEnd, Product, Stock, WarehouseStock};
+use crate::error::{Error, Result};
+use crate::ids::{new_id, OrderId, Sku};
+
+/// A lock that moves concurrently with ours makes a conditional update miss; each miss means
+/// another checkout took stock, so a few re-reads per warehouse always settle it.
+const LOCK_RETRIES_PER_WAREHOUSE: usize = 8;
+
+pub async fn upsert_product(conn: &mut AnyConnection, p: &Product, now: i64) -> Result<Product> {
+    sqlx::query(
+        "INSERT INTO products (sku, name, price_minor, currency, tax_code, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $6)
+         ON CONFLICT (sku) DO UPDATE SET name = excluded.name, price_minor = excluded.price_minor,
+           currency = excluded.currency, tax_code = excluded.tax_code, updated_at = excluded.updated_at",
+    )
+    .bind(&p.sku)
+    .bind(&p.name)
+    .bind(p.price_minor)
+    .bind(&p.currency)
+    .bind(&p.tax_code)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(p.clone())
+}
+
+pub async fn get_product(conn: &mut AnyConnection, sku: &str) -> Result<Option<Product>> {
+    let row = sqlx::query(
+        "SELECT sku, name, price_minor, currency, tax_code FROM products WHERE sku = $1",
+    )
+    .bind(sku)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(|r| Product {
+        sku: r.get("sku"),
+        name: r.get("name"),
+        price_minor: r.get("price_minor"),
+        currency: r.get("currency"),
+        tax_code: r.get("tax_code"),
+    }))
+}
+
+/// Sets physical stock in one warehouse and records the difference in the ledger. Refused
+/// (409) if it would put `on_hand` below what is locked.
+pub async fn set_on_hand(
+    conn: &mut AnyConnection,
+    sku: &Sku,
+    warehouse: &str,
+    on_hand: i64,
+    now: i64,
+    pg: bool,
+) -> Result<()> {
+    sqlx::query("INSERT INTO inventory (sku, warehouse, on_hand, locked) VALUES ($1, $2, 0, 0) ON CONFLICT DO NOTHING")
+        .bind(sku.as_str())
+        .bind(warehouse)
+        .execute(&mut *conn)
+        .await?;
+    let for_update = if pg { " FOR UPDATE" } else { "" };
+    let row = sqlx::query(&format!(
+        "SELECT on_hand, locked FROM inventory WHERE sku = $1 AND warehouse = $2{for_update}"
+    ))
+    .bind(sku.as_str())
+    .bind(warehouse)
+    .fetch_one(&mut *conn)
+    .await?;
+    let (old, locked): (i64, i64) = (row.get("on_hand"), row.get("locked"));
+    if on_hand < locked {
+        return Err(Error::Conflict {
+            code: "stock_below_locked",
+            message: format!("on_hand {on_hand} is below the {locked} units locked in {warehouse}"),
+        });
+    }
+    sqlx::query("UPDATE inventory SET on_hand = $1 WHERE sku = $2 AND warehouse = $3")
+        .bind(on_hand)
+        .bind(sku.as_str())
+        .bind(warehouse)
+        .execute(&mut *conn)
+        .await?;
+    if on_hand != old {
+        record_ledger(
+            conn,
+            sku.as_str(),
+            warehouse,
+            "adjustment",
+            on_hand - old,
+            None,
+            now,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn record_ledger(
+    conn: &mut AnyConnection,
+    sku: &str,
+    warehouse: &str,
+    kind: &str,
+    delta: i64,
+    order_id: Option<&str>,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO stock_ledger (sku, warehouse, kind, delta, order_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(sku)
+    .bind(warehouse)
+    .bind(kind)
+    .bind(delta)
+    .bind(order_id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn get_stock(conn: &mut AnyConnection, sku: &str) -> Result<Stock> {
+    let rows = sqlx::query(
+        "SELECT warehouse, on_hand, locked FROM inventory WHERE sku = $1 ORDER BY warehouse",
+    )
+    .bind(sku)
+    .fetch_all(&mut *conn)
+    .await?;
+    let warehouses: Vec<WarehouseStock> = rows
+        .iter()
+        .map(|r| {
+            let (on_hand, locked): (i64, i64) = (r.get("on_hand"), r.get("locked"));
+            WarehouseStock {
+                warehouse: r.get("warehouse"),
+                on_hand,
+                locked,
+                available: (on_hand - locked).max(0),
+            }
+        })
+        .collect();
+    let on_hand = warehouses.iter().map(|w| w.on_hand).sum();
+    let locked = warehouses.iter().map(|w| w.locked).sum();
+    Ok(Stock {
+        sku: sku.to_string(),
+        on_hand,
+        locked,
+        available: warehouses.iter().map(|w| w.available).sum(),
+        warehouses,
+    })
+}
+
+/// Locks `qty` of every SKU for `order_id`, spreading a line over warehouses in name order.
+/// Returns the SKUs that fell short; the caller rolls the transaction back if any did.
+/// `lines` must be sorted by SKU (the fixed order that keeps concurrent lockers deadlock-free).
+pub async fn lock_lines(
+    conn: &mut AnyConnection,
+    order_id: &OrderId,
+    lines: &[(Sku, i64)],
+    now: i64,
+) -> Result<Vec<String>> {
+    debug_assert!(
+        lines.windows(2).all(|w| w[0].0 < w[1].0),
+        "lines must be sorted and unique"
+    );
+    let mut short = Vec::new();
+    for (sku, qty) in lines {
+        let remaining = lock_one_sku(conn, order_id, sku.as_str(), *qty, now).await?;
+        if remaining > 0 {
+            short.push(sku.as_str().to_string());
+        }
+    }
+    Ok(short)
+}
+
+/// Takes up to `qty` of one SKU, warehouse by warehouse; returns how much could not be had.
+async fn lock_one_sku(
+    conn: &mut AnyConnection,
+    order_id: &OrderId,
+    sku: &str,
+    qty: i64,
+    now: i64,
+) -> Result<i64> {
+    let warehouses: Vec<String> = sqlx::query_scalar(
+        "SELECT warehouse FROM inventory WHERE sku = $1 AND on_hand > locked ORDER BY warehouse",
+    )
+    .bind(sku)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut remaining = qty;
+    for warehouse in warehouses {
+        if remaining == 0 {
+            break;
+        }
+        let taken = take_from_warehouse(conn, sku, &warehouse, remaining).await?;
+        if taken > 0 {
+            sqlx::query(
+                "INSERT INTO locks (id, order_id, sku, warehouse, qty, state, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, 'held', $6, $6)",
+            )
+            .bind(new_id("lck"))
+            .bind(order_id.as_str())
+            .bind(sku)
+            .bind(&warehouse)
+            .bind(taken)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            remaining -= taken;
+        }
+    }
+    Ok(remaining)
+}
+
+/// One warehouse's share: ask for everything still needed in one conditional update; if the
+/// warehouse has less, re-read what it has and ask for exactly that.
+async fn take_from_warehouse(
+    conn: &mut AnyConnection,
+    sku: &str,
+    warehouse: &str,
+    wanted: i64,
+) -> Result<i64> {
+    let mut ask = wanted;
+    for _ in 0..LOCK_RETRIES_PER_WAREHOUSE {
+        let done = sqlx::query(
+            "UPDATE inventory SET locked = locked + $1 WHERE sku = $2 AND warehouse = $3 AND on_hand - locked >= $1",
+        )
+        .bind(ask)
+        .bind(sku)
+        .bind(warehouse)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if done == 1 {
+            return Ok(ask);
+        }
+        let available: Option<i64> = sqlx::query_scalar(
+            "SELECT on_hand - locked FROM inventory WHERE sku = $1 AND warehouse = $2",
+        )
+        .bind(sku)
+        .bind(warehouse)
+        .fetch_optional(&mut *conn)
+        .await?;
+        ask = available.unwrap_or(0).min(wanted);
+        if ask <= 0 {
+            return Ok(0);
+        }
+    }
+    Ok(0)
+}
+
+/// Moves every `held` lock of the order to `end`, each with a compare-and-set so a second
+/// call (or a call after the other end) changes nothing. Returns how many locks moved.
+pub async fn settle_locks(
+    conn: &mut AnyConnection,
+    order_id: &OrderId,
+    end: LockEnd,
+    now: i64,
+) -> Result<usize> {
+    let rows = sqlx::query(
+        "SELECT id, sku, warehouse, qty FROM locks WHERE order_id = $1 AND state = 'held' ORDER BY sku, warehouse",
+    )
+    .bind(order_id.as_str())
+    .fetch_all(&mut *conn)
+    .await?;
+    let state = match end {
+        LockEnd::Released => "released",
+        LockEnd::Committed => "committed",
+    };
+    let mut moved = 0;
+    for row in rows {
+        let (id, sku, warehouse, qty): (String, String, String, i64) = (
+            row.get("id"),
+            row.get("sku"),
+            row.get("warehouse"),
+            row.get("qty"),
+        );
+        let changed = sqlx::query(
+            "UPDATE locks SET state = $1, updated_at = $2 WHERE id = $3 AND state = 'held'",
+        )
+        .bind(state)
+        .bind(now)
+        .bind(&id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if changed == 0 {
+            continue;
+        }
+        let stock_sql = match end {
+            LockEnd::Released => "UPDATE inventory SET locked = locked - $1 WHERE sku = $2 AND warehouse = $3",
+            LockEnd::Committed => {
+                "UPDATE inventory SET locked = locked - $1, on_hand = on_hand - $1 WHERE sku = $2 AND warehouse = $3"
+            }
+        };
+        sqlx::query(stock_sql)
+            .bind(qty)
+            .bind(&sku)
+            .bind(&warehouse)
+            .execute(&mut *conn)
+            .await?;
+        if end == LockEnd::Committed {
+            record_ledger(
+                conn,
+                &sku,
+                &warehouse,
+                "sale",
+                -qty,
+                Some(order_id.as_str()),
+                now,
+            )
+            .await?;
+        }
+        moved += 1;
+    }
+    Ok(moved)
+}

@@ -1,0 +1,230 @@
+//! The orders store: every statement on `orders`, `order_items`, `customer_checkouts` and
+//! the invoice counter. Rows come back typed; a stored status Till does not know is an
+//! error, never a default.
+
+use serde_json::Value;
+use sqlx::AnyConnection;
+
+use super::{CancelReason, Line, NewOrder, OrderHead, Status};
+use crate::error::{corrupt, Result};
+use crate::ids::{OrderId, PaymentId, Sku};
+use crate::money::{Currency, Money};
+
+/// Writes the order and its lines. Fails with a unique violation if the id is taken.
+pub async fn insert(
+    conn: &mut AnyConnection,
+    o: &NewOrder<'_>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO orders (id, status, currency, subtotal, discount, tax, total, customer, ship_to,
+           secret_hash, fingerprint, expires_at, created_at, updated_at, customer_id)
+         VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13)",
+    )
+    .bind(o.id.as_str())
+    .bind(o.currency.code())
+    .bind(o.subtotal)
+    .bind(o.discount)
+    .bind(o.tax)
+    .bind(o.total)
+    .bind(o.customer.as_ref().map(Value::to_string))
+    .bind(o.ship_to.as_ref().map(Value::to_string))
+    .bind(o.secret_hash)
+    .bind(o.fingerprint)
+    .bind(o.expires_at)
+    .bind(now)
+    .bind(o.customer_id)
+    .execute(&mut *conn)
+    .await?;
+    for (n, line) in o.lines.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO order_items (order_id, line, sku, qty, unit_amount, amount) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(o.id.as_str())
+        .bind(n as i64)
+        .bind(line.sku.as_str())
+        .bind(line.qty)
+        .bind(line.unit_amount)
+        .bind(line.amount)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// What the saga needs to decide about an order; `None` if there is none.
+pub async fn head(conn: &mut AnyConnection, id: &OrderId) -> Result<Option<OrderHead>> {
+    type Row = (
+        String,
+        String,
+        String,
+        i64,
+        i64,
+        String,
+        Option<String>,
+        Option<String>,
+    );
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT id, status, currency, total, expires_at, secret_hash, fingerprint, paid_by FROM orders WHERE id = $1",
+    )
+    .bind(id.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((id, status, currency, total, expires_at, secret_hash, fingerprint, paid_by)) = row
+    else {
+        return Ok(None);
+    };
+    let currency =
+        Currency::parse(&currency).ok_or_else(|| corrupt("orders.currency", &currency))?;
+    Ok(Some(OrderHead {
+        id: id.into(),
+        status: Status::try_from(status.as_str())?,
+        total: Money::new(total, currency),
+        expires_at,
+        secret_hash,
+        fingerprint,
+        paid_by: paid_by.map(PaymentId::from),
+    }))
+}
+
+/// The order's lines, in the order they were written.
+pub async fn lines(conn: &mut AnyConnection, id: &OrderId) -> Result<Vec<Line>> {
+    let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT sku, qty, unit_amount, amount FROM order_items WHERE order_id = $1 ORDER BY line",
+    )
+    .bind(id.as_str())
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.into_iter()
+        .map(|(sku, qty, unit_amount, amount)| {
+            Ok(Line {
+                sku: Sku::try_from(sku.as_str()).map_err(|_| corrupt("order_items.sku", &sku))?,
+                qty,
+                unit_amount,
+                amount,
+            })
+        })
+        .collect()
+}
+
+/// The customer's pending orders, counted after taking the customer's row lock (an upsert
+/// of its `customer_checkouts` row, held to the end of the transaction): concurrent
+/// checkouts of one customer count one after another, each seeing the orders the others
+/// committed. On SQLite the single writer serializes them anyway.
+pub async fn pending_of_customer(
+    conn: &mut AnyConnection,
+    customer_id: &str,
+    now: i64,
+) -> Result<i64> {
+    sqlx::query(
+        "INSERT INTO customer_checkouts (customer_id, last_checkout_at) VALUES ($1, $2)
+         ON CONFLICT (customer_id) DO UPDATE SET last_checkout_at = excluded.last_checkout_at",
+    )
+    .bind(customer_id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    let pending: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM orders WHERE customer_id = $1 AND status = 'pending'",
+    )
+    .bind(customer_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(pending)
+}
+
+/// Compare-and-set of the status: moves the order to `to` only if it is in one of `from`.
+/// Returns whether this call made the move.
+pub async fn transition(
+    conn: &mut AnyConnection,
+    id: &OrderId,
+    from: &[Status],
+    to: Status,
+    reason: Option<CancelReason>,
+    now: i64,
+) -> Result<bool> {
+    assert!(
+        from.iter().all(|f| f.can_become(to)),
+        "illegal order transition {from:?} -> {to:?}"
+    );
+    let placeholders: Vec<String> = (0..from.len()).map(|i| format!("${}", i + 5)).collect();
+    let sql = format!(
+        "UPDATE orders SET status = $1, cancel_reason = $2, updated_at = $3
+         WHERE id = $4 AND status IN ({})",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query(&sql)
+        .bind(to.as_str())
+        .bind(reason.map(CancelReason::as_str))
+        .bind(now)
+        .bind(id.as_str());
+    for status in from {
+        query = query.bind(status.as_str());
+    }
+    Ok(query.execute(&mut *conn).await?.rows_affected() == 1)
+}
+
+/// Takes the row lock on a pending order (PostgreSQL) so decisions about it serialize;
+/// on SQLite the single writer already serializes. Returns false if it is not pending.
+pub async fn lock_pending(conn: &mut AnyConnection, id: &OrderId, now: i64) -> Result<bool> {
+    let n = sqlx::query("UPDATE orders SET updated_at = $1 WHERE id = $2 AND status = 'pending'")
+        .bind(now)
+        .bind(id.as_str())
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    Ok(n == 1)
+}
+
+/// Same as `lock_pending`, for any status: serializes refunds on one order.
+pub async fn lock_row(conn: &mut AnyConnection, id: &OrderId) -> Result<()> {
+    sqlx::query("UPDATE orders SET updated_at = updated_at WHERE id = $1")
+        .bind(id.as_str())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Records which payment paid for the order, and gives it its invoice number.
+pub async fn record_paid(
+    conn: &mut AnyConnection,
+    id: &OrderId,
+    payment_id: &PaymentId,
+    now: i64,
+) -> Result<String> {
+    sqlx::query("UPDATE orders SET paid_by = $1 WHERE id = $2")
+        .bind(payment_id.as_str())
+        .bind(id.as_str())
+        .execute(&mut *conn)
+        .await?;
+    set_invoice_number(conn, id, now).await
+}
+
+async fn set_invoice_number(conn: &mut AnyConnection, id: &OrderId, now: i64) -> Result<String> {
+    let n: i64 = sqlx::query_scalar(
+        "INSERT INTO counters (name, value) VALUES ('invoice', 1)
+         ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let number = format!("INV-{n:08}");
+    sqlx::query("UPDATE orders SET invoice_number = $1, updated_at = $2 WHERE id = $3")
+        .bind(&number)
+        .bind(now)
+        .bind(id.as_str())
+        .execute(&mut *conn)
+        .await?;
+    Ok(number)
+}
+
+/// Pending orders whose hold ran out by `now`, soonest first.
+pub async fn due_to_expire(conn: &mut AnyConnection, now: i64, limit: i64) -> Result<Vec<OrderId>> {
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM orders WHERE status = 'pending' AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(ids.into_iter().map(OrderId::from).collect())
+}
