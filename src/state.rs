@@ -363,31 +363,19 @@ async fn settle_api_key(db: &Db, configured: Option<&str>) -> anyhow::Result<Str
         anyhow::ensure!(!key.is_empty(), "TILL_API_KEY must not be empty");
         return Ok(sha256_hex(key.as_bytes()));
     }
-    let stored: Option<String> =
-        sqlx::query_scalar("SELECT value FROM settings WHERE name = 'api_key_sha256'")
-            .fetch_optional(&db.pool)
-            .await?;
-    if let Some(hash) = stored {
+    let mut conn = db.pool.acquire().await?;
+    if let Some(hash) = crate::db::setting(&mut conn, API_KEY_SETTING).await? {
         return Ok(hash);
     }
     let key = format!("till_sk_{}", random_token(32));
     let hash = sha256_hex(key.as_bytes());
-    let inserted = sqlx::query(
-        "INSERT INTO settings (name, value) VALUES ('api_key_sha256', $1) ON CONFLICT DO NOTHING",
-    )
-    .bind(&hash)
-    .execute(&db.pool)
-    .await?
-    .rows_affected();
-    if inserted == 1 {
+    let kept = crate::db::setting_or_insert(&mut conn, API_KEY_SETTING, &hash).await?;
+    if kept == hash {
         // Printed to stdout once, deliberately not through the log.
         println!("till: generated API key (shown once, store it now): {key}");
-        Ok(hash)
-    } else {
-        Ok(
-            sqlx::query_scalar("SELECT value FROM settings WHERE name = 'api_key_sha256'")
-                .fetch_one(&db.pool)
-                .await?,
-        )
     }
+    Ok(kept)
 }
+
+/// The setting that keeps the hash of the generated API key.
+const API_KEY_SETTING: &str = "api_key_sha256";

@@ -223,6 +223,23 @@ pub async fn setting(conn: &mut AnyConnection, name: &str) -> Result<Option<Stri
         .await
 }
 
+/// Keeps `value` under `name` unless a value is there already; returns the value kept.
+pub async fn setting_or_insert(
+    conn: &mut AnyConnection,
+    name: &str,
+    value: &str,
+) -> Result<String, sqlx::Error> {
+    sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(name)
+        .bind(value)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+        .bind(name)
+        .fetch_one(&mut *conn)
+        .await
+}
+
 pub async fn set_setting(
     conn: &mut AnyConnection,
     name: &str,

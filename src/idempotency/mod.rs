@@ -11,16 +11,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use std::collections::BTreeMap;
-
-use serde_json::value::RawValue;
 use serde_json::Value;
-use sqlx::Row;
 
+mod fingerprint;
 pub mod seal;
+pub mod store;
+
+pub use fingerprint::fingerprint;
 
 use crate::error::{Error, Result};
-use crate::ids::sha256_hex;
 use crate::state::AppState;
 
 /// How long a stored response is replayed.
@@ -33,11 +32,6 @@ const STALE_CLAIM_MS: i64 = 60_000;
 /// Keys longer than this are refused (docs/api.md: 1–255 printable ASCII characters).
 const KEY_LEN_MAX: usize = 255;
 
-/// A number whose exact value is an integer is written out in full up to this many digits
-/// (so `998`, `998.0` and `9.98e2` read alike); longer ones keep an exponent, which bounds
-/// what `1e999999` costs.
-const INTEGER_DIGITS_MAX: i64 = 40;
-
 pub fn check_key(key: &str) -> Result<()> {
     if key.is_empty() || key.len() > KEY_LEN_MAX || !key.bytes().all(|b| (0x20..=0x7e).contains(&b))
     {
@@ -46,90 +40,6 @@ pub fn check_key(key: &str) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// Identifies a request: method, path and body. A JSON body counts by its content (keys
-/// sorted, whitespace ignored, numbers by their exact decimal value — never through a
-/// float, where `998.0000000000000001` and `998.0` would be one number), so a client
-/// re-serializing the same request still matches; anything else counts byte for byte.
-pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
-    let canonical = std::str::from_utf8(body).ok().and_then(|text| {
-        let mut out = String::with_capacity(text.len());
-        canonical_json(text, &mut out).map(|()| out.into_bytes())
-    });
-    let body = canonical.as_deref().unwrap_or(body);
-    let mut bytes = Vec::with_capacity(method.len() + path.len() + body.len() + 2);
-    for part in [method.as_bytes(), b"\n", path.as_bytes(), b"\n", body] {
-        bytes.extend_from_slice(part);
-    }
-    sha256_hex(&bytes)
-}
-
-/// Writes `text` (one JSON value) in canonical form; `None` when it is not JSON.
-fn canonical_json(text: &str, out: &mut String) -> Option<()> {
-    let raw: &RawValue = serde_json::from_str(text).ok()?;
-    let text = raw.get();
-    match text.as_bytes().first()? {
-        b'{' => {
-            let fields: BTreeMap<String, &RawValue> = serde_json::from_str(text).ok()?;
-            out.push('{');
-            for (n, (name, value)) in fields.iter().enumerate() {
-                if n > 0 {
-                    out.push(',');
-                }
-                out.push_str(&serde_json::to_string(name).ok()?);
-                out.push(':');
-                canonical_json(value.get(), out)?;
-            }
-            out.push('}');
-        }
-        b'[' => {
-            let items: Vec<&RawValue> = serde_json::from_str(text).ok()?;
-            out.push('[');
-            for (n, item) in items.iter().enumerate() {
-                if n > 0 {
-                    out.push(',');
-                }
-                canonical_json(item.get(), out)?;
-            }
-            out.push(']');
-        }
-        b'"' => {
-            let string: String = serde_json::from_str(text).ok()?;
-            out.push_str(&serde_json::to_string(&string).ok()?);
-        }
-        b't' | b'f' | b'n' => out.push_str(text),
-        _ => out.push_str(&canonical_number(text)?),
-    }
-    Some(())
-}
-
-/// A JSON number's exact value as text: `998`, `998.0`, `9.98e2` give `998`;
-/// `998.0000000000000001` gives `9980000000000000001e-16`. Integers read as they are written.
-fn canonical_number(text: &str) -> Option<String> {
-    let (sign, unsigned) = match text.strip_prefix('-') {
-        Some(rest) => ("-", rest),
-        None => ("", text),
-    };
-    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
-        Some(at) => (&unsigned[..at], unsigned[at + 1..].parse::<i64>().ok()?),
-        None => (unsigned, 0),
-    };
-    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let all = format!("{int}{frac}");
-    let digits = all.trim_start_matches('0');
-    if digits.is_empty() {
-        return Some("0".to_string());
-    }
-    let significant = digits.trim_end_matches('0');
-    let exponent = exponent
-        .checked_sub(frac.len() as i64)?
-        .checked_add((digits.len() - significant.len()) as i64)?;
-    if (0..=INTEGER_DIGITS_MAX - significant.len() as i64).contains(&exponent) {
-        let zeros = "0".repeat(exponent as usize);
-        return Some(format!("{sign}{significant}{zeros}"));
-    }
-    Some(format!("{sign}{significant}e{exponent}"))
 }
 
 /// The key a request runs under, for a handler that stores its response in the same
@@ -170,16 +80,7 @@ pub async fn record_resource(
     resource: Resource<'_>,
 ) -> Result<()> {
     let (Resource::Payment(id) | Resource::Refund(id)) = resource;
-    sqlx::query(
-        "UPDATE idempotency_keys SET resource_id = $1, resource_kind = $2 WHERE scope = $3 AND idem_key = $4",
-    )
-    .bind(id)
-    .bind(resource.kind())
-    .bind(&key.scope)
-    .bind(&key.key)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    store::set_resource(conn, &key.scope, &key.key, resource.kind(), id).await
 }
 
 /// The view of a resource an interrupted request created, as it now stands.
@@ -260,54 +161,28 @@ pub async fn claim(
     seal_key: &[u8; 32],
 ) -> Result<Claim> {
     let now = state.now_ms();
-    let inserted = sqlx::query(
-        "INSERT INTO idempotency_keys (scope, idem_key, fingerprint, state, created_at)
-         VALUES ($1, $2, $3, 'running', $4) ON CONFLICT DO NOTHING",
-    )
-    .bind(scope)
-    .bind(key)
-    .bind(fingerprint)
-    .bind(now)
-    .execute(&state.db.pool)
-    .await?
-    .rows_affected();
-    if inserted == 1 {
+    let mut conn = state.db.pool.acquire().await?;
+    if store::insert_claim(&mut conn, scope, key, fingerprint, now).await? {
         return Ok(Claim::Won);
     }
-    let row = sqlx::query("SELECT fingerprint, state, status_code, body, created_at, resource_id, resource_kind FROM idempotency_keys WHERE scope = $1 AND idem_key = $2")
-        .bind(scope)
-        .bind(key)
-        .fetch_optional(&state.db.pool)
-        .await?;
-    let Some(row) = row else {
+    let Some(record) = store::get(&mut conn, scope, key).await? else {
+        drop(conn);
         // Released (a 5xx) or purged between our insert and read: try the claim once more.
         return Box::pin(claim(state, scope, key, fingerprint, seal_key)).await;
     };
-    let created_at: i64 = row.get("created_at");
-    let stored_state: String = row.get("state");
-    if row.get::<String, _>("fingerprint") != fingerprint {
+    if record.fingerprint != fingerprint {
         return Err(Error::IdempotencyKeyReused);
     }
-    if stored_state == "running" {
-        let taken = sqlx::query(
-            "UPDATE idempotency_keys SET created_at = $1 WHERE scope = $2 AND idem_key = $3 AND state = 'running' AND created_at = $4 AND created_at <= $5",
-        )
-        .bind(now)
-        .bind(scope)
-        .bind(key)
-        .bind(created_at)
-        .bind(now - STALE_CLAIM_MS)
-        .execute(&state.db.pool)
-        .await?
-        .rows_affected();
-        if taken == 0 {
+    let Some((code, body)) = record.answer else {
+        let stale_before = now - STALE_CLAIM_MS;
+        if !store::take_over_stale(&mut conn, scope, key, record.created_at, stale_before, now)
+            .await?
+        {
             return Err(Error::IdempotencyKeyInUse);
         }
         // The request that held the claim died. If it had created its payment, answer with
         // that payment (and keep the answer) rather than starting a second one.
-        if let Some(resource_id) = row.get::<Option<String>, _>("resource_id") {
-            let kind: Option<String> = row.get("resource_kind");
-            let mut conn = state.db.pool.acquire().await?;
+        if let Some((resource_id, kind)) = record.resource {
             let view = resource_view(&mut conn, kind.as_deref(), &resource_id).await?;
             drop(conn);
             if let Some(view) = view {
@@ -316,13 +191,11 @@ pub async fn claim(
             }
         }
         return Ok(Claim::Won);
-    }
-    let code: i64 = row.get("status_code");
+    };
     let status = u16::try_from(code)
         .ok()
         .and_then(|c| StatusCode::from_u16(c).ok())
         .ok_or_else(|| crate::error::corrupt("idempotency_keys.status_code", &code.to_string()))?;
-    let body: String = row.get("body");
     let stored: Value = serde_json::from_str(&body)
         .map_err(|_| crate::error::corrupt("idempotency_keys.body", "(not JSON)"))?;
     Ok(Claim::Replay(
@@ -352,100 +225,24 @@ async fn store(
     status: StatusCode,
     body: &Value,
 ) -> Result<()> {
-    sqlx::query("UPDATE idempotency_keys SET state = 'done', status_code = $1, body = $2 WHERE scope = $3 AND idem_key = $4")
-        .bind(status.as_u16() as i64)
-        .bind(seal::seal(body, seal_key, scope, key).to_string())
-        .bind(scope)
-        .bind(key)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+    let sealed = seal::seal(body, seal_key, scope, key).to_string();
+    store::set_answer(conn, scope, key, status.as_u16(), &sealed).await
 }
 
 pub async fn release(state: &AppState, scope: &str, key: &str) -> Result<()> {
-    sqlx::query(
-        "DELETE FROM idempotency_keys WHERE scope = $1 AND idem_key = $2 AND state = 'running'",
-    )
-    .bind(scope)
-    .bind(key)
-    .execute(&state.db.pool)
-    .await?;
-    Ok(())
+    let mut conn = state.db.pool.acquire().await?;
+    store::delete_running(&mut conn, scope, key).await
 }
 
 /// Forgets keys older than the retention window.
 pub async fn purge_expired(state: &AppState) -> Result<u64> {
-    let n = sqlx::query("DELETE FROM idempotency_keys WHERE state = 'done' AND created_at < $1")
-        .bind(state.now_ms() - RETENTION_MS)
-        .execute(&state.db.pool)
-        .await?
-        .rows_affected();
-    Ok(n)
+    let mut conn = state.db.pool.acquire().await?;
+    store::purge_done_before(&mut conn, state.now_ms() - RETENTION_MS).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::check_key;
-
-    #[test]
-    fn same_json_in_other_clothes_is_the_same_request() {
-        let a = super::fingerprint(
-            "POST",
-            "/v1/orders",
-            br#"{"items": [{"sku": "A", "qty": 1}], "x": 1}"#,
-        );
-        let b = super::fingerprint(
-            "POST",
-            "/v1/orders",
-            br#"{"x":1,"items":[{"qty":1,"sku":"A"}]}"#,
-        );
-        let c = super::fingerprint(
-            "POST",
-            "/v1/orders",
-            br#"{"x":1,"items":[{"qty":2,"sku":"A"}]}"#,
-        );
-        let d = super::fingerprint(
-            "POST",
-            "/v1/orders/x",
-            br#"{"x":1,"items":[{"qty":1,"sku":"A"}]}"#,
-        );
-        assert_eq!(a, b);
-        assert_ne!(a, c);
-        assert_ne!(a, d);
-    }
-
-    #[test]
-    fn numbers_count_by_their_exact_value() {
-        let check = |text: &str, expected: &str| {
-            assert_eq!(
-                super::canonical_number(text).as_deref(),
-                Some(expected),
-                "{text}"
-            );
-        };
-        check("998", "998");
-        check("998.0", "998");
-        check("9.98e2", "998");
-        check("99800E-2", "998");
-        check("998.0000000000000001", "9980000000000000001e-16");
-        check("-0.50", "-5e-1");
-        check("0", "0");
-        check("-0.0e5", "0");
-        check("1e40", "1e40");
-        check("1e39", &format!("1{}", "0".repeat(39)));
-        check("12345678901234567890123", "12345678901234567890123");
-        assert_eq!(super::canonical_number("1e99999999999999999999"), None);
-        let f = |body: &str| super::fingerprint("POST", "/p", body.as_bytes());
-        assert_ne!(
-            f(r#"{"amount": 998.0000000000000001}"#),
-            f(r#"{"amount": 998.0}"#)
-        );
-        assert_eq!(
-            f(r#"{"amount": 998.0, "a": "\u0041"}"#),
-            f(r#"{"a":"A","amount":998}"#)
-        );
-        assert_ne!(f(r#"{"a": "1"}"#), f(r#"{"a": 1}"#));
-    }
 
     #[test]
     fn keys_are_printable_ascii_up_to_255() {
