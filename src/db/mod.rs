@@ -53,6 +53,17 @@ pub enum Kind {
     Postgres,
 }
 
+impl Kind {
+    /// A row lock for a `SELECT` that is followed by an update of the same row (PostgreSQL;
+    /// on SQLite the single writer already serializes).
+    pub fn for_update(self) -> &'static str {
+        match self {
+            Kind::Postgres => " FOR UPDATE",
+            Kind::Sqlite => "",
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Db {
     pub pool: AnyPool,

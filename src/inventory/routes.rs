@@ -136,7 +136,7 @@ async fn put_stock(
         &warehouse,
         body.on_hand,
         state.now_ms(),
-        state.db.kind == crate::db::Kind::Postgres,
+        state.db.kind,
     )
     .await?;
     tx.commit().await?;

@@ -1,9 +1,10 @@
 //! The inventory store: every statement on `products`, `inventory`, `stock_ledger` and
 //! `locks`. Stock moves only through the guarded statements here (see the module's doc).
 
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 use super::{LockEnd, Product, Stock, WarehouseStock};
+use crate::db::Kind;
 use crate::error::{Error, Result};
 use crate::ids::{new_id, OrderId, Sku};
 
@@ -30,19 +31,21 @@ pub async fn upsert_product(conn: &mut AnyConnection, p: &Product, now: i64) -> 
 }
 
 pub async fn get_product(conn: &mut AnyConnection, sku: &str) -> Result<Option<Product>> {
-    let row = sqlx::query(
+    let row: Option<(String, String, i64, String, Option<String>)> = sqlx::query_as(
         "SELECT sku, name, price_minor, currency, tax_code FROM products WHERE sku = $1",
     )
     .bind(sku)
     .fetch_optional(&mut *conn)
     .await?;
-    Ok(row.map(|r| Product {
-        sku: r.get("sku"),
-        name: r.get("name"),
-        price_minor: r.get("price_minor"),
-        currency: r.get("currency"),
-        tax_code: r.get("tax_code"),
-    }))
+    Ok(
+        row.map(|(sku, name, price_minor, currency, tax_code)| Product {
+            sku,
+            name,
+            price_minor,
+            currency,
+            tax_code,
+        }),
+    )
 }
 
 /// Sets physical stock in one warehouse and records the difference in the ledger. Refused
@@ -53,22 +56,21 @@ pub async fn set_on_hand(
     warehouse: &str,
     on_hand: i64,
     now: i64,
-    pg: bool,
+    kind: Kind,
 ) -> Result<()> {
     sqlx::query("INSERT INTO inventory (sku, warehouse, on_hand, locked) VALUES ($1, $2, 0, 0) ON CONFLICT DO NOTHING")
         .bind(sku.as_str())
         .bind(warehouse)
         .execute(&mut *conn)
         .await?;
-    let for_update = if pg { " FOR UPDATE" } else { "" };
-    let row = sqlx::query(&format!(
-        "SELECT on_hand, locked FROM inventory WHERE sku = $1 AND warehouse = $2{for_update}"
+    let (old, locked): (i64, i64) = sqlx::query_as(&format!(
+        "SELECT on_hand, locked FROM inventory WHERE sku = $1 AND warehouse = $2{}",
+        kind.for_update()
     ))
     .bind(sku.as_str())
     .bind(warehouse)
     .fetch_one(&mut *conn)
     .await?;
-    let (old, locked): (i64, i64) = (row.get("on_hand"), row.get("locked"));
     if on_hand < locked {
         return Err(Error::Conflict {
             code: "stock_below_locked",
@@ -120,22 +122,19 @@ async fn record_ledger(
 }
 
 pub async fn get_stock(conn: &mut AnyConnection, sku: &str) -> Result<Stock> {
-    let rows = sqlx::query(
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
         "SELECT warehouse, on_hand, locked FROM inventory WHERE sku = $1 ORDER BY warehouse",
     )
     .bind(sku)
     .fetch_all(&mut *conn)
     .await?;
     let warehouses: Vec<WarehouseStock> = rows
-        .iter()
-        .map(|r| {
-            let (on_hand, locked): (i64, i64) = (r.get("on_hand"), r.get("locked"));
-            WarehouseStock {
-                warehouse: r.get("warehouse"),
-                on_hand,
-                locked,
-                available: (on_hand - locked).max(0),
-            }
+        .into_iter()
+        .map(|(warehouse, on_hand, locked)| WarehouseStock {
+            warehouse,
+            on_hand,
+            locked,
+            available: (on_hand - locked).max(0),
         })
         .collect();
     let on_hand = warehouses.iter().map(|w| w.on_hand).sum();
@@ -256,7 +255,7 @@ pub async fn settle_locks(
     end: LockEnd,
     now: i64,
 ) -> Result<usize> {
-    let rows = sqlx::query(
+    let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
         "SELECT id, sku, warehouse, qty FROM locks WHERE order_id = $1 AND state = 'held' ORDER BY sku, warehouse",
     )
     .bind(order_id.as_str())
@@ -267,13 +266,7 @@ pub async fn settle_locks(
         LockEnd::Committed => "committed",
     };
     let mut moved = 0;
-    for row in rows {
-        let (id, sku, warehouse, qty): (String, String, String, i64) = (
-            row.get("id"),
-            row.get("sku"),
-            row.get("warehouse"),
-            row.get("qty"),
-        );
+    for (id, sku, warehouse, qty) in rows {
         let changed = sqlx::query(
             "UPDATE locks SET state = $1, updated_at = $2 WHERE id = $3 AND state = 'held'",
         )

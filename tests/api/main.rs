@@ -21,5 +21,6 @@ mod seed;
 mod service;
 mod slow_clients;
 mod storage;
+mod stores;
 mod stripe;
 mod tls;

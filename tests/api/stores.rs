@@ -1,0 +1,837 @@
+//! The store conformance suite: every function of every store (`src/*/store.rs`) called
+//! directly on a fresh, migrated database, on SQLite and on PostgreSQL, with what it must
+//! return and what it must leave behind. `every_store_function_is_called_here` keeps the
+//! suite whole: a new store function without a call here fails it.
+
+use serde_json::json;
+use sqlx::{AnyConnection, Connection};
+use till::db::{Db, Kind};
+use till::error::Error;
+use till::ids::{OrderId, PaymentId, Sku};
+use till::inventory::{self, LockEnd, Product};
+use till::money::{Currency, Money};
+use till::orders::{self, Line, NewOrder, Status as OrderStatus};
+use till::payments::gateway::{GatewayPayment, Outcome};
+use till::payments::{self, Fate, Method, Payment, Refund, RefundStatus, Status};
+use till::{checkout, idempotency, notify};
+
+use crate::both;
+use crate::helpers::{Backend, TestDb};
+
+both!(
+    inventory_store,
+    orders_store,
+    payments_store,
+    refunds_and_webhooks_store,
+    leases_store,
+    idempotency_store,
+    outbox_store,
+    saga_reads_store,
+    unknown_stored_values_are_errors,
+);
+
+/// A fresh database with Till's schema, and the database handle for it.
+async fn fresh(backend: Backend) -> (TestDb, Db) {
+    let test_db = TestDb::new(backend).await;
+    let db = Db::connect(&test_db.url, 4).await.expect("connect");
+    db.migrate().await.expect("migrate");
+    (test_db, db)
+}
+
+async fn done(test_db: TestDb, db: Db) {
+    db.pool.close().await;
+    test_db.drop_db().await;
+}
+
+fn inr(minor: i64) -> Money {
+    Money::new(minor, Currency::parse("INR").unwrap())
+}
+
+fn sku(s: &str) -> Sku {
+    Sku::try_from(s).unwrap()
+}
+
+async fn stock_product(conn: &mut AnyConnection, kind: Kind, name: &str, on_hand: i64) {
+    let product = Product {
+        sku: name.into(),
+        name: format!("{name} product"),
+        price_minor: 500,
+        currency: "INR".into(),
+        tax_code: None,
+    };
+    inventory::store::upsert_product(conn, &product, 1)
+        .await
+        .unwrap();
+    inventory::store::set_on_hand(conn, &sku(name), "main", on_hand, 1, kind)
+        .await
+        .unwrap();
+}
+
+/// A pending order of `qty` of `name` (stocked by the caller), with its stock locked.
+async fn pending_order(
+    conn: &mut AnyConnection,
+    id: &str,
+    name: &str,
+    qty: i64,
+    customer: Option<&str>,
+) -> OrderId {
+    let id = OrderId::from(id);
+    let lines = vec![Line {
+        sku: sku(name),
+        qty,
+        unit_amount: 500,
+        amount: 500 * qty,
+    }];
+    let order = NewOrder {
+        id: &id,
+        currency: Currency::parse("INR").unwrap(),
+        lines: &lines,
+        subtotal: 500 * qty,
+        discount: 0,
+        tax: 0,
+        total: 500 * qty,
+        customer: customer.map(|c| json!({"id": c})),
+        customer_id: customer,
+        ship_to: None,
+        secret_hash: "hash",
+        fingerprint: Some("fp"),
+        expires_at: 1_000,
+    };
+    orders::store::insert(conn, &order, 10).await.unwrap();
+    let short = inventory::store::lock_lines(conn, &id, &[(sku(name), qty)], 10)
+        .await
+        .unwrap();
+    assert!(short.is_empty(), "{short:?}");
+    id
+}
+
+fn attempt(order_id: &OrderId, total: i64) -> Payment {
+    Payment {
+        id: PaymentId::generate(),
+        order_id: order_id.clone(),
+        status: Status::Processing,
+        amount: inr(total),
+        method: Method::Card,
+        source: "pm_card_visa".into(),
+        gateway: "stripe".into(),
+        gateway_ref: None,
+        fate: Fate::Open,
+    }
+}
+
+fn answer(gateway_ref: &str, outcome: Outcome) -> GatewayPayment {
+    GatewayPayment {
+        gateway_ref: gateway_ref.into(),
+        outcome,
+    }
+}
+
+async fn inventory_store(b: Backend) {
+    let (test_db, db) = fresh(b).await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    assert!(inventory::store::get_product(&mut conn, "A")
+        .await
+        .unwrap()
+        .is_none());
+    stock_product(&mut conn, db.kind, "A", 5).await;
+    stock_product(&mut conn, db.kind, "B", 1).await;
+    let a = inventory::store::get_product(&mut conn, "A")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((a.price_minor, a.currency.as_str()), (500, "INR"));
+
+    // Locks spread over warehouses in name order; a short SKU is reported, not half-taken
+    // (the caller rolls back).
+    inventory::store::set_on_hand(&mut conn, &sku("A"), "annex", 2, 2, db.kind)
+        .await
+        .unwrap();
+    let order = pending_order(&mut conn, "ord_inv", "A", 6, None).await;
+    let stock = inventory::store::get_stock(&mut conn, "A").await.unwrap();
+    assert_eq!((stock.on_hand, stock.locked, stock.available), (7, 6, 1));
+    let mut tx = conn.begin().await.unwrap();
+    let short = inventory::store::lock_lines(&mut tx, &"ord_probe".into(), &[(sku("B"), 2)], 3)
+        .await
+        .unwrap();
+    assert_eq!(short, vec!["B".to_string()]);
+    tx.rollback().await.unwrap();
+
+    // On-hand below what is locked is refused and changes nothing.
+    let below = inventory::store::set_on_hand(&mut conn, &sku("A"), "main", 1, 4, db.kind).await;
+    assert!(
+        matches!(
+            below,
+            Err(Error::Conflict {
+                code: "stock_below_locked",
+                ..
+            })
+        ),
+        "{below:?}"
+    );
+
+    // Committing takes stock out; a second settle moves nothing.
+    let moved = inventory::store::settle_locks(&mut conn, &order, LockEnd::Committed, 5)
+        .await
+        .unwrap();
+    assert_eq!(moved, 2);
+    assert_eq!(
+        inventory::store::settle_locks(&mut conn, &order, LockEnd::Released, 6)
+            .await
+            .unwrap(),
+        0
+    );
+    let stock = inventory::store::get_stock(&mut conn, "A").await.unwrap();
+    assert_eq!((stock.on_hand, stock.locked, stock.available), (1, 0, 1));
+    drop(conn);
+    done(test_db, db).await;
+}
+
+async fn orders_store(b: Backend) {
+    let (test_db, db) = fresh(b).await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    stock_product(&mut conn, db.kind, "A", 10).await;
+    let id = pending_order(&mut conn, "ord_1", "A", 2, Some("cus_1")).await;
+
+    let head = orders::store::head(&mut conn, &id).await.unwrap().unwrap();
+    assert_eq!(head.status, OrderStatus::Pending);
+    assert_eq!(head.total, inr(1_000));
+    assert_eq!((head.expires_at, head.paid_by), (1_000, None));
+    assert!(orders::store::head(&mut conn, &"ord_none".into())
+        .await
+        .unwrap()
+        .is_none());
+    let lines = orders::store::lines(&mut conn, &id).await.unwrap();
+    assert_eq!(lines.len(), 1);
+    assert_eq!((lines[0].sku.as_str(), lines[0].qty), ("A", 2));
+
+    // The same id again is a unique violation, for the caller to answer.
+    let taken = NewOrder {
+        id: &id,
+        currency: Currency::parse("INR").unwrap(),
+        lines: &lines,
+        subtotal: 1,
+        discount: 0,
+        tax: 0,
+        total: 1,
+        customer: None,
+        customer_id: None,
+        ship_to: None,
+        secret_hash: "h",
+        fingerprint: None,
+        expires_at: 1,
+    };
+    let err = orders::store::insert(&mut conn, &taken, 11)
+        .await
+        .unwrap_err();
+    assert!(till::db::is_unique_violation(&err), "{err}");
+
+    assert_eq!(
+        orders::store::pending_of_customer(&mut conn, "cus_1", 12)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        orders::store::due_to_expire(&mut conn, 999, 10)
+            .await
+            .unwrap(),
+        Vec::<OrderId>::new()
+    );
+    assert_eq!(
+        orders::store::due_to_expire(&mut conn, 1_000, 10)
+            .await
+            .unwrap(),
+        vec![id.clone()]
+    );
+
+    orders::store::lock_row(&mut conn, &id).await.unwrap();
+    assert!(orders::store::lock_pending(&mut conn, &id, 13)
+        .await
+        .unwrap());
+    // Compare-and-set: only from a status the order is in.
+    assert!(!orders::store::transition(
+        &mut conn,
+        &id,
+        &[OrderStatus::Expired],
+        OrderStatus::Confirmed,
+        None,
+        14
+    )
+    .await
+    .unwrap());
+    assert!(orders::store::transition(
+        &mut conn,
+        &id,
+        &[OrderStatus::Pending],
+        OrderStatus::Confirmed,
+        None,
+        14
+    )
+    .await
+    .unwrap());
+    assert!(!orders::store::lock_pending(&mut conn, &id, 15)
+        .await
+        .unwrap());
+    let payment = attempt(&id, 1_000);
+    payments::store::insert_attempt(&mut conn, &payment, 15)
+        .await
+        .unwrap();
+    let first = orders::store::record_paid(&mut conn, &id, &payment.id, 16)
+        .await
+        .unwrap();
+    assert!(first.starts_with("INV-"), "{first}");
+    let head = orders::store::head(&mut conn, &id).await.unwrap().unwrap();
+    assert_eq!(
+        (head.status, head.paid_by),
+        (OrderStatus::Confirmed, Some(payment.id.clone()))
+    );
+    // Invoice numbers count up, one per paid order.
+    let other = pending_order(&mut conn, "ord_2", "A", 1, None).await;
+    let second = orders::store::record_paid(&mut conn, &other, &payment.id, 17)
+        .await
+        .unwrap();
+    assert!(second > first, "{second} after {first}");
+    assert_eq!(
+        orders::store::pending_of_customer(&mut conn, "cus_1", 18)
+            .await
+            .unwrap(),
+        0
+    );
+    drop(conn);
+    done(test_db, db).await;
+}
+
+async fn payments_store(b: Backend) {
+    let (test_db, db) = fresh(b).await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    stock_product(&mut conn, db.kind, "A", 10).await;
+    let order = pending_order(&mut conn, "ord_1", "A", 1, None).await;
+    let first = attempt(&order, 500);
+    payments::store::insert_attempt(&mut conn, &first, 20)
+        .await
+        .unwrap();
+    // One attempt in flight per order: a second is a unique violation.
+    let err = payments::store::insert_attempt(&mut conn, &attempt(&order, 500), 21)
+        .await
+        .unwrap_err();
+    assert!(till::db::is_unique_violation(&err), "{err}");
+
+    let got = payments::store::get(&mut conn, &first.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (got.status, got.amount, got.fate, got.gateway_ref),
+        (Status::Processing, inr(500), Fate::Open, None)
+    );
+    assert!(payments::store::get(&mut conn, &"pay_none".into())
+        .await
+        .unwrap()
+        .is_none());
+
+    // The gateway's id is set once; a later answer naming another is not taken.
+    payments::store::touch(&mut conn, &first.id, "pi_1", 22)
+        .await
+        .unwrap();
+    payments::store::touch(&mut conn, &first.id, "pi_other", 23)
+        .await
+        .unwrap();
+    assert!(!payments::store::record_outcome(
+        &mut conn,
+        &first.id,
+        Status::RequiresAction,
+        &answer("pi_1", Outcome::Authorized),
+        24
+    )
+    .await
+    .unwrap());
+    assert!(payments::store::record_outcome(
+        &mut conn,
+        &first.id,
+        Status::Processing,
+        &answer("pi_2", Outcome::Authorized),
+        24
+    )
+    .await
+    .unwrap());
+    let got = payments::store::get(&mut conn, &first.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (got.status, got.gateway_ref.as_deref()),
+        (Status::Authorized, Some("pi_1"))
+    );
+    assert!(payments::store::set_status(
+        &mut conn,
+        &first.id,
+        Status::Authorized,
+        Status::Succeeded,
+        25
+    )
+    .await
+    .unwrap());
+    assert!(!payments::store::set_status(
+        &mut conn,
+        &first.id,
+        Status::Authorized,
+        Status::Canceled,
+        26
+    )
+    .await
+    .unwrap());
+    payments::store::record_contradiction(&mut conn, &first.id, "reported canceled", 27)
+        .await
+        .unwrap();
+
+    // Ending an order decides every attempt still in flight `void`, and only those.
+    let second = attempt(&order, 500);
+    payments::store::insert_attempt(&mut conn, &second, 28)
+        .await
+        .unwrap();
+    let decided = payments::store::decide_void_in_flight(&mut conn, &order, 29)
+        .await
+        .unwrap();
+    assert_eq!(decided, vec![second.id.clone()]);
+    let all = payments::store::for_order(&mut conn, &order).await.unwrap();
+    let fates: Vec<(PaymentId, Fate)> = all.iter().map(|p| (p.id.clone(), p.fate)).collect();
+    assert_eq!(
+        fates,
+        vec![
+            (first.id.clone(), Fate::Open),
+            (second.id.clone(), Fate::Void)
+        ]
+    );
+    let changed = payments::store::changed_since(&mut conn, 29, i64::MAX)
+        .await
+        .unwrap();
+    assert_eq!(
+        changed.iter().map(|p| &p.id).collect::<Vec<_>>(),
+        vec![&second.id]
+    );
+    drop(conn);
+    done(test_db, db).await;
+}
+
+async fn refunds_and_webhooks_store(b: Backend) {
+    let (test_db, db) = fresh(b).await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    stock_product(&mut conn, db.kind, "A", 10).await;
+    let order = pending_order(&mut conn, "ord_1", "A", 2, None).await;
+    let payment = attempt(&order, 1_000);
+    payments::store::insert_attempt(&mut conn, &payment, 30)
+        .await
+        .unwrap();
+    let partial = Refund::pending(&payment, 300, "requested");
+    let rest = Refund::pending(&payment, 700, "requested");
+    payments::store::insert_refund(&mut conn, &partial, 31)
+        .await
+        .unwrap();
+    payments::store::insert_refund(&mut conn, &rest, 31)
+        .await
+        .unwrap();
+    assert_eq!(
+        payments::store::refunded_or_pending(&mut conn, &payment.id)
+            .await
+            .unwrap(),
+        1_000
+    );
+    assert_eq!(
+        payments::store::refunded(&mut conn, &payment.id)
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(
+        payments::store::finish_refund(&mut conn, &partial.id, RefundStatus::Succeeded, 32)
+            .await
+            .unwrap()
+    );
+    // A refund leaves `pending` once.
+    assert!(
+        !payments::store::finish_refund(&mut conn, &partial.id, RefundStatus::Failed, 33)
+            .await
+            .unwrap()
+    );
+    assert!(
+        payments::store::finish_refund(&mut conn, &rest.id, RefundStatus::Failed, 33)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        payments::store::refunded(&mut conn, &payment.id)
+            .await
+            .unwrap(),
+        300
+    );
+    assert_eq!(
+        payments::store::refunded_or_pending(&mut conn, &payment.id)
+            .await
+            .unwrap(),
+        300
+    );
+    let got = payments::store::get_refund(&mut conn, &partial.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (got.status, got.amount, got.order_id),
+        (RefundStatus::Succeeded, inr(300), order.clone())
+    );
+    assert!(payments::store::get_refund(&mut conn, &"re_none".into())
+        .await
+        .unwrap()
+        .is_none());
+
+    assert!(!payments::store::webhook_seen(&mut conn, "stripe", "evt_1")
+        .await
+        .unwrap());
+    payments::store::record_webhook(&mut conn, "stripe", "evt_1", 34)
+        .await
+        .unwrap();
+    payments::store::record_webhook(&mut conn, "stripe", "evt_1", 35)
+        .await
+        .unwrap();
+    assert!(payments::store::webhook_seen(&mut conn, "stripe", "evt_1")
+        .await
+        .unwrap());
+    assert!(
+        !payments::store::webhook_seen(&mut conn, "razorpay", "evt_1")
+            .await
+            .unwrap()
+    );
+    drop(conn);
+    done(test_db, db).await;
+}
+
+async fn leases_store(b: Backend) {
+    let (test_db, db) = fresh(b).await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    stock_product(&mut conn, db.kind, "A", 10).await;
+    let order = pending_order(&mut conn, "ord_1", "A", 1, None).await;
+    let payment = attempt(&order, 500);
+    payments::store::insert_attempt(&mut conn, &payment, 100)
+        .await
+        .unwrap();
+    let refund = Refund::pending(&payment, 100, "order_ended");
+    payments::store::insert_refund(&mut conn, &refund, 100)
+        .await
+        .unwrap();
+
+    // Touched at 100: not due for a lease that wants rows untouched since 99.
+    assert!(
+        !payments::store::lease_in_flight(&mut conn, &payment.id, 99, 200)
+            .await
+            .unwrap()
+    );
+    // The leases run on the pool (SQLite has one connection).
+    drop(conn);
+    assert!(payments::store::lease_due_attempts(&db, 99, 200, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        payments::store::lease_due_attempts(&db, 100, 200, 10)
+            .await
+            .unwrap(),
+        vec![payment.id.clone()]
+    );
+    // The lease touched it: a second taker within the interval gets nothing.
+    let mut conn = db.pool.acquire().await.unwrap();
+    assert!(
+        !payments::store::lease_in_flight(&mut conn, &payment.id, 150, 201)
+            .await
+            .unwrap()
+    );
+    assert!(
+        payments::store::lease_in_flight(&mut conn, &payment.id, 200, 300)
+            .await
+            .unwrap()
+    );
+    drop(conn);
+    assert_eq!(
+        payments::store::lease_due_refunds(&db, 100, 200, 10)
+            .await
+            .unwrap(),
+        vec![refund.id.clone()]
+    );
+    assert!(payments::store::lease_due_refunds(&db, 150, 201, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    done(test_db, db).await;
+}
+
+async fn idempotency_store(b: Backend) {
+    let (test_db, db) = fresh(b).await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    use idempotency::store;
+    assert!(
+        store::insert_claim(&mut conn, "merchant", "k1", "fp1", 1_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store::insert_claim(&mut conn, "merchant", "k1", "fp2", 1_001)
+            .await
+            .unwrap()
+    );
+    assert!(store::insert_claim(&mut conn, "ord_x", "k1", "fp1", 1_001)
+        .await
+        .unwrap());
+    let running = store::get(&mut conn, "merchant", "k1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(running.running && running.answer.is_none() && running.resource.is_none());
+    assert_eq!(
+        (running.fingerprint.as_str(), running.created_at),
+        ("fp1", 1_000)
+    );
+
+    store::set_resource(&mut conn, "merchant", "k1", "payment", "pay_1")
+        .await
+        .unwrap();
+    // A stale claim is taken over once, only as it was read.
+    assert!(
+        !store::take_over_stale(&mut conn, "merchant", "k1", 1_000, 999, 5_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store::take_over_stale(&mut conn, "merchant", "k1", 1_000, 1_000, 5_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store::take_over_stale(&mut conn, "merchant", "k1", 1_000, 9_000, 6_000)
+            .await
+            .unwrap()
+    );
+    let taken = store::get(&mut conn, "merchant", "k1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(taken.created_at, 5_000);
+    assert_eq!(
+        taken.resource,
+        Some(("pay_1".to_string(), Some("payment".to_string())))
+    );
+
+    store::set_answer(&mut conn, "merchant", "k1", 201, r#"{"id":"pay_1"}"#)
+        .await
+        .unwrap();
+    let answered = store::get(&mut conn, "merchant", "k1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!answered.running);
+    assert_eq!(
+        answered.answer,
+        Some((201, r#"{"id":"pay_1"}"#.to_string()))
+    );
+    // Only a running claim is released; an answered one stays.
+    store::delete_running(&mut conn, "merchant", "k1")
+        .await
+        .unwrap();
+    store::delete_running(&mut conn, "ord_x", "k1")
+        .await
+        .unwrap();
+    assert!(store::get(&mut conn, "merchant", "k1")
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store::get(&mut conn, "ord_x", "k1")
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(store::purge_done_before(&mut conn, 5_000).await.unwrap(), 0);
+    assert_eq!(store::purge_done_before(&mut conn, 5_001).await.unwrap(), 1);
+    drop(conn);
+    done(test_db, db).await;
+}
+
+async fn outbox_store(b: Backend) {
+    let (test_db, db) = fresh(b).await;
+    let mut tx = db.pool.begin().await.unwrap();
+    notify::store::insert(&mut tx, "order.confirmed", &json!({"order_id": "ord_1"}), 1)
+        .await
+        .unwrap();
+    notify::store::insert(&mut tx, "order.expired", &json!({"order_id": "ord_2"}), 2)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let mut conn = db.pool.acquire().await.unwrap();
+    assert_eq!(
+        notify::store::undelivered_count(&mut conn).await.unwrap(),
+        2
+    );
+    let mut tx = conn.begin().await.unwrap();
+    let events = notify::store::undelivered(&mut tx, &db, 1).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].topic, "order.confirmed");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&events[0].payload).unwrap(),
+        json!({"order_id": "ord_1"})
+    );
+    notify::store::mark_delivered(&mut tx, &events[0].id, 3)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        notify::store::undelivered_count(&mut conn).await.unwrap(),
+        1
+    );
+    let mut tx = conn.begin().await.unwrap();
+    let rest = notify::store::undelivered(&mut tx, &db, 10).await.unwrap();
+    assert_eq!(
+        rest.iter().map(|e| e.topic.as_str()).collect::<Vec<_>>(),
+        ["order.expired"]
+    );
+    tx.rollback().await.unwrap();
+    drop(conn);
+    done(test_db, db).await;
+}
+
+async fn saga_reads_store(b: Backend) {
+    let (test_db, db) = fresh(b).await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    stock_product(&mut conn, db.kind, "A", 10).await;
+    // Paid with an authorization not captured yet: awaiting capture, money held.
+    let held = pending_order(&mut conn, "ord_held", "A", 1, None).await;
+    let auth = attempt(&held, 500);
+    payments::store::insert_attempt(&mut conn, &auth, 1)
+        .await
+        .unwrap();
+    payments::store::record_outcome(
+        &mut conn,
+        &auth.id,
+        Status::Processing,
+        &answer("pi_a", Outcome::Authorized),
+        2,
+    )
+    .await
+    .unwrap();
+    confirm_with(&mut conn, &held, &auth.id).await;
+    // Paid, then the gateway contradicted it: flagged, not awaiting capture.
+    let gone = pending_order(&mut conn, "ord_gone", "A", 1, None).await;
+    let lost = attempt(&gone, 500);
+    payments::store::insert_attempt(&mut conn, &lost, 3)
+        .await
+        .unwrap();
+    payments::store::record_outcome(
+        &mut conn,
+        &lost.id,
+        Status::Processing,
+        &answer("pi_b", Outcome::Authorized),
+        4,
+    )
+    .await
+    .unwrap();
+    confirm_with(&mut conn, &gone, &lost.id).await;
+    payments::store::record_contradiction(&mut conn, &lost.id, "reported canceled", 5)
+        .await
+        .unwrap();
+
+    let awaiting = checkout::store::paid_awaiting_capture(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(awaiting, vec![(held.clone(), auth.id.clone())]);
+    let unheld = checkout::store::unheld_paid_orders(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(unheld.len(), 1);
+    assert_eq!(unheld[0].order_id, gone);
+    assert_eq!(unheld[0].paid_by, lost.id.as_str());
+    assert_eq!(unheld[0].payment_status, "authorized");
+    assert_eq!(unheld[0].contradiction, "reported canceled");
+    drop(conn);
+    done(test_db, db).await;
+}
+
+async fn confirm_with(conn: &mut AnyConnection, order: &OrderId, payment: &PaymentId) {
+    assert!(orders::store::transition(
+        conn,
+        order,
+        &[OrderStatus::Pending],
+        OrderStatus::Confirmed,
+        None,
+        6
+    )
+    .await
+    .unwrap());
+    inventory::store::settle_locks(conn, order, LockEnd::Committed, 6)
+        .await
+        .unwrap();
+    orders::store::record_paid(conn, order, payment, 6)
+        .await
+        .unwrap();
+}
+
+/// Data Till did not write (a hand edit, a newer version's status) is an error where it is
+/// read, never a default that could move money.
+async fn unknown_stored_values_are_errors(b: Backend) {
+    let (test_db, db) = fresh(b).await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    stock_product(&mut conn, db.kind, "A", 10).await;
+    let order = pending_order(&mut conn, "ord_1", "A", 1, None).await;
+    let payment = attempt(&order, 500);
+    payments::store::insert_attempt(&mut conn, &payment, 1)
+        .await
+        .unwrap();
+    let corrupt = [
+        "UPDATE orders SET status = 'paid_maybe'",
+        "UPDATE payments SET status = 'settling'",
+        "UPDATE payments SET method = 'cash'",
+        "UPDATE payments SET fate = 'keep'",
+        "UPDATE payments SET currency = 'XXX'",
+    ];
+    for statement in corrupt {
+        let mut tx = conn.begin().await.unwrap();
+        sqlx::query(statement).execute(&mut *tx).await.unwrap();
+        let order_read = orders::store::head(&mut tx, &order).await;
+        let payment_read = payments::store::get(&mut tx, &payment.id).await;
+        let failed = order_read.is_err() || payment_read.is_err();
+        assert!(failed, "{statement}: read back without an error");
+        for err in [order_read.err(), payment_read.err()].into_iter().flatten() {
+            let err = format!("{err:?}");
+            assert!(err.contains("not a value Till knows"), "{statement}: {err}");
+        }
+        tx.rollback().await.unwrap();
+    }
+    drop(conn);
+    done(test_db, db).await;
+}
+
+/// Every `pub async fn` of every store is called in this file, so the suite covers each
+/// store function on both backends.
+#[test]
+fn every_store_function_is_called_here() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let suite = std::fs::read_to_string(format!("{root}/tests/api/stores.rs")).unwrap();
+    let mut missing = Vec::new();
+    for module in [
+        "inventory",
+        "orders",
+        "payments",
+        "idempotency",
+        "notify",
+        "checkout",
+    ] {
+        let path = format!("{root}/src/{module}/store.rs");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix("pub async fn ") else {
+                continue;
+            };
+            let name = rest.split(['(', '<']).next().unwrap();
+            if !suite.contains(&format!("store::{name}(")) {
+                missing.push(format!("{module}::store::{name}"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "store functions this suite never calls: {missing:?}"
+    );
+}
