@@ -2,6 +2,10 @@
 //! build). `TILL_FAILPOINTS=after_attempt_commit=0.05,mid_finalize=0.02` makes the process
 //! kill itself (abort: no unwinding, no cleanup, like SIGKILL) at a point with that
 //! probability. Without the feature every `hit` is an empty inline function.
+//!
+//! In-process tests arm a point for one tag instead (`arm`; e.g. one idempotency key): the
+//! code asks `armed(point, tag)` where it would die, and acts as a process dying there would
+//! leave things. An armed point fires once.
 
 #[cfg(feature = "failpoints")]
 mod enabled {
@@ -35,8 +39,43 @@ mod enabled {
 }
 
 #[cfg(feature = "failpoints")]
+mod tagged {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+
+    fn armed_points() -> &'static Mutex<HashSet<(String, String)>> {
+        static ARMED: OnceLock<Mutex<HashSet<(String, String)>>> = OnceLock::new();
+        ARMED.get_or_init(Default::default)
+    }
+
+    /// Arms `point` for `tag` (tests only).
+    pub fn arm(point: &str, tag: &str) {
+        let mut armed = armed_points().lock().unwrap_or_else(|e| e.into_inner());
+        armed.insert((point.to_string(), tag.to_string()));
+    }
+
+    /// Whether `point` is armed for `tag`; disarms it.
+    pub fn armed(point: &str, tag: &str) -> bool {
+        let mut armed = armed_points().lock().unwrap_or_else(|e| e.into_inner());
+        armed.remove(&(point.to_string(), tag.to_string()))
+    }
+}
+
+#[cfg(feature = "failpoints")]
 pub use enabled::hit;
+#[cfg(feature = "failpoints")]
+pub use tagged::{arm, armed};
 
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
 pub fn hit(_name: &str) {}
+
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn armed(_point: &str, _tag: &str) -> bool {
+    false
+}
+
+/// The process dies after a request's effect committed and before its idempotent answer
+/// is stored: the key stays claimed (`running`) with no answer. Tagged by the key.
+pub const ANSWER_LOST: &str = "answer_lost";

@@ -69,6 +69,9 @@ where
     }
     let key_ref = KeyRef::claimed(&scope, key, seal_key);
     let result = handler(Some(key_ref.clone())).await;
+    if crate::failpoint::armed(crate::failpoint::ANSWER_LOST, key) {
+        return respond(result);
+    }
     let stored = match &result {
         Ok(_) if key_ref.stored_in_tx() => Ok(()),
         Ok((status, body)) => complete(state, &scope, key, seal_key, *status, body).await,

@@ -148,28 +148,17 @@ both!(order_answer_is_stored_with_the_order);
 async fn order_answer_is_stored_with_the_order(b: Backend) {
     let app = TestApp::spawn(b).await;
     app.stocked("TEE-1", 100, 10).await;
-    let state = app.state();
-    let body = order_body(2);
-    // The claim as `idempotency::run` makes it, then the effect alone (no completion after).
-    sqlx::query("INSERT INTO idempotency_keys (scope, idem_key, fingerprint, state, created_at) VALUES ('merchant', 'crash-1', $1, 'running', $2)")
-        .bind(till::ids::sha256_hex(format!("POST\n/v1/orders\n{body}").as_bytes()))
-        .bind(state.now_ms())
-        .execute(&state.db.pool)
-        .await
-        .unwrap();
-    let key = till::idempotency::KeyRef::new("merchant", "crash-1", crate::helpers::API_KEY);
-    let lines = vec![(till::ids::Sku::try_from("TEE-1").unwrap(), 2)];
-    let input = till::checkout::OrderInput::new(None, lines, None, None).unwrap();
-    let created = till::checkout::create_order(state, input, Some(&key))
-        .await
-        .unwrap();
-    let replay = app
-        .request(Method::POST, "/v1/orders")
-        .header("Idempotency-Key", "crash-1")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let key = format!("crash-{}", till::ids::random_token(8));
+    let create = || {
+        app.request(Method::POST, "/v1/orders")
+            .header("Idempotency-Key", &key)
+            .json(&order_body(2))
+    };
+    // The process dies right after the order's commit, before the edge stores an answer.
+    till::failpoint::arm(till::failpoint::ANSWER_LOST, &key);
+    let (status, created) = app.send(create()).await;
+    assert_eq!(status, 201, "{created}");
+    let replay = create().send().await.unwrap();
     assert_eq!(replay.status(), 201);
     assert_eq!(replay.headers().get("idempotent-replayed").unwrap(), "true");
     let replayed: serde_json::Value = replay.json().await.unwrap();
@@ -181,6 +170,10 @@ async fn order_answer_is_stored_with_the_order(b: Backend) {
 
 both!(payment_retry_after_a_crash_answers_with_the_first_attempt);
 
+/// How long a claim must be untouched before another request takes it over (60 s), plus
+/// a second.
+const STALE_CLAIM_MS: i64 = 61_000;
+
 /// A payment request whose process died after committing its attempt (the key still
 /// `running`, no answer stored): once the claim is stale, the retry answers with that
 /// attempt instead of starting a second one.
@@ -188,18 +181,19 @@ async fn payment_retry_after_a_crash_answers_with_the_first_attempt(b: Backend) 
     let app = TestApp::spawn(b).await;
     app.stocked("TEE-1", 100, 10).await;
     let id = app.new_order("TEE-1", 1).await;
+    let key = format!("pay-crash-{}", till::ids::random_token(8));
     let pay = || {
         app.request(Method::POST, &format!("/v1/orders/{id}/payments"))
-            .header("Idempotency-Key", "pay-crash")
+            .header("Idempotency-Key", &key)
             .json(&json!({"method": "upi", "source": "success@razorpay"}))
     };
+    // The process dies after the attempt's commit: the key stays claimed, with no answer.
+    till::failpoint::arm(till::failpoint::ANSWER_LOST, &key);
     let (status, first) = app.send(pay()).await;
     assert_eq!(status, 201, "{first}");
-    // As the dead request left it: claimed long ago, no answer.
-    sqlx::query("UPDATE idempotency_keys SET state = 'running', status_code = NULL, body = NULL, created_at = 0 WHERE idem_key = 'pay-crash'")
-        .execute(&app.state().db.pool)
-        .await
-        .unwrap();
+    let (status, busy) = app.send(pay()).await;
+    assert_eq!(status, 409, "a live claim is not taken over: {busy}");
+    app.state().clock.advance_ms(STALE_CLAIM_MS);
     let (status, again) = app.send(pay()).await;
     assert_eq!(
         (status.as_u16(), again["id"].clone()),
@@ -224,17 +218,16 @@ async fn refund_retry_after_a_crash_answers_with_the_first_refund(b: Backend) {
         app.pay(&id, "card", "pm_card_visa").await.1["status"],
         "succeeded"
     );
+    let key = format!("refund-crash-{}", till::ids::random_token(8));
     let refund = || {
         app.request(Method::POST, &format!("/v1/orders/{id}/refunds"))
-            .header("Idempotency-Key", "refund-crash")
+            .header("Idempotency-Key", &key)
             .json(&json!({"amount": 500}))
     };
+    till::failpoint::arm(till::failpoint::ANSWER_LOST, &key);
     let (status, first) = app.send(refund()).await;
     assert_eq!(status, 201, "{first}");
-    sqlx::query("UPDATE idempotency_keys SET state = 'running', status_code = NULL, body = NULL, created_at = 0 WHERE idem_key = 'refund-crash'")
-        .execute(&app.state().db.pool)
-        .await
-        .unwrap();
+    app.state().clock.advance_ms(STALE_CLAIM_MS);
     let (status, again) = app.send(refund()).await;
     assert_eq!(
         (status.as_u16(), again["id"].clone()),
