@@ -5,7 +5,8 @@
 use serde_json::{json, Value};
 use sqlx::Connection;
 
-use super::pay::{end_in_tx, settle_answer, timed, Call};
+use super::finalize::end_in_tx;
+use super::pay::{settle_answer, timed, Call};
 use crate::error::{Error, Result};
 use crate::idempotency::{record_resource, KeyRef, Resource};
 use crate::ids::{OrderId, PaymentId, RefundId};

@@ -7,8 +7,10 @@
 pub mod compensate;
 pub mod create;
 pub mod events;
+pub mod finalize;
 pub mod pay;
 pub mod reconcile;
+pub mod recover;
 pub mod routes;
 pub mod seed;
 pub mod store;

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use super::recover::{claim_payment, recheck_payment};
 use super::routes::{check_text, parse_items, parse_method, ItemBody};
-use super::workers::{claim_payment, recheck_payment};
 use super::{create_order, start_payment, OrderInput, PaymentInput};
 use crate::error::{Error, Result};
 use crate::http::extract::{not_null, parse_json, Caller, RawBody};

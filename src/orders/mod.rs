@@ -51,7 +51,7 @@ impl Status {
 
     /// The legal moves. A cancelled order stays cancelled (a customer's cancel and a failed
     /// payment are final); an expired one may still be confirmed, by money captured for an
-    /// attempt that was in flight when its hold ran out (see `checkout::pay::keep_money`).
+    /// attempt that was in flight when its hold ran out (see `checkout::finalize::keep_money`).
     pub fn can_become(self, next: Status) -> bool {
         use Status::*;
         matches!(

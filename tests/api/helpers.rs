@@ -241,7 +241,7 @@ impl TestApp {
         let id = till::ids::OrderId::from(id);
         till::orders::store::lock_row(&mut tx, &id).await.unwrap();
         let decided =
-            till::checkout::pay::end_in_tx(state, &mut tx, &id, to, reason, state.now_ms())
+            till::checkout::finalize::end_in_tx(state, &mut tx, &id, to, reason, state.now_ms())
                 .await
                 .unwrap();
         assert!(decided.is_some(), "order {id} was not pending");
