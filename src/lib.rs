@@ -17,6 +17,7 @@ pub mod money;
 pub mod notify;
 pub mod orders;
 pub mod payments;
+pub mod pricing;
 pub mod state;
 pub mod tls;
 pub mod verify;

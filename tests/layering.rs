@@ -1,7 +1,7 @@
 //! The layering rule of ARCHITECTURE.md, checked: a module imports only modules below it.
 //!
 //! Layers, bottom up: the pure core (money, ids, clock, errors, metrics, config, failpoints,
-//! TLS roots) · `db` · the capabilities (`inventory`, `orders`, `payments`, `notify`, and
+//! TLS roots) · `pricing` (pure too: discounts and tax from money and ids) · `db` · the capabilities (`inventory`, `orders`, `payments`, `notify`, and
 //! `verify` beside them), which never import one another · `idempotency` · `checkout` (the
 //! saga) · `http` · `bench` and the binary. Two standing exceptions: a capability's HTTP
 //! edge (`routes.rs`, `seed.rs`, `webhooks.rs`) uses `http`'s extractors and errors; and
@@ -14,14 +14,15 @@ use std::path::Path;
 fn layer(module: &str) -> Option<u8> {
     Some(match module {
         "money" | "ids" | "clock" | "error" | "metrics" | "config" | "failpoint" | "tls" => 0,
-        "db" => 1,
-        "inventory" | "orders" | "payments" | "notify" | "verify" => 2,
-        "idempotency" => 3,
-        "checkout" => 4,
-        "state" => 5,
-        "http" => 6,
-        "bench" => 7,
-        "lib" | "main" => 8,
+        "pricing" => 1,
+        "db" => 2,
+        "inventory" | "orders" | "payments" | "notify" | "verify" => 3,
+        "idempotency" => 4,
+        "checkout" => 5,
+        "state" => 6,
+        "http" => 7,
+        "bench" => 8,
+        "lib" | "main" => 9,
         _ => return None,
     })
 }
