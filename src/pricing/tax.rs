@@ -10,7 +10,7 @@ const UNION_TERRITORIES: &[&str] = &["AN", "CH", "DH", "LD", "LA"];
 
 const INDIA: &str = "IN";
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Place {
     /// ISO 3166-1 alpha-2, upper case.
     pub country: String,
@@ -18,7 +18,7 @@ pub struct Place {
     pub region: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Rate {
     pub country: String,
     pub region: Option<String>,
@@ -28,7 +28,7 @@ pub struct Rate {
 }
 
 /// One tax on a line or an order.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TaxLine {
     pub name: String,
     pub rate_bps: i64,

@@ -13,7 +13,10 @@ use till::money::{Currency, Money};
 use till::orders::{self, Line, NewOrder, Status as OrderStatus};
 use till::payments::gateway::{GatewayPayment, Outcome};
 use till::payments::{self, Fate, Method, Payment, Refund, RefundStatus, Status};
-use till::{checkout, idempotency, notify};
+use till::pricing::coupon::{Coupon, Kind as CouponKind};
+use till::pricing::store::{TaxSettings, UseEnd};
+use till::pricing::{Place, Rate, TaxCode};
+use till::{checkout, idempotency, notify, pricing};
 
 use crate::both;
 use crate::helpers::{Backend, TestDb};
@@ -27,6 +30,8 @@ both!(
     idempotency_store,
     outbox_store,
     saga_reads_store,
+    coupons_store,
+    tax_store,
     unknown_stored_values_are_errors,
 );
 
@@ -766,6 +771,192 @@ async fn confirm_with(conn: &mut AnyConnection, order: &OrderId, payment: &Payme
     orders::store::record_paid(conn, order, payment, 6)
         .await
         .unwrap();
+}
+
+fn coupon(code: &str) -> Coupon {
+    Coupon {
+        code: code.into(),
+        kind: CouponKind::Percent {
+            percent_off: 10,
+            max_discount: Some(5_000),
+        },
+        min_subtotal: Some(1_000),
+        skus: vec![sku("A")],
+        starts_at: Some(1),
+        ends_at: None,
+        active: true,
+    }
+}
+
+async fn uses(conn: &mut AnyConnection, code: &str) -> (i64, i64) {
+    let c = pricing::store::get_coupon(conn, code)
+        .await
+        .unwrap()
+        .unwrap();
+    (c.reserved, c.confirmed)
+}
+
+async fn coupons_store(b: Backend) {
+    let (test_db, db) = fresh(b).await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    assert!(pricing::store::get_coupon(&mut conn, "SAVE10")
+        .await
+        .unwrap()
+        .is_none());
+    pricing::store::upsert_coupon(&mut conn, &coupon("SAVE10"), Some(2), Some(1), 5)
+        .await
+        .unwrap();
+    let got = pricing::store::get_coupon(&mut conn, "SAVE10")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.coupon, coupon("SAVE10"));
+    assert_eq!(
+        (
+            got.max_uses,
+            got.max_uses_per_customer,
+            got.reserved,
+            got.confirmed
+        ),
+        (Some(2), Some(1), 0, 0)
+    );
+
+    // One use per customer; two in all.
+    let reserve = |order: &'static str, customer: Option<&'static str>| {
+        let db = db.clone();
+        async move {
+            let mut tx = db.pool.begin().await.unwrap();
+            let ok = pricing::store::reserve_use(&mut tx, "SAVE10", &order.into(), customer, 6)
+                .await
+                .unwrap();
+            if ok {
+                tx.commit().await.unwrap();
+            } else {
+                tx.rollback().await.unwrap();
+            }
+            ok
+        }
+    };
+    drop(conn);
+    assert!(reserve("ord_1", Some("cus_1")).await);
+    assert!(!reserve("ord_2", Some("cus_1")).await);
+    assert!(reserve("ord_3", None).await);
+    assert!(!reserve("ord_4", Some("cus_2")).await);
+    let mut conn = db.pool.acquire().await.unwrap();
+    assert_eq!(uses(&mut conn, "SAVE10").await, (2, 0));
+
+    // Reserved → confirmed | released, once each; the counters follow.
+    assert!(
+        pricing::store::settle_use(&mut conn, &"ord_1".into(), UseEnd::Confirmed, 7)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !pricing::store::settle_use(&mut conn, &"ord_1".into(), UseEnd::Released, 8)
+            .await
+            .unwrap()
+    );
+    assert!(
+        pricing::store::settle_use(&mut conn, &"ord_3".into(), UseEnd::Released, 8)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !pricing::store::settle_use(&mut conn, &"ord_none".into(), UseEnd::Released, 8)
+            .await
+            .unwrap()
+    );
+    assert_eq!(uses(&mut conn, "SAVE10").await, (0, 1));
+
+    // A released use is taken back for a late confirmation while a use is left, once.
+    assert!(pricing::store::retake_use(&mut conn, &"ord_3".into(), 9)
+        .await
+        .unwrap());
+    assert!(pricing::store::retake_use(&mut conn, &"ord_3".into(), 9)
+        .await
+        .unwrap());
+    assert_eq!(uses(&mut conn, "SAVE10").await, (0, 2));
+    assert!(
+        pricing::store::retake_use(&mut conn, &"ord_no_coupon".into(), 9)
+            .await
+            .unwrap()
+    );
+    drop(conn);
+    assert!(!reserve("ord_5", None).await);
+
+    // New terms keep the counters.
+    let mut conn = db.pool.acquire().await.unwrap();
+    let mut fixed = coupon("SAVE10");
+    fixed.kind = CouponKind::Fixed { amount_off: 20_000 };
+    fixed.skus = vec![];
+    pricing::store::upsert_coupon(&mut conn, &fixed, None, None, 10)
+        .await
+        .unwrap();
+    let got = pricing::store::get_coupon(&mut conn, "SAVE10")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((got.coupon, got.max_uses, got.confirmed), (fixed, None, 2));
+    drop(conn);
+    done(test_db, db).await;
+}
+
+async fn tax_store(b: Backend) {
+    let (test_db, db) = fresh(b).await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    assert!(pricing::store::get_tax_settings(&mut conn)
+        .await
+        .unwrap()
+        .is_none());
+    let settings = TaxSettings {
+        origin: Place {
+            country: "IN".into(),
+            region: Some("KA".into()),
+        },
+        prices_include_tax: false,
+        gstin: Some("29ABCDE1234F1ZW".into()),
+        legal_name: Some("Asha Textiles Pvt Ltd".into()),
+        address: None,
+    };
+    pricing::store::put_tax_settings(&mut conn, &settings)
+        .await
+        .unwrap();
+    assert_eq!(
+        pricing::store::get_tax_settings(&mut conn).await.unwrap(),
+        Some(settings)
+    );
+    let apparel = TaxCode {
+        hsn: Some("6109".into()),
+        rates: vec![
+            Rate {
+                country: "IN".into(),
+                region: None,
+                rate_bps: 1200,
+                name: None,
+            },
+            Rate {
+                country: "US".into(),
+                region: Some("CA".into()),
+                rate_bps: 725,
+                name: Some("CA sales tax".into()),
+            },
+        ],
+    };
+    assert!(pricing::store::get_tax_code(&mut conn, "apparel")
+        .await
+        .unwrap()
+        .is_none());
+    pricing::store::put_tax_code(&mut conn, "apparel", &apparel, 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        pricing::store::get_tax_code(&mut conn, "apparel")
+            .await
+            .unwrap(),
+        Some(apparel)
+    );
+    drop(conn);
+    done(test_db, db).await;
 }
 
 /// Data Till did not write (a hand edit, a newer version's status) is an error where it is
