@@ -33,6 +33,11 @@ pub enum Error {
     RateLimited,
     #[error("the request was not received in time")]
     RequestTimeout,
+    /// A coupon that does not apply to this order; `reason` says why (docs/api.md).
+    #[error("coupon {code} cannot be used: {reason}")]
+    CouponInvalid { code: String, reason: &'static str },
+    #[error("coupon {0} has no use left")]
+    CouponExhausted(String),
     #[error("this customer already has {0} pending orders; pay for or cancel one first")]
     TooManyPendingOrders(u32),
     #[error("method not allowed on this route")]
@@ -107,7 +112,10 @@ impl Error {
             | Error::Conflict { .. }
             | Error::IdempotencyKeyInUse
             | Error::AmountMismatch(_) => StatusCode::CONFLICT,
-            Error::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::IdempotencyKeyReused | Error::CouponInvalid { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Error::CouponExhausted(_) => StatusCode::CONFLICT,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Error::RateLimited | Error::TooManyPendingOrders(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -131,6 +139,8 @@ impl Error {
             Error::IdempotencyKeyInUse => "idempotency_key_in_use",
             Error::IdempotencyKeyReused => "idempotency_key_reused",
             Error::AmountMismatch(_) => "amount_mismatch",
+            Error::CouponInvalid { .. } => "coupon_invalid",
+            Error::CouponExhausted(_) => "coupon_exhausted",
             Error::PayloadTooLarge => "payload_too_large",
             Error::RateLimited => "rate_limited",
             Error::RequestTimeout => "request_timeout",
@@ -148,6 +158,9 @@ impl Error {
         let mut error = json!({"code": self.code(), "message": self.to_string()});
         if let Error::OutOfStock(skus) = self {
             error["skus"] = json!(skus);
+        }
+        if let Error::CouponInvalid { reason, .. } = self {
+            error["reason"] = json!(reason);
         }
         json!({ "error": error })
     }

@@ -12,8 +12,8 @@ use crate::idempotency::{complete_in, KeyRef};
 use crate::ids::{random_token, sha256_hex, OrderId, Sku};
 use crate::inventory;
 use crate::metrics::Metrics;
-use crate::money;
 use crate::orders::{self, Line, NewOrder};
+use crate::pricing::{self, CartLine, Invalid, Place, PriceError, Priced, Seller};
 use crate::state::AppState;
 
 /// The most lines an order may have.
@@ -28,6 +28,8 @@ pub struct OrderInput {
     pub lines: Vec<(Sku, i64)>,
     pub customer: Option<Value>,
     pub ship_to: Option<Value>,
+    /// A coupon code, upper case.
+    pub coupon: Option<String>,
 }
 
 impl OrderInput {
@@ -68,7 +70,47 @@ impl OrderInput {
             lines,
             customer,
             ship_to,
+            coupon: None,
         })
+    }
+
+    /// With a coupon code (case-insensitive: 1–32 of `A-Z 0-9 - _`); a code that cannot
+    /// exist is a coupon that does not.
+    pub fn with_coupon(mut self, code: Option<String>) -> Result<OrderInput> {
+        if let Some(code) = code {
+            let upper = code.to_ascii_uppercase();
+            if !crate::pricing::coupon::valid_code(&upper) {
+                return Err(Error::CouponInvalid {
+                    code: upper,
+                    reason: Invalid::Unknown.reason(),
+                });
+            }
+            self.coupon = Some(upper);
+        }
+        Ok(self)
+    }
+
+    /// Where the order ships, for tax: `ship_to.country` (two letters) and `region`.
+    fn ship_to_place(&self) -> Result<Option<Place>> {
+        let Some(ship_to) = &self.ship_to else {
+            return Ok(None);
+        };
+        let code = |field: &str| -> Result<Option<String>> {
+            match ship_to.get(field) {
+                None => Ok(None),
+                Some(Value::String(s))
+                    if (1..=8).contains(&s.len())
+                        && s.chars().all(|c| c.is_ascii_alphanumeric()) =>
+                {
+                    Ok(Some(s.to_ascii_uppercase()))
+                }
+                Some(_) => Err(Error::invalid(format!(
+                    "ship_to.{field} must be a country or region code"
+                ))),
+            }
+        };
+        let (country, region) = (code("country")?, code("region")?);
+        Ok(country.map(|country| Place { country, region }))
     }
 
     /// `customer.id`, which the pending-order limit counts by; none, no limit.
@@ -96,11 +138,21 @@ pub async fn create_order(
 ) -> Result<Value> {
     let now = state.now_ms();
     let mut conn = state.db.pool.acquire().await?;
-    let lines = price(&mut conn, state, &input.lines).await?;
-    let subtotal = money::sum(lines.iter().map(|l| l.amount))
-        .ok_or_else(|| Error::invalid("order total is too large"))?;
-    let (discount, tax) = (0, 0);
-    let total = subtotal - discount + tax;
+    let priced = price_cart(&mut conn, state, &input, now).await?;
+    let lines: Vec<Line> = priced
+        .lines
+        .iter()
+        .map(|l| Line {
+            sku: l.sku.clone(),
+            qty: l.qty,
+            unit_amount: l.unit_amount,
+            amount: l.amount,
+            discount: l.discount,
+            hsn: l.hsn.clone(),
+            tax: l.tax,
+            tax_lines: l.tax_lines.clone(),
+        })
+        .collect();
     let id = input
         .id
         .clone()
@@ -113,10 +165,12 @@ pub async fn create_order(
         id: &id,
         currency: state.currency,
         lines: &lines,
-        subtotal,
-        discount,
-        tax,
-        total,
+        subtotal: priced.subtotal,
+        discount: priced.discount,
+        tax: priced.tax,
+        total: priced.total,
+        tax_lines: &priced.tax_lines,
+        coupon: priced.coupon.as_deref(),
         customer: input.customer.clone(),
         customer_id: input.customer_id(),
         ship_to: input.ship_to.clone(),
@@ -146,6 +200,14 @@ pub async fn create_order(
             return Err(Error::TooManyPendingOrders(max_pending));
         }
     }
+    // Then the coupon's row: a use is reserved only while one is left, overall and for
+    // this customer (the coupon before any stock, the same order as every other lock).
+    if let Some(code) = &priced.coupon {
+        if !pricing::store::reserve_use(&mut tx, code, &id, input.customer_id(), now).await? {
+            tx.rollback().await?;
+            return Err(Error::CouponExhausted(code.clone()));
+        }
+    }
     let short = inventory::store::lock_lines(&mut tx, &id, &input.lines, now).await?;
     if !short.is_empty() {
         tx.rollback().await?;
@@ -164,15 +226,18 @@ pub async fn create_order(
     Ok(order)
 }
 
-/// Prices every line from the catalog in the store currency; unknown SKUs are a 400.
-async fn price(
+/// Prices the cart exactly as an order would be priced (`POST /v1/quotes` too): every line
+/// from the catalog in the store currency (unknown SKUs are a 400), the coupon, and the
+/// seller's tax for where it ships. Reads only.
+pub async fn price_cart(
     conn: &mut sqlx::AnyConnection,
     state: &AppState,
-    lines: &[(Sku, i64)],
-) -> Result<Vec<Line>> {
-    let mut priced = Vec::with_capacity(lines.len());
+    input: &OrderInput,
+    now: i64,
+) -> Result<Priced> {
+    let mut cart = Vec::with_capacity(input.lines.len());
     let mut unknown = Vec::new();
-    for (sku, qty) in lines {
+    for (sku, qty) in &input.lines {
         let Some(product) = inventory::store::get_product(conn, sku.as_str()).await? else {
             unknown.push(sku.as_str().to_string());
             continue;
@@ -185,13 +250,15 @@ async fn price(
                 state.currency.code()
             )));
         }
-        let amount = money::line_amount(product.price_minor, *qty)
-            .ok_or_else(|| Error::invalid("line amount is too large"))?;
-        priced.push(Line {
+        let tax_code = match &product.tax_code {
+            Some(code) => pricing::store::get_tax_code(conn, code).await?,
+            None => None,
+        };
+        cart.push(CartLine {
             sku: sku.clone(),
             qty: *qty,
             unit_amount: product.price_minor,
-            amount,
+            tax_code,
         });
     }
     if !unknown.is_empty() {
@@ -200,7 +267,39 @@ async fn price(
             unknown.join(", ")
         )));
     }
-    Ok(priced)
+    let coupon = match &input.coupon {
+        Some(code) => Some(
+            pricing::store::get_coupon(conn, code)
+                .await?
+                .ok_or_else(|| Error::CouponInvalid {
+                    code: code.clone(),
+                    reason: Invalid::Unknown.reason(),
+                })?
+                .coupon,
+        ),
+        None => None,
+    };
+    let seller = pricing::store::get_tax_settings(conn)
+        .await?
+        .map(|t| Seller {
+            origin: t.origin,
+            prices_include_tax: t.prices_include_tax,
+        });
+    let ship_to = input.ship_to_place()?;
+    pricing::price(
+        &cart,
+        coupon.as_ref(),
+        seller.as_ref(),
+        ship_to.as_ref(),
+        now,
+    )
+    .map_err(|err| match err {
+        PriceError::TooLarge => Error::invalid("order total is too large"),
+        PriceError::Coupon(invalid) => Error::CouponInvalid {
+            code: input.coupon.clone().unwrap_or_default(),
+            reason: invalid.reason(),
+        },
+    })
 }
 
 /// A client-chosen id seen before: the same items give the same order back, other items 409.

@@ -14,6 +14,7 @@ use crate::metrics::Metrics;
 use crate::notify;
 use crate::orders::{self, CancelReason, Status as OrderStatus};
 use crate::payments::{self, Fate, Payment, Status};
+use crate::pricing::{self, store::UseEnd};
 use crate::state::AppState;
 
 /// Ends a pending order inside the caller's transaction, which holds its row lock: status
@@ -33,6 +34,8 @@ pub async fn end_in_tx(
     {
         return Ok(None);
     }
+    // The coupon's row before any stock: the order every transaction takes its locks in.
+    pricing::store::settle_use(tx, order_id, UseEnd::Released, now).await?;
     inventory::store::settle_locks(tx, order_id, LockEnd::Released, now).await?;
     let to_void = payments::store::decide_void_in_flight(tx, order_id, now).await?;
     notify::enqueue(
@@ -93,6 +96,7 @@ pub(super) async fn keep_money(
         tracing::warn!(%order_id, payment_id = %payment.id, order_status = head.status.as_str(), "payment cannot be kept; giving it back");
         return Ok(false);
     }
+    pricing::store::settle_use(tx, order_id, UseEnd::Confirmed, now).await?;
     inventory::store::settle_locks(tx, order_id, LockEnd::Committed, now).await?;
     failpoint::hit("mid_finalize");
     let invoice = orders::store::record_paid(tx, order_id, &payment.id, now).await?;
@@ -150,6 +154,11 @@ async fn relock(
         .collect();
     lines.sort();
     let mut savepoint = tx.begin().await?;
+    // The coupon's use too: the price paid counted on it.
+    if !pricing::store::retake_use(&mut savepoint, order_id, now).await? {
+        savepoint.rollback().await?;
+        return Ok(false);
+    }
     let short = inventory::store::lock_lines(&mut savepoint, order_id, &lines, now).await?;
     if !short.is_empty() {
         savepoint.rollback().await?;

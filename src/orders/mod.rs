@@ -13,6 +13,7 @@ use crate::clock::rfc3339;
 use crate::error::{corrupt, Error, Result};
 use crate::ids::{OrderId, PaymentId, Sku};
 use crate::money::{Currency, Money};
+use crate::pricing::TaxLine;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -123,6 +124,9 @@ pub struct NewOrder<'a> {
     /// `customer.id`: what `TILL_MAX_PENDING_PER_CUSTOMER` counts by.
     pub customer_id: Option<&'a str>,
     pub ship_to: Option<Value>,
+    /// The lines' taxes summed by name and rate.
+    pub tax_lines: &'a [TaxLine],
+    pub coupon: Option<&'a str>,
     pub secret_hash: &'a str,
     pub fingerprint: Option<&'a str>,
     pub expires_at: i64,
@@ -134,6 +138,11 @@ pub struct Line {
     pub qty: i64,
     pub unit_amount: i64,
     pub amount: i64,
+    /// The coupon's share of this line.
+    pub discount: i64,
+    pub hsn: Option<String>,
+    pub tax: i64,
+    pub tax_lines: Vec<TaxLine>,
 }
 
 /// The order's own record as the API shows it: everything but its payments and refunds,

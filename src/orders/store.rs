@@ -9,6 +9,7 @@ use super::{CancelReason, Line, NewOrder, OrderHead, Status};
 use crate::error::{corrupt, Result};
 use crate::ids::{OrderId, PaymentId, Sku};
 use crate::money::{Currency, Money};
+use crate::pricing::TaxLine;
 
 /// Writes the order and its lines. Fails with a unique violation if the id is taken.
 pub async fn insert(
@@ -18,8 +19,8 @@ pub async fn insert(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO orders (id, status, currency, subtotal, discount, tax, total, customer, ship_to,
-           secret_hash, fingerprint, expires_at, created_at, updated_at, customer_id)
-         VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13)",
+           secret_hash, fingerprint, expires_at, created_at, updated_at, customer_id, tax_lines, coupon)
+         VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15)",
     )
     .bind(o.id.as_str())
     .bind(o.currency.code())
@@ -34,11 +35,14 @@ pub async fn insert(
     .bind(o.expires_at)
     .bind(now)
     .bind(o.customer_id)
+    .bind(tax_lines_json(o.tax_lines))
+    .bind(o.coupon)
     .execute(&mut *conn)
     .await?;
     for (n, line) in o.lines.iter().enumerate() {
         sqlx::query(
-            "INSERT INTO order_items (order_id, line, sku, qty, unit_amount, amount) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO order_items (order_id, line, sku, qty, unit_amount, amount, discount, hsn, tax, tax_lines)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(o.id.as_str())
         .bind(n as i64)
@@ -46,6 +50,10 @@ pub async fn insert(
         .bind(line.qty)
         .bind(line.unit_amount)
         .bind(line.amount)
+        .bind(line.discount)
+        .bind(&line.hsn)
+        .bind(line.tax)
+        .bind(tax_lines_json(&line.tax_lines))
         .execute(&mut *conn)
         .await?;
     }
@@ -89,22 +97,66 @@ pub async fn head(conn: &mut AnyConnection, id: &OrderId) -> Result<Option<Order
 
 /// The order's lines, in the order they were written.
 pub async fn lines(conn: &mut AnyConnection, id: &OrderId) -> Result<Vec<Line>> {
-    let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
-        "SELECT sku, qty, unit_amount, amount FROM order_items WHERE order_id = $1 ORDER BY line",
+    type Row = (
+        String,
+        i64,
+        i64,
+        i64,
+        i64,
+        Option<String>,
+        i64,
+        Option<String>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT sku, qty, unit_amount, amount, discount, hsn, tax, tax_lines
+         FROM order_items WHERE order_id = $1 ORDER BY line",
     )
     .bind(id.as_str())
     .fetch_all(&mut *conn)
     .await?;
     rows.into_iter()
-        .map(|(sku, qty, unit_amount, amount)| {
-            Ok(Line {
-                sku: Sku::try_from(sku.as_str()).map_err(|_| corrupt("order_items.sku", &sku))?,
-                qty,
-                unit_amount,
-                amount,
-            })
-        })
+        .map(
+            |(sku, qty, unit_amount, amount, discount, hsn, tax, tax_lines)| {
+                Ok(Line {
+                    sku: Sku::try_from(sku.as_str())
+                        .map_err(|_| corrupt("order_items.sku", &sku))?,
+                    qty,
+                    unit_amount,
+                    amount,
+                    discount,
+                    hsn,
+                    tax,
+                    tax_lines: stored_tax_lines("order_items.tax_lines", tax_lines)?,
+                })
+            },
+        )
         .collect()
+}
+
+/// The order's own tax lines and coupon code.
+pub async fn pricing(
+    conn: &mut AnyConnection,
+    id: &OrderId,
+) -> Result<Option<(Vec<TaxLine>, Option<String>)>> {
+    let row: Option<(Option<String>, Option<String>)> =
+        sqlx::query_as("SELECT tax_lines, coupon FROM orders WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+    row.map(|(tax_lines, coupon)| Ok((stored_tax_lines("orders.tax_lines", tax_lines)?, coupon)))
+        .transpose()
+}
+
+fn tax_lines_json(lines: &[TaxLine]) -> String {
+    serde_json::to_string(lines).unwrap_or_else(|_| "[]".into())
+}
+
+/// Tax lines as stored: JSON, or nothing for rows written before pricing.
+fn stored_tax_lines(column: &str, text: Option<String>) -> Result<Vec<TaxLine>> {
+    match text {
+        None => Ok(vec![]),
+        Some(text) => serde_json::from_str(&text).map_err(|_| corrupt(column, &text)),
+    }
 }
 
 /// The customer's pending orders, counted after taking the customer's row lock (an upsert

@@ -4,6 +4,14 @@
 
 use crate::ids::Sku;
 
+/// A coupon code: 1–32 of `A-Z 0-9 - _` (upper case: codes are stored upper case).
+pub fn valid_code(code: &str) -> bool {
+    (1..=32).contains(&code.len())
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Kind {
     /// `percent_off` (1–100) of the covered lines, rounded down, at most `max_discount`.

@@ -15,7 +15,7 @@ use till::payments::gateway::{GatewayPayment, Outcome};
 use till::payments::{self, Fate, Method, Payment, Refund, RefundStatus, Status};
 use till::pricing::coupon::{Coupon, Kind as CouponKind};
 use till::pricing::store::{TaxSettings, UseEnd};
-use till::pricing::{Place, Rate, TaxCode};
+use till::pricing::{Place, Rate, TaxCode, TaxLine};
 use till::{checkout, idempotency, notify, pricing};
 
 use crate::both;
@@ -81,11 +81,20 @@ async fn pending_order(
     customer: Option<&str>,
 ) -> OrderId {
     let id = OrderId::from(id);
+    let tax_lines = vec![TaxLine {
+        name: "IGST".into(),
+        rate_bps: 1200,
+        amount: 60 * qty,
+    }];
     let lines = vec![Line {
         sku: sku(name),
         qty,
         unit_amount: 500,
         amount: 500 * qty,
+        discount: 0,
+        hsn: Some("6109".into()),
+        tax: 60 * qty,
+        tax_lines: tax_lines.clone(),
     }];
     let order = NewOrder {
         id: &id,
@@ -93,11 +102,13 @@ async fn pending_order(
         lines: &lines,
         subtotal: 500 * qty,
         discount: 0,
-        tax: 0,
-        total: 500 * qty,
+        tax: 60 * qty,
+        total: 560 * qty,
         customer: customer.map(|c| json!({"id": c})),
         customer_id: customer,
         ship_to: None,
+        tax_lines: &tax_lines,
+        coupon: Some("SAVE10"),
         secret_hash: "hash",
         fingerprint: Some("fp"),
         expires_at: 1_000,
@@ -199,7 +210,7 @@ async fn orders_store(b: Backend) {
 
     let head = orders::store::head(&mut conn, &id).await.unwrap().unwrap();
     assert_eq!(head.status, OrderStatus::Pending);
-    assert_eq!(head.total, inr(1_000));
+    assert_eq!(head.total, inr(1_120));
     assert_eq!((head.expires_at, head.paid_by), (1_000, None));
     assert!(orders::store::head(&mut conn, &"ord_none".into())
         .await
@@ -208,6 +219,20 @@ async fn orders_store(b: Backend) {
     let lines = orders::store::lines(&mut conn, &id).await.unwrap();
     assert_eq!(lines.len(), 1);
     assert_eq!((lines[0].sku.as_str(), lines[0].qty), ("A", 2));
+    assert_eq!((lines[0].tax, lines[0].hsn.as_deref()), (120, Some("6109")));
+    assert_eq!(lines[0].tax_lines[0].amount, 120);
+    let (tax_lines, coupon) = orders::store::pricing(&mut conn, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (tax_lines[0].amount, coupon.as_deref()),
+        (120, Some("SAVE10"))
+    );
+    assert!(orders::store::pricing(&mut conn, &"ord_none".into())
+        .await
+        .unwrap()
+        .is_none());
 
     // The same id again is a unique violation, for the caller to answer.
     let taken = NewOrder {
@@ -221,6 +246,8 @@ async fn orders_store(b: Backend) {
         customer: None,
         customer_id: None,
         ship_to: None,
+        tax_lines: &[],
+        coupon: None,
         secret_hash: "h",
         fingerprint: None,
         expires_at: 1,
