@@ -7,7 +7,7 @@ pub mod gateway;
 pub mod razorpay;
 pub mod retry;
 pub mod signature;
-pub mod sim;
+pub mod simulated;
 pub mod stripe;
 
 use serde_json::{json, Value};

@@ -189,7 +189,7 @@ async fn chaos_checkouts_then_reconcile(b: Backend) {
         .load(Ordering::Relaxed);
     println!(
         "chaos on {b:?}: {checkouts} checkouts in {load_secs:.1}s, settled {settle_secs:.1}s later; faults: {}; orders: {confirmed} confirmed, {cancelled} cancelled, {expired} expired; {relocked} late payments re-locked, {late_refunds} automatic refunds; reconcile: {} checked, {} repaired; 0 double charges, 0 orphan captures",
-        app.state().sim.fault_counts().summary(),
+        app.sim().fault_counts().summary(),
         findings.checked,
         findings.repaired,
     );

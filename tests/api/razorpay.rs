@@ -181,14 +181,13 @@ async fn razorpay_late_authorization_is_not_captured(b: Backend) {
     let id = app.new_order("TEE-1", 1).await;
     let (_, payment) = app.pay(&id, "upi", "success@razorpay").await;
     app.expire_without_voiding(&id).await;
-    let state = app.state();
     let buyer = app.new_order("TEE-1", 1).await;
     assert_eq!(
         app.pay(&buyer, "card", "pm_card_visa").await.1["status"],
         "succeeded"
     );
     app.clock.advance_ms(1_000);
-    state.sim.deliver_due().await.unwrap();
+    app.sim().deliver_due().await.unwrap();
     let order = app.order(&id).await;
     assert_eq!(
         (
@@ -300,7 +299,7 @@ async fn razorpay_a_cancelled_order_never_keeps_a_late_authorization(b: Backend)
     let (_, payment) = app.pay(&id, "upi", "success@razorpay").await;
     app.cancel_without_voiding(&id).await;
     app.clock.advance_ms(1_000);
-    app.state().sim.deliver_due().await.unwrap();
+    app.sim().deliver_due().await.unwrap();
     // Then the void, as recovery carries it out.
     app.clock.advance_ms(120_000);
     app.run_workers().await;

@@ -24,7 +24,11 @@ both!(
 /// A slow create overtaken by its void (the customer cancelled meanwhile): the gateway must
 /// not take money on the create that arrives after the void.
 async fn a_void_that_beats_the_create_leaves_no_money(b: Backend) {
-    let (app, sim) = spawn_with_gateway_sim(b, &SimSpec::latency(0), |_| {}).await;
+    // Wallets on the embedded simulator, so its own protocol is served too ("sim" below).
+    let (app, sim) = spawn_with_gateway_sim(b, &SimSpec::latency(0), |cfg| {
+        cfg.wallet_gateway = Some("sim".into());
+    })
+    .await;
     let mut figures = Figures::new(format!("void before create, every gateway, on {b:?}"));
     for (gateway, method, source) in [
         ("sim", Method::Card, "pm_card_visa"),

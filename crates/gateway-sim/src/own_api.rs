@@ -1,7 +1,7 @@
-//! The simulator's own protocol over HTTP (`/sim/till/v1/…`), so Till can reach it as a
-//! gateway elsewhere (`TILL_GATEWAY_SIM_URL`, `sim::remote`) exactly as it reaches Stripe
-//! and Razorpay. The calls are the in-process ones: a create is idempotent by Till's key, a
-//! cancel of a key never seen leaves a tombstone, a refund is idempotent by its own key.
+//! The simulator's own protocol over HTTP (`/sim/till/v1/…`), the only way Till reaches it
+//! (its `sim` adapter, inside Till's server or at a `till gateway-sim`), exactly as it
+//! reaches Stripe and Razorpay: a create is idempotent by Till's key, a cancel of a key never
+//! seen leaves a tombstone, a refund is idempotent by its own key.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -13,9 +13,8 @@ use serde_json::{json, Value};
 use sqlx::Row;
 
 use super::{Simulator, RECORD_SELECT};
-use crate::ids::constant_time_eq;
-use crate::payments::gateway::{Charge, GatewayError};
-use crate::payments::Method;
+use crate::support::{constant_time_eq, Method};
+use crate::{Charge, SimError};
 
 pub fn router(sim: &Simulator) -> Router<Simulator> {
     Router::new()
@@ -70,7 +69,7 @@ fn record_json(sim: &Simulator, r: &sqlx::any::AnyRow) -> Value {
 async fn by_key(sim: &Simulator, key: &str) -> Response {
     let row = sqlx::query(&format!("{RECORD_SELECT} WHERE idem_key = $1"))
         .bind(key)
-        .fetch_optional(&sim.inner.db.pool)
+        .fetch_optional(&sim.inner.pool)
         .await;
     match row {
         Ok(Some(r)) => Json(record_json(sim, &r)).into_response(),
@@ -82,13 +81,16 @@ async fn by_key(sim: &Simulator, key: &str) -> Response {
     }
 }
 
-fn failed(err: GatewayError) -> Response {
+fn failed(err: SimError) -> Response {
     match err {
-        GatewayError::Rejected(reason) => error(StatusCode::BAD_REQUEST, &reason),
-        GatewayError::Unavailable(_) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "simulator storage failed",
-        ),
+        SimError::Rejected(reason) => error(StatusCode::BAD_REQUEST, &reason),
+        SimError::Unavailable(detail) => {
+            tracing::warn!(error = %detail, "simulator storage failed");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "simulator storage failed",
+            )
+        }
     }
 }
 
@@ -105,7 +107,6 @@ impl ChargeBody {
     fn charge(self, key: String) -> Option<Charge> {
         Some(Charge {
             key,
-            gateway_ref: None,
             amount_minor: self.amount,
             currency: self.currency,
             method: Method::parse(&self.method)?,
@@ -193,20 +194,25 @@ struct ListQuery {
 
 /// Every payment of this protocol created at or after `since` (unix seconds), newest first.
 async fn list(State(sim): State<Simulator>, Query(q): Query<ListQuery>) -> Response {
-    let rows = sqlx::query(&format!(
-        "{RECORD_SELECT} WHERE protocol = 'till' AND created_at >= $1 ORDER BY created_at DESC, id"
-    ))
-    .bind(q.since.unwrap_or(0).saturating_mul(1000))
-    .fetch_all(&sim.inner.db.pool)
-    .await;
-    match rows {
-        Ok(rows) => {
-            Json(json!({"data": rows.iter().map(|r| record_json(&sim, r)).collect::<Vec<_>>()}))
-                .into_response()
-        }
+    match sim.own_payments(q.since.unwrap_or(0)).await {
+        Ok(payments) => Json(json!({ "data": payments })).into_response(),
         Err(_) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "simulator storage failed",
         ),
+    }
+}
+
+impl Simulator {
+    /// The payments of its own protocol created at or after `since_secs`, newest first, as
+    /// its API lists them (`GET /sim/till/v1/payments`): the gateway's own books.
+    pub async fn own_payments(&self, since_secs: i64) -> Result<Vec<Value>, sqlx::Error> {
+        let rows = sqlx::query(&format!(
+            "{RECORD_SELECT} WHERE protocol = 'till' AND created_at >= $1 ORDER BY created_at DESC, id"
+        ))
+        .bind(since_secs.saturating_mul(1000))
+        .fetch_all(&self.inner.pool)
+        .await?;
+        Ok(rows.iter().map(|r| record_json(self, r)).collect())
     }
 }

@@ -23,8 +23,8 @@ pub(super) use super::stripe_objects::{
     charge, charge_id_of, intent, intent_id_of, load, render, Intent, INTENT_COLUMNS,
 };
 use super::{plan, stripe_refunds, Plan, Simulator};
-use crate::ids::new_id;
-use crate::payments::Method as PaymentMethod;
+use crate::support::new_id;
+use crate::support::Method as PaymentMethod;
 
 /// The Stripe API, paths relative to its base (`/v1/...`), with Stripe's answers for
 /// unknown paths and methods.

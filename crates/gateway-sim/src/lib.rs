@@ -1,43 +1,44 @@
-//! The built-in gateway simulator, the default gateway so `till serve` works offline.
+//! A simulated payment gateway: Till's default gateway, so `till serve` works offline, and
+//! `till gateway-sim`, the same gateway as a server of its own.
 //!
-//! It plays a remote gateway: it keeps its own records (the `sim_*` tables, which Till's
-//! modules never read), answers card payments synchronously, completes UPI, wallet and 3-D
-//! Secure payments later, and reports every final outcome as a signed webhook POSTed over
-//! real HTTP to `/v1/webhooks/sim`, retried until Till answers 2xx. Its outcomes follow the
-//! table in docs/api.md.
+//! It plays a remote gateway and is reached only over HTTP: its own protocol (`/sim/till`),
+//! a Stripe subset (`/sim/stripe`) and a Razorpay subset (`/sim/razorpay`). It keeps its own
+//! records (the `sim_*` tables, created by its own migrations, `migrate`), answers card
+//! payments synchronously, completes UPI, wallet and 3-D Secure payments later, and reports
+//! every final outcome as a signed webhook POSTed over real HTTP to the shop
+//! (`/v1/webhooks/{sim,stripe,razorpay}`), retried until it answers 2xx. Its outcomes follow
+//! the table in docs/api.md. It knows nothing of Till's code: Till embeds its router and
+//! reaches it through adapters that know a base URL and keys, as for a real gateway.
 
 mod delivery;
 pub mod faults;
+mod migrate;
 mod own_api;
 mod razorpay;
 mod razorpay_refunds;
-pub mod remote;
 pub mod server;
 mod stripe;
 mod stripe_api;
 mod stripe_objects;
 mod stripe_refunds;
+mod support;
+mod wire;
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::response::Html;
 use axum::routing::get;
 use axum::Router;
-use serde_json::{json, Value};
-use sqlx::Row;
+use serde_json::json;
+use sqlx::AnyPool;
 
-use super::gateway::{
-    BoxFuture, Charge, Gateway, GatewayError, GatewayPayment, GatewayRecord, Outcome, WebhookEvent,
-};
-use super::signature::verify;
-use super::Method;
-use crate::clock::Clock;
-use crate::db::Db;
-use crate::ids::new_id;
-use faults::{CallFault, FaultSpec, Faults};
+use faults::{CallFault, Faults};
+pub use faults::{FaultCounts, FaultSpec};
+pub use migrate::migrate;
+use support::{new_id, valid_vpa, Method};
+pub use support::{random_token, Clock};
 
 /// The columns of a payment as a reconciliation record.
 const RECORD_SELECT: &str =
@@ -84,7 +85,7 @@ fn plan(method: Method, source: &str) -> Option<Plan> {
             succeed: false,
             failure_code: "payment_failed",
         }),
-        (Method::Upi, vpa) if super::valid_vpa(vpa) => Some(Plan::Later {
+        (Method::Upi, vpa) if valid_vpa(vpa) => Some(Plan::Later {
             succeed: true,
             failure_code: "",
         }),
@@ -100,12 +101,28 @@ fn plan(method: Method, source: &str) -> Option<Plan> {
     }
 }
 
+/// A payment of the simulator's own protocol as its API receives it.
+struct Charge {
+    key: String,
+    amount_minor: i64,
+    currency: String,
+    method: Method,
+    source: String,
+}
+
+/// Why a call of the own protocol did not happen: refused (4xx) or storage failed (5xx).
+enum SimError {
+    Rejected(String),
+    Unavailable(String),
+}
+
 #[derive(Default)]
 struct Urls {
     till: String,
     own: String,
 }
 
+/// The simulator: a handle on its records, settings and fault knobs (cheap to clone).
 #[derive(Clone)]
 pub struct Simulator {
     inner: Arc<Inner>,
@@ -132,7 +149,7 @@ pub struct SimConfig {
 }
 
 struct Inner {
-    db: Db,
+    pool: AnyPool,
     clock: Clock,
     delay_ms: i64,
     secret: String,
@@ -151,11 +168,15 @@ struct Inner {
 }
 
 impl Simulator {
-    pub fn new(db: Db, clock: Clock, cfg: SimConfig) -> Simulator {
-        let http = crate::tls::client(Duration::from_millis(DELIVERY_TIMEOUT_MS));
+    /// A simulator keeping its records in `pool`, whose schema `migrate` has brought up.
+    pub fn new(pool: AnyPool, clock: Clock, cfg: SimConfig) -> Simulator {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(DELIVERY_TIMEOUT_MS))
+            .build()
+            .expect("an HTTP client with a timeout builds");
         Simulator {
             inner: Arc::new(Inner {
-                db,
+                pool,
                 clock,
                 delay_ms: cfg.delay_ms,
                 secret: cfg.webhook_secret,
@@ -204,7 +225,7 @@ impl Simulator {
     }
 
     /// The faults injected so far.
-    pub fn fault_counts(&self) -> &faults::FaultCounts {
+    pub fn fault_counts(&self) -> &FaultCounts {
         &self.inner.faults.counts
     }
 
@@ -254,54 +275,19 @@ impl Simulator {
         ))
     }
 
-    async fn load(
-        &self,
-        column: &str,
-        value: &str,
-    ) -> Result<Option<GatewayPayment>, GatewayError> {
-        let row = sqlx::query(&format!(
-            "SELECT id, status, failure_code FROM sim_payments WHERE {column} = $1"
-        ))
-        .bind(value)
-        .fetch_optional(&self.inner.db.pool)
-        .await
-        .map_err(unavailable)?;
-        Ok(row.map(|r| GatewayPayment {
-            gateway_ref: r.get("id"),
-            outcome: self.outcome(
-                r.get::<String, _>("status").as_str(),
-                r.get("failure_code"),
-                r.get("id"),
-            ),
-        }))
-    }
-
-    fn outcome(&self, status: &str, failure_code: Option<String>, id: String) -> Outcome {
-        outcome_of(status, failure_code, &self.own_url(), &id)
-    }
-
-    fn record_of(&self, r: &sqlx::any::AnyRow) -> GatewayRecord {
-        GatewayRecord {
-            gateway_ref: r.get("id"),
-            key: Some(r.get("idem_key")),
-            outcome: self.outcome(
-                r.get::<String, _>("status").as_str(),
-                r.get("failure_code"),
-                r.get("id"),
-            ),
-            amount_minor: r.get("amount"),
-            refunded_minor: r.get("refunded"),
-            currency: r.get("currency"),
-            created_secs: r.get::<i64, _>("created_at") / 1000,
-        }
-    }
-
-    async fn create_inner(&self, charge: &Charge) -> Result<GatewayPayment, GatewayError> {
-        if let Some(existing) = self.load("idem_key", &charge.key).await? {
-            return Ok(existing);
+    /// Creates a payment of the own protocol, idempotent by Till's key.
+    async fn create_inner(&self, charge: &Charge) -> Result<(), SimError> {
+        let seen: Option<String> =
+            sqlx::query_scalar("SELECT id FROM sim_payments WHERE idem_key = $1")
+                .bind(&charge.key)
+                .fetch_optional(&self.inner.pool)
+                .await
+                .map_err(unavailable)?;
+        if seen.is_some() {
+            return Ok(());
         }
         let plan = plan(charge.method, &charge.source)
-            .ok_or_else(|| GatewayError::Rejected("unknown source".into()))?;
+            .ok_or_else(|| SimError::Rejected("unknown source".into()))?;
         let (status, failure_code, event) = match &plan {
             Plan::SucceedNow => ("succeeded", None, Some(("succeeded", None, 0))),
             Plan::FailNow(code) => ("failed", Some(*code), Some(("failed", Some(*code), 0))),
@@ -322,7 +308,7 @@ impl Simulator {
         };
         let now = self.inner.clock.now_ms();
         let id = new_id("simpay");
-        let mut tx = self.inner.db.pool.begin().await.map_err(unavailable)?;
+        let mut tx = self.inner.pool.begin().await.map_err(unavailable)?;
         let inserted = sqlx::query(
             "INSERT INTO sim_payments (id, idem_key, amount, currency, method, source, status, failure_code, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT (idem_key) DO NOTHING",
@@ -347,16 +333,13 @@ impl Simulator {
                     .map_err(unavailable)?;
             }
         }
-        tx.commit().await.map_err(unavailable)?;
-        self.load("idem_key", &charge.key)
-            .await?
-            .ok_or_else(|| GatewayError::Unavailable("payment vanished after create".into()))
+        tx.commit().await.map_err(unavailable)
     }
 
     /// Voids a payment that has not completed. A key the simulator has never seen (Till's
     /// create is still on its way, or never left) gets a tombstone, a `canceled` record under
     /// that key, so a create that arrives later answers `canceled` and takes no money.
-    async fn cancel_inner(&self, charge: &Charge) -> Result<GatewayPayment, GatewayError> {
+    async fn cancel_inner(&self, charge: &Charge) -> Result<(), SimError> {
         let now = self.inner.clock.now_ms();
         sqlx::query(
             "INSERT INTO sim_payments (id, idem_key, amount, currency, method, source, status, failure_code, created_at, updated_at)
@@ -369,7 +352,7 @@ impl Simulator {
         .bind(charge.method.as_str())
         .bind(&charge.source)
         .bind(now)
-        .execute(&self.inner.db.pool)
+        .execute(&self.inner.pool)
         .await
         .map_err(unavailable)?;
         sqlx::query(
@@ -378,12 +361,10 @@ impl Simulator {
         )
         .bind(now)
         .bind(&charge.key)
-        .execute(&self.inner.db.pool)
+        .execute(&self.inner.pool)
         .await
         .map_err(unavailable)?;
-        self.load("idem_key", &charge.key)
-            .await?
-            .ok_or_else(|| GatewayError::Unavailable("payment vanished after cancel".into()))
+        Ok(())
     }
 
     async fn refund_inner(
@@ -391,8 +372,8 @@ impl Simulator {
         key: &str,
         refund_key: &str,
         amount_minor: i64,
-    ) -> Result<(), GatewayError> {
-        let mut tx = self.inner.db.pool.begin().await.map_err(unavailable)?;
+    ) -> Result<(), SimError> {
+        let mut tx = self.inner.pool.begin().await.map_err(unavailable)?;
         let seen: Option<String> =
             sqlx::query_scalar("SELECT idem_key FROM sim_refunds WHERE idem_key = $1")
                 .bind(refund_key)
@@ -415,7 +396,7 @@ impl Simulator {
         .map_err(unavailable)?
         .rows_affected();
         if done == 0 {
-            return Err(GatewayError::Rejected(
+            return Err(SimError::Rejected(
                 "payment is not refundable for that amount".into(),
             ));
         }
@@ -478,8 +459,8 @@ async fn queue_event(
     Ok(())
 }
 
-fn unavailable(err: sqlx::Error) -> GatewayError {
-    GatewayError::Unavailable(err.to_string())
+fn unavailable(err: sqlx::Error) -> SimError {
+    SimError::Unavailable(err.to_string())
 }
 
 /// The 3-D Secure challenge page: visiting it authenticates the payment, which the
@@ -487,7 +468,7 @@ fn unavailable(err: sqlx::Error) -> GatewayError {
 async fn three_d_secure(State(sim): State<Simulator>, Path(id): Path<String>) -> Html<String> {
     let now = sim.inner.clock.now_ms();
     let result = async {
-        let mut tx = sim.inner.db.pool.begin().await?;
+        let mut tx = sim.inner.pool.begin().await?;
         // An authorization-only payment (Stripe, manual capture) now waits for its capture.
         let moved: Option<String> = sqlx::query_scalar(
             "UPDATE sim_payments SET updated_at = $1,
@@ -513,167 +494,6 @@ async fn three_d_secure(State(sim): State<Simulator>, Path(id): Path<String>) ->
     Html(format!(
         "<!doctype html><title>Till simulator</title><p>{message}</p>"
     ))
-}
-
-/// Refuses a source the simulator's table does not know, before anything is written.
-fn check_own_source(method: Method, source: &str) -> Result<(), String> {
-    plan(method, source).map(|_| ()).ok_or_else(|| {
-        format!(
-            "the simulator cannot charge {} source {:?}",
-            method.as_str(),
-            source.chars().take(64).collect::<String>()
-        )
-    })
-}
-
-/// Till's outcome for a payment of the simulator's own protocol; `own_url` is where its
-/// 3-D Secure page is.
-fn outcome_of(status: &str, failure_code: Option<String>, own_url: &str, id: &str) -> Outcome {
-    match status {
-        "succeeded" => Outcome::Succeeded,
-        "failed" => Outcome::Failed {
-            code: failure_code.unwrap_or_else(|| "payment_failed".into()),
-        },
-        "canceled" => Outcome::Canceled,
-        "requires_action" => Outcome::RequiresAction {
-            redirect_url: format!("{own_url}/sim/3ds/{id}"),
-            client_secret: None,
-        },
-        _ => Outcome::Processing,
-    }
-}
-
-/// Verifies and parses a webhook of the simulator's own protocol (`Till-Sim-Signature`),
-/// for the simulator inside Till and for one reached over HTTP alike.
-fn parse_own_webhook(
-    secret: &str,
-    own_url: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-    now_secs: i64,
-) -> Result<Option<WebhookEvent>, String> {
-    let header = headers
-        .get(SIGNATURE_HEADER)
-        .and_then(|h| h.to_str().ok())
-        .ok_or("missing signature header")?;
-    verify(secret, header, body, now_secs)?;
-    let event: Value =
-        serde_json::from_slice(body).map_err(|e| format!("webhook body is not JSON: {e}"))?;
-    let text = |v: &Value| v.as_str().map(str::to_string);
-    let data = &event["data"];
-    let (
-        Some(event_id),
-        Some(key),
-        Some(gateway_ref),
-        Some(status),
-        Some(amount_minor),
-        Some(currency),
-    ) = (
-        text(&event["id"]),
-        text(&data["key"]),
-        text(&data["id"]),
-        text(&data["status"]),
-        data["amount"].as_i64(),
-        text(&data["currency"]),
-    )
-    else {
-        return Err("webhook event is missing fields".into());
-    };
-    let outcome = outcome_of(&status, text(&data["failure_code"]), own_url, &gateway_ref);
-    Ok(Some(WebhookEvent {
-        event_id,
-        payment_key: key,
-        payment: GatewayPayment {
-            gateway_ref,
-            outcome,
-        },
-        amount_minor,
-        currency,
-    }))
-}
-
-impl Gateway for Simulator {
-    fn name(&self) -> &'static str {
-        "sim"
-    }
-
-    fn list<'a>(
-        &'a self,
-        since_secs: Option<i64>,
-    ) -> BoxFuture<'a, Result<Vec<GatewayRecord>, GatewayError>> {
-        Box::pin(async move {
-            let rows = sqlx::query(&format!(
-                "{RECORD_SELECT} WHERE protocol = 'till' AND created_at >= $1 ORDER BY created_at DESC, id"
-            ))
-            .bind(since_secs.map_or(0, |s| s * 1000))
-            .fetch_all(&self.inner.db.pool)
-            .await
-            .map_err(unavailable)?;
-            Ok(rows.iter().map(|r| self.record_of(r)).collect())
-        })
-    }
-
-    fn fetch<'a>(
-        &'a self,
-        charge: &'a Charge,
-    ) -> BoxFuture<'a, Result<Option<GatewayRecord>, GatewayError>> {
-        Box::pin(async move {
-            let row = sqlx::query(&format!("{RECORD_SELECT} WHERE idem_key = $1"))
-                .bind(&charge.key)
-                .fetch_optional(&self.inner.db.pool)
-                .await
-                .map_err(unavailable)?;
-            Ok(row.as_ref().map(|r| self.record_of(r)))
-        })
-    }
-
-    fn check_source(&self, method: Method, source: &str) -> Result<(), String> {
-        check_own_source(method, source)
-    }
-
-    fn create<'a>(
-        &'a self,
-        charge: &'a Charge,
-    ) -> BoxFuture<'a, Result<GatewayPayment, GatewayError>> {
-        Box::pin(self.create_inner(charge))
-    }
-
-    fn capture<'a>(
-        &'a self,
-        charge: &'a Charge,
-    ) -> BoxFuture<'a, Result<GatewayPayment, GatewayError>> {
-        // This protocol settles in one step (`succeeded`): there is nothing held to take.
-        Box::pin(async move {
-            self.load("idem_key", &charge.key)
-                .await?
-                .ok_or_else(|| GatewayError::Rejected("no such payment".into()))
-        })
-    }
-
-    fn cancel<'a>(
-        &'a self,
-        charge: &'a Charge,
-    ) -> BoxFuture<'a, Result<GatewayPayment, GatewayError>> {
-        Box::pin(self.cancel_inner(charge))
-    }
-
-    fn refund<'a>(
-        &'a self,
-        charge: &'a Charge,
-        refund_key: &'a str,
-        amount_minor: i64,
-    ) -> BoxFuture<'a, Result<(), GatewayError>> {
-        Box::pin(self.refund_inner(&charge.key, refund_key, amount_minor))
-    }
-
-    fn parse_webhook(
-        &self,
-        headers: &HeaderMap,
-        body: &[u8],
-        now_secs: i64,
-    ) -> Result<Option<WebhookEvent>, String> {
-        parse_own_webhook(&self.inner.secret, &self.own_url(), headers, body, now_secs)
-    }
 }
 
 #[cfg(test)]
