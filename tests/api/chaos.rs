@@ -155,6 +155,8 @@ async fn chaos_checkouts_then_reconcile(b: Backend) {
         again.render()
     );
 
+    // The gateway's books are read from its tables (the embedded simulator keeps them in
+    // Till's database), not over its API: that API is under the very faults injected here.
     // No double charge: at most one capture kept per order.
     let double = count(&app, "SELECT COUNT(*) FROM (SELECT p.order_id FROM payments p JOIN sim_payments s ON s.id = p.gateway_ref
         WHERE s.status IN ('succeeded', 'captured') AND s.refunded < s.amount GROUP BY p.order_id HAVING COUNT(*) > 1) d").await;

@@ -35,7 +35,9 @@ async fn intent(app: &TestApp, id: &str) -> Value {
 
 /// The simulated Stripe forgets the capture calls it answered, as if they never came (the
 /// test has just moved a PaymentIntent back to `requires_capture`): a capture under the
-/// same idempotency key would otherwise replay the first answer, as Stripe does.
+/// same idempotency key would otherwise replay the first answer, as Stripe does. Such
+/// scenes, which a real gateway reaches but no API call produces on demand, are set up in
+/// the embedded simulator's tables (in Till's database).
 async fn forget_capture(pool: &sqlx::AnyPool) {
     sqlx::query("DELETE FROM sim_stripe_requests WHERE idem_key LIKE '%_capture'")
         .execute(pool)
