@@ -1,4 +1,6 @@
 //! The application state every handler and worker shares, built once by `AppState::open`.
+//! Over 400 lines: which adapter is pointed where, with which keys, and the simulator Till
+//! embeds, are one decision, read in one place.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};

@@ -1,7 +1,8 @@
-//! The simulator's own protocol over HTTP (`/sim/till/v1/…`), the only way Till reaches it
-//! (its `sim` adapter, inside Till's server or at a `till gateway-sim`), exactly as it
-//! reaches Stripe and Razorpay: a create is idempotent by Till's key, a cancel of a key never
-//! seen leaves a tombstone, a refund is idempotent by its own key.
+//! The simulator's own protocol: its payments and their HTTP API (`/sim/till/v1/…`), the
+//! only way Till reaches it (its `sim` adapter, inside Till's server or at a `till
+//! gateway-sim`), exactly as it reaches Stripe and Razorpay: a create is idempotent by
+//! Till's key, a cancel of a key never seen leaves a tombstone, a refund is idempotent by
+//! its own key. Outcomes follow `plan`, the docs/api.md table.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -12,9 +13,169 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sqlx::Row;
 
-use super::{Simulator, RECORD_SELECT};
-use crate::support::{constant_time_eq, Method};
-use crate::{Charge, SimError};
+use super::{plan, queue_event, Plan, Simulator};
+use crate::support::{constant_time_eq, new_id, Method};
+
+/// The columns of a payment of this protocol as its API shows it.
+const RECORD_SELECT: &str =
+    "SELECT id, idem_key, status, failure_code, amount, refunded, currency, created_at FROM sim_payments";
+
+/// A payment of the simulator's own protocol as its API receives it.
+struct Charge {
+    key: String,
+    amount_minor: i64,
+    currency: String,
+    method: Method,
+    source: String,
+}
+
+/// Why a call of the own protocol did not happen: refused (4xx) or storage failed (5xx).
+enum SimError {
+    Rejected(String),
+    Unavailable(String),
+}
+
+impl Simulator {
+    /// Creates a payment of the own protocol, idempotent by Till's key.
+    async fn create_inner(&self, charge: &Charge) -> Result<(), SimError> {
+        let seen: Option<String> =
+            sqlx::query_scalar("SELECT id FROM sim_payments WHERE idem_key = $1")
+                .bind(&charge.key)
+                .fetch_optional(&self.inner.pool)
+                .await
+                .map_err(unavailable)?;
+        if seen.is_some() {
+            return Ok(());
+        }
+        let plan = plan(charge.method, &charge.source)
+            .ok_or_else(|| SimError::Rejected("unknown source".into()))?;
+        let (status, failure_code, event) = match &plan {
+            Plan::SucceedNow => ("succeeded", None, Some(("succeeded", None, 0))),
+            Plan::FailNow(code) => ("failed", Some(*code), Some(("failed", Some(*code), 0))),
+            Plan::ThreeDSecure => ("requires_action", None, None),
+            Plan::Later { succeed: true, .. } => (
+                "processing",
+                None,
+                Some(("succeeded", None, self.inner.delay_ms)),
+            ),
+            Plan::Later {
+                succeed: false,
+                failure_code,
+            } => (
+                "processing",
+                None,
+                Some(("failed", Some(*failure_code), self.inner.delay_ms)),
+            ),
+        };
+        let now = self.inner.clock.now_ms();
+        let id = new_id("simpay");
+        let mut tx = self.inner.pool.begin().await.map_err(unavailable)?;
+        let inserted = sqlx::query(
+            "INSERT INTO sim_payments (id, idem_key, amount, currency, method, source, status, failure_code, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT (idem_key) DO NOTHING",
+        )
+        .bind(&id)
+        .bind(&charge.key)
+        .bind(charge.amount_minor)
+        .bind(&charge.currency)
+        .bind(charge.method.as_str())
+        .bind(&charge.source)
+        .bind(status)
+        .bind(failure_code)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?
+        .rows_affected();
+        if inserted == 1 {
+            if let Some((outcome, code, delay_ms)) = event {
+                queue_event(self, &mut tx, &id, outcome, code, now + delay_ms)
+                    .await
+                    .map_err(unavailable)?;
+            }
+        }
+        tx.commit().await.map_err(unavailable)
+    }
+
+    /// Voids a payment that has not completed. A key the simulator has never seen (Till's
+    /// create is still on its way, or never left) gets a tombstone, a `canceled` record under
+    /// that key, so a create that arrives later answers `canceled` and takes no money.
+    async fn cancel_inner(&self, charge: &Charge) -> Result<(), SimError> {
+        let now = self.inner.clock.now_ms();
+        sqlx::query(
+            "INSERT INTO sim_payments (id, idem_key, amount, currency, method, source, status, failure_code, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 'canceled', NULL, $7, $7) ON CONFLICT (idem_key) DO NOTHING",
+        )
+        .bind(new_id("simpay"))
+        .bind(&charge.key)
+        .bind(charge.amount_minor)
+        .bind(&charge.currency)
+        .bind(charge.method.as_str())
+        .bind(&charge.source)
+        .bind(now)
+        .execute(&self.inner.pool)
+        .await
+        .map_err(unavailable)?;
+        sqlx::query(
+            "UPDATE sim_payments SET status = 'canceled', updated_at = $1
+             WHERE idem_key = $2 AND status IN ('processing', 'requires_action')",
+        )
+        .bind(now)
+        .bind(&charge.key)
+        .execute(&self.inner.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn refund_inner(
+        &self,
+        key: &str,
+        refund_key: &str,
+        amount_minor: i64,
+    ) -> Result<(), SimError> {
+        let mut tx = self.inner.pool.begin().await.map_err(unavailable)?;
+        let seen: Option<String> =
+            sqlx::query_scalar("SELECT idem_key FROM sim_refunds WHERE idem_key = $1")
+                .bind(refund_key)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+        if seen.is_some() {
+            return Ok(());
+        }
+        let now = self.inner.clock.now_ms();
+        let done = sqlx::query(
+            "UPDATE sim_payments SET refunded = refunded + $1, updated_at = $2
+             WHERE idem_key = $3 AND status IN ('succeeded', 'captured') AND refunded + $1 <= amount",
+        )
+        .bind(amount_minor)
+        .bind(now)
+        .bind(key)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?
+        .rows_affected();
+        if done == 0 {
+            return Err(SimError::Rejected(
+                "payment is not refundable for that amount".into(),
+            ));
+        }
+        sqlx::query("INSERT INTO sim_refunds (idem_key, payment_id, amount, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(refund_key)
+            .bind(key)
+            .bind(amount_minor)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)
+    }
+}
+
+fn unavailable(err: sqlx::Error) -> SimError {
+    SimError::Unavailable(err.to_string())
+}
 
 pub fn router(sim: &Simulator) -> Router<Simulator> {
     Router::new()

@@ -1,7 +1,9 @@
 //! The simulator's Razorpay endpoints: the subset of Razorpay's API the Razorpay adapter
 //! uses — orders (found again by receipt), S2S payment creation for UPI collect and intent,
 //! wallets and cards, fetch, capture, refunds with `X-Refund-Idempotency` — with Razorpay's
-//! paths, JSON shapes, statuses and error shapes. Served under `/sim/razorpay`.
+//! paths, JSON shapes, statuses and error shapes. Served under `/sim/razorpay`. Over 400
+//! lines: orders and payments share their rendering and moves (refunds are in
+//! `razorpay_refunds.rs`).
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};

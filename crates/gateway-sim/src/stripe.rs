@@ -4,7 +4,8 @@
 //! change queues the event Stripe would send, carrying the object as it stood then.
 //! Served under `/sim/stripe` (and at the root of `till gateway-sim`, where the Node SDK
 //! looks for it); refunds live in `stripe_refunds.rs`, the objects' rendering in
-//! `stripe_objects.rs`, what all endpoints share in `stripe_api.rs`.
+//! `stripe_objects.rs`, what all endpoints share in `stripe_api.rs`. Over 400 lines: the
+//! PaymentIntent's moves (create, confirm, capture, cancel) read best side by side.
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
