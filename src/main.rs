@@ -66,7 +66,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench(args) => till::bench::run(args).await?,
         Command::GatewaySim(args) => till_gateway_sim::server::run(args).await?,
         Command::Reconcile(mut cfg) => {
-            // The in-process simulator's gateway endpoints need a listener; no workers run.
+            // The embedded simulator's endpoints need a listener; no workers run.
             cfg.listen = "127.0.0.1:0".into();
             let running = till::start(&cfg, Clock::default(), Workers::Manual).await?;
             let findings = till::checkout::reconcile::reconcile(

@@ -246,7 +246,7 @@ fn pick(
 }
 
 /// Comma-separated secrets (several while one is being rotated), or one random secret the
-/// in-process simulator and the adapter share.
+/// embedded simulator and the adapter share.
 fn secrets(configured: &Option<String>, prefix: &str) -> Vec<String> {
     let listed: Vec<String> = configured
         .iter()

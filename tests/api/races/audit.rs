@@ -1,5 +1,5 @@
 //! The books after a batch of races: what the gateways hold (their own records, read from
-//! `till gateway-sim` over HTTP and from the in-process simulator's tables) against what
+//! `till gateway-sim` over HTTP and from the embedded simulator through its handle) against what
 //! Till says of each order, then Till's invariants and reconciliation. Every disagreement is
 //! a violation, counted by kind and printed with the order it concerns.
 
