@@ -60,7 +60,8 @@ pub struct Config {
     /// The gateway that takes wallet payments: `sim` or `razorpay` (unset: as for cards).
     #[arg(long, env = "TILL_WALLET_GATEWAY")]
     pub wallet_gateway: Option<String>,
-    /// Razorpay's API base URL (`https://api.razorpay.com`); unset: the in-process simulator.
+    /// Razorpay's API base URL (`https://api.razorpay.com`); unset: the embedded simulator
+    /// (`/sim/razorpay` at Till's own address).
     #[arg(long, env = "TILL_GATEWAY_RAZORPAY_URL")]
     pub razorpay_url: Option<String>,
     /// Razorpay key id; required with `TILL_GATEWAY_RAZORPAY_URL`.
@@ -74,14 +75,15 @@ pub struct Config {
     #[arg(long, env = "TILL_RAZORPAY_WEBHOOK_SECRET", hide_env_values = true)]
     pub razorpay_webhook_secret: Option<String>,
     /// The simulator's own protocol at a gateway elsewhere (`http://HOST:PORT/sim/till` of a
-    /// `till gateway-sim`); unset: the simulator inside Till. Needs `TILL_SIM_API_KEY` and
+    /// `till gateway-sim`); unset: the embedded simulator. Needs `TILL_SIM_API_KEY` and
     /// `TILL_SIM_WEBHOOK_SECRET` (the same on both sides).
     #[arg(long, env = "TILL_GATEWAY_SIM_URL")]
     pub sim_url: Option<String>,
     /// The key the simulator's own-protocol API accepts (random when unset).
     #[arg(long, env = "TILL_SIM_API_KEY", hide_env_values = true)]
     pub sim_api_key: Option<String>,
-    /// Stripe's API base URL (`https://api.stripe.com`); unset: the in-process simulator.
+    /// Stripe's API base URL (`https://api.stripe.com`); unset: the embedded simulator
+    /// (`/sim/stripe` at Till's own address).
     #[arg(long, env = "TILL_GATEWAY_STRIPE_URL")]
     pub stripe_url: Option<String>,
     /// Stripe secret key; required with `TILL_GATEWAY_STRIPE_URL`.

@@ -53,12 +53,12 @@ pub enum Workers {
 /// Opens the database, binds the listener and starts serving (and the workers).
 pub async fn start(cfg: &Config, clock: Clock, workers: Workers) -> anyhow::Result<Running> {
     tls::check()?;
-    let state = AppState::open(cfg, clock).await?;
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
         .await
         .with_context(|| format!("bind {}", cfg.listen))?;
     let addr = listener.local_addr()?;
-    state.sim.set_till_url(format!("http://{addr}"));
+    // Bound first: the embedded simulator is reached at this address, like a gateway.
+    let state = AppState::open(cfg, clock, &format!("http://{addr}")).await?;
     let app = http::app(state.clone());
     let limits = http::serve::Limits {
         read_timeout: state.read_timeout,

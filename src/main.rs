@@ -26,7 +26,7 @@ enum Command {
     /// keeps, capture paid orders' missing captures; prints what it found and did.
     Reconcile(Config),
     /// Run the gateway simulator as a server of its own (Stripe and Razorpay protocols).
-    GatewaySim(till::payments::sim::server::GatewaySimArgs),
+    GatewaySim(till_gateway_sim::server::GatewaySimArgs),
     /// Load a running Till (or one it starts) and report throughput and latency.
     Bench(till::bench::BenchArgs),
 }
@@ -64,9 +64,9 @@ async fn main() -> anyhow::Result<()> {
             println!("migrations applied");
         }
         Command::Bench(args) => till::bench::run(args).await?,
-        Command::GatewaySim(args) => till::payments::sim::server::run(args).await?,
+        Command::GatewaySim(args) => till_gateway_sim::server::run(args).await?,
         Command::Reconcile(mut cfg) => {
-            // The in-process simulator's gateway endpoints need a listener; no workers run.
+            // The embedded simulator's endpoints need a listener; no workers run.
             cfg.listen = "127.0.0.1:0".into();
             let running = till::start(&cfg, Clock::default(), Workers::Manual).await?;
             let findings = till::checkout::reconcile::reconcile(

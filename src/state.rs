@@ -1,6 +1,8 @@
 //! The application state every handler and worker shares, built once by `AppState::open`.
+//! Over 400 lines: which adapter is pointed where, with which keys, and the simulator Till
+//! embeds, are one decision, read in one place.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
 use anyhow::Context;
@@ -13,12 +15,11 @@ use crate::ids::{random_token, sha256_hex};
 use crate::metrics::Metrics;
 use crate::money::Currency;
 use crate::payments::gateway::Gateway;
-use crate::payments::razorpay::{Base as RazorpayBase, Razorpay};
-use crate::payments::sim::faults::FaultSpec;
-use crate::payments::sim::remote::SimRemote;
-use crate::payments::sim::{SimConfig, Simulator};
-use crate::payments::stripe::{Base as StripeBase, Stripe};
+use crate::payments::razorpay::Razorpay;
+use crate::payments::simulated::Simulated;
+use crate::payments::stripe::Stripe;
 use crate::payments::Method;
+use till_gateway_sim::{FaultSpec, SimConfig, Simulator};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -35,7 +36,14 @@ pub struct AppState {
     pub gateways: Arc<HashMap<&'static str, Arc<dyn Gateway>>>,
     /// Which gateway takes which payment method (`TILL_*_GATEWAY`).
     pub routes: MethodGateways,
-    pub sim: Simulator,
+    /// The gateways whose adapters are pointed at the simulator this Till embeds (no URL
+    /// configured for them): not probed, and the reason its routes are served.
+    pub embedded: Arc<BTreeSet<&'static str>>,
+    /// The embedded simulator (the `till_gateway_sim` crate), present while some payment
+    /// method goes to it: its router is mounted on Till's server, its tables sit in Till's
+    /// database, and the workers run its webhook sender. Till's adapters reach it only over
+    /// HTTP.
+    pub sim: Option<Simulator>,
     pub metrics: Arc<Metrics>,
     /// Requests a second per credential (`TILL_RATE_LIMIT_PER_SEC`); 0 is off. The HTTP
     /// edge keeps the buckets.
@@ -51,8 +59,9 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Connects, migrates, settles the API key and builds the gateways.
-    pub async fn open(cfg: &Config, clock: Clock) -> anyhow::Result<AppState> {
+    /// Connects, migrates, settles the API key and builds the gateways; `self_url` is where
+    /// this Till serves (its listener is bound), so the embedded simulator is reached there.
+    pub async fn open(cfg: &Config, clock: Clock, self_url: &str) -> anyhow::Result<AppState> {
         let currency = Currency::parse(&cfg.currency).with_context(|| {
             format!(
                 "TILL_CURRENCY {:?} is not a supported currency",
@@ -67,7 +76,7 @@ impl AppState {
         let db = Db::connect(&cfg.database_url, cfg.db_max_connections).await?;
         db.migrate().await?;
         let api_key_hash = settle_api_key(&db, cfg.api_key.as_deref()).await?;
-        let (sim, gateways) = build_gateways(cfg, &db, &clock)?;
+        let (embedded_sim, mut gateways, embedded) = build_gateways(cfg, self_url)?;
         let real_gateway = cfg.stripe_url.is_some() || cfg.razorpay_url.is_some();
         let route = |variable: &str, wanted: &Option<String>, allowed: &[&str]| {
             pick(&gateways, variable, wanted, allowed, real_gateway)
@@ -85,6 +94,18 @@ impl AppState {
                 &["sim", "razorpay"],
             )?,
         };
+        let in_use = [Method::Card, Method::Upi, Method::Wallet]
+            .into_iter()
+            .filter_map(|m| routes.of(m))
+            .any(|name| embedded.contains(name));
+        let sim = match in_use {
+            true => Some(embed_simulator(&db, &clock, embedded_sim, self_url).await?),
+            // Nothing to reach there: reconciliation and recovery see only real gateways.
+            false => {
+                gateways.retain(|name, _| !embedded.contains(name));
+                None
+            }
+        };
         Ok(AppState {
             db,
             clock,
@@ -96,6 +117,7 @@ impl AppState {
             api_key_hash: Arc::new(api_key_hash),
             gateways: Arc::new(gateways),
             routes,
+            embedded: Arc::new(embedded),
             sim,
             metrics: Arc::new(Metrics::default()),
             rate_limit_per_sec: cfg.rate_limit_per_sec,
@@ -117,7 +139,7 @@ impl AppState {
         names.sort();
         for name in names {
             let gateway = &self.gateways[name];
-            if !gateway.remote() {
+            if self.embedded.contains(name) {
                 continue;
             }
             let health = match gateway.probe().await {
@@ -159,15 +181,6 @@ impl AppState {
                 MethodGateways::variable(method)
             ))),
         }
-    }
-
-    /// Whether some payment method is taken by the simulator, in its own protocol or
-    /// through its Stripe or Razorpay endpoints: only then are its routes served.
-    pub fn simulator_in_use(&self) -> bool {
-        [Method::Card, Method::Upi, Method::Wallet]
-            .into_iter()
-            .filter_map(|m| self.routes.of(m))
-            .any(|name| self.gateways.get(name).is_some_and(|g| !g.remote()))
     }
 
     pub fn now_ms(&self) -> i64 {
@@ -233,7 +246,7 @@ fn pick(
 }
 
 /// Comma-separated secrets (several while one is being rotated), or one random secret the
-/// in-process simulator and the adapter share.
+/// embedded simulator and the adapter share.
 fn secrets(configured: &Option<String>, prefix: &str) -> Vec<String> {
     let listed: Vec<String> = configured
         .iter()
@@ -252,10 +265,13 @@ fn secrets(configured: &Option<String>, prefix: &str) -> Vec<String> {
 /// Every gateway by name.
 type Gateways = HashMap<&'static str, Arc<dyn Gateway>>;
 
-/// The simulator (always there: the default gateway) and the adapters, by name. An adapter
-/// talks to the simulator's endpoints for its protocol unless its URL is configured, in
-/// which case its keys must be configured too.
-fn build_gateways(cfg: &Config, db: &Db, clock: &Clock) -> anyhow::Result<(Simulator, Gateways)> {
+/// The embedded simulator's settings, and the gateways (by name) pointed at it.
+type Built = (SimConfig, Gateways, BTreeSet<&'static str>);
+
+/// The adapters, by name, and the settings of the simulator Till embeds. An adapter talks
+/// to the embedded simulator's endpoints for its protocol (at `self_url`) unless its URL is
+/// configured, in which case its keys must be configured too.
+fn build_gateways(cfg: &Config, self_url: &str) -> anyhow::Result<Built> {
     let stripe_key = cfg
         .stripe_secret_key
         .clone()
@@ -292,31 +308,32 @@ fn build_gateways(cfg: &Config, db: &Db, clock: &Clock) -> anyhow::Result<(Simul
         .sim_webhook_secret
         .clone()
         .unwrap_or_else(|| random_token(32));
-    let sim = Simulator::new(
-        db.clone(),
-        clock.clone(),
-        SimConfig {
-            delay_ms: cfg.sim_delay_ms,
-            webhook_secret: sim_webhook_secret.clone(),
-            api_key: cfg.sim_api_key.clone().unwrap_or_else(|| random_token(32)),
-            stripe_secret_key: sim_stripe_key,
-            stripe_webhook_secret: sim_stripe_whsec,
-            razorpay_key_id: sim_rzp_key_id,
-            razorpay_key_secret: sim_rzp_secret,
-            razorpay_webhook_secret: sim_rzp_whsec,
-            faults: FaultSpec::parse(cfg.sim_faults.as_deref().unwrap_or_default())
-                .map_err(|e| anyhow::anyhow!("TILL_SIM_FAULTS: {e}"))?,
-        },
-    );
+    let sim_api_key = cfg.sim_api_key.clone().unwrap_or_else(|| random_token(32));
+    let sim_cfg = SimConfig {
+        delay_ms: cfg.sim_delay_ms,
+        webhook_secret: sim_webhook_secret.clone(),
+        api_key: sim_api_key.clone(),
+        stripe_secret_key: sim_stripe_key,
+        stripe_webhook_secret: sim_stripe_whsec,
+        razorpay_key_id: sim_rzp_key_id,
+        razorpay_key_secret: sim_rzp_secret,
+        razorpay_webhook_secret: sim_rzp_whsec,
+        faults: FaultSpec::parse(cfg.sim_faults.as_deref().unwrap_or_default())
+            .map_err(|e| anyhow::anyhow!("TILL_SIM_FAULTS: {e}"))?,
+    };
+    let mut embedded = BTreeSet::new();
     let stripe_base = match &cfg.stripe_url {
         Some(url) => {
             anyhow::ensure!(
                 cfg.stripe_secret_key.is_some() && cfg.stripe_webhook_secret.is_some(),
                 "TILL_GATEWAY_STRIPE_URL needs TILL_STRIPE_SECRET_KEY and TILL_STRIPE_WEBHOOK_SECRET"
             );
-            StripeBase::Url(url.clone())
+            url.clone()
         }
-        None => StripeBase::Simulator(sim.clone()),
+        None => {
+            embedded.insert("stripe");
+            format!("{self_url}/sim/stripe")
+        }
     };
     let rzp_base = match &cfg.razorpay_url {
         Some(url) => {
@@ -324,9 +341,26 @@ fn build_gateways(cfg: &Config, db: &Db, clock: &Clock) -> anyhow::Result<(Simul
                 cfg.razorpay_key_id.is_some() && cfg.razorpay_key_secret.is_some() && cfg.razorpay_webhook_secret.is_some(),
                 "TILL_GATEWAY_RAZORPAY_URL needs TILL_RAZORPAY_KEY_ID, TILL_RAZORPAY_KEY_SECRET and TILL_RAZORPAY_WEBHOOK_SECRET"
             );
-            RazorpayBase::Url(url.clone())
+            url.clone()
         }
-        None => RazorpayBase::Simulator(sim.clone()),
+        None => {
+            embedded.insert("razorpay");
+            format!("{self_url}/sim/razorpay")
+        }
+    };
+    // The simulator's own protocol: the embedded one, or a gateway elsewhere by its URL.
+    let sim_base = match &cfg.sim_url {
+        Some(url) => {
+            anyhow::ensure!(
+                cfg.sim_api_key.is_some() && cfg.sim_webhook_secret.is_some(),
+                "TILL_GATEWAY_SIM_URL needs TILL_SIM_API_KEY and TILL_SIM_WEBHOOK_SECRET"
+            );
+            url.clone()
+        }
+        None => {
+            embedded.insert("sim");
+            format!("{self_url}/sim/till")
+        }
     };
     let return_url = cfg
         .stripe_return_url
@@ -334,26 +368,31 @@ fn build_gateways(cfg: &Config, db: &Db, clock: &Clock) -> anyhow::Result<(Simul
         .unwrap_or_else(|| format!("http://{}/", cfg.listen));
     let stripe = Stripe::new(stripe_base, stripe_key, stripe_whsec, return_url);
     let razorpay = Razorpay::new(rzp_base, rzp_key_id, rzp_secret, rzp_whsec);
-    let mut gateways: HashMap<&'static str, Arc<dyn Gateway>> = HashMap::new();
-    // The simulator's own protocol: inside Till, or at a gateway elsewhere by its URL.
-    let own: Arc<dyn Gateway> = match &cfg.sim_url {
-        Some(url) => {
-            anyhow::ensure!(
-                cfg.sim_api_key.is_some() && cfg.sim_webhook_secret.is_some(),
-                "TILL_GATEWAY_SIM_URL needs TILL_SIM_API_KEY and TILL_SIM_WEBHOOK_SECRET"
-            );
-            Arc::new(SimRemote::new(
-                url.clone(),
-                cfg.sim_api_key.clone().unwrap_or_default(),
-                sim_webhook_secret,
-            ))
-        }
-        None => Arc::new(sim.clone()),
-    };
-    gateways.insert(sim.name(), own);
+    let own = Simulated::new(sim_base, sim_api_key, sim_webhook_secret);
+    let mut gateways: Gateways = HashMap::new();
+    gateways.insert(own.name(), Arc::new(own));
     gateways.insert(stripe.name(), Arc::new(stripe));
     gateways.insert(razorpay.name(), Arc::new(razorpay));
-    Ok((sim, gateways))
+    Ok((sim_cfg, gateways, embedded))
+}
+
+/// The simulator Till embeds: its tables in Till's database (by its own migrations), its
+/// clock Till's (tests move it), its webhooks to Till's own address.
+async fn embed_simulator(
+    db: &Db,
+    clock: &Clock,
+    cfg: SimConfig,
+    self_url: &str,
+) -> anyhow::Result<Simulator> {
+    till_gateway_sim::migrate(&db.pool).await?;
+    let clock = clock.clone();
+    let sim = Simulator::new(
+        db.pool.clone(),
+        till_gateway_sim::Clock::from_fn(move || clock.now_ms()),
+        cfg,
+    );
+    sim.set_till_url(self_url.to_string());
+    Ok(sim)
 }
 
 /// With `TILL_API_KEY` set, that key is the one. Without it, the key generated on first

@@ -6,6 +6,10 @@
 //! saga) · `http` · `bench` and the binary. Two standing exceptions: a capability's HTTP
 //! edge (`routes.rs`, `seed.rs`, `webhooks.rs`) uses `http`'s extractors and errors; and
 //! `state` (the `AppState` context built at start) is handed down to every layer.
+//!
+//! The gateway simulator (`crates/gateway-sim`) is outside these layers: only the embedding
+//! (`state.rs`, which builds it, and `main.rs`, which serves `till gateway-sim`) names it,
+//! and it never names Till.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -104,6 +108,58 @@ fn no_module_imports_one_above_it_or_beside_it() {
         "imports against the layering:\n{}",
         broken.join("\n")
     );
+}
+
+/// The files of `src/` allowed to name the simulator's crate: where it is embedded.
+const EMBEDDING: &[&str] = &["state.rs", "main.rs"];
+
+#[test]
+fn only_the_embedding_names_the_simulator_and_the_simulator_never_names_till() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    let naming: Vec<String> = files
+        .iter()
+        .filter(|f| code_mentions(&std::fs::read_to_string(f).unwrap(), "till_gateway_sim"))
+        .map(|f| {
+            f.strip_prefix(root.join("src"))
+                .unwrap()
+                .display()
+                .to_string()
+        })
+        .filter(|f| !EMBEDDING.contains(&f.as_str()))
+        .collect();
+    assert!(naming.is_empty(), "outside the embedding: {naming:?}");
+
+    let sim = root.join("crates/gateway-sim");
+    let mut files = Vec::new();
+    rust_files(&sim.join("src"), &mut files);
+    assert!(
+        files.len() > 5,
+        "found only {} simulator files",
+        files.len()
+    );
+    let naming: Vec<String> = files
+        .iter()
+        .filter(|f| code_mentions(&std::fs::read_to_string(f).unwrap(), "till::"))
+        .map(|f| f.display().to_string())
+        .collect();
+    assert!(naming.is_empty(), "the simulator names Till in {naming:?}");
+    let manifest = std::fs::read_to_string(sim.join("Cargo.toml")).unwrap();
+    assert!(
+        !manifest
+            .lines()
+            .any(|l| l.trim_start().starts_with("till ") || l.trim_start().starts_with("till=")),
+        "the simulator depends on Till"
+    );
+}
+
+/// Whether `needle` occurs in `source` outside comment lines.
+fn code_mentions(source: &str, needle: &str) -> bool {
+    source
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .any(|l| l.contains(needle))
 }
 
 #[test]

@@ -25,11 +25,12 @@ pub async fn run_once(state: &AppState) -> Result<usize> {
     let mut handled = expire_due(state).await?;
     handled += recover_payments(state).await?;
     handled += retry_refunds(state).await?;
-    handled += state
-        .sim
-        .deliver_due()
-        .await
-        .map_err(crate::error::Error::Internal)?;
+    if let Some(sim) = &state.sim {
+        handled += sim
+            .deliver_due()
+            .await
+            .map_err(crate::error::Error::Internal)?;
+    }
     handled += notify::relay_once(state).await?;
     idempotency::purge_expired(state).await?;
     Ok(handled)

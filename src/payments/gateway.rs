@@ -108,12 +108,6 @@ pub trait Gateway: Send + Sync {
         charge: &'a Charge,
     ) -> BoxFuture<'a, Result<GatewayPayment, GatewayError>>;
 
-    /// Whether this is a gateway elsewhere (a configured URL), not the built-in simulator or
-    /// the simulator's endpoints for this protocol.
-    fn remote(&self) -> bool {
-        false
-    }
-
     /// A cheap authenticated call: does the gateway answer, and accept Till's keys?
     fn probe(&self) -> BoxFuture<'_, Result<(), GatewayError>> {
         Box::pin(async { Ok(()) })

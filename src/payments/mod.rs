@@ -7,7 +7,7 @@ pub mod gateway;
 pub mod razorpay;
 pub mod retry;
 pub mod signature;
-pub mod sim;
+pub mod simulated;
 pub mod store;
 pub mod stripe;
 

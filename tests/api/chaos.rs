@@ -155,6 +155,8 @@ async fn chaos_checkouts_then_reconcile(b: Backend) {
         again.render()
     );
 
+    // The gateway's books are read from its tables (the embedded simulator keeps them in
+    // Till's database), not over its API: that API is under the very faults injected here.
     // No double charge: at most one capture kept per order.
     let double = count(&app, "SELECT COUNT(*) FROM (SELECT p.order_id FROM payments p JOIN sim_payments s ON s.id = p.gateway_ref
         WHERE s.status IN ('succeeded', 'captured') AND s.refunded < s.amount GROUP BY p.order_id HAVING COUNT(*) > 1) d").await;
@@ -189,7 +191,7 @@ async fn chaos_checkouts_then_reconcile(b: Backend) {
         .load(Ordering::Relaxed);
     println!(
         "chaos on {b:?}: {checkouts} checkouts in {load_secs:.1}s, settled {settle_secs:.1}s later; faults: {}; orders: {confirmed} confirmed, {cancelled} cancelled, {expired} expired; {relocked} late payments re-locked, {late_refunds} automatic refunds; reconcile: {} checked, {} repaired; 0 double charges, 0 orphan captures",
-        app.state().sim.fault_counts().summary(),
+        app.sim().fault_counts().summary(),
         findings.checked,
         findings.repaired,
     );

@@ -266,6 +266,7 @@ async fn crash_loop_loses_nothing(b: Backend) {
         report.render()
     );
     // The gateway's side agrees: every capture is kept by a paid order or refunded in full.
+    // (Read from the tables the killed process's embedded simulator kept in its database.)
     let orphan_captures = count(
         &checker,
         "SELECT COUNT(*) FROM sim_payments s JOIN payments p ON p.id = s.idem_key

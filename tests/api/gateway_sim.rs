@@ -47,12 +47,12 @@ pub struct GatewaySim {
 }
 
 /// A simulated gateway's Stripe and Razorpay books, read over HTTP with this helper's keys:
-/// at a `till gateway-sim` process, or at Till's own address for the in-process simulator.
+/// at a `till gateway-sim` process, or at Till's own address for the embedded simulator.
 pub struct Ledger {
     url: String,
     http: reqwest::Client,
-    /// The simulator's own protocol is read over HTTP too (a `till gateway-sim`); inside
-    /// Till its records are read from Till's database instead.
+    /// The simulator's own protocol is read over HTTP too (a `till gateway-sim`); the
+    /// embedded one's through its handle (`Simulator::own_payments`).
     own_protocol: bool,
 }
 
@@ -82,7 +82,7 @@ pub fn use_gateways_at(cfg: &mut Config, base: Option<&str>) {
 
 /// Till with its workers running, cards on Stripe and UPI and wallets on Razorpay, both at a
 /// `till gateway-sim` process started for it; `configure` may change the rest (for instance
-/// send wallets to the in-process simulator).
+/// send wallets to the embedded simulator).
 pub async fn spawn_with_gateway_sim(
     backend: Backend,
     spec: &SimSpec,

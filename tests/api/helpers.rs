@@ -212,6 +212,14 @@ impl TestApp {
         &self.running.as_ref().expect("server is running").state
     }
 
+    /// The simulator this Till embeds (some payment method goes to it).
+    pub fn sim(&self) -> &till_gateway_sim::Simulator {
+        self.state()
+            .sim
+            .as_ref()
+            .expect("a payment method goes to the embedded simulator")
+    }
+
     /// The expiry sweeper's own transaction (expire, release the stock, decide to void what
     /// is in flight) without carrying out its gateway void, so a late answer meets an order
     /// that has already ended.

@@ -1,6 +1,6 @@
 //! Races that decide where money ends up, run many at once in real time against `till
 //! gateway-sim` as a separate process (Stripe cards and 3-D Secure, Razorpay UPI collect and
-//! wallets, with latency) and against the in-process simulator's own protocol: 3-D Secure
+//! wallets, with latency) and against the embedded simulator's own protocol: 3-D Secure
 //! completed around hold expiry, a customer's cancel racing 3-D Secure, UPI and wallets,
 //! payments at expiry, a cancel (and its void) racing a slow create, duplicated and
 //! reordered webhooks. After each batch the gateways' own books are compared with Till's
@@ -289,7 +289,7 @@ async fn cancel_racing_three_d_secure_never_keeps_money(b: Backend) {
         three_d_secure: true,
     };
     let in_process = spawn_in_process(b, race_config(30)).await;
-    let title = "cancel 0-150 ms after 3-D Secure, Stripe, in-process simulator".to_string();
+    let title = "cancel 0-150 ms after 3-D Secure, Stripe, embedded simulator".to_string();
     report.add(batch(in_process, title, move |app, _| cancel_race(app, race)).await);
     let own = spawn_in_process(b, |cfg| {
         race_config(30)(cfg);

@@ -181,14 +181,13 @@ async fn razorpay_late_authorization_is_not_captured(b: Backend) {
     let id = app.new_order("TEE-1", 1).await;
     let (_, payment) = app.pay(&id, "upi", "success@razorpay").await;
     app.expire_without_voiding(&id).await;
-    let state = app.state();
     let buyer = app.new_order("TEE-1", 1).await;
     assert_eq!(
         app.pay(&buyer, "card", "pm_card_visa").await.1["status"],
         "succeeded"
     );
     app.clock.advance_ms(1_000);
-    state.sim.deliver_due().await.unwrap();
+    app.sim().deliver_due().await.unwrap();
     let order = app.order(&id).await;
     assert_eq!(
         (
@@ -300,7 +299,7 @@ async fn razorpay_a_cancelled_order_never_keeps_a_late_authorization(b: Backend)
     let (_, payment) = app.pay(&id, "upi", "success@razorpay").await;
     app.cancel_without_voiding(&id).await;
     app.clock.advance_ms(1_000);
-    app.state().sim.deliver_due().await.unwrap();
+    app.sim().deliver_due().await.unwrap();
     // Then the void, as recovery carries it out.
     app.clock.advance_ms(120_000);
     app.run_workers().await;
@@ -380,17 +379,17 @@ async fn razorpay_calls_repeat_without_a_second_payment(b: Backend) {
     let first = gateway.create(&charge).await.unwrap();
     let second = gateway.create(&charge).await.unwrap();
     assert_eq!(first.gateway_ref, second.gateway_ref);
+    // The gateway's books: one order, one payment.
+    let listed = |what: &str| {
+        let url = format!("{}/sim/razorpay/v1/{what}", app.url);
+        app.send(app.http.get(url).basic_auth(KEY_ID, Some(KEY_SECRET)))
+    };
+    let (orders, payments) = (listed("orders").await.1, listed("payments").await.1);
+    assert_eq!(
+        (orders["count"].as_i64(), payments["count"].as_i64()),
+        (Some(1), Some(1))
+    );
     let pool = &app.state().db.pool;
-    let orders: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sim_rzp_orders")
-        .fetch_one(pool)
-        .await
-        .unwrap();
-    let payments: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM sim_payments WHERE protocol = 'razorpay'")
-            .fetch_one(pool)
-            .await
-            .unwrap();
-    assert_eq!((orders, payments), (1, 1));
     // A refund repeated with its idempotency key refunds once.
     let ok = sqlx::query("UPDATE sim_payments SET status = 'captured' WHERE protocol = 'razorpay'")
         .execute(pool)
@@ -399,11 +398,10 @@ async fn razorpay_calls_repeat_without_a_second_payment(b: Backend) {
     assert_eq!(ok.rows_affected(), 1);
     gateway.refund(&charge, "re_once", 100).await.unwrap();
     gateway.refund(&charge, "re_once", 100).await.unwrap();
-    let refunded: i64 =
-        sqlx::query_scalar("SELECT refunded FROM sim_payments WHERE protocol = 'razorpay'")
-            .fetch_one(pool)
-            .await
-            .unwrap();
-    assert_eq!(refunded, 100);
+    let url = format!("{}/sim/razorpay/v1/payments/{}", app.url, first.gateway_ref);
+    let (_, payment) = app
+        .send(app.http.get(url).basic_auth(KEY_ID, Some(KEY_SECRET)))
+        .await;
+    assert_eq!(payment["amount_refunded"], 100, "{payment}");
     app.finish().await;
 }

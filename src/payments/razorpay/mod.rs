@@ -20,7 +20,6 @@ use super::gateway::{
 };
 use super::retry::{self, Answer};
 use super::signature::{hmac_hex, verify_hmac_hex};
-use super::sim::Simulator;
 use super::Method;
 use crate::ids::sha256_hex;
 use wire::{Collection, Created, Event, Order, Payment, NOTES_KEY};
@@ -30,14 +29,9 @@ use wire::{Collection, Created, Event, Order, Payment, NOTES_KEY};
 pub const UPI_INTENT_SOURCE: &str = "upi_intent";
 
 #[derive(Clone)]
-pub enum Base {
-    Url(String),
-    Simulator(Simulator),
-}
-
-#[derive(Clone)]
 pub struct Razorpay {
-    base: Base,
+    /// The API's base URL (`https://api.razorpay.com`, or a simulator's `…/sim/razorpay`).
+    base: String,
     key_id: String,
     key_secret: String,
     /// Accepted webhook secrets: more than one while a secret is being rotated.
@@ -67,7 +61,7 @@ pub fn payment_signature(key_secret: &str, order_id: &str, payment_id: &str) -> 
 
 impl Razorpay {
     pub fn new(
-        base: Base,
+        base: String,
         key_id: String,
         key_secret: String,
         webhook_secrets: Vec<String>,
@@ -82,10 +76,7 @@ impl Razorpay {
     }
 
     fn url(&self, path: &str) -> String {
-        match &self.base {
-            Base::Url(base) => format!("{}{path}", base.trim_end_matches('/')),
-            Base::Simulator(sim) => format!("{}{path}", sim.razorpay_url()),
-        }
+        format!("{}{path}", self.base.trim_end_matches('/'))
     }
 
     async fn get(&self, path: &str) -> Result<Answer, GatewayError> {
@@ -314,10 +305,6 @@ impl Gateway for Razorpay {
 
     fn voids(&self) -> bool {
         false
-    }
-
-    fn remote(&self) -> bool {
-        matches!(self.base, Base::Url(_))
     }
 
     fn probe(&self) -> BoxFuture<'_, Result<(), GatewayError>> {

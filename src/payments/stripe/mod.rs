@@ -14,21 +14,13 @@ use super::gateway::{
 };
 use super::retry::{self, Answer};
 use super::signature;
-use super::sim::Simulator;
 use super::Method;
 use wire::{ErrorEnvelope, Event, PaymentIntent, API_VERSION, METADATA_KEY};
 
-/// Where the Stripe API is: a configured base URL (`https://api.stripe.com` in production)
-/// or the in-process simulator's Stripe endpoints.
-#[derive(Clone)]
-pub enum Base {
-    Url(String),
-    Simulator(Simulator),
-}
-
 #[derive(Clone)]
 pub struct Stripe {
-    base: Base,
+    /// The API's base URL (`https://api.stripe.com`, or a simulator's `…/sim/stripe`).
+    base: String,
     secret_key: String,
     /// Accepted webhook signing secrets: more than one while a secret is being rotated.
     webhook_secrets: Vec<String>,
@@ -40,7 +32,7 @@ pub struct Stripe {
 
 impl Stripe {
     pub fn new(
-        base: Base,
+        base: String,
         secret_key: String,
         webhook_secrets: Vec<String>,
         return_url: String,
@@ -55,10 +47,7 @@ impl Stripe {
     }
 
     fn url(&self, path: &str) -> String {
-        match &self.base {
-            Base::Url(base) => format!("{}{path}", base.trim_end_matches('/')),
-            Base::Simulator(sim) => format!("{}{path}", sim.stripe_url()),
-        }
+        format!("{}{path}", self.base.trim_end_matches('/'))
     }
 
     async fn post(
@@ -218,10 +207,6 @@ fn payment_of(intent: &PaymentIntent) -> GatewayPayment {
 impl Gateway for Stripe {
     fn name(&self) -> &'static str {
         "stripe"
-    }
-
-    fn remote(&self) -> bool {
-        matches!(self.base, Base::Url(_))
     }
 
     fn probe(&self) -> BoxFuture<'_, Result<(), GatewayError>> {

@@ -1,5 +1,5 @@
 //! The books after a batch of races: what the gateways hold (their own records, read from
-//! `till gateway-sim` over HTTP and from the in-process simulator's tables) against what
+//! `till gateway-sim` over HTTP and from the embedded simulator through its handle) against what
 //! Till says of each order, then Till's invariants and reconciliation. Every disagreement is
 //! a violation, counted by kind and printed with the order it concerns.
 
@@ -67,8 +67,8 @@ impl Money {
     }
 }
 
-/// Every gateway's records: the Stripe and Razorpay books of `ledger` (a simulator process,
-/// or Till's in-process simulator) and the in-process simulator's own protocol.
+/// Every gateway's records: the Stripe, Razorpay and own-protocol books of `ledger` (a
+/// simulator process), and the own protocol's books of the simulator Till embeds.
 pub async fn books(app: &TestApp, ledger: Option<&Ledger>) -> Vec<Money> {
     let mut all = Vec::new();
     if let Some(sim) = ledger {
@@ -96,34 +96,29 @@ pub async fn books(app: &TestApp, ledger: Option<&Ledger>) -> Vec<Money> {
         }
     }
     if let Some(sim) = ledger {
-        for p in sim.own_payments().await {
-            all.push(Money {
-                gateway: "sim",
-                id: text(&p["id"]),
-                key: p["key"].as_str().map(str::to_string),
-                status: text(&p["status"]),
-                amount: p["amount"].as_i64().unwrap_or(0),
-                refunded: p["refunded"].as_i64().unwrap_or(0),
-                currency: text(&p["currency"]),
-            });
-        }
+        all.extend(sim.own_payments().await.iter().map(own_money));
     }
-    let rows = sqlx::query(
-        "SELECT id, idem_key, status, amount, refunded, currency FROM sim_payments WHERE protocol = 'till'",
-    )
-    .fetch_all(&app.state().db.pool)
-    .await
-    .expect("read the in-process simulator's records");
-    all.extend(rows.iter().map(|r| Money {
-        gateway: "sim",
-        id: r.get("id"),
-        key: Some(r.get("idem_key")),
-        status: r.get("status"),
-        amount: r.get("amount"),
-        refunded: r.get("refunded"),
-        currency: r.get("currency"),
-    }));
+    if let Some(sim) = &app.state().sim {
+        let embedded = sim
+            .own_payments(0)
+            .await
+            .expect("read the embedded simulator's records");
+        all.extend(embedded.iter().map(own_money));
+    }
     all
+}
+
+/// A payment of the simulator's own protocol, as its API and `own_payments` show it.
+fn own_money(p: &Value) -> Money {
+    Money {
+        gateway: "sim",
+        id: text(&p["id"]),
+        key: p["key"].as_str().map(str::to_string),
+        status: text(&p["status"]),
+        amount: p["amount"].as_i64().unwrap_or(0),
+        refunded: p["refunded"].as_i64().unwrap_or(0),
+        currency: text(&p["currency"]),
+    }
 }
 
 fn text(v: &Value) -> String {
@@ -462,13 +457,15 @@ async fn till_snapshot(app: &TestApp) -> (i64, String) {
     let open: i64 = sqlx::query_scalar(
         "SELECT (SELECT COUNT(*) FROM orders WHERE status = 'pending')
               + (SELECT COUNT(*) FROM payments WHERE status IN ('processing', 'requires_action', 'authorized'))
-              + (SELECT COUNT(*) FROM refunds WHERE status = 'pending')
-              + (SELECT COUNT(*) FROM sim_events WHERE delivered_at IS NULL AND deliver_at <= $1)",
+              + (SELECT COUNT(*) FROM refunds WHERE status = 'pending')",
     )
-    .bind(app.state().now_ms())
     .fetch_one(pool)
     .await
     .expect("count open rows");
+    let owed = match &app.state().sim {
+        Some(sim) => sim.due_webhooks().await.expect("count due webhooks"),
+        None => 0,
+    };
     let states: Vec<String> = sqlx::query_scalar(
         "SELECT id || ':' || status FROM orders UNION ALL SELECT id || ':' || status FROM payments
          UNION ALL SELECT id || ':' || status FROM refunds ORDER BY 1",
@@ -476,5 +473,5 @@ async fn till_snapshot(app: &TestApp) -> (i64, String) {
     .fetch_all(pool)
     .await
     .expect("read states");
-    (open, states.join(","))
+    (open + owed, states.join(","))
 }

@@ -24,7 +24,11 @@ both!(
 /// A slow create overtaken by its void (the customer cancelled meanwhile): the gateway must
 /// not take money on the create that arrives after the void.
 async fn a_void_that_beats_the_create_leaves_no_money(b: Backend) {
-    let (app, sim) = spawn_with_gateway_sim(b, &SimSpec::latency(0), |_| {}).await;
+    // Wallets on the embedded simulator, so its own protocol is served too ("sim" below).
+    let (app, sim) = spawn_with_gateway_sim(b, &SimSpec::latency(0), |cfg| {
+        cfg.wallet_gateway = Some("sim".into());
+    })
+    .await;
     let mut figures = Figures::new(format!("void before create, every gateway, on {b:?}"));
     for (gateway, method, source) in [
         ("sim", Method::Card, "pm_card_visa"),
@@ -76,7 +80,7 @@ async fn a_void_that_beats_the_create_leaves_no_money(b: Backend) {
     report.assert_clean();
 }
 
-/// The victims: a Stripe 3-D Secure payment, a Razorpay UPI intent and an in-process wallet
+/// The victims: a Stripe 3-D Secure payment, a Razorpay UPI intent and an embedded-simulator wallet
 /// payment, all waiting for the customer.
 struct Victims {
     orders: Vec<String>,
@@ -153,7 +157,7 @@ async fn signed_events_for_another_payment_change_nothing(b: Backend) {
     let (app, sim) = spawn_with_gateway_sim(b, &SimSpec::latency(0), |cfg| {
         cfg.wallet_gateway = Some("sim".into());
         cfg.sim_webhook_secret = Some(SIM_WEBHOOK_SECRET.into());
-        // The in-process wallet stays with the customer for the whole test.
+        // The embedded simulator's wallet stays with the customer for the whole test.
         cfg.sim_delay_ms = 600_000;
         cfg.hold_ttl_secs = 600;
     })

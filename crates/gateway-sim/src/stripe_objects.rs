@@ -6,8 +6,7 @@ use serde_json::{json, Value};
 use sqlx::{AnyConnection, Row};
 
 use super::Simulator;
-use crate::ids::sha256_hex;
-use crate::payments::signature::hmac_hex;
+use crate::support::{hmac_hex, sha256_hex};
 
 pub(super) const INTENT_COLUMNS: &str =
     "id, amount, amount_captured, currency, status, failure_code, capture_manual,
@@ -99,7 +98,7 @@ pub(super) async fn load(
 
 /// A PaymentIntent as Stripe renders it now, for the webhook sender.
 pub(super) async fn intent(sim: &Simulator, id: &str) -> Result<Option<Value>, sqlx::Error> {
-    let mut conn = sim.inner.db.pool.acquire().await?;
+    let mut conn = sim.inner.pool.acquire().await?;
     Ok(load(&mut conn, id).await?.map(|pi| render(sim, &pi, false)))
 }
 

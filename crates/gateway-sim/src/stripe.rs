@@ -4,7 +4,8 @@
 //! change queues the event Stripe would send, carrying the object as it stood then.
 //! Served under `/sim/stripe` (and at the root of `till gateway-sim`, where the Node SDK
 //! looks for it); refunds live in `stripe_refunds.rs`, the objects' rendering in
-//! `stripe_objects.rs`, what all endpoints share in `stripe_api.rs`.
+//! `stripe_objects.rs`, what all endpoints share in `stripe_api.rs`. Over 400 lines: the
+//! PaymentIntent's moves (create, confirm, capture, cancel) read best side by side.
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -23,8 +24,8 @@ pub(super) use super::stripe_objects::{
     charge, charge_id_of, intent, intent_id_of, load, render, Intent, INTENT_COLUMNS,
 };
 use super::{plan, stripe_refunds, Plan, Simulator};
-use crate::ids::new_id;
-use crate::payments::Method as PaymentMethod;
+use crate::support::new_id;
+use crate::support::Method as PaymentMethod;
 
 /// The Stripe API, paths relative to its base (`/v1/...`), with Stripe's answers for
 /// unknown paths and methods.

@@ -1,7 +1,9 @@
 //! The simulator's Razorpay endpoints: the subset of Razorpay's API the Razorpay adapter
 //! uses — orders (found again by receipt), S2S payment creation for UPI collect and intent,
 //! wallets and cards, fetch, capture, refunds with `X-Refund-Idempotency` — with Razorpay's
-//! paths, JSON shapes, statuses and error shapes. Served under `/sim/razorpay`.
+//! paths, JSON shapes, statuses and error shapes. Served under `/sim/razorpay`. Over 400
+//! lines: orders and payments share their rendering and moves (refunds are in
+//! `razorpay_refunds.rs`).
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -14,10 +16,8 @@ use serde_json::{json, Value};
 use sqlx::Row;
 
 use super::{plan, queue_event, razorpay_refunds, Plan, Simulator};
-use crate::ids::new_id;
-use crate::payments::razorpay::UPI_INTENT_SOURCE;
-use crate::payments::signature::hmac_hex;
-use crate::payments::Method;
+use crate::support::{constant_time_eq, hmac_hex, new_id, Method};
+use crate::wire::UPI_INTENT_SOURCE;
 
 /// How long a UPI intent waits for the customer's UPI app before it fails.
 const UPI_INTENT_TIMEOUT_MS: i64 = 5 * 60 * 1000;
@@ -119,7 +119,7 @@ pub(super) fn authorized(sim: &Simulator, headers: &HeaderMap) -> bool {
     headers
         .get("authorization")
         .and_then(|h| h.to_str().ok())
-        .is_some_and(|h| crate::ids::constant_time_eq(h.as_bytes(), expected.as_bytes()))
+        .is_some_and(|h| constant_time_eq(h.as_bytes(), expected.as_bytes()))
 }
 
 pub(super) fn unauthorized() -> Response {
@@ -198,7 +198,7 @@ pub(super) async fn payment(sim: &Simulator, id: &str) -> Result<Option<Value>, 
         "{PAYMENT_SELECT} WHERE id = $1 AND protocol = 'razorpay'"
     ))
     .bind(id)
-    .fetch_optional(&sim.inner.db.pool)
+    .fetch_optional(&sim.inner.pool)
     .await?;
     Ok(row.map(|r| payment_json(&r)))
 }
@@ -259,7 +259,7 @@ async fn create_order(State(sim): State<Simulator>, headers: HeaderMap, body: By
     .bind(currency)
     .bind(body["notes"].to_string())
     .bind(sim.inner.clock.now_ms())
-    .execute(&sim.inner.db.pool)
+    .execute(&sim.inner.pool)
     .await;
     match inserted {
         Ok(done) if done.rows_affected() == 1 => {}
@@ -273,7 +273,7 @@ async fn create_order(State(sim): State<Simulator>, headers: HeaderMap, body: By
 async fn order_answer(sim: &Simulator, id: &str) -> Response {
     match sqlx::query(&format!("{ORDER_SELECT} WHERE o.id = $1"))
         .bind(id)
-        .fetch_optional(&sim.inner.db.pool)
+        .fetch_optional(&sim.inner.pool)
         .await
     {
         Ok(Some(row)) => Json(order_json(&row)).into_response(),
@@ -315,7 +315,7 @@ async fn find_orders(
     .bind(q.receipt)
     .bind(count)
     .bind(skip)
-    .fetch_all(&sim.inner.db.pool)
+    .fetch_all(&sim.inner.pool)
     .await;
     match rows {
         Ok(rows) => collection(rows.iter().map(order_json).collect()),
@@ -335,7 +335,7 @@ async fn order_payments(
         "{PAYMENT_SELECT} WHERE order_ref = $1 AND protocol = 'razorpay' ORDER BY created_at, id"
     ))
     .bind(&order_id)
-    .fetch_all(&sim.inner.db.pool)
+    .fetch_all(&sim.inner.pool)
     .await;
     match rows {
         Ok(rows) => collection(rows.iter().map(payment_json).collect()),
@@ -357,7 +357,7 @@ async fn list_payments(
     ))
     .bind(q.bounds().0)
     .bind(q.bounds().1)
-    .fetch_all(&sim.inner.db.pool)
+    .fetch_all(&sim.inner.pool)
     .await;
     match rows {
         Ok(rows) => collection(rows.iter().map(payment_json).collect()),
@@ -378,7 +378,7 @@ async fn create_payment(State(sim): State<Simulator>, headers: HeaderMap, body: 
     let order_id = body["order_id"].as_str().unwrap_or_default().to_string();
     let order = sqlx::query("SELECT amount, currency FROM sim_rzp_orders WHERE id = $1")
         .bind(&order_id)
-        .fetch_optional(&sim.inner.db.pool)
+        .fetch_optional(&sim.inner.pool)
         .await;
     let Ok(Some(order)) = order else {
         return bad_request("The id provided does not exist");
@@ -446,7 +446,7 @@ async fn create_payment(State(sim): State<Simulator>, headers: HeaderMap, body: 
     };
     let id = new_id("pay");
     let result = async {
-        let mut tx = sim.inner.db.pool.begin().await?;
+        let mut tx = sim.inner.pool.begin().await?;
         sqlx::query(
             "INSERT INTO sim_payments (id, idem_key, amount, currency, method, source, status, failure_code, created_at, updated_at,
                protocol, metadata, order_ref)
@@ -546,7 +546,7 @@ async fn advance(
     amount: Option<i64>,
 ) -> Result<bool, sqlx::Error> {
     let now = sim.inner.clock.now_ms();
-    let mut tx = sim.inner.db.pool.begin().await?;
+    let mut tx = sim.inner.pool.begin().await?;
     let moved = sqlx::query(
         "UPDATE sim_payments SET status = $1, updated_at = $2
          WHERE id = $3 AND protocol = 'razorpay' AND status = $4 AND ($5 IS NULL OR amount = $5)",

@@ -1,19 +1,116 @@
-//! The simulator's own protocol reached over HTTP (`TILL_GATEWAY_SIM_URL`, e.g. a `till
-//! gateway-sim` of its own): the same gateway as the simulator inside Till, known only by a
-//! base URL and keys, as Stripe and Razorpay are.
+//! The adapter for the gateway simulator's own protocol (the `sim` gateway): its HTTP API
+//! at `…/sim/till` (create, fetch, list, cancel, refund; a bearer key) and its webhooks
+//! (`Till-Sim-Signature`). Like the Stripe and Razorpay adapters it knows only a base URL and
+//! keys: the simulator Till embeds (`http://{Till's address}/sim/till`) or a `till
+//! gateway-sim` elsewhere (`TILL_GATEWAY_SIM_URL`).
 
 use axum::http::HeaderMap;
 use serde_json::{json, Value};
 
-use super::{check_own_source, outcome_of, parse_own_webhook};
-use crate::payments::gateway::{
-    BoxFuture, Charge, Gateway, GatewayError, GatewayPayment, GatewayRecord, WebhookEvent,
+use super::gateway::{
+    BoxFuture, Charge, Gateway, GatewayError, GatewayPayment, GatewayRecord, Outcome, WebhookEvent,
 };
-use crate::payments::retry::{self, Answer};
-use crate::payments::Method;
+use super::retry::{self, Answer};
+use super::signature::verify;
+use super::{valid_vpa, Method};
+
+/// Header carrying `t=<unix seconds>,v1=<hex HMAC-SHA256 of "{t}.{body}">`.
+pub const SIGNATURE_HEADER: &str = "till-sim-signature";
+
+/// The sources the protocol charges (docs/api.md's table): refused here, before anything is
+/// written, as the simulator would refuse them.
+fn check_own_source(method: Method, source: &str) -> Result<(), String> {
+    let known = match method {
+        Method::Card => matches!(
+            source,
+            "pm_card_visa"
+                | "pm_card_mastercard"
+                | "pm_card_chargeDeclined"
+                | "pm_card_chargeDeclinedInsufficientFunds"
+                | "pm_card_authenticationRequired"
+        ),
+        Method::Upi => valid_vpa(source),
+        Method::Wallet => matches!(
+            source,
+            "paytm" | "phonepe" | "amazonpay" | "wallet_declined"
+        ),
+    };
+    if known {
+        return Ok(());
+    }
+    Err(format!(
+        "the simulator cannot charge {} source {:?}",
+        method.as_str(),
+        source.chars().take(64).collect::<String>()
+    ))
+}
+
+/// Till's outcome for a payment of the protocol; `own_url` is where its 3-D Secure page is.
+fn outcome_of(status: &str, failure_code: Option<String>, own_url: &str, id: &str) -> Outcome {
+    match status {
+        "succeeded" => Outcome::Succeeded,
+        "failed" => Outcome::Failed {
+            code: failure_code.unwrap_or_else(|| "payment_failed".into()),
+        },
+        "canceled" => Outcome::Canceled,
+        "requires_action" => Outcome::RequiresAction {
+            redirect_url: format!("{own_url}/sim/3ds/{id}"),
+            client_secret: None,
+        },
+        _ => Outcome::Processing,
+    }
+}
+
+/// Verifies and parses a webhook of the protocol (`Till-Sim-Signature`).
+fn parse_own_webhook(
+    secret: &str,
+    own_url: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    now_secs: i64,
+) -> Result<Option<WebhookEvent>, String> {
+    let header = headers
+        .get(SIGNATURE_HEADER)
+        .and_then(|h| h.to_str().ok())
+        .ok_or("missing signature header")?;
+    verify(secret, header, body, now_secs)?;
+    let event: Value =
+        serde_json::from_slice(body).map_err(|e| format!("webhook body is not JSON: {e}"))?;
+    let text = |v: &Value| v.as_str().map(str::to_string);
+    let data = &event["data"];
+    let (
+        Some(event_id),
+        Some(key),
+        Some(gateway_ref),
+        Some(status),
+        Some(amount_minor),
+        Some(currency),
+    ) = (
+        text(&event["id"]),
+        text(&data["key"]),
+        text(&data["id"]),
+        text(&data["status"]),
+        data["amount"].as_i64(),
+        text(&data["currency"]),
+    )
+    else {
+        return Err("webhook event is missing fields".into());
+    };
+    let outcome = outcome_of(&status, text(&data["failure_code"]), own_url, &gateway_ref);
+    Ok(Some(WebhookEvent {
+        event_id,
+        payment_key: key,
+        payment: GatewayPayment {
+            gateway_ref,
+            outcome,
+        },
+        amount_minor,
+        currency,
+    }))
+}
 
 #[derive(Clone)]
-pub struct SimRemote {
+pub struct Simulated {
     /// `http://host:port/sim/till`.
     base: String,
     api_key: String,
@@ -22,9 +119,9 @@ pub struct SimRemote {
     http: reqwest::Client,
 }
 
-impl SimRemote {
-    pub fn new(base: String, api_key: String, webhook_secret: String) -> SimRemote {
-        SimRemote {
+impl Simulated {
+    pub fn new(base: String, api_key: String, webhook_secret: String) -> Simulated {
+        Simulated {
             base: base.trim_end_matches('/').to_string(),
             api_key,
             webhook_secret,
@@ -92,13 +189,9 @@ fn charge_body(charge: &Charge) -> Value {
            "method": charge.method.as_str(), "source": charge.source})
 }
 
-impl Gateway for SimRemote {
+impl Gateway for Simulated {
     fn name(&self) -> &'static str {
         "sim"
-    }
-
-    fn remote(&self) -> bool {
-        true
     }
 
     fn probe(&self) -> BoxFuture<'_, Result<(), GatewayError>> {

@@ -17,8 +17,8 @@ use serde_json::Value;
 use sqlx::Row;
 
 use super::Simulator;
-use crate::ids::{constant_time_eq, sha256_hex};
-use crate::payments::stripe::{error_body, form_pairs, wire::API_VERSION};
+use crate::support::{constant_time_eq, sha256_hex};
+use crate::wire::{error_body, form_pairs, STRIPE_API_VERSION as API_VERSION};
 
 /// A status and a JSON body, before it becomes a response (and is stored for replays).
 pub(super) type Reply = (StatusCode, Value);
@@ -191,13 +191,13 @@ pub(super) fn query_params(query: Option<String>) -> Result<Params, Reply> {
 macro_rules! in_tx {
     ($sim:expr, |$tx:ident| $body:expr) => {{
         let result = async {
-            let mut $tx = $sim.inner.db.pool.begin().await?;
-            let answer: $crate::payments::sim::stripe_api::Reply = $body;
+            let mut $tx = $sim.inner.pool.begin().await?;
+            let answer: $crate::stripe_api::Reply = $body;
             $tx.commit().await?;
             Ok::<_, sqlx::Error>(answer)
         }
         .await;
-        result.unwrap_or_else($crate::payments::sim::stripe_api::storage_failed)
+        result.unwrap_or_else($crate::stripe_api::storage_failed)
     }};
 }
 pub(super) use in_tx;
@@ -206,21 +206,15 @@ pub(super) use in_tx;
 /// path), its form body parsed, the work done in one transaction.
 macro_rules! form_post {
     ($sim:expr, $headers:expr, $target:expr, $body:expr, |$tx:ident, $params:ident| $work:expr) => {
-        $crate::payments::sim::stripe_api::guarded(
+        $crate::stripe_api::guarded(
             &$sim,
             &$headers,
-            $crate::payments::sim::stripe_api::idempotent(
-                &$sim,
-                &$headers,
-                $target,
-                &$body,
-                || async {
-                    match $crate::payments::sim::stripe_api::body_params(&$body) {
-                        Ok($params) => $crate::payments::sim::stripe_api::in_tx!($sim, |$tx| $work),
-                        Err(err) => err,
-                    }
-                },
-            ),
+            $crate::stripe_api::idempotent(&$sim, &$headers, $target, &$body, || async {
+                match $crate::stripe_api::body_params(&$body) {
+                    Ok($params) => $crate::stripe_api::in_tx!($sim, |$tx| $work),
+                    Err(err) => err,
+                }
+            }),
         )
         .await
     };
@@ -230,13 +224,11 @@ pub(super) use form_post;
 /// A Stripe GET: authenticated, its query parsed, the read done in one transaction.
 macro_rules! query_get {
     ($sim:expr, $headers:expr, $query:expr, |$tx:ident, $params:ident| $work:expr) => {
-        $crate::payments::sim::stripe_api::guarded(&$sim, &$headers, async {
-            $crate::payments::sim::stripe_api::reply(
-                match $crate::payments::sim::stripe_api::query_params($query) {
-                    Ok($params) => $crate::payments::sim::stripe_api::in_tx!($sim, |$tx| $work),
-                    Err(err) => err,
-                },
-            )
+        $crate::stripe_api::guarded(&$sim, &$headers, async {
+            $crate::stripe_api::reply(match $crate::stripe_api::query_params($query) {
+                Ok($params) => $crate::stripe_api::in_tx!($sim, |$tx| $work),
+                Err(err) => err,
+            })
         })
         .await
     };
@@ -273,7 +265,7 @@ where
     fingerprint.push(b'\n');
     fingerprint.extend_from_slice(body);
     let fingerprint = sha256_hex(&fingerprint);
-    let pool = &sim.inner.db.pool;
+    let pool = &sim.inner.pool;
     let claimed = sqlx::query(
         "INSERT INTO sim_stripe_requests (idem_key, fingerprint, created_at) VALUES ($1, $2, $3)
          ON CONFLICT (idem_key) DO NOTHING",
@@ -319,7 +311,7 @@ async fn replay(sim: &Simulator, key: &str, fingerprint: &str) -> Response {
         "SELECT fingerprint, status_code, body FROM sim_stripe_requests WHERE idem_key = $1",
     )
     .bind(key)
-    .fetch_optional(&sim.inner.db.pool)
+    .fetch_optional(&sim.inner.pool)
     .await;
     let row = match row {
         Ok(Some(row)) => row,

@@ -12,11 +12,20 @@ use super::{
     razorpay, stripe, Simulator, DELIVERY_ATTEMPTS_MAX, DELIVERY_BACKOFF_BASE_MS,
     DELIVERY_BACKOFF_CAP_MS, DELIVERY_BATCH, SIGNATURE_HEADER,
 };
-use crate::clock::system_now_ms;
-use crate::payments::signature::{hmac_hex, sign};
-use crate::payments::stripe::wire::API_VERSION;
+use crate::support::{hmac_hex, sign, system_now_ms};
+use crate::wire::STRIPE_API_VERSION as API_VERSION;
 
 impl Simulator {
+    /// How many webhooks are due and not yet delivered: a run has settled only at zero.
+    pub async fn due_webhooks(&self) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sim_events WHERE delivered_at IS NULL AND deliver_at <= $1",
+        )
+        .bind(self.inner.clock.now_ms())
+        .fetch_one(&self.inner.pool)
+        .await
+    }
+
     /// One pass of the webhook sender: completes due asynchronous payments and POSTs their
     /// events. Returns how many were delivered. No connection is held during a POST.
     pub async fn deliver_due(&self) -> anyhow::Result<usize> {
@@ -28,7 +37,7 @@ impl Simulator {
         )
         .bind(now)
         .bind(DELIVERY_BATCH)
-        .fetch_all(&self.inner.db.pool)
+        .fetch_all(&self.inner.pool)
         .await?;
         let mut delivered = 0;
         for row in due {
@@ -89,12 +98,12 @@ impl Simulator {
             .bind(&failure_code)
             .bind(now)
             .bind(&payment_id)
-            .execute(&self.inner.db.pool)
+            .execute(&self.inner.pool)
             .await?;
             let status: Option<String> =
                 sqlx::query_scalar("SELECT status FROM sim_payments WHERE id = $1")
                     .bind(&payment_id)
-                    .fetch_optional(&self.inner.db.pool)
+                    .fetch_optional(&self.inner.pool)
                     .await?;
             if status.as_deref() != Some(outcome.as_str()) {
                 self.mark_delivered(&event_id, now).await?;
@@ -164,7 +173,7 @@ impl Simulator {
         sqlx::query("UPDATE sim_events SET delivered_at = $1 WHERE id = $2")
             .bind(now)
             .bind(event_id)
-            .execute(&self.inner.db.pool)
+            .execute(&self.inner.pool)
             .await?;
         Ok(())
     }
@@ -181,7 +190,7 @@ impl Simulator {
             .bind(attempts)
             .bind(now + wait)
             .bind(event_id)
-            .execute(&self.inner.db.pool)
+            .execute(&self.inner.pool)
             .await?;
         Ok(())
     }
@@ -207,7 +216,7 @@ impl Simulator {
                     .bind(&failure_code)
                     .bind(now)
                     .bind(payment_id)
-                    .execute(&self.inner.db.pool)
+                    .execute(&self.inner.pool)
                     .await?;
                 let Some(entity) = razorpay::payment(self, payment_id)
                     .await?

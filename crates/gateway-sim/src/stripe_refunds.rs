@@ -15,7 +15,7 @@ use sqlx::{AnyConnection, Row};
 use super::stripe::{charge, charge_id_of, contended, intent_id_of, load, queue_event, Intent};
 use super::stripe_api::{form_post, invalid, list_page, missing, query_get, Params, Reply};
 use super::Simulator;
-use crate::ids::{new_id, sha256_hex};
+use crate::support::{new_id, sha256_hex};
 
 pub(super) fn router() -> Router<Simulator> {
     Router::new()

@@ -1,8 +1,7 @@
--- The simulator speaks enough of Stripe and Razorpay for their official SDKs: partial
--- captures (what was taken, NULL meaning the whole amount), the return URL a 3-D Secure
--- challenge goes back to, refunds as objects of their own (id, reason, notes, status), the
--- first answer to every Stripe idempotency key, and each event's object as it stood when the
--- event happened. Columns only: existing simulator records stay valid.
+-- Enough of Stripe and Razorpay for their official SDKs: partial captures (what was taken,
+-- NULL meaning the whole amount), the return URL a 3-D Secure challenge goes back to,
+-- refunds as objects of their own, the first answer to every Stripe idempotency key, and
+-- each event's object as it stood when the event happened.
 ALTER TABLE sim_payments ADD COLUMN amount_captured BIGINT;
 ALTER TABLE sim_payments ADD COLUMN return_url TEXT;
 ALTER TABLE sim_refunds ADD COLUMN refund_id TEXT;

@@ -1,5 +1,4 @@
--- The simulator's Razorpay endpoints: orders (one per Till payment attempt, found again by
--- receipt) and the order each payment belongs to.
+-- The Razorpay protocol: orders (found again by receipt) and the order each payment is on.
 CREATE TABLE IF NOT EXISTS sim_rzp_orders (
   id TEXT PRIMARY KEY, receipt TEXT NOT NULL UNIQUE, amount BIGINT NOT NULL, currency TEXT NOT NULL,
   notes TEXT, created_at BIGINT NOT NULL);

@@ -17,7 +17,7 @@ use super::razorpay::{
     authorized, bad_request, collection, json_body, payment, server_error, unauthorized, PageQuery,
 };
 use super::Simulator;
-use crate::ids::new_id;
+use crate::support::{new_id, sha256_hex};
 
 pub(super) fn router() -> Router<Simulator> {
     Router::new()
@@ -43,7 +43,7 @@ fn render(r: &sqlx::any::AnyRow) -> Value {
         .unwrap_or_else(|| "normal".into());
     json!({
         "id": r.get::<Option<String>, _>("refund_id")
-            .unwrap_or_else(|| format!("rfnd_{}", &crate::ids::sha256_hex(r.get::<String, _>("idem_key").as_bytes())[..14])),
+            .unwrap_or_else(|| format!("rfnd_{}", &sha256_hex(r.get::<String, _>("idem_key").as_bytes())[..14])),
         "entity": "refund", "amount": r.get::<i64, _>("amount"),
         "currency": r.get::<String, _>("currency"), "payment_id": r.get::<String, _>("payment_id"),
         "notes": r.get::<Option<String>, _>("notes").and_then(|n| serde_json::from_str::<Value>(&n).ok())
@@ -89,7 +89,7 @@ async fn refund(sim: &Simulator, headers: &HeaderMap, payment_id: &str, body: &B
         .and_then(|h| h.to_str().ok())
         .map(str::to_string);
     let result = async {
-        let mut tx = sim.inner.db.pool.begin().await?;
+        let mut tx = sim.inner.pool.begin().await?;
         let answer = refund_in(sim, &mut tx, payment_id, &body, key).await?;
         tx.commit().await?;
         Ok::<_, sqlx::Error>(answer)
@@ -235,7 +235,7 @@ async fn rows(
     .bind(refund_id)
     .bind(count)
     .bind(skip)
-    .fetch_all(&sim.inner.db.pool)
+    .fetch_all(&sim.inner.pool)
     .await?;
     Ok(rows.iter().map(render).collect())
 }

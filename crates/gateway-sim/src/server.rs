@@ -1,7 +1,8 @@
 //! `till gateway-sim`: the simulator as a server of its own, speaking the Stripe and Razorpay
 //! subsets at `/sim/stripe` and `/sim/razorpay` (plus its 3-D Secure and UPI approval pages;
 //! Stripe's also at the root, `/v1/...`, where SDKs without a base path reach it),
-//! with its own database, sending its webhooks to Till. Point Till at it with
+//! with its own database (`--database-url`, `TILL_SIM_DATABASE_URL`; only the simulator's
+//! tables, by its own migrations), sending its webhooks to Till. Point Till at it with
 //! `TILL_GATEWAY_STRIPE_URL=http://HOST:PORT/sim/stripe` and
 //! `TILL_GATEWAY_RAZORPAY_URL=http://HOST:PORT/sim/razorpay` (and its own protocol with
 //! `TILL_GATEWAY_SIM_URL=http://HOST:PORT/sim/till`) and the same keys on both sides.
@@ -13,11 +14,19 @@ use clap::Args;
 
 use super::faults::FaultSpec;
 use super::{SimConfig, Simulator};
-use crate::clock::Clock;
-use crate::db::Db;
+use crate::support::{random_token, Clock};
 
 /// How often the standalone simulator sends due webhooks.
 const DELIVERY_TICK_MS: u64 = 50;
+
+/// Connections to its own database: webhook delivery and a few concurrent API calls.
+const DB_MAX_CONNECTIONS: u32 = 4;
+
+/// SQLite allows one writer; one pooled connection queues writers instead of failing busy.
+const SQLITE_MAX_CONNECTIONS: u32 = 1;
+
+/// How long a call waits for a database connection before it fails.
+const DB_ACQUIRE_TIMEOUT_SECS: u64 = 30;
 
 #[derive(Args, Clone, Debug)]
 pub struct GatewaySimArgs {
@@ -31,7 +40,8 @@ pub struct GatewaySimArgs {
         default_value = "http://127.0.0.1:8080"
     )]
     pub till_url: String,
-    /// The simulator's own records (`sqlite://PATH` or `postgres://…`).
+    /// The simulator's own records (`sqlite://PATH`, created if missing, or `postgres://…`);
+    /// never Till's database: only the simulator's tables are migrated there.
     #[arg(
         long,
         env = "TILL_SIM_DATABASE_URL",
@@ -63,8 +73,8 @@ pub struct GatewaySimArgs {
 }
 
 pub async fn run(args: GatewaySimArgs) -> anyhow::Result<()> {
-    let db = Db::connect(&args.database_url, 4).await?;
-    db.migrate().await?;
+    let pool = connect(&args.database_url).await?;
+    crate::migrate(&pool).await?;
     let faults = FaultSpec::parse(args.faults.as_deref().unwrap_or_default())
         .map_err(|e| anyhow::anyhow!("faults: {e}"))?;
     // Rotation lists (comma-separated) sign with their first secret.
@@ -76,14 +86,12 @@ pub async fn run(args: GatewaySimArgs) -> anyhow::Result<()> {
             .to_string()
     };
     let sim = Simulator::new(
-        db,
-        Clock::default(),
+        pool,
+        Clock::system(),
         SimConfig {
             delay_ms: args.delay_ms,
-            webhook_secret: args
-                .webhook_secret
-                .unwrap_or_else(|| crate::ids::random_token(32)),
-            api_key: args.api_key.unwrap_or_else(|| crate::ids::random_token(32)),
+            webhook_secret: args.webhook_secret.unwrap_or_else(|| random_token(32)),
+            api_key: args.api_key.unwrap_or_else(|| random_token(32)),
             stripe_secret_key: args.stripe_secret_key,
             stripe_webhook_secret: first(&args.stripe_webhook_secret),
             razorpay_key_id: args.razorpay_key_id,
@@ -110,4 +118,37 @@ pub async fn run(args: GatewaySimArgs) -> anyhow::Result<()> {
     );
     axum::serve(listener, app).await?;
     Ok(())
+}
+
+/// Opens the simulator's database: `sqlite://PATH` (created if missing, WAL) or PostgreSQL.
+async fn connect(url: &str) -> anyhow::Result<sqlx::AnyPool> {
+    sqlx::any::install_default_drivers();
+    let sqlite = url.starts_with("sqlite:");
+    let url = if sqlite && !url.contains("mode=") {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}mode=rwc")
+    } else {
+        url.to_string()
+    };
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(if sqlite {
+            SQLITE_MAX_CONNECTIONS
+        } else {
+            DB_MAX_CONNECTIONS
+        })
+        .acquire_timeout(Duration::from_secs(DB_ACQUIRE_TIMEOUT_SECS))
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                if sqlite {
+                    use sqlx::Executor;
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA busy_timeout = 5000").await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(&url)
+        .await
+        .with_context(|| "connect to the simulator's database".to_string())?;
+    Ok(pool)
 }
