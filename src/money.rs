@@ -123,6 +123,15 @@ impl fmt::Display for Money {
     }
 }
 
+/// One tax on a line, an order or a refund: its name (`CGST`, `VAT`), its rate in basis
+/// points, and the amount in minor units.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TaxLine {
+    pub name: String,
+    pub rate_bps: i64,
+    pub amount: i64,
+}
+
 /// `unit × qty`, or `None` on overflow.
 pub fn line_amount(unit_minor: i64, qty: i64) -> Option<i64> {
     unit_minor.checked_mul(qty)

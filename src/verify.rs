@@ -72,6 +72,35 @@ const INVARIANTS: &[(&str, &str)] = &[
          GROUP BY p.id, p.amount HAVING SUM(r.amount) > p.amount",
     ),
     (
+        "a coupon's counters are its uses: reserved and confirmed",
+        "SELECT c.code || ' reserved=' || CAST(c.reserved AS TEXT) || '/' || CAST(COALESCE(u.reserved, 0) AS TEXT)
+           || ' confirmed=' || CAST(c.confirmed AS TEXT) || '/' || CAST(COALESCE(u.confirmed, 0) AS TEXT)
+         FROM coupons c LEFT JOIN (SELECT code,
+             CAST(SUM(CASE WHEN state = 'reserved' THEN 1 ELSE 0 END) AS BIGINT) AS reserved,
+             CAST(SUM(CASE WHEN state = 'confirmed' THEN 1 ELSE 0 END) AS BIGINT) AS confirmed
+           FROM coupon_uses GROUP BY code) u ON u.code = c.code
+         WHERE c.reserved <> COALESCE(u.reserved, 0) OR c.confirmed <> COALESCE(u.confirmed, 0)",
+    ),
+    (
+        "a coupon is never used past its limits",
+        "SELECT c.code || ' uses=' || CAST(c.reserved + c.confirmed AS TEXT) || ' max=' || CAST(c.max_uses AS TEXT)
+         FROM coupons c WHERE c.max_uses IS NOT NULL AND c.reserved + c.confirmed > c.max_uses
+         UNION ALL
+         SELECT u.code || ' customer=' || u.customer_id || ' uses=' || CAST(COUNT(*) AS TEXT)
+         FROM coupon_uses u JOIN coupons c ON c.code = u.code
+         WHERE u.state IN ('reserved', 'confirmed') AND u.customer_id IS NOT NULL AND c.max_uses_per_customer IS NOT NULL
+         GROUP BY u.code, u.customer_id, c.max_uses_per_customer HAVING COUNT(*) > c.max_uses_per_customer",
+    ),
+    (
+        "a coupon use follows its order: reserved while pending, confirmed once paid, released once ended",
+        "SELECT u.order_id || ' use=' || u.state || ' order=' || COALESCE(o.status, 'none')
+         FROM coupon_uses u LEFT JOIN orders o ON o.id = u.order_id
+         WHERE o.id IS NULL
+            OR (u.state = 'reserved' AND o.status <> 'pending')
+            OR (u.state = 'confirmed' AND o.status NOT IN ('confirmed', 'refunded', 'partially_refunded'))
+            OR (u.state = 'released' AND o.status NOT IN ('cancelled', 'expired'))",
+    ),
+    (
         "at most one payment in flight per order",
         "SELECT order_id || ' in_flight=' || CAST(COUNT(*) AS TEXT) FROM payments
          WHERE status IN ('processing', 'requires_action', 'authorized') GROUP BY order_id HAVING COUNT(*) > 1",

@@ -11,10 +11,12 @@ use crate::error::{Error, Result};
 use crate::idempotency::{record_resource, KeyRef, Resource};
 use crate::ids::{OrderId, PaymentId, RefundId};
 use crate::metrics::Metrics;
+use crate::money::TaxLine;
 use crate::notify;
 use crate::orders::{self, CancelReason, Status as OrderStatus};
 use crate::payments::gateway::GatewayError;
 use crate::payments::{self, Fate, RefundStatus, Status};
+use crate::pricing;
 use crate::state::AppState;
 
 /// The reason of a refund the merchant asked for through the API.
@@ -133,7 +135,8 @@ pub async fn refund_order(
     if amount < 1 || amount > refundable {
         return Err(Error::invalid(format!("amount must be 1-{refundable}")));
     }
-    let refund = payments::Refund::pending(&payment, amount, REASON_REQUESTED);
+    let mut refund = payments::Refund::pending(&payment, amount, REASON_REQUESTED);
+    refund.share = Some(refund_share(&mut tx, &payment, amount).await?);
     payments::store::insert_refund(&mut tx, &refund, now).await?;
     if let Some(key) = key {
         record_resource(&mut tx, key, Resource::Refund(refund.id.as_str())).await?;
@@ -145,6 +148,42 @@ pub async fn refund_order(
     payments::refund_view_by_id(&mut conn, refund.id.as_str())
         .await?
         .ok_or(Error::NotFound("refund"))
+}
+
+/// What a refund of `amount` of a paid order's payment gives back of the order's taxable
+/// value and of each of its taxes, counting what earlier refunds gave back.
+async fn refund_share(
+    tx: &mut sqlx::AnyConnection,
+    payment: &payments::Payment,
+    amount: i64,
+) -> Result<payments::RefundShare> {
+    let (tax_lines, _) = orders::store::pricing(tx, &payment.order_id)
+        .await?
+        .ok_or(Error::NotFound("order"))?;
+    let tax: i64 = tax_lines.iter().map(|t| t.amount).sum();
+    let mut parts = vec![payment.amount.minor - tax];
+    parts.extend(tax_lines.iter().map(|t| t.amount));
+    let taken = payments::store::shares_taken(tx, &payment.id).await?;
+    let mut taken_parts = vec![taken.taxable];
+    taken_parts.extend(tax_lines.iter().map(|t| {
+        taken
+            .tax_lines
+            .iter()
+            .find(|k| k.name == t.name && k.rate_bps == t.rate_bps)
+            .map_or(0, |k| k.amount)
+    }));
+    let shares = pricing::refund::refund_shares(&parts, &taken_parts, amount);
+    Ok(payments::RefundShare {
+        taxable: shares[0],
+        tax_lines: tax_lines
+            .into_iter()
+            .zip(&shares[1..])
+            .map(|(t, share)| TaxLine {
+                amount: *share,
+                ..t
+            })
+            .collect(),
+    })
 }
 
 /// Asks the gateway for a pending refund (idempotent by the refund's id) and records the

@@ -12,8 +12,7 @@ use sqlx::{AnyConnection, Row};
 use crate::clock::rfc3339;
 use crate::error::{corrupt, Error, Result};
 use crate::ids::{OrderId, PaymentId, Sku};
-use crate::money::{Currency, Money};
-use crate::pricing::TaxLine;
+use crate::money::{Currency, Money, TaxLine};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {

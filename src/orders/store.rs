@@ -8,8 +8,7 @@ use sqlx::AnyConnection;
 use super::{CancelReason, Line, NewOrder, OrderHead, Status};
 use crate::error::{corrupt, Result};
 use crate::ids::{OrderId, PaymentId, Sku};
-use crate::money::{Currency, Money};
-use crate::pricing::TaxLine;
+use crate::money::{Currency, Money, TaxLine};
 
 /// Writes the order and its lines. Fails with a unique violation if the id is taken.
 pub async fn insert(

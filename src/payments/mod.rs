@@ -17,7 +17,7 @@ use sqlx::{AnyConnection, Row};
 use crate::clock::rfc3339;
 use crate::error::{corrupt, Error, Result};
 use crate::ids::{OrderId, PaymentId, RefundId};
-use crate::money::Money;
+use crate::money::{Money, TaxLine};
 use gateway::Outcome;
 
 /// `name@handle`, as UPI virtual payment addresses (VPAs) are written.
@@ -293,6 +293,15 @@ pub struct Refund {
     pub status: RefundStatus,
     /// `requested` by the merchant, or why Till gave a payment back on its own.
     pub reason: String,
+    /// What it gives back of the order's taxable value and of each tax (a refund of a paid
+    /// order's payment; none for money Till gave back on its own).
+    pub share: Option<RefundShare>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RefundShare {
+    pub taxable: i64,
+    pub tax_lines: Vec<TaxLine>,
 }
 
 impl Refund {
@@ -305,6 +314,7 @@ impl Refund {
             amount: Money::new(minor, payment.amount.currency),
             status: RefundStatus::Pending,
             reason: reason.to_string(),
+            share: None,
         }
     }
 }

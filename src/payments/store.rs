@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use sqlx::AnyConnection;
 
 use super::gateway::{GatewayPayment, Outcome};
-use super::{Fate, Method, Payment, Refund, RefundStatus, Status};
+use super::{Fate, Method, Payment, Refund, RefundShare, RefundStatus, Status};
 use crate::db::{lease_due, Db};
 use crate::error::{corrupt, Result};
 use crate::ids::{OrderId, PaymentId, RefundId};
@@ -301,9 +301,13 @@ pub async fn record_webhook(
 
 /// Writes a refund `pending`, before its gateway is asked.
 pub async fn insert_refund(conn: &mut AnyConnection, r: &Refund, now: i64) -> Result<()> {
+    let tax_lines = r
+        .share
+        .as_ref()
+        .map(|s| serde_json::to_string(&s.tax_lines).unwrap_or_else(|_| "[]".into()));
     sqlx::query(
-        "INSERT INTO refunds (id, order_id, payment_id, amount, status, reason, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, 'pending', $5, $6, $6)",
+        "INSERT INTO refunds (id, order_id, payment_id, amount, status, reason, created_at, updated_at, taxable, tax_lines)
+         VALUES ($1, $2, $3, $4, 'pending', $5, $6, $6, $7, $8)",
     )
     .bind(r.id.as_str())
     .bind(r.order_id.as_str())
@@ -311,6 +315,8 @@ pub async fn insert_refund(conn: &mut AnyConnection, r: &Refund, now: i64) -> Re
     .bind(r.amount.minor)
     .bind(&r.reason)
     .bind(now)
+    .bind(r.share.as_ref().map(|s| s.taxable))
+    .bind(tax_lines)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -340,14 +346,27 @@ async fn refund_sum(
 }
 
 pub async fn get_refund(conn: &mut AnyConnection, id: &RefundId) -> Result<Option<Refund>> {
-    let row: Option<(String, String, String, i64, String, String, String)> = sqlx::query_as(
-        "SELECT r.id, r.order_id, r.payment_id, r.amount, p.currency, r.status, r.reason
+    type Row = (
+        String,
+        String,
+        String,
+        i64,
+        String,
+        String,
+        String,
+        Option<i64>,
+        Option<String>,
+    );
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT r.id, r.order_id, r.payment_id, r.amount, p.currency, r.status, r.reason, r.taxable, r.tax_lines
          FROM refunds r JOIN payments p ON p.id = r.payment_id WHERE r.id = $1",
     )
     .bind(id.as_str())
     .fetch_optional(&mut *conn)
     .await?;
-    let Some((id, order_id, payment_id, amount, currency, status, reason)) = row else {
+    let Some((id, order_id, payment_id, amount, currency, status, reason, taxable, tax_lines)) =
+        row
+    else {
         return Ok(None);
     };
     Ok(Some(Refund {
@@ -357,7 +376,50 @@ pub async fn get_refund(conn: &mut AnyConnection, id: &RefundId) -> Result<Optio
         amount: Money::new(amount, stored_currency(&currency)?),
         status: RefundStatus::try_from(status.as_str())?,
         reason,
+        share: share(taxable, tax_lines)?,
     }))
+}
+
+fn share(taxable: Option<i64>, tax_lines: Option<String>) -> Result<Option<RefundShare>> {
+    let Some(taxable) = taxable else {
+        return Ok(None);
+    };
+    let tax_lines = match tax_lines {
+        Some(text) => {
+            serde_json::from_str(&text).map_err(|_| corrupt("refunds.tax_lines", &text))?
+        }
+        None => vec![],
+    };
+    Ok(Some(RefundShare { taxable, tax_lines }))
+}
+
+/// What the payment's refunds (pending or succeeded) have given back of the order's
+/// taxable value and of each tax, summed by tax name and rate.
+pub async fn shares_taken(conn: &mut AnyConnection, payment_id: &PaymentId) -> Result<RefundShare> {
+    let rows: Vec<(Option<i64>, Option<String>)> = sqlx::query_as(
+        "SELECT taxable, tax_lines FROM refunds WHERE payment_id = $1 AND status IN ('pending', 'succeeded')",
+    )
+    .bind(payment_id.as_str())
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut taken = RefundShare::default();
+    for (taxable, tax_lines) in rows {
+        let Some(s) = share(taxable, tax_lines)? else {
+            continue;
+        };
+        taken.taxable += s.taxable;
+        for line in s.tax_lines {
+            match taken
+                .tax_lines
+                .iter_mut()
+                .find(|t| t.name == line.name && t.rate_bps == line.rate_bps)
+            {
+                Some(t) => t.amount += line.amount,
+                None => taken.tax_lines.push(line),
+            }
+        }
+    }
+    Ok(taken)
 }
 
 /// Moves a pending refund to what its gateway answered. Returns whether this call moved it.

@@ -6,6 +6,7 @@
 
 pub mod coupon;
 pub mod gstin;
+pub mod refund;
 pub mod store;
 pub mod tax;
 

@@ -27,13 +27,7 @@ pub struct Rate {
     pub name: Option<String>,
 }
 
-/// One tax on a line or an order.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct TaxLine {
-    pub name: String,
-    pub rate_bps: i64,
-    pub amount: i64,
-}
+pub use crate::money::TaxLine;
 
 /// A tax a line pays: its name, the rate shown, and its share of the full rate in half
 /// basis points (so half of an odd rate stays exact).

@@ -12,7 +12,7 @@ use till::inventory::{self, LockEnd, Product};
 use till::money::{Currency, Money};
 use till::orders::{self, Line, NewOrder, Status as OrderStatus};
 use till::payments::gateway::{GatewayPayment, Outcome};
-use till::payments::{self, Fate, Method, Payment, Refund, RefundStatus, Status};
+use till::payments::{self, Fate, Method, Payment, Refund, RefundShare, RefundStatus, Status};
 use till::pricing::coupon::{Coupon, Kind as CouponKind};
 use till::pricing::store::{TaxSettings, UseEnd};
 use till::pricing::{Place, Rate, TaxCode, TaxLine};
@@ -454,7 +454,15 @@ async fn refunds_and_webhooks_store(b: Backend) {
     payments::store::insert_attempt(&mut conn, &payment, 30)
         .await
         .unwrap();
-    let partial = Refund::pending(&payment, 300, "requested");
+    let mut partial = Refund::pending(&payment, 300, "requested");
+    partial.share = Some(RefundShare {
+        taxable: 270,
+        tax_lines: vec![TaxLine {
+            name: "IGST".into(),
+            rate_bps: 1200,
+            amount: 30,
+        }],
+    });
     let rest = Refund::pending(&payment, 700, "requested");
     payments::store::insert_refund(&mut conn, &partial, 31)
         .await
@@ -502,10 +510,16 @@ async fn refunds_and_webhooks_store(b: Backend) {
             .unwrap(),
         300
     );
+    // Only refunds that are pending or succeeded count; one without a share adds nothing.
+    let taken = payments::store::shares_taken(&mut conn, &payment.id)
+        .await
+        .unwrap();
+    assert_eq!(taken, partial.share.clone().unwrap());
     let got = payments::store::get_refund(&mut conn, &partial.id)
         .await
         .unwrap()
         .unwrap();
+    assert_eq!(got.share, partial.share);
     assert_eq!(
         (got.status, got.amount, got.order_id),
         (RefundStatus::Succeeded, inr(300), order.clone())
