@@ -2,7 +2,7 @@
 //! once, a status moves by compare-and-set — so repeating one, or racing two, changes
 //! nothing twice.
 
-use serde_json::{json, Value};
+use serde_json::json;
 use sqlx::Connection;
 
 use super::pay::{end_in_tx, settle_answer, timed, Call};
@@ -13,7 +13,9 @@ use crate::metrics::Metrics;
 use crate::notify;
 use crate::orders::{self, CancelReason, Status as OrderStatus};
 use crate::payments::gateway::GatewayError;
-use crate::payments::{self, Fate, Status};
+use crate::payments::{self, Fate, RefundView, Status};
+
+use super::OrderView;
 use crate::state::AppState;
 
 /// The reason of a refund the merchant asked for through the API.
@@ -21,7 +23,7 @@ const REASON_REQUESTED: &str = "requested";
 
 /// A customer cancels a pending order: stock released, any payment in flight voided.
 /// Cancelling a cancelled order returns it unchanged.
-pub async fn cancel_order(state: &AppState, order_id: &str) -> Result<Value> {
+pub async fn cancel_order(state: &AppState, order_id: &str) -> Result<OrderView> {
     end_order(
         state,
         order_id,
@@ -101,7 +103,7 @@ pub async fn refund_order(
     order_id: &str,
     amount: Option<i64>,
     key: Option<&KeyRef>,
-) -> Result<Value> {
+) -> Result<RefundView> {
     let now = state.now_ms();
     let refund_id = new_id("re");
     let mut conn = state.db.pool.acquire().await?;

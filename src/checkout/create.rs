@@ -16,6 +16,8 @@ use crate::money;
 use crate::orders::{self, Line, NewOrder};
 use crate::state::AppState;
 
+use super::OrderView;
+
 /// The most lines an order may have.
 pub const LINES_MAX: usize = 100;
 /// The most units of one SKU in an order.
@@ -93,7 +95,7 @@ pub async fn create_order(
     state: &AppState,
     input: OrderInput,
     key: Option<&KeyRef>,
-) -> Result<Value> {
+) -> Result<OrderView> {
     let now = state.now_ms();
     let mut conn = state.db.pool.acquire().await?;
     let lines = price(&mut conn, state, &input.lines).await?;
@@ -149,7 +151,7 @@ pub async fn create_order(
     let mut order = super::order_view(&mut tx, &id)
         .await?
         .ok_or(Error::NotFound("order"))?;
-    order["client_secret"] = Value::String(secret);
+    order.client_secret = Some(secret);
     if let Some(key) = key {
         complete_in(&mut tx, key, StatusCode::CREATED, &order).await?;
     }
@@ -202,7 +204,7 @@ async fn existing_order(
     conn: &mut sqlx::AnyConnection,
     id: &str,
     fingerprint: &str,
-) -> Result<Value> {
+) -> Result<OrderView> {
     let head = orders::head(conn, id)
         .await?
         .ok_or(Error::NotFound("order"))?;

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use sqlx::{AnyConnection, Connection};
 
 use crate::db::is_unique_violation;
@@ -17,7 +17,7 @@ use crate::metrics::Metrics;
 use crate::notify;
 use crate::orders::{self, CancelReason, Status as OrderStatus};
 use crate::payments::gateway::{GatewayError, GatewayPayment, Outcome};
-use crate::payments::{self, Fate, Method, Payment, Status};
+use crate::payments::{self, Fate, Method, Payment, PaymentView, Status};
 use crate::state::AppState;
 
 pub struct PaymentInput {
@@ -32,7 +32,7 @@ pub struct PaymentInput {
 }
 
 /// Starts a payment attempt on a pending order and returns the payment's view.
-pub async fn start_payment(state: &AppState, input: PaymentInput) -> Result<Value> {
+pub async fn start_payment(state: &AppState, input: PaymentInput) -> Result<PaymentView> {
     let gateway = state.gateway_for(input.method)?;
     gateway
         .check_source(input.method, &input.source)
@@ -117,8 +117,8 @@ pub async fn start_payment(state: &AppState, input: PaymentInput) -> Result<Valu
     let mut view = payments::view(&mut conn, &payment.id)
         .await?
         .ok_or(Error::NotFound("payment"))?;
-    if let Some(action) = stripe_js.filter(|_| view["status"] == "requires_action") {
-        view["next_action"] = action;
+    if let Some(action) = stripe_js.filter(|_| view.status == "requires_action") {
+        view.next_action = Some(action);
     }
     Ok(view)
 }

@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::{cancel_order, create_order, refund_order, start_payment, OrderInput, PaymentInput};
 use crate::error::{Error, Result};
@@ -29,7 +30,7 @@ async fn get_order(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<axum::Json<serde_json::Value>> {
+) -> Result<axum::Json<super::OrderView>> {
     caller.check_order(&id)?;
     let mut conn = state.db.pool.acquire().await?;
     super::order_view(&mut conn, &id)
@@ -38,58 +39,74 @@ async fn get_order(
         .ok_or(Error::NotFound("order"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ItemBody {
+    /// 1-64 of `A-Z a-z 0-9 - _ .`
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub sku: String,
+    /// Units, 1-1000 (a SKU given twice is merged).
+    #[schema(minimum = 1, maximum = 1000)]
     pub qty: i64,
 }
 
-#[derive(Deserialize, serde::Serialize)]
+#[derive(Deserialize, serde::Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CustomerBody {
+pub struct CustomerBody {
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<String>,
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     #[serde(skip_serializing_if = "Option::is_none")]
     email: Option<String>,
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<String>,
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     #[serde(skip_serializing_if = "Option::is_none")]
     phone: Option<String>,
 }
 
-#[derive(Deserialize, serde::Serialize)]
+#[derive(Deserialize, serde::Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AddressBody {
+pub struct AddressBody {
     country: String,
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     #[serde(skip_serializing_if = "Option::is_none")]
     region: Option<String>,
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     #[serde(skip_serializing_if = "Option::is_none")]
     postal_code: Option<String>,
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     #[serde(skip_serializing_if = "Option::is_none")]
     city: Option<String>,
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     #[serde(skip_serializing_if = "Option::is_none")]
     line1: Option<String>,
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     #[serde(skip_serializing_if = "Option::is_none")]
     line2: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct OrderBody {
+pub struct OrderBody {
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     customer: Option<CustomerBody>,
+    #[schema(min_items = 1, max_items = 100)]
     items: Vec<ItemBody>,
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     ship_to: Option<AddressBody>,
 }
 
@@ -180,10 +197,12 @@ async fn post_order(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PaymentBody {
+pub struct PaymentBody {
+    #[schema(pattern = "^(card|upi|wallet)$")]
     method: String,
+    /// e.g. `pm_card_visa`, `success@razorpay`, `paytm` (see docs/api.md)
     source: String,
 }
 
@@ -224,9 +243,9 @@ async fn post_payment(
     .await
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CancelBody {}
+pub struct CancelBody {}
 
 async fn post_cancel(
     State(state): State<AppState>,
@@ -259,10 +278,11 @@ async fn ensure_order_exists(state: &AppState, id: &str) -> Result<()> {
         .ok_or(Error::NotFound("order"))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RefundBody {
+pub struct RefundBody {
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     amount: Option<i64>,
 }
 

@@ -3,11 +3,13 @@
 //! Status changes only through `transition`, a compare-and-set on the current status, so
 //! a webhook and the expiry sweeper racing on one order cannot both win.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use sqlx::{AnyConnection, Row};
 
-use crate::clock::rfc3339;
 use crate::error::Result;
+
+mod view;
+pub use view::{record_view, Address, Customer, OrderRecord};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -116,7 +118,8 @@ pub struct NewOrder<'a> {
     pub expires_at: i64,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = OrderItem)]
 pub struct Line {
     pub sku: String,
     pub qty: i64,
@@ -316,48 +319,6 @@ async fn set_invoice_number(conn: &mut AnyConnection, id: &str, now: i64) -> Res
         .execute(&mut *conn)
         .await?;
     Ok(number)
-}
-
-/// The order's own record as the API shows it: everything but its payments and refunds,
-/// which `checkout::order_view` adds (orders know nothing of payments).
-pub async fn record_view(conn: &mut AnyConnection, id: &str) -> Result<Option<Value>> {
-    let Some(r) = sqlx::query(
-        "SELECT id, status, cancel_reason, currency, subtotal, discount, tax, total, customer, ship_to,
-           invoice_number, expires_at, created_at, updated_at FROM orders WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?
-    else {
-        return Ok(None);
-    };
-    let items: Vec<Value> = lines(conn, id)
-        .await?
-        .into_iter()
-        .map(|l| json!({"sku": l.sku, "qty": l.qty, "unit_amount": l.unit_amount, "amount": l.amount}))
-        .collect();
-    let parse_json = |col: &str| {
-        r.get::<Option<String>, _>(col)
-            .and_then(|s| serde_json::from_str::<Value>(&s).ok())
-    };
-    Ok(Some(json!({
-        "id": r.get::<String, _>("id"),
-        "object": "order",
-        "status": r.get::<String, _>("status"),
-        "cancel_reason": r.get::<Option<String>, _>("cancel_reason"),
-        "currency": r.get::<String, _>("currency"),
-        "items": items,
-        "subtotal": r.get::<i64, _>("subtotal"),
-        "discount": r.get::<i64, _>("discount"),
-        "tax": r.get::<i64, _>("tax"),
-        "total": r.get::<i64, _>("total"),
-        "customer": parse_json("customer"),
-        "ship_to": parse_json("ship_to"),
-        "invoice_number": r.get::<Option<String>, _>("invoice_number"),
-        "expires_at": rfc3339(r.get("expires_at")),
-        "created_at": rfc3339(r.get("created_at")),
-        "updated_at": rfc3339(r.get("updated_at")),
-    })))
 }
 
 #[cfg(test)]

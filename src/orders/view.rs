@@ -1,0 +1,115 @@
+//! The order's own record as the API shows it: everything but its payments and refunds,
+//! which `checkout::order_view` adds (orders know nothing of payments).
+
+use serde::{Deserialize, Serialize};
+use sqlx::{AnyConnection, Row};
+use utoipa::ToSchema;
+
+use super::{lines, Line};
+use crate::clock::rfc3339;
+use crate::error::Result;
+
+/// An order without its payments and refunds.
+#[derive(Serialize, ToSchema)]
+pub struct OrderRecord {
+    /// `ord_…`, or the client-chosen id of the seed's `/inventory/lock`.
+    pub id: String,
+    /// Always `order`.
+    #[schema(value_type = String, pattern = "^order$")]
+    pub object: &'static str,
+    #[schema(value_type = String, pattern = "^(pending|confirmed|cancelled|expired|refunded|partially_refunded)$")]
+    pub status: String,
+    /// `payment_failed`, `customer` or `expired` where it applies, else null.
+    #[schema(value_type = Option<String>, pattern = "^(payment_failed|customer|expired)$")]
+    pub cancel_reason: Option<String>,
+    /// ISO 4217.
+    pub currency: String,
+    pub items: Vec<Line>,
+    /// Minor units.
+    pub subtotal: i64,
+    /// Minor units.
+    pub discount: i64,
+    /// Minor units.
+    pub tax: i64,
+    /// `subtotal - discount + tax`, minor units.
+    pub total: i64,
+    pub customer: Option<Customer>,
+    pub ship_to: Option<Address>,
+    pub invoice_number: Option<String>,
+    /// RFC 3339: when the stock hold ends.
+    pub expires_at: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// The customer as the order was created with it (absent fields were not given).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct Customer {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub phone: Option<String>,
+}
+
+/// The shipping address as the order was created with it.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct Address {
+    pub country: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub region: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub postal_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub city: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub line1: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub line2: Option<String>,
+}
+
+/// The order's record, `None` if there is none.
+pub async fn record_view(conn: &mut AnyConnection, id: &str) -> Result<Option<OrderRecord>> {
+    let Some(r) = sqlx::query(
+        "SELECT id, status, cancel_reason, currency, subtotal, discount, tax, total, customer, ship_to,
+           invoice_number, expires_at, created_at, updated_at FROM orders WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let items = lines(conn, id).await?;
+    let stored = |col: &str| r.get::<Option<String>, _>(col);
+    Ok(Some(OrderRecord {
+        id: r.get("id"),
+        object: "order",
+        status: r.get("status"),
+        cancel_reason: r.get("cancel_reason"),
+        currency: r.get("currency"),
+        items,
+        subtotal: r.get("subtotal"),
+        discount: r.get("discount"),
+        tax: r.get("tax"),
+        total: r.get("total"),
+        customer: stored("customer").and_then(|s| serde_json::from_str(&s).ok()),
+        ship_to: stored("ship_to").and_then(|s| serde_json::from_str(&s).ok()),
+        invoice_number: r.get("invoice_number"),
+        expires_at: rfc3339(r.get("expires_at")),
+        created_at: rfc3339(r.get("created_at")),
+        updated_at: rfc3339(r.get("updated_at")),
+    }))
+}
