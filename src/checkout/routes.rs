@@ -43,10 +43,10 @@ async fn get_order(
 #[serde(deny_unknown_fields)]
 pub struct ItemBody {
     /// 1-64 of `A-Z a-z 0-9 - _ .`
-    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$", example = "TEE-1")]
     pub sku: String,
     /// Units, 1-1000 (a SKU given twice is merged).
-    #[schema(minimum = 1, maximum = 1000)]
+    #[schema(minimum = 1, maximum = 1000, example = 2)]
     pub qty: i64,
 }
 
@@ -200,9 +200,10 @@ async fn post_order(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentBody {
-    #[schema(pattern = "^(card|upi|wallet)$")]
+    #[schema(pattern = "^(card|upi|wallet)$", example = "card")]
     method: String,
     /// e.g. `pm_card_visa`, `success@razorpay`, `paytm` (see docs/api.md)
+    #[schema(example = "pm_card_visa")]
     source: String,
 }
 

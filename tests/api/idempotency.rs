@@ -173,8 +173,8 @@ async fn order_answer_is_stored_with_the_order(b: Backend) {
     assert_eq!(replay.status(), 201);
     assert_eq!(replay.headers().get("idempotent-replayed").unwrap(), "true");
     let replayed: serde_json::Value = replay.json().await.unwrap();
-    assert_eq!(replayed["id"], created["id"]);
-    assert_eq!(replayed["client_secret"], created["client_secret"]);
+    assert_eq!(replayed["id"], created.record.id);
+    assert_eq!(replayed["client_secret"], created.client_secret.unwrap());
     assert_eq!(app.inventory("TEE-1").await["locked"], 2);
     app.finish().await;
 }
