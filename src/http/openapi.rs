@@ -10,8 +10,9 @@ use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
 };
 use utoipa::openapi::{
-    ComponentsBuilder, ContentBuilder, HttpMethod, InfoBuilder, ObjectBuilder, OpenApi,
-    OpenApiBuilder, Paths, Ref, RefOr, Required, ResponseBuilder, ResponsesBuilder, Schema, Type,
+    AllOfBuilder, ComponentsBuilder, ContentBuilder, HttpMethod, InfoBuilder, ObjectBuilder,
+    OpenApi, OpenApiBuilder, Paths, Ref, RefOr, Required, ResponseBuilder, ResponsesBuilder,
+    Schema, Type,
 };
 use utoipa::ToSchema;
 
@@ -497,7 +498,9 @@ fn operation(route: &RouteDoc, components: &mut Components) -> utoipa::openapi::
         let description = format!("error code: {}", codes.join(", "));
         let response = ResponseBuilder::new().description(description).content(
             "application/json",
-            ContentBuilder::new().schema(Some(error.clone())).build(),
+            ContentBuilder::new()
+                .schema(Some(error_with_codes(&error, &codes)))
+                .build(),
         );
         responses = responses.response(status.to_string(), response.build());
     }
@@ -529,6 +532,22 @@ fn operation(route: &RouteDoc, components: &mut Components) -> utoipa::openapi::
         op = op.securities(Some(security));
     }
     op.build()
+}
+
+/// The error body, its `error.code` one of `codes`.
+fn error_with_codes(error: &RefOr<Schema>, codes: &[&str]) -> Schema {
+    let code = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(codes.iter().copied()));
+    let detail = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property("code", code)
+        .required("code");
+    let coded = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property("error", detail)
+        .required("error");
+    Schema::AllOf(AllOfBuilder::new().item(error.clone()).item(coded).build())
 }
 
 fn reason(status: u16) -> &'static str {
@@ -705,10 +724,10 @@ mod tests {
                     if status.starts_with('4') || (status.starts_with('5') && path != "/readyz") {
                         let text = response["description"].as_str().unwrap();
                         assert!(text.starts_with("error code: "), "{method} {path} {status}");
-                        assert_eq!(
-                            response["content"]["application/json"]["schema"]["$ref"],
-                            "#/components/schemas/ErrorBody"
-                        );
+                        let schema = &response["content"]["application/json"]["schema"];
+                        assert_eq!(schema["allOf"][0]["$ref"], "#/components/schemas/ErrorBody");
+                        let codes = &schema["allOf"][1]["properties"]["error"]["properties"];
+                        assert!(codes["code"]["enum"].is_array(), "{method} {path} {status}");
                     }
                 }
                 for body in bodies {

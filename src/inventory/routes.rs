@@ -56,6 +56,7 @@ pub struct ProductView {
     object: &'static str,
     name: String,
     price: Price,
+    #[schema(required = true)]
     tax_code: Option<String>,
 }
 

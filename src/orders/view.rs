@@ -20,7 +20,7 @@ pub struct OrderRecord {
     #[schema(value_type = String, pattern = "^(pending|confirmed|cancelled|expired|refunded|partially_refunded)$")]
     pub status: String,
     /// `payment_failed`, `customer` or `expired` where it applies, else null.
-    #[schema(value_type = Option<String>, pattern = "^(payment_failed|customer|expired)$")]
+    #[schema(value_type = Option<String>, pattern = "^(payment_failed|customer|expired)$", required = true)]
     pub cancel_reason: Option<String>,
     /// ISO 4217.
     pub currency: String,
@@ -33,8 +33,12 @@ pub struct OrderRecord {
     pub tax: i64,
     /// `subtotal - discount + tax`, minor units.
     pub total: i64,
+    #[schema(required = true)]
     pub customer: Option<Customer>,
+    #[schema(required = true)]
     pub ship_to: Option<Address>,
+    /// Set when the order is confirmed.
+    #[schema(required = true)]
     pub invoice_number: Option<String>,
     /// RFC 3339: when the stock hold ends.
     pub expires_at: String,

@@ -29,8 +29,10 @@ pub struct PaymentView {
     /// The gateway that takes it: `sim`, `stripe` or `razorpay`.
     pub gateway: String,
     /// Why a failed payment failed, e.g. `card_declined`.
+    #[schema(required = true)]
     pub failure_code: Option<String>,
     /// What the customer must do next while the payment `requires_action`, else null.
+    #[schema(required = true)]
     pub next_action: Option<NextAction>,
     pub created_at: String,
 }

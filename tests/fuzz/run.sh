@@ -4,7 +4,7 @@
 # use; default postgres://postgres@127.0.0.1:5432; created here and dropped after), and
 # schemathesis (pinned in requirements.txt, a venv under /var/tmp reused between runs)
 # generating requests from the served /openapi.json. Bounded: TILL_FUZZ_EXAMPLES cases per
-# operation and phase (default 20) with a fixed seed, so a run is repeatable and takes a few
+# operation and phase (default 100) with a fixed seed, so a run is repeatable and takes a few
 # minutes on two cores. It fails on any 5xx, on an answer the document does not describe
 # (status, content type, headers, body schema), on a panic in Till's log, and loudly when
 # the fuzzer, the build or the database is unavailable: nothing is skipped.
@@ -21,9 +21,9 @@ cd "$(dirname "$0")/../.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/till-ci-target}"
 VENV="${TILL_FUZZ_VENV:-/var/tmp/till-fuzz-venv}"
 PG_URL="${TILL_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432}"
-EXAMPLES="${TILL_FUZZ_EXAMPLES:-20}"
+EXAMPLES="${TILL_FUZZ_EXAMPLES:-100}"
 SEED="${TILL_FUZZ_SEED:-42}"
-CHECKS=not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,negative_data_rejection,missing_required_header
+CHECKS=not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,negative_data_rejection,missing_required_header,unsupported_method,allow_header_conformance,use_after_free,ensure_resource_availability
 fail() { echo "fuzz: $*" >&2; exit 1; }
 
 cargo build --locked --bin till || fail "cargo build failed"
@@ -53,8 +53,9 @@ trap cleanup EXIT
 
 API_KEY="sk_fuzz_$RANDOM$RANDOM$RANDOM"
 
-# Starts Till on `$1` (a database URL), seeds a product with stock (the examples in the
-# document name it, so some checkouts succeed), fuzzes every operation, stops Till.
+# Starts Till on `$1` (a database URL), seeds products with stock so that generated
+# checkouts can succeed (`TEE-1`, which the document's examples name, and every one-character
+# SKU, the shortest the SKU pattern generates), fuzzes every operation, stops Till.
 fuzz() {
   local database_url=$1 backend=${1%%:*} port url started
   port=$(free_port)
@@ -70,10 +71,13 @@ fuzz() {
   done
   curl -sf -o /dev/null "$url/readyz" || fail "till serve is not ready on $backend"
   local auth="Authorization: Bearer $API_KEY"
-  curl -sf -o /dev/null -X PUT "$url/v1/products/TEE-1" -H "$auth" \
-    -d '{"name": "Tee", "price": {"amount": 49900, "currency": "INR"}}' || fail "cannot seed a product"
-  curl -sf -o /dev/null -X PUT "$url/v1/inventory/TEE-1/warehouses/blr-1" -H "$auth" \
-    -d '{"on_hand": 1000000}' || fail "cannot seed stock"
+  local sku
+  for sku in TEE-1 {A..Z} {a..z} {0..9} . _ -; do
+    curl -sf --path-as-is -o /dev/null -X PUT "$url/v1/products/$sku" -H "$auth" \
+      -d '{"name": "Tee", "price": {"amount": 49900, "currency": "INR"}}' || fail "cannot seed product $sku"
+    curl -sf --path-as-is -o /dev/null -X PUT "$url/v1/inventory/$sku/warehouses/blr-1" -H "$auth" \
+      -d '{"on_hand": 1000000000}' || fail "cannot seed stock of $sku"
+  done
 
   echo "fuzz: schemathesis against till serve on $backend ($EXAMPLES cases per operation, seed $SEED)"
   started=$(date +%s)
@@ -82,7 +86,7 @@ fuzz() {
     --header "$auth" \
     --checks "$CHECKS" \
     --max-examples "$EXAMPLES" --seed "$SEED" \
-    --phases examples,coverage,fuzzing \
+    --phases examples,coverage,fuzzing,stateful \
     --workers 2 --request-timeout 10 \
     --suppress-health-check all \
     --report junit --report-dir "$WORK/report-$backend" \
