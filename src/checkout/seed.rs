@@ -33,7 +33,7 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct LockBody {
     /// Client-chosen: 1-64 of `A-Z a-z 0-9 - _`.
-    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$", example = "O123")]
     order_id: String,
     #[schema(min_items = 1, max_items = 100)]
     items: Vec<ItemBody>,
@@ -79,14 +79,18 @@ async fn lock(
 #[serde(deny_unknown_fields)]
 pub struct InitiateBody {
     #[serde(rename = "orderId")]
+    #[schema(example = "O123")]
     order_id: String,
     /// Decimal in major units, read as its JSON text so no float ever holds it.
     #[schema(schema_with = decimal_major)]
     amount: Box<RawValue>,
+    #[schema(pattern = "^(card|upi|wallet)$", example = "card")]
     payment_method: String,
+    /// As the `Idempotency-Key` header (which wins when both are sent).
+    #[schema(min_length = 1, max_length = 255, example = "3f1c9b2e")]
     idempotency_key: String,
     #[serde(default, deserialize_with = "not_null")]
-    #[schema(nullable = false)]
+    #[schema(schema_with = super::routes::payment_source)]
     source: Option<String>,
 }
 
@@ -98,6 +102,7 @@ fn decimal_major() -> utoipa::openapi::Object {
         .description(Some(
             "decimal in major units (998.0 is 99800 minor units), read exactly from its JSON text",
         ))
+        .examples([serde_json::json!(998.0)])
         .build()
 }
 
@@ -162,6 +167,7 @@ fn default_source(method: payments::Method) -> &'static str {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmBody {
+    #[schema(example = "O123")]
     order_id: String,
 }
 
