@@ -22,36 +22,21 @@ cd "$(dirname "$0")/../.."
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/till-ci-target}"
 VENV="${TILL_FUZZ_VENV:-/var/tmp/till-fuzz-venv}"
+FUZZ_DIR="$PWD/tests/fuzz"
 PG_URL="${TILL_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432}"
 EXAMPLES="${TILL_FUZZ_EXAMPLES:-100}"
 SEED="${TILL_FUZZ_SEED:-42}"
 EXCLUDED_CHECKS=ignored_auth,positive_data_acceptance
 fail() { echo "fuzz: $*" >&2; exit 1; }
+. tests/harness.sh
 
 cargo build --locked --bin till || fail "cargo build failed"
 TILL="$CARGO_TARGET_DIR/debug/till"
 
-if [ ! -x "$VENV/bin/python" ]; then
-  python3 -m venv "$VENV" || fail "cannot create the Python venv at $VENV"
-fi
-"$VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/fuzz/requirements.txt \
-  || fail "pip install of the pinned fuzzer failed"
+venv_install "$VENV" tests/fuzz/requirements.txt fuzzer
 [ -x "$VENV/bin/schemathesis" ] || fail "schemathesis is not installed in $VENV"
 
-free_port() { "$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-WORK=$(mktemp -d /var/tmp/till-fuzz.XXXXXX)
-TILL_PID=""
-PG_DB="till_fuzz_$$"
-stop_till() {
-  if [ -n "$TILL_PID" ]; then kill "$TILL_PID" 2>/dev/null || true; wait "$TILL_PID" 2>/dev/null || true; fi
-  TILL_PID=""
-}
-cleanup() {
-  stop_till
-  psql "$PG_URL/postgres" -q -c "DROP DATABASE IF EXISTS $PG_DB" >/dev/null 2>&1 || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+scratch fuzz
 
 API_KEY="sk_fuzz_$RANDOM$RANDOM$RANDOM"
 
@@ -66,10 +51,10 @@ fuzz() {
   TILL_API_KEY="$API_KEY" TILL_LISTEN="127.0.0.1:$port" TILL_DATABASE_URL="$database_url" \
   TILL_SIM_DELAY_MS=100 RUST_LOG="${RUST_LOG:-warn}" \
     "$TILL" serve >"$WORK/till-$backend.log" 2>&1 &
-  TILL_PID=$!
+  SERVER_PID=$!
   for _ in $(seq 1 100); do
     curl -sf -o /dev/null "$url/healthz" && break
-    kill -0 "$TILL_PID" 2>/dev/null || { cat "$WORK/till-$backend.log" >&2; fail "till serve exited on $backend"; }
+    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/till-$backend.log" >&2; fail "till serve exited on $backend"; }
     sleep 0.1
   done
   curl -sf -o /dev/null "$url/readyz" || fail "till serve is not ready on $backend"
@@ -87,14 +72,15 @@ fuzz() {
   echo "fuzz: schemathesis against till serve on $backend ($EXAMPLES cases per operation, seed $SEED)"
   started=$(date +%s)
   local status=0
-  TILL_FUZZ_API_KEY="$API_KEY" SCHEMATHESIS_HOOKS=hooks PYTHONPATH=tests/fuzz \
-  "$VENV/bin/schemathesis" --config-file tests/fuzz/schemathesis.toml run "$url/openapi.json" \
+  # From the scratch directory: schemathesis keeps a cache of earlier findings in its working
+  # directory, and each run starts from nothing.
+  (cd "$WORK" && TILL_FUZZ_API_KEY="$API_KEY" SCHEMATHESIS_HOOKS=hooks PYTHONPATH="$FUZZ_DIR" \
+  "$VENV/bin/schemathesis" --config-file "$FUZZ_DIR/schemathesis.toml" run "$url/openapi.json" \
     --checks all --exclude-checks "$EXCLUDED_CHECKS" \
     --max-examples "$EXAMPLES" --seed "$SEED" \
     --phases examples,coverage,fuzzing,stateful \
     --workers 2 --request-timeout 10 \
-    --suppress-health-check all \
-    --report junit --report-dir "$WORK/report-$backend" \
+    --suppress-health-check all) \
     || status=1
   echo "fuzz: $backend took $(( $(date +%s) - started )) s"
   if grep -q "panicked" "$WORK/till-$backend.log"; then
@@ -106,7 +92,7 @@ fuzz() {
     grep -E "ERROR|panicked" "$WORK/till-$backend.log" | tail -n 40 >&2 || true
     fail "the fuzzer found failures on $backend"
   fi
-  stop_till
+  stop_server
 }
 
 fuzz "sqlite://$WORK/till.db"
