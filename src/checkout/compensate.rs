@@ -6,6 +6,7 @@ use serde_json::json;
 use sqlx::Connection;
 
 use super::pay::{end_in_tx, settle_answer, timed, Call};
+use super::OrderView;
 use crate::error::{Error, Result};
 use crate::idempotency::{record_resource, KeyRef, Resource};
 use crate::ids::new_id;
@@ -14,8 +15,6 @@ use crate::notify;
 use crate::orders::{self, CancelReason, Status as OrderStatus};
 use crate::payments::gateway::GatewayError;
 use crate::payments::{self, Fate, RefundView, Status};
-
-use super::OrderView;
 use crate::state::AppState;
 
 /// The reason of a refund the merchant asked for through the API.

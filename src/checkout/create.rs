@@ -4,6 +4,7 @@
 use serde_json::Value;
 use sqlx::Connection;
 
+use super::OrderView;
 use crate::db::is_unique_violation;
 use axum::http::StatusCode;
 
@@ -15,8 +16,6 @@ use crate::metrics::Metrics;
 use crate::money;
 use crate::orders::{self, Line, NewOrder};
 use crate::state::AppState;
-
-use super::OrderView;
 
 /// The most lines an order may have.
 pub const LINES_MAX: usize = 100;
