@@ -2,7 +2,8 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -154,15 +155,57 @@ impl Error {
     }
 
     /// The `{"error": {...}}` body. 5xx details stay in the log, never in the response.
-    pub fn body(&self) -> serde_json::Value {
-        let mut error = json!({"code": self.code(), "message": self.to_string()});
+    pub fn answer(&self) -> ErrorBody {
+        let mut body = ErrorBody::new(self.code(), self.to_string());
         if let Error::OutOfStock(skus) = self {
-            error["skus"] = json!(skus);
+            body.error.skus = Some(skus.clone());
         }
         if let Error::CouponInvalid { reason, .. } = self {
-            error["reason"] = json!(reason);
+            body.error.reason = Some(reason);
         }
-        json!({ "error": error })
+        body
+    }
+
+    /// The `{"error": {...}}` body as the JSON an idempotent answer stores.
+    pub fn body(&self) -> serde_json::Value {
+        // A struct of strings always serializes; `Null` would only mean a serde bug.
+        serde_json::to_value(self.answer()).unwrap_or_default()
+    }
+}
+
+/// Every error answer's body: `{"error": {"code", "message", …details}}`.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// The API error code (docs/api.md), e.g. `invalid_request`; each operation lists its own.
+    pub code: &'static str,
+    /// For people; lowercase, no trailing period. 5xx details stay in the log.
+    pub message: String,
+    /// `out_of_stock`: the SKUs short of stock.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub skus: Option<Vec<String>>,
+    /// `coupon_invalid`: why the coupon does not apply (`unknown`, `inactive`,
+    /// `not_started`, `ended`, `below_min_subtotal`, `covers_no_line`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub reason: Option<&'static str>,
+}
+
+impl ErrorBody {
+    pub fn new(code: &'static str, message: String) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                code,
+                message,
+                skus: None,
+                reason: None,
+            },
+        }
     }
 }
 
@@ -172,6 +215,6 @@ impl IntoResponse for Error {
         if status.is_server_error() {
             tracing::error!(error = ?self, "request failed");
         }
-        (status, axum::Json(self.body())).into_response()
+        (status, axum::Json(self.answer())).into_response()
     }
 }

@@ -125,7 +125,7 @@ impl fmt::Display for Money {
 
 /// One tax on a line, an order or a refund: its name (`CGST`, `VAT`), its rate in basis
 /// points, and the amount in minor units.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct TaxLine {
     pub name: String,
     pub rate_bps: i64,

@@ -2,11 +2,12 @@
 //! once, a status moves by compare-and-set — so repeating one, or racing two, changes
 //! nothing twice.
 
-use serde_json::{json, Value};
+use serde_json::json;
 use sqlx::Connection;
 
 use super::finalize::end_in_tx;
 use super::pay::{settle_answer, timed, Call};
+use super::OrderView;
 use crate::error::{Error, Result};
 use crate::idempotency::{record_resource, KeyRef, Resource};
 use crate::ids::{OrderId, PaymentId, RefundId};
@@ -15,7 +16,7 @@ use crate::money::TaxLine;
 use crate::notify;
 use crate::orders::{self, CancelReason, Status as OrderStatus};
 use crate::payments::gateway::GatewayError;
-use crate::payments::{self, Fate, RefundStatus, Status};
+use crate::payments::{self, Fate, RefundStatus, RefundView, Status};
 use crate::pricing;
 use crate::state::AppState;
 
@@ -24,7 +25,7 @@ const REASON_REQUESTED: &str = "requested";
 
 /// A customer cancels a pending order: stock released, any payment in flight voided.
 /// Cancelling a cancelled order returns it unchanged.
-pub async fn cancel_order(state: &AppState, order_id: &OrderId) -> Result<Value> {
+pub async fn cancel_order(state: &AppState, order_id: &OrderId) -> Result<OrderView> {
     end_order(
         state,
         order_id,
@@ -104,7 +105,7 @@ pub async fn refund_order(
     order_id: &OrderId,
     amount: Option<i64>,
     key: Option<&KeyRef>,
-) -> Result<Value> {
+) -> Result<RefundView> {
     let now = state.now_ms();
     let mut conn = state.db.pool.acquire().await?;
     let mut tx = conn.begin().await?;

@@ -4,6 +4,7 @@
 use serde_json::Value;
 use sqlx::Connection;
 
+use super::OrderView;
 use crate::db::is_unique_violation;
 use axum::http::StatusCode;
 
@@ -135,7 +136,7 @@ pub async fn create_order(
     state: &AppState,
     input: OrderInput,
     key: Option<&KeyRef>,
-) -> Result<Value> {
+) -> Result<OrderView> {
     let now = state.now_ms();
     let mut conn = state.db.pool.acquire().await?;
     let priced = price_cart(&mut conn, state, &input, now).await?;
@@ -217,7 +218,7 @@ pub async fn create_order(
     let mut order = super::order_view(&mut tx, id.as_str())
         .await?
         .ok_or(Error::NotFound("order"))?;
-    order["client_secret"] = Value::String(secret);
+    order.client_secret = Some(secret);
     if let Some(key) = key {
         complete_in(&mut tx, key, StatusCode::CREATED, &order).await?;
     }
@@ -307,7 +308,7 @@ async fn existing_order(
     conn: &mut sqlx::AnyConnection,
     id: &OrderId,
     fingerprint: &str,
-) -> Result<Value> {
+) -> Result<OrderView> {
     let head = orders::store::head(conn, id)
         .await?
         .ok_or(Error::NotFound("order"))?;

@@ -4,7 +4,6 @@
 
 use std::time::Instant;
 
-use serde_json::Value;
 use sqlx::Connection;
 
 use super::finalize;
@@ -16,7 +15,7 @@ use crate::ids::{OrderId, PaymentId, RefundId};
 use crate::metrics::Metrics;
 use crate::orders::{self, CancelReason, Status as OrderStatus};
 use crate::payments::gateway::{GatewayError, GatewayPayment, Outcome};
-use crate::payments::{self, Fate, Method, Payment, Status};
+use crate::payments::{self, Fate, Method, Payment, PaymentView, Status};
 use crate::state::AppState;
 
 pub struct PaymentInput {
@@ -31,7 +30,7 @@ pub struct PaymentInput {
 }
 
 /// Starts a payment attempt on a pending order and returns the payment's view.
-pub async fn start_payment(state: &AppState, input: PaymentInput) -> Result<Value> {
+pub async fn start_payment(state: &AppState, input: PaymentInput) -> Result<PaymentView> {
     let gateway = state.gateway_for(input.method)?;
     gateway
         .check_source(input.method, &input.source)
@@ -115,8 +114,8 @@ pub async fn start_payment(state: &AppState, input: PaymentInput) -> Result<Valu
     let mut view = payments::view(&mut conn, payment.id.as_str())
         .await?
         .ok_or(Error::NotFound("payment"))?;
-    if let Some(action) = stripe_js.filter(|_| view["status"] == "requires_action") {
-        view["next_action"] = action;
+    if let Some(action) = stripe_js.filter(|_| view.status == "requires_action") {
+        view.next_action = Some(action);
     }
     Ok(view)
 }

@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::{cancel_order, create_order, refund_order, start_payment, OrderInput, PaymentInput};
 use crate::error::{Error, Result};
@@ -30,7 +31,7 @@ async fn get_order(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<OrderId>,
-) -> Result<axum::Json<serde_json::Value>> {
+) -> Result<axum::Json<super::OrderView>> {
     caller.check_order(id.as_str())?;
     let mut conn = state.db.pool.acquire().await?;
     super::order_view(&mut conn, id.as_str())
@@ -39,58 +40,74 @@ async fn get_order(
         .ok_or(Error::NotFound("order"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ItemBody {
+    /// 1-64 of `A-Z a-z 0-9 - _ .`
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$", example = "TEE-1")]
     pub sku: String,
+    /// Units, 1-1000 (a SKU given twice is merged).
+    #[schema(minimum = 1, maximum = 1000, example = 2)]
     pub qty: i64,
 }
 
-#[derive(Deserialize, serde::Serialize)]
+#[derive(Deserialize, serde::Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CustomerBody {
+pub struct CustomerBody {
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<String>,
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     #[serde(skip_serializing_if = "Option::is_none")]
     email: Option<String>,
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<String>,
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     #[serde(skip_serializing_if = "Option::is_none")]
     phone: Option<String>,
 }
 
-#[derive(Deserialize, serde::Serialize)]
+#[derive(Deserialize, serde::Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AddressBody {
+pub struct AddressBody {
     country: String,
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     #[serde(skip_serializing_if = "Option::is_none")]
     region: Option<String>,
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     #[serde(skip_serializing_if = "Option::is_none")]
     postal_code: Option<String>,
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     #[serde(skip_serializing_if = "Option::is_none")]
     city: Option<String>,
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     #[serde(skip_serializing_if = "Option::is_none")]
     line1: Option<String>,
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     #[serde(skip_serializing_if = "Option::is_none")]
     line2: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct OrderBody {
+pub struct OrderBody {
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     customer: Option<CustomerBody>,
+    #[schema(min_items = 1, max_items = 100)]
     items: Vec<ItemBody>,
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     ship_to: Option<AddressBody>,
 }
 
@@ -181,11 +198,45 @@ async fn post_order(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PaymentBody {
+pub struct PaymentBody {
+    #[schema(pattern = "^(card|upi|wallet)$", example = "card")]
     method: String,
+    #[schema(schema_with = payment_source)]
     source: String,
+}
+
+/// A payment's source: what its gateway takes, e.g. the simulator's table in docs/api.md (a
+/// source the gateway does not know is a 400 before anything is written).
+pub fn payment_source() -> utoipa::openapi::Schema {
+    use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Type};
+    let simulator = [
+        "pm_card_visa",
+        "pm_card_mastercard",
+        "pm_card_chargeDeclined",
+        "pm_card_chargeDeclinedInsufficientFunds",
+        "pm_card_authenticationRequired",
+        "success@razorpay",
+        "failure@razorpay",
+        "paytm",
+        "phonepe",
+        "amazonpay",
+        "wallet_declined",
+    ];
+    let any = AnyOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(simulator)),
+        )
+        .item(ObjectBuilder::new().schema_type(Type::String))
+        .description(Some(
+            "a card payment method, UPI VPA or wallet its gateway knows (docs/api.md)",
+        ))
+        .examples(["pm_card_visa"])
+        .build();
+    utoipa::openapi::Schema::AnyOf(any)
 }
 
 /// Parses a payment method name into the enum, or a 400.
@@ -225,9 +276,9 @@ async fn post_payment(
     .await
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CancelBody {}
+pub struct CancelBody {}
 
 async fn post_cancel(
     State(state): State<AppState>,
@@ -260,10 +311,11 @@ async fn ensure_order_exists(state: &AppState, id: &OrderId) -> Result<()> {
         .ok_or(Error::NotFound("order"))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RefundBody {
+pub struct RefundBody {
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     amount: Option<i64>,
 }
 

@@ -8,11 +8,11 @@ use axum::routing::post;
 use axum::Router;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::recover::{claim_payment, recheck_payment};
 use super::routes::{check_text, parse_items, parse_method, ItemBody};
-use super::{create_order, start_payment, OrderInput, PaymentInput};
+use super::{create_order, start_payment, OrderInput, OrderView, PaymentInput};
 use crate::error::{Error, Result};
 use crate::http::extract::{not_null, parse_json, Caller, RawBody};
 use crate::http::idempotency::{self, IdempotencyKey};
@@ -28,14 +28,18 @@ pub fn router() -> Router<AppState> {
         .route("/checkout/confirm", post(confirm))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct LockBody {
+pub struct LockBody {
+    /// Client-chosen: 1-64 of `A-Z a-z 0-9 - _`.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$", example = "O123")]
     order_id: String,
+    #[schema(min_items = 1, max_items = 100)]
     items: Vec<ItemBody>,
     /// The shopper the lock is for: the order's `customer.id`, so the pending-order limit
     /// applies. Absent (a merchant's server locking for many shoppers), no limit.
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     user_id: Option<String>,
 }
 
@@ -70,17 +74,35 @@ async fn lock(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct InitiateBody {
+pub struct InitiateBody {
     #[serde(rename = "orderId")]
+    #[schema(example = "O123")]
     order_id: String,
     /// Decimal in major units, read as its JSON text so no float ever holds it.
+    #[schema(schema_with = decimal_major)]
     amount: Box<RawValue>,
+    #[schema(pattern = "^(card|upi|wallet)$", example = "card")]
     payment_method: String,
+    /// As the `Idempotency-Key` header (which wins when both are sent).
+    #[schema(min_length = 1, max_length = 255, example = "3f1c9b2e")]
     idempotency_key: String,
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(schema_with = super::routes::payment_source)]
     source: Option<String>,
+}
+
+/// The seed's decimal amount: a JSON number in major units, read exactly from its text
+/// (never through a float), with at most the currency's decimals.
+fn decimal_major() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Number)
+        .description(Some(
+            "decimal in major units (998.0 is 99800 minor units), read exactly from its JSON text",
+        ))
+        .examples([serde_json::json!(998.0)])
+        .build()
 }
 
 async fn initiate(
@@ -140,9 +162,10 @@ fn default_source(method: payments::Method) -> &'static str {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ConfirmBody {
+pub struct ConfirmBody {
+    #[schema(example = "O123")]
     order_id: String,
 }
 
@@ -161,7 +184,7 @@ async fn confirm(
     .await
 }
 
-async fn confirm_order(state: &AppState, caller: &Caller, body: &[u8]) -> Result<Value> {
+async fn confirm_order(state: &AppState, caller: &Caller, body: &[u8]) -> Result<OrderView> {
     let body: ConfirmBody = parse_json(body)?;
     caller.check_order(&body.order_id)?;
     let mut head = read_head(state, &body.order_id).await?;

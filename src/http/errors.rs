@@ -9,9 +9,8 @@ use axum::extract::Request;
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
-use crate::error::Error;
+use crate::error::{Error, ErrorBody};
 
 /// A URI longer than this answers 414: 8 KiB is what common proxies pass on (nginx's
 /// default `large_client_header_buffers`) and far under hyper's own 64 KiB limit, so an
@@ -77,7 +76,7 @@ async fn as_json(response: Response) -> Response {
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("application/json"),
     );
-    let body = json!({"error": {"code": code, "message": message}}).to_string();
+    let body = serde_json::to_vec(&ErrorBody::new(code, message)).unwrap_or_default();
     Response::from_parts(parts, Body::from(body))
 }
 

@@ -6,11 +6,14 @@ use std::future::Future;
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::Value;
 
 use super::extract::Caller;
 use crate::error::{Error, Result};
-use crate::idempotency::{check_key, claim, complete, fingerprint, release, Claim, KeyRef};
+use crate::idempotency::{
+    check_key, claim, complete, fingerprint, release, to_value, Claim, KeyRef,
+};
 use crate::state::AppState;
 
 /// The `Idempotency-Key` header, checked; absent is `None`.
@@ -34,8 +37,9 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IdempotencyKey {
     }
 }
 
-/// Runs `handler` at most once per (credential, key). Without a key it simply runs.
-pub async fn run<F, Fut>(
+/// Runs `handler` at most once per (credential, key). Without a key it simply runs. Its
+/// answer, a typed view, is sent as the JSON it is stored as, so a replay is the same bytes.
+pub async fn run<F, Fut, B>(
     state: &AppState,
     caller: &Caller,
     key: Option<&str>,
@@ -44,10 +48,11 @@ pub async fn run<F, Fut>(
 ) -> Response
 where
     F: FnOnce(Option<KeyRef>) -> Fut,
-    Fut: Future<Output = Result<(StatusCode, Value)>>,
+    Fut: Future<Output = Result<(StatusCode, B)>>,
+    B: Serialize,
 {
     let Some(key) = key else {
-        return respond(handler(None).await);
+        return respond(as_json(handler(None).await));
     };
     if let Err(err) = check_key(key) {
         return err.into_response();
@@ -68,7 +73,7 @@ where
         Err(err) => return err.into_response(),
     }
     let key_ref = KeyRef::claimed(&scope, key, seal_key);
-    let result = handler(Some(key_ref.clone())).await;
+    let result = as_json(handler(Some(key_ref.clone())).await);
     if crate::failpoint::armed(crate::failpoint::ANSWER_LOST, key) {
         return respond(result);
     }
@@ -84,6 +89,11 @@ where
         tracing::error!(error = %err, "could not store the idempotent response");
     }
     respond(result)
+}
+
+fn as_json<B: Serialize>(result: Result<(StatusCode, B)>) -> Result<(StatusCode, Value)> {
+    let (status, body) = result?;
+    Ok((status, to_value(body)?))
 }
 
 fn respond(result: Result<(StatusCode, Value)>) -> Response {

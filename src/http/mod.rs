@@ -15,7 +15,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::json;
 use tracing::Instrument;
 
 use crate::error::Error;
@@ -78,8 +77,30 @@ async fn request_context(State(state): State<AppState>, req: Request, next: Next
     response
 }
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok"}))
+/// `GET /healthz`: the process is up.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    #[schema(value_type = String, pattern = "^ok$")]
+    pub status: &'static str,
+}
+
+/// `GET /readyz`: whether the database answers, and each remote gateway's last probe.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// `ready`, or `unavailable` (503) when the database does not answer.
+    #[schema(value_type = String, pattern = "^(ready|unavailable)$")]
+    pub status: &'static str,
+    /// `up` or `down`.
+    #[schema(value_type = String, pattern = "^(up|down)$")]
+    pub database: &'static str,
+    /// Gateway name → what its last probe found.
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
+    pub gateways: std::collections::BTreeMap<&'static str, String>,
+}
+
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
 /// 200 while the database answers; `gateways` details the last probe of each remote gateway
@@ -87,11 +108,20 @@ async fn healthz() -> Json<serde_json::Value> {
 async fn readyz(State(state): State<AppState>) -> Response {
     let gateways = state.gateway_health();
     if state.db.ping().await {
-        Json(json!({"status": "ready", "database": "up", "gateways": gateways})).into_response()
+        Json(Readiness {
+            status: "ready",
+            database: "up",
+            gateways,
+        })
+        .into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unavailable", "database": "down", "gateways": gateways})),
+            Json(Readiness {
+                status: "unavailable",
+                database: "down",
+                gateways,
+            }),
         )
             .into_response()
     }

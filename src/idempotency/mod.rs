@@ -89,17 +89,20 @@ async fn resource_view(
     kind: Option<&str>,
     id: &str,
 ) -> Result<Option<Value>> {
+    use crate::payments::{refund_view_by_id, view};
+    let payment = |v: Option<crate::payments::PaymentView>| v.map(to_value).transpose();
+    let refund = |v: Option<crate::payments::RefundView>| v.map(to_value).transpose();
     match kind {
-        Some("payment") => crate::payments::view(conn, id).await,
-        Some("refund") => crate::payments::refund_view_by_id(conn, id).await,
+        Some("payment") => payment(view(conn, id).await?),
+        Some("refund") => refund(refund_view_by_id(conn, id).await?),
         Some(other) => Err(crate::error::corrupt(
             "idempotency_keys.resource_kind",
             other,
         )),
         // Recorded before kinds were (within a day of the upgrade): whichever it is.
-        None => match crate::payments::view(conn, id).await? {
-            Some(view) => Ok(Some(view)),
-            None => crate::payments::refund_view_by_id(conn, id).await,
+        None => match view(conn, id).await? {
+            Some(found) => payment(Some(found)),
+            None => refund(refund_view_by_id(conn, id).await?),
         },
     }
 }
@@ -140,9 +143,10 @@ pub async fn complete_in(
     conn: &mut sqlx::AnyConnection,
     key: &KeyRef,
     status: StatusCode,
-    body: &Value,
+    body: &impl serde::Serialize,
 ) -> Result<()> {
-    store(conn, &key.scope, &key.key, &key.seal_key, status, body).await?;
+    let body = to_value(body)?;
+    store(conn, &key.scope, &key.key, &key.seal_key, status, &body).await?;
     // If the caller's transaction then fails, its 5xx releases the claim anyway.
     key.stored.store(true, Ordering::Relaxed);
     Ok(())
@@ -238,6 +242,11 @@ pub async fn release(state: &AppState, scope: &str, key: &str) -> Result<()> {
 pub async fn purge_expired(state: &AppState) -> Result<u64> {
     let mut conn = state.db.pool.acquire().await?;
     store::purge_done_before(&mut conn, state.now_ms() - RETENTION_MS).await
+}
+
+/// A view as the JSON an answer stores.
+pub fn to_value(view: impl serde::Serialize) -> Result<Value> {
+    Ok(serde_json::to_value(view).map_err(anyhow::Error::from)?)
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ pub struct Product {
 }
 
 /// Stock of one SKU in one warehouse.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct WarehouseStock {
     pub warehouse: String,
     pub on_hand: i64,
@@ -30,7 +30,7 @@ pub struct WarehouseStock {
 }
 
 /// Stock of one SKU over all warehouses, as `GET /v1/inventory/{sku}` shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Stock {
     pub sku: String,
     pub on_hand: i64,

@@ -3,11 +3,11 @@
 use axum::extract::{Path, State};
 use axum::routing::{get, put};
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use sqlx::Connection;
+use utoipa::ToSchema;
 
-use super::Product;
+use super::{Product, Stock};
 use crate::error::{Error, Result};
 use crate::http::extract::{not_null, parse_json, Caller, RawBody};
 use crate::ids::{check_client_id, Sku};
@@ -24,25 +24,53 @@ pub fn router() -> Router<AppState> {
         .route("/v1/inventory/{sku}", get(get_stock))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ProductBody {
+pub struct ProductBody {
+    /// 1-200 characters.
     name: String,
-    price: PriceBody,
+    price: Price,
+    /// 1-64 characters.
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     tax_code: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// A price: minor units in the store currency.
+#[derive(Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PriceBody {
+pub struct Price {
+    /// Minor units, 0 up to `PRICE_MINOR_MAX`.
+    #[schema(minimum = 0)]
     amount: i64,
+    /// ISO 4217; must be the store currency.
     currency: String,
 }
 
-fn product_view(p: &Product) -> Value {
-    json!({"sku": p.sku, "object": "product", "name": p.name,
-           "price": {"amount": p.price_minor, "currency": p.currency}, "tax_code": p.tax_code})
+/// A product of the catalog.
+#[derive(Serialize, ToSchema)]
+pub struct ProductView {
+    sku: String,
+    /// Always `product`.
+    #[schema(value_type = String, pattern = "^product$")]
+    object: &'static str,
+    name: String,
+    price: Price,
+    #[schema(required = true)]
+    tax_code: Option<String>,
+}
+
+fn product_view(p: Product) -> ProductView {
+    ProductView {
+        sku: p.sku,
+        object: "product",
+        name: p.name,
+        price: Price {
+            amount: p.price_minor,
+            currency: p.currency,
+        },
+        tax_code: p.tax_code,
+    }
 }
 
 async fn put_product(
@@ -50,7 +78,7 @@ async fn put_product(
     caller: Caller,
     Path(sku): Path<String>,
     RawBody(body): RawBody,
-) -> Result<Json<Value>> {
+) -> Result<Json<ProductView>> {
     caller.require_merchant()?;
     let sku = Sku::try_from(sku.as_str()).map_err(Error::InvalidRequest)?;
     let body: ProductBody = parse_json(&body)?;
@@ -87,25 +115,27 @@ async fn put_product(
     };
     let mut conn = state.db.pool.acquire().await?;
     let saved = super::store::upsert_product(&mut conn, &product, state.now_ms()).await?;
-    Ok(Json(product_view(&saved)))
+    Ok(Json(product_view(saved)))
 }
 
 async fn get_product(
     State(state): State<AppState>,
     caller: Caller,
     Path(sku): Path<String>,
-) -> Result<Json<Value>> {
+) -> Result<Json<ProductView>> {
     caller.require_merchant()?;
     let mut conn = state.db.pool.acquire().await?;
     let product = super::store::get_product(&mut conn, &sku)
         .await?
         .ok_or(Error::NotFound("product"))?;
-    Ok(Json(product_view(&product)))
+    Ok(Json(product_view(product)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct StockBody {
+pub struct StockBody {
+    /// Physical units in the warehouse, 0-1000000000; not below what is locked.
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     on_hand: i64,
 }
 
@@ -114,7 +144,7 @@ async fn put_stock(
     caller: Caller,
     Path((sku, warehouse)): Path<(String, String)>,
     RawBody(body): RawBody,
-) -> Result<Json<Value>> {
+) -> Result<Json<Stock>> {
     caller.require_merchant()?;
     let sku = Sku::try_from(sku.as_str()).map_err(Error::InvalidRequest)?;
     check_client_id("warehouse", &warehouse).map_err(Error::InvalidRequest)?;
@@ -140,24 +170,18 @@ async fn put_stock(
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(
-        serde_json::to_value(super::store::get_stock(&mut conn, sku.as_str()).await?)
-            .map_err(anyhow::Error::from)?,
-    ))
+    Ok(Json(super::store::get_stock(&mut conn, sku.as_str()).await?))
 }
 
 async fn get_stock(
     State(state): State<AppState>,
     caller: Caller,
     Path(sku): Path<String>,
-) -> Result<Json<Value>> {
+) -> Result<Json<Stock>> {
     caller.require_merchant()?;
     let mut conn = state.db.pool.acquire().await?;
     if super::store::get_product(&mut conn, &sku).await?.is_none() {
         return Err(Error::NotFound("product"));
     }
-    Ok(Json(
-        serde_json::to_value(super::store::get_stock(&mut conn, &sku).await?)
-            .map_err(anyhow::Error::from)?,
-    ))
+    Ok(Json(super::store::get_stock(&mut conn, &sku).await?))
 }

@@ -6,13 +6,14 @@
 
 pub mod store;
 
-use serde_json::{json, Value};
-use sqlx::{AnyConnection, Row};
+use serde_json::Value;
 
-use crate::clock::rfc3339;
 use crate::error::{corrupt, Error, Result};
 use crate::ids::{OrderId, PaymentId, Sku};
 use crate::money::{Currency, Money, TaxLine};
+
+mod view;
+pub use view::{record_view, Address, Customer, OrderRecord};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -131,59 +132,24 @@ pub struct NewOrder<'a> {
     pub expires_at: i64,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = OrderItem)]
 pub struct Line {
+    #[schema(value_type = String)]
     pub sku: Sku,
     pub qty: i64,
+    /// Minor units.
     pub unit_amount: i64,
+    /// `unit_amount × qty`, minor units.
     pub amount: i64,
-    /// The coupon's share of this line.
+    /// The coupon's share of this line, minor units.
     pub discount: i64,
+    /// The HSN code of the product's tax code.
+    #[schema(required = true)]
     pub hsn: Option<String>,
+    /// This line's tax, minor units: the sum of its `tax_lines`.
     pub tax: i64,
     pub tax_lines: Vec<TaxLine>,
-}
-
-/// The order's own record as the API shows it: everything but its payments and refunds,
-/// which `checkout::order_view` adds (orders know nothing of payments).
-pub async fn record_view(conn: &mut AnyConnection, id: &str) -> Result<Option<Value>> {
-    let Some(r) = sqlx::query(
-        "SELECT id, status, cancel_reason, currency, subtotal, discount, tax, total, customer, ship_to,
-           invoice_number, expires_at, created_at, updated_at FROM orders WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?
-    else {
-        return Ok(None);
-    };
-    let items: Vec<Value> = store::lines(conn, &OrderId::from(id))
-        .await?
-        .into_iter()
-        .map(|l| json!({"sku": l.sku, "qty": l.qty, "unit_amount": l.unit_amount, "amount": l.amount}))
-        .collect();
-    let parse_json = |col: &str| {
-        r.get::<Option<String>, _>(col)
-            .and_then(|s| serde_json::from_str::<Value>(&s).ok())
-    };
-    Ok(Some(json!({
-        "id": r.get::<String, _>("id"),
-        "object": "order",
-        "status": r.get::<String, _>("status"),
-        "cancel_reason": r.get::<Option<String>, _>("cancel_reason"),
-        "currency": r.get::<String, _>("currency"),
-        "items": items,
-        "subtotal": r.get::<i64, _>("subtotal"),
-        "discount": r.get::<i64, _>("discount"),
-        "tax": r.get::<i64, _>("tax"),
-        "total": r.get::<i64, _>("total"),
-        "customer": parse_json("customer"),
-        "ship_to": parse_json("ship_to"),
-        "invoice_number": r.get::<Option<String>, _>("invoice_number"),
-        "expires_at": rfc3339(r.get("expires_at")),
-        "created_at": rfc3339(r.get("created_at")),
-        "updated_at": rfc3339(r.get("updated_at")),
-    })))
 }
 
 #[cfg(test)]

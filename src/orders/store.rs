@@ -132,6 +132,77 @@ pub async fn lines(conn: &mut AnyConnection, id: &OrderId) -> Result<Vec<Line>> 
         .collect()
 }
 
+/// An order's record as stored, for its view.
+pub struct StoredOrder {
+    pub id: String,
+    pub status: Status,
+    pub cancel_reason: Option<String>,
+    pub currency: String,
+    pub subtotal: i64,
+    pub discount: i64,
+    pub tax: i64,
+    pub total: i64,
+    /// JSON as the order was created with it.
+    pub customer: Option<String>,
+    pub ship_to: Option<String>,
+    pub invoice_number: Option<String>,
+    pub tax_lines: Vec<TaxLine>,
+    pub coupon: Option<String>,
+    pub expires_at: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+pub async fn record(conn: &mut AnyConnection, id: &OrderId) -> Result<Option<StoredOrder>> {
+    // Sixteen columns: the most a tuple row reads.
+    type Row = (
+        String,
+        String,
+        Option<String>,
+        String,
+        i64,
+        i64,
+        i64,
+        i64,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        i64,
+        i64,
+        i64,
+    );
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT id, status, cancel_reason, currency, subtotal, discount, tax, total, customer, ship_to,
+           invoice_number, tax_lines, coupon, expires_at, created_at, updated_at FROM orders WHERE id = $1",
+    )
+    .bind(id.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((id, status, cancel_reason, currency, subtotal, discount, tax, total, customer, ship_to, invoice_number, tax_lines, coupon, expires_at, created_at, updated_at)) = row else {
+        return Ok(None);
+    };
+    Ok(Some(StoredOrder {
+        id,
+        status: Status::try_from(status.as_str())?,
+        cancel_reason,
+        currency,
+        subtotal,
+        discount,
+        tax,
+        total,
+        customer,
+        ship_to,
+        invoice_number,
+        tax_lines: stored_tax_lines("orders.tax_lines", tax_lines)?,
+        coupon,
+        expires_at,
+        created_at,
+        updated_at,
+    }))
+}
+
 /// The order's own tax lines and coupon code.
 pub async fn pricing(
     conn: &mut AnyConnection,

@@ -11,10 +11,12 @@ pub mod simulated;
 pub mod store;
 pub mod stripe;
 
-use serde_json::{json, Value};
-use sqlx::{AnyConnection, Row};
+mod view;
+pub use view::{
+    refund_view_by_id, refund_views_for_order, stripe_js_action, view, views_for_order, NextAction,
+    PaymentView, RefundView,
+};
 
-use crate::clock::rfc3339;
 use crate::error::{corrupt, Error, Result};
 use crate::ids::{OrderId, PaymentId, RefundId};
 use crate::money::{Money, TaxLine};
@@ -200,60 +202,6 @@ impl Payment {
     }
 }
 
-pub async fn view(conn: &mut AnyConnection, id: &str) -> Result<Option<Value>> {
-    let row = sqlx::query(&format!("{PAYMENT_VIEW_SELECT} WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(row.as_ref().map(payment_view))
-}
-
-pub async fn views_for_order(conn: &mut AnyConnection, order_id: &str) -> Result<Vec<Value>> {
-    let rows = sqlx::query(&format!(
-        "{PAYMENT_VIEW_SELECT} WHERE order_id = $1 ORDER BY created_at, id"
-    ))
-    .bind(order_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(rows.iter().map(payment_view).collect())
-}
-
-const PAYMENT_VIEW_SELECT: &str =
-    "SELECT id, order_id, status, amount, currency, method, gateway, failure_code,
-    redirect_url, created_at FROM payments";
-
-fn payment_view(r: &sqlx::any::AnyRow) -> Value {
-    let status: String = r.get("status");
-    let redirect_url: Option<String> = r.get("redirect_url");
-    let next_action = match (status.as_str(), redirect_url) {
-        // A UPI intent: the link opens the customer's UPI app.
-        ("requires_action", Some(url)) if url.starts_with("upi://") => {
-            json!({"type": "upi_intent", "upi_url": url, "redirect_url": url})
-        }
-        ("requires_action", Some(url)) => json!({"type": "redirect_to_url", "redirect_url": url}),
-        _ => Value::Null,
-    };
-    json!({
-        "id": r.get::<String, _>("id"),
-        "object": "payment",
-        "order_id": r.get::<String, _>("order_id"),
-        "status": status,
-        "amount": r.get::<i64, _>("amount"),
-        "currency": r.get::<String, _>("currency"),
-        "method": r.get::<String, _>("method"),
-        "gateway": r.get::<String, _>("gateway"),
-        "failure_code": r.get::<Option<String>, _>("failure_code"),
-        "next_action": next_action,
-        "created_at": rfc3339(r.get("created_at")),
-    })
-}
-
-/// The `next_action` for Stripe.js (`stripe.handleNextAction({clientSecret})`), put in the
-/// answer to the payment request only: the client secret is not stored.
-pub fn stripe_js_action(redirect_url: &str, client_secret: &str) -> Value {
-    json!({"type": "use_stripe_sdk", "client_secret": client_secret, "redirect_url": redirect_url})
-}
-
 /// A refund's life: `pending` (written before the gateway is asked), then `succeeded` or
 /// `failed`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -317,45 +265,6 @@ impl Refund {
             share: None,
         }
     }
-}
-
-const REFUND_VIEW_SELECT: &str =
-    "SELECT r.id, r.order_id, r.payment_id, r.amount, r.status, r.reason, r.created_at,
-    p.currency FROM refunds r JOIN payments p ON p.id = r.payment_id";
-
-fn refund_view(r: &sqlx::any::AnyRow) -> Value {
-    json!({
-        "id": r.get::<String, _>("id"),
-        "object": "refund",
-        "order_id": r.get::<String, _>("order_id"),
-        "payment_id": r.get::<String, _>("payment_id"),
-        "amount": r.get::<i64, _>("amount"),
-        "currency": r.get::<String, _>("currency"),
-        "status": r.get::<String, _>("status"),
-        "reason": r.get::<String, _>("reason"),
-        "created_at": rfc3339(r.get("created_at")),
-    })
-}
-
-pub async fn refund_view_by_id(conn: &mut AnyConnection, id: &str) -> Result<Option<Value>> {
-    let row = sqlx::query(&format!("{REFUND_VIEW_SELECT} WHERE r.id = $1"))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(row.as_ref().map(refund_view))
-}
-
-pub async fn refund_views_for_order(
-    conn: &mut AnyConnection,
-    order_id: &str,
-) -> Result<Vec<Value>> {
-    let rows = sqlx::query(&format!(
-        "{REFUND_VIEW_SELECT} WHERE r.order_id = $1 ORDER BY r.created_at, r.id"
-    ))
-    .bind(order_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(rows.iter().map(refund_view).collect())
 }
 
 #[cfg(test)]

@@ -38,7 +38,7 @@ async fn health_ready_metrics_and_openapi(b: Backend) {
         .send(app.http.get(format!("{}/openapi.json", app.url)))
         .await;
     assert_eq!(status, 200);
-    assert_eq!(doc["openapi"], "3.0.3");
+    assert_eq!(doc["openapi"], "3.1.0");
     // Every documented route is served (never the JSON 404 of an unknown route).
     for route in till::http::openapi::ROUTES {
         let (method, path) = crate::helpers::route_example(route);

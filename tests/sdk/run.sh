@@ -12,6 +12,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/till-ci-target}"
 VENV="${TILL_SDK_VENV:-/var/tmp/till-sdk-venv}"
 PG_URL="${TILL_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432}"
 fail() { echo "sdk: $*" >&2; exit 1; }
+. tests/harness.sh
 
 # Node and npm come from Debian on a machine that lacks them.
 if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
@@ -21,27 +22,10 @@ fi
 cargo build --locked --bin till || fail "cargo build failed"
 TILL="$CARGO_TARGET_DIR/debug/till"
 
-if [ ! -x "$VENV/bin/python" ]; then
-  python3 -m venv "$VENV" || fail "cannot create the Python venv at $VENV"
-fi
-"$VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt \
-  || fail "pip install of the pinned SDKs failed"
+venv_install "$VENV" tests/sdk/requirements.txt SDKs
 (cd tests/sdk && npm ci --no-audit --no-fund --loglevel=error) || fail "npm ci failed"
 
-free_port() { "$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-WORK=$(mktemp -d /var/tmp/till-sdk.XXXXXX)
-SIM_PID=""
-PG_DB="till_sdk_$$"
-stop_sim() {
-  if [ -n "$SIM_PID" ]; then kill "$SIM_PID" 2>/dev/null || true; wait "$SIM_PID" 2>/dev/null || true; fi
-  SIM_PID=""
-}
-cleanup() {
-  stop_sim
-  psql "$PG_URL/postgres" -q -c "DROP DATABASE IF EXISTS $PG_DB" >/dev/null 2>&1 || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+scratch sdk
 
 export TILL_SDK_STRIPE_KEY="sk_test_sdk_$RANDOM$RANDOM"
 export TILL_SDK_STRIPE_WEBHOOK_SECRET="whsec_sdk_$RANDOM$RANDOM"
@@ -65,10 +49,10 @@ conformance() {
   RUST_LOG="${RUST_LOG:-error}" \
     "$TILL" gateway-sim --listen "127.0.0.1:$port" --till-url "http://127.0.0.1:$TILL_SDK_WEBHOOK_PORT" \
       --database-url "$database_url" --delay-ms 200 >"$WORK/gateway-sim.log" 2>&1 &
-  SIM_PID=$!
+  SERVER_PID=$!
   for _ in $(seq 1 100); do
     curl -s -o /dev/null "$TILL_SDK_SIM_URL/v1/payment_intents" && break
-    kill -0 "$SIM_PID" 2>/dev/null || { cat "$WORK/gateway-sim.log" >&2; fail "till gateway-sim exited"; }
+    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/gateway-sim.log" >&2; fail "till gateway-sim exited"; }
     sleep 0.1
   done
   curl -s -o /dev/null "$TILL_SDK_SIM_URL/v1/payment_intents" || fail "till gateway-sim does not answer"
@@ -81,7 +65,7 @@ conformance() {
     echo "sdk: gateway-sim log:" >&2; tail -n 50 "$WORK/gateway-sim.log" >&2
     fail "conformance tests failed on ${database_url%%:*}"
   fi
-  stop_sim
+  stop_server
 }
 
 conformance "sqlite://$WORK/gateway-sim.db"
