@@ -4,7 +4,7 @@
 use serde_json::Value;
 use sqlx::Connection;
 
-use super::OrderView;
+use super::{OrderView, QuoteView};
 use crate::db::is_unique_violation;
 use axum::http::StatusCode;
 
@@ -143,16 +143,8 @@ pub async fn create_order(
     let lines: Vec<Line> = priced
         .lines
         .iter()
-        .map(|l| Line {
-            sku: l.sku.clone(),
-            qty: l.qty,
-            unit_amount: l.unit_amount,
-            amount: l.amount,
-            discount: l.discount,
-            hsn: l.hsn.clone(),
-            tax: l.tax,
-            tax_lines: l.tax_lines.clone(),
-        })
+        .cloned()
+        .map(super::views::line_of)
         .collect();
     let id = input
         .id
@@ -225,6 +217,13 @@ pub async fn create_order(
     tx.commit().await?;
     Metrics::inc(&state.metrics.orders_created);
     Ok(order)
+}
+
+/// The figures an order of `input` would have now; locks and writes nothing.
+pub async fn quote(state: &AppState, input: &OrderInput) -> Result<QuoteView> {
+    let mut conn = state.db.pool.acquire().await?;
+    let priced = price_cart(&mut conn, state, input, state.now_ms()).await?;
+    Ok(QuoteView::new(priced, state.currency))
 }
 
 /// Prices the cart exactly as an order would be priced (`POST /v1/quotes` too): every line

@@ -19,6 +19,6 @@ pub mod webhooks;
 pub mod workers;
 
 pub use compensate::{cancel_order, expire_order, process_refund, refund_order};
-pub use create::{create_order, OrderInput};
+pub use create::{create_order, quote, OrderInput};
 pub use pay::{apply_outcome, start_payment, PaymentInput};
-pub use views::{order_view, OrderView};
+pub use views::{order_view, OrderView, QuoteView};

@@ -8,7 +8,10 @@ use axum::Router;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{cancel_order, create_order, refund_order, start_payment, OrderInput, PaymentInput};
+use super::{
+    cancel_order, create_order, quote, refund_order, start_payment, OrderInput, PaymentInput,
+    QuoteView,
+};
 use crate::error::{Error, Result};
 use crate::http::extract::{not_null, parse_json, parse_json_or_default, Caller, RawBody};
 use crate::http::idempotency::{self, IdempotencyKey};
@@ -20,6 +23,7 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/orders", post(post_order))
+        .route("/v1/quotes", post(post_quote))
         .route("/v1/orders/{id}", get(get_order))
         .route("/v1/orders/{id}/payments", post(post_payment))
         .route("/v1/orders/{id}/cancel", post(post_cancel))
@@ -109,6 +113,60 @@ pub struct OrderBody {
     #[serde(default, deserialize_with = "not_null")]
     #[schema(nullable = false)]
     ship_to: Option<AddressBody>,
+    /// A coupon code, case-insensitive.
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false, example = "SAVE10")]
+    coupon: Option<String>,
+}
+
+/// A checkout request, checked (shared by orders and quotes).
+fn order_input(body: OrderBody) -> Result<OrderInput> {
+    if let Some(c) = &body.customer {
+        check_text(&[
+            ("customer.id", c.id.as_ref()),
+            ("customer.email", c.email.as_ref()),
+            ("customer.name", c.name.as_ref()),
+            ("customer.phone", c.phone.as_ref()),
+        ])?;
+        if c.email.as_ref().is_some_and(|e| !e.contains('@')) {
+            return Err(Error::invalid("customer.email is not an email address"));
+        }
+    }
+    if let Some(a) = &body.ship_to {
+        check_text(&[
+            ("ship_to.country", Some(&a.country)),
+            ("ship_to.region", a.region.as_ref()),
+            ("ship_to.postal_code", a.postal_code.as_ref()),
+            ("ship_to.city", a.city.as_ref()),
+            ("ship_to.line1", a.line1.as_ref()),
+            ("ship_to.line2", a.line2.as_ref()),
+        ])?;
+    }
+    let customer = body
+        .customer
+        .as_ref()
+        .map(serde_json::to_value)
+        .transpose()
+        .map_err(anyhow::Error::from)?;
+    let ship_to = body
+        .ship_to
+        .as_ref()
+        .map(serde_json::to_value)
+        .transpose()
+        .map_err(anyhow::Error::from)?;
+    OrderInput::new(None, parse_items(body.items)?, customer, ship_to)?.with_coupon(body.coupon)
+}
+
+/// `POST /v1/quotes`: the figures an order of this body would have, locking and writing
+/// nothing.
+async fn post_quote(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawBody(body): RawBody,
+) -> Result<axum::Json<QuoteView>> {
+    caller.require_merchant()?;
+    let input = order_input(parse_json(&body)?)?;
+    Ok(axum::Json(quote(&state, &input).await?))
 }
 
 /// Free-text fields are short; this bounds what one order stores.
@@ -153,41 +211,7 @@ async fn post_order(
             let (state, caller, body) = (&state, &caller, &body);
             async move {
                 caller.require_merchant()?;
-                let body: OrderBody = parse_json(body)?;
-                if let Some(c) = &body.customer {
-                    check_text(&[
-                        ("customer.id", c.id.as_ref()),
-                        ("customer.email", c.email.as_ref()),
-                        ("customer.name", c.name.as_ref()),
-                        ("customer.phone", c.phone.as_ref()),
-                    ])?;
-                    if c.email.as_ref().is_some_and(|e| !e.contains('@')) {
-                        return Err(Error::invalid("customer.email is not an email address"));
-                    }
-                }
-                if let Some(a) = &body.ship_to {
-                    check_text(&[
-                        ("ship_to.country", Some(&a.country)),
-                        ("ship_to.region", a.region.as_ref()),
-                        ("ship_to.postal_code", a.postal_code.as_ref()),
-                        ("ship_to.city", a.city.as_ref()),
-                        ("ship_to.line1", a.line1.as_ref()),
-                        ("ship_to.line2", a.line2.as_ref()),
-                    ])?;
-                }
-                let customer = body
-                    .customer
-                    .as_ref()
-                    .map(serde_json::to_value)
-                    .transpose()
-                    .map_err(anyhow::Error::from)?;
-                let ship_to = body
-                    .ship_to
-                    .as_ref()
-                    .map(serde_json::to_value)
-                    .transpose()
-                    .map_err(anyhow::Error::from)?;
-                let input = OrderInput::new(None, parse_items(body.items)?, customer, ship_to)?;
+                let input = order_input(parse_json(body)?)?;
                 Ok((
                     StatusCode::CREATED,
                     create_order(state, input, key_ref.as_ref()).await?,

@@ -6,8 +6,10 @@ use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
 use crate::error::Result;
+use crate::money::{Currency, TaxLine};
 use crate::orders::{self, OrderRecord};
 use crate::payments::{self, PaymentView, RefundView};
+use crate::pricing::{Priced, PricedLine};
 
 /// An order with every payment attempt and refund, oldest first.
 #[derive(Serialize, ToSchema)]
@@ -33,4 +35,52 @@ pub async fn order_view(conn: &mut AnyConnection, id: &str) -> Result<Option<Ord
         payments: payments::views_for_order(conn, id).await?,
         refunds: payments::refund_views_for_order(conn, id).await?,
     }))
+}
+
+/// A cart priced as an order of it would be (`POST /v1/quotes`): the same figures, no id.
+#[derive(Serialize, ToSchema)]
+pub struct QuoteView {
+    /// Always `quote`.
+    #[schema(value_type = String, pattern = "^quote$")]
+    pub object: &'static str,
+    /// ISO 4217.
+    pub currency: String,
+    pub items: Vec<orders::Line>,
+    pub subtotal: i64,
+    pub discount: i64,
+    pub tax: i64,
+    pub tax_lines: Vec<TaxLine>,
+    pub total: i64,
+    #[schema(required = true)]
+    pub coupon: Option<String>,
+}
+
+impl QuoteView {
+    pub fn new(priced: Priced, currency: Currency) -> QuoteView {
+        QuoteView {
+            object: "quote",
+            currency: currency.code().to_string(),
+            items: priced.lines.into_iter().map(line_of).collect(),
+            subtotal: priced.subtotal,
+            discount: priced.discount,
+            tax: priced.tax,
+            tax_lines: priced.tax_lines,
+            total: priced.total,
+            coupon: priced.coupon,
+        }
+    }
+}
+
+/// A priced line as an order keeps it.
+pub fn line_of(l: PricedLine) -> orders::Line {
+    orders::Line {
+        sku: l.sku,
+        qty: l.qty,
+        unit_amount: l.unit_amount,
+        amount: l.amount,
+        discount: l.discount,
+        hsn: l.hsn,
+        tax: l.tax,
+        tax_lines: l.tax_lines,
+    }
 }

@@ -21,12 +21,13 @@ use crate::error::Error;
 use crate::ids::{constant_time_eq, random_token, sha256_hex};
 use crate::metrics::Metrics;
 use crate::state::AppState;
-use crate::{checkout, inventory, notify};
+use crate::{checkout, inventory, notify, pricing};
 
 /// The whole application as one router, ready to serve or to drive in tests.
 pub fn app(state: AppState) -> Router {
     let mut routes = Router::new()
         .merge(inventory::routes::router())
+        .merge(pricing::routes::router())
         .merge(checkout::routes::router())
         .merge(checkout::seed::router())
         .merge(checkout::webhooks::router());

@@ -19,11 +19,14 @@ use utoipa::ToSchema;
 use crate::checkout::routes::{CancelBody, OrderBody, PaymentBody, RefundBody};
 use crate::checkout::seed::{ConfirmBody, InitiateBody, LockBody};
 use crate::checkout::webhooks::WebhookAck;
-use crate::checkout::OrderView;
+use crate::checkout::{OrderView, QuoteView};
 use crate::error::ErrorBody;
 use crate::inventory::routes::{ProductBody, ProductView, StockBody};
 use crate::inventory::Stock;
 use crate::payments::{PaymentView, RefundView};
+use crate::pricing::routes::{
+    CouponBody, CouponView, TaxCodeBody, TaxCodeView, TaxSettingsBody, TaxSettingsView,
+};
 
 /// How a route is authorized.
 #[derive(Clone, Copy)]
@@ -194,11 +197,103 @@ pub const ROUTES: &[RouteDoc] = &[
         errors: &[
             INVALID,
             UNAUTHORIZED,
-            (409, &["out_of_stock", "idempotency_key_in_use"]),
-            REUSED,
+            (
+                409,
+                &["out_of_stock", "coupon_exhausted", "idempotency_key_in_use"],
+            ),
+            (422, &["idempotency_key_reused", "coupon_invalid"]),
             (429, &["too_many_pending_orders", "rate_limited"]),
             UNAVAILABLE,
         ],
+    },
+    RouteDoc {
+        method: "post",
+        path: "/v1/quotes",
+        operation_id: "createQuote",
+        summary: "Price a cart as an order would be, writing nothing",
+        auth: Auth::ApiKey,
+        key_header: KeyHeader::No,
+        request: Some(schema::<OrderBody>),
+        request_optional: false,
+        answers: &[(200, Content::Json(schema::<QuoteView>))],
+        errors: &[
+            INVALID,
+            UNAUTHORIZED,
+            (422, &["coupon_invalid"]),
+            UNAVAILABLE,
+        ],
+    },
+    RouteDoc {
+        method: "put",
+        path: "/v1/coupons/{code}",
+        operation_id: "putCoupon",
+        summary: "Create or update a coupon",
+        auth: Auth::ApiKey,
+        key_header: KeyHeader::No,
+        request: Some(schema::<CouponBody>),
+        request_optional: false,
+        answers: &[(200, Content::Json(schema::<CouponView>))],
+        errors: &[INVALID, UNAUTHORIZED, UNAVAILABLE],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/v1/coupons/{code}",
+        operation_id: "getCoupon",
+        summary: "Read a coupon and its uses",
+        auth: Auth::ApiKey,
+        key_header: KeyHeader::No,
+        request: None,
+        request_optional: false,
+        answers: &[(200, Content::Json(schema::<CouponView>))],
+        errors: &[UNAUTHORIZED, NOT_FOUND, UNAVAILABLE],
+    },
+    RouteDoc {
+        method: "put",
+        path: "/v1/settings/tax",
+        operation_id: "putTaxSettings",
+        summary: "Set the seller's tax settings",
+        auth: Auth::ApiKey,
+        key_header: KeyHeader::No,
+        request: Some(schema::<TaxSettingsBody>),
+        request_optional: false,
+        answers: &[(200, Content::Json(schema::<TaxSettingsView>))],
+        errors: &[INVALID, UNAUTHORIZED, UNAVAILABLE],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/v1/settings/tax",
+        operation_id: "getTaxSettings",
+        summary: "Read the seller's tax settings",
+        auth: Auth::ApiKey,
+        key_header: KeyHeader::No,
+        request: None,
+        request_optional: false,
+        answers: &[(200, Content::Json(schema::<TaxSettingsView>))],
+        errors: &[UNAUTHORIZED, NOT_FOUND, UNAVAILABLE],
+    },
+    RouteDoc {
+        method: "put",
+        path: "/v1/tax_codes/{tax_code}",
+        operation_id: "putTaxCode",
+        summary: "Create or update a tax code: its HSN code and rates",
+        auth: Auth::ApiKey,
+        key_header: KeyHeader::No,
+        request: Some(schema::<TaxCodeBody>),
+        request_optional: false,
+        answers: &[(200, Content::Json(schema::<TaxCodeView>))],
+        errors: &[INVALID, UNAUTHORIZED, UNAVAILABLE],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/v1/tax_codes/{tax_code}",
+        operation_id: "getTaxCode",
+        summary: "Read a tax code",
+        auth: Auth::ApiKey,
+        key_header: KeyHeader::No,
+        request: None,
+        request_optional: false,
+        answers: &[(200, Content::Json(schema::<TaxCodeView>))],
+        errors: &[UNAUTHORIZED, NOT_FOUND, UNAVAILABLE],
     },
     RouteDoc {
         method: "get",
@@ -457,6 +552,12 @@ fn path_parameter(name: &str) -> utoipa::openapi::path::Parameter {
         "sku" => ("1-64 of `A-Z a-z 0-9 - _ .`", string, "TEE-1"),
         "warehouse" => ("1-64 of `A-Z a-z 0-9 - _`", string, "blr-1"),
         "id" => ("the order's id", string, "O123"),
+        "code" => (
+            "a coupon code: 1-32 of `A-Z 0-9 - _`, case-insensitive",
+            string.pattern(Some("^[A-Za-z0-9_-]{1,32}$")),
+            "SAVE10",
+        ),
+        "tax_code" => ("1-64 of `A-Z a-z 0-9 - _`", string, "apparel"),
         "gateway" => (
             "the gateway that signed the event",
             string.enum_values(Some(["sim", "stripe", "razorpay"])),

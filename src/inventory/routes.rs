@@ -170,7 +170,9 @@ async fn put_stock(
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(super::store::get_stock(&mut conn, sku.as_str()).await?))
+    Ok(Json(
+        super::store::get_stock(&mut conn, sku.as_str()).await?,
+    ))
 }
 
 async fn get_stock(

@@ -180,7 +180,25 @@ pub async fn record(conn: &mut AnyConnection, id: &OrderId) -> Result<Option<Sto
     .bind(id.as_str())
     .fetch_optional(&mut *conn)
     .await?;
-    let Some((id, status, cancel_reason, currency, subtotal, discount, tax, total, customer, ship_to, invoice_number, tax_lines, coupon, expires_at, created_at, updated_at)) = row else {
+    let Some((
+        id,
+        status,
+        cancel_reason,
+        currency,
+        subtotal,
+        discount,
+        tax,
+        total,
+        customer,
+        ship_to,
+        invoice_number,
+        tax_lines,
+        coupon,
+        expires_at,
+        created_at,
+        updated_at,
+    )) = row
+    else {
         return Ok(None);
     };
     Ok(Some(StoredOrder {

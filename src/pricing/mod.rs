@@ -7,6 +7,7 @@
 pub mod coupon;
 pub mod gstin;
 pub mod refund;
+pub mod routes;
 pub mod store;
 pub mod tax;
 

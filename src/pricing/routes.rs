@@ -29,8 +29,14 @@ const TEXT_MAX: usize = 200;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/coupons/{code}", put(put_coupon).get(get_coupon))
-        .route("/v1/settings/tax", put(put_tax_settings).get(get_tax_settings))
-        .route("/v1/tax_codes/{code}", put(put_tax_code).get(get_tax_code))
+        .route(
+            "/v1/settings/tax",
+            put(put_tax_settings).get(get_tax_settings),
+        )
+        .route(
+            "/v1/tax_codes/{tax_code}",
+            put(put_tax_code).get(get_tax_code),
+        )
 }
 
 /// An amount in the store currency.
@@ -320,7 +326,9 @@ pub struct PlaceBody {
 fn place(body: PlaceBody) -> Result<Place> {
     let country = body.country.to_ascii_uppercase();
     if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()) {
-        return Err(Error::invalid("country must be a two-letter ISO 3166-1 code"));
+        return Err(Error::invalid(
+            "country must be a two-letter ISO 3166-1 code",
+        ));
     }
     let region = body
         .region
@@ -503,14 +511,14 @@ async fn put_tax_code(
         }
     }
     if body.rates.len() > RATES_MAX {
-        return Err(Error::invalid(format!("rates may hold at most {RATES_MAX}")));
+        return Err(Error::invalid(format!(
+            "rates may hold at most {RATES_MAX}"
+        )));
     }
     let mut rates: Vec<Rate> = Vec::with_capacity(body.rates.len());
     for r in body.rates {
         if !(0..=RATE_BPS_MAX).contains(&r.rate_bps) {
-            return Err(Error::invalid(format!(
-                "rate_bps must be 0-{RATE_BPS_MAX}"
-            )));
+            return Err(Error::invalid(format!("rate_bps must be 0-{RATE_BPS_MAX}")));
         }
         let at = place(PlaceBody {
             country: r.country,
@@ -523,7 +531,10 @@ async fn put_tax_code(
             return Err(Error::invalid(format!(
                 "two rates for {}{}",
                 at.country,
-                at.region.as_deref().map(|r| format!("-{r}")).unwrap_or_default()
+                at.region
+                    .as_deref()
+                    .map(|r| format!("-{r}"))
+                    .unwrap_or_default()
             )));
         }
         rates.push(Rate {

@@ -424,7 +424,9 @@ pub fn route_example(route: &till::http::openapi::RouteDoc) -> (Method, String) 
         .replace("{sku}", "TEE-1")
         .replace("{warehouse}", "blr-1")
         .replace("{id}", "ord_x")
-        .replace("{gateway}", "sim");
+        .replace("{gateway}", "sim")
+        .replace("{code}", "SAVE10")
+        .replace("{tax_code}", "apparel");
     let method = Method::from_bytes(route.method.to_uppercase().as_bytes()).unwrap();
     (method, path)
 }

@@ -14,6 +14,7 @@ mod gateway_routing;
 mod gateway_sim;
 mod idempotency;
 mod payments;
+mod pricing;
 mod races;
 mod razorpay;
 mod restart;
