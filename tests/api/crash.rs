@@ -99,9 +99,13 @@ pub(crate) async fn spawn_till(
     panic!("till did not become ready (log: {})", log.display());
 }
 
-/// One customer: an order for a random SKU, then a payment by a random method.
+/// The coupon a third of the customers bring; it has fewer uses than there are checkouts.
+const COUPON: &str = "CRASH10";
+
+/// One customer: an order for a random SKU (half of them taxed, shipped within the seller's
+/// state or to another, a third with the coupon), then a payment by a random method.
 async fn checkout(http: &reqwest::Client, url: &str) -> Option<String> {
-    let (sku, qty, source) = {
+    let (sku, qty, source, region, coupon) = {
         let mut rng = rand::thread_rng();
         let sources = [
             ("card", "pm_card_visa"),
@@ -116,12 +120,19 @@ async fn checkout(http: &reqwest::Client, url: &str) -> Option<String> {
             format!("CRASH-{}", rng.gen_range(0..SKUS)),
             rng.gen_range(1..=3),
             sources[rng.gen_range(0..sources.len())],
+            ["KA", "MH"][rng.gen_range(0..2)],
+            rng.gen_range(0..3) == 0,
         )
     };
+    let mut body = json!({"items": [{"sku": sku, "qty": qty}],
+                          "ship_to": {"country": "IN", "region": region}});
+    if coupon {
+        body["coupon"] = json!(COUPON);
+    }
     let resp = http
         .post(format!("{url}/v1/orders"))
         .bearer_auth(API_KEY)
-        .json(&json!({"items": [{"sku": sku, "qty": qty}]}))
+        .json(&body)
         .send()
         .await
         .ok()?;
@@ -163,14 +174,15 @@ async fn crash_loop_loses_nothing(b: Backend) {
                 .json(&body)
                 .send()
         };
+        let mut product = json!({"name": sku, "price": {"amount": 1000, "currency": "INR"}});
+        if i % 2 == 0 {
+            product["tax_code"] = json!("apparel");
+        }
         assert_eq!(
-            put(
-                format!("/v1/products/{sku}"),
-                json!({"name": sku, "price": {"amount": 1000, "currency": "INR"}})
-            )
-            .await
-            .unwrap()
-            .status(),
+            put(format!("/v1/products/{sku}"), product)
+                .await
+                .unwrap()
+                .status(),
             200
         );
         assert_eq!(
@@ -183,6 +195,29 @@ async fn crash_loop_loses_nothing(b: Backend) {
             .status(),
             200
         );
+    }
+    for (path, body) in [
+        (
+            "/v1/settings/tax".to_string(),
+            json!({"origin": {"country": "IN", "region": "KA"}}),
+        ),
+        (
+            "/v1/tax_codes/apparel".to_string(),
+            json!({"hsn": "6109", "rates": [{"country": "IN", "rate_bps": 1800}]}),
+        ),
+        (
+            format!("/v1/coupons/{COUPON}"),
+            json!({"kind": "percent", "percent_off": 10, "max_uses": 40}),
+        ),
+    ] {
+        let resp = http
+            .put(format!("{}{path}", setup.url))
+            .bearer_auth(API_KEY)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
     }
     let mut setup = setup;
     setup.child.kill().unwrap();
@@ -303,8 +338,14 @@ async fn crash_loop_loses_nothing(b: Backend) {
         "SELECT COUNT(*) FROM refunds WHERE reason <> 'requested'",
     )
     .await;
+    let coupon_kept = count(
+        &checker,
+        "SELECT COUNT(*) FROM coupon_uses WHERE state = 'confirmed'",
+    )
+    .await;
+    let taxed = count(&checker, "SELECT COUNT(*) FROM orders WHERE tax > 0").await;
     println!(
-        "crash loop on {b:?}: {kills} kills ({self_aborts} at failpoints, {} by SIGKILL) over {} checkouts (orders created); {orders} orders, {confirmed} paid, {sold} units sold, {late_refunds} automatic refunds; all terminal {settle_secs:.1}s after the last restart; 0 oversold, 0 double charges, 0 orphan captures",
+        "crash loop on {b:?}: {kills} kills ({self_aborts} at failpoints, {} by SIGKILL) over {} checkouts (orders created); {orders} orders ({taxed} taxed), {confirmed} paid, {coupon_kept} coupon uses kept, {sold} units sold, {late_refunds} automatic refunds; all terminal {settle_secs:.1}s after the last restart; 0 oversold, 0 double charges, 0 orphan captures",
         kills - self_aborts,
         started.load(Ordering::Relaxed)
     );
