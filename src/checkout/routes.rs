@@ -162,11 +162,17 @@ fn order_input(body: OrderBody) -> Result<OrderInput> {
 async fn post_quote(
     State(state): State<AppState>,
     caller: Caller,
+    IdempotencyKey(key): IdempotencyKey,
     RawBody(body): RawBody,
-) -> Result<axum::Json<QuoteView>> {
-    caller.require_merchant()?;
-    let input = order_input(parse_json(&body)?)?;
-    Ok(axum::Json(quote(&state, &input).await?))
+) -> Response {
+    let request = ("POST", "/v1/quotes", &body[..]);
+    idempotency::run(&state, &caller, key.as_deref(), request, |_| async {
+        caller.require_merchant()?;
+        let input = order_input(parse_json(&body)?)?;
+        let priced: QuoteView = quote(&state, &input).await?;
+        Ok((StatusCode::OK, priced))
+    })
+    .await
 }
 
 /// Free-text fields are short; this bounds what one order stores.

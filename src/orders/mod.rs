@@ -142,14 +142,27 @@ pub struct Line {
     pub unit_amount: i64,
     /// `unit_amount × qty`, minor units.
     pub amount: i64,
-    /// The coupon's share of this line, minor units.
+    /// The coupon's share of this line, minor units; absent when 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    #[schema(required = false)]
     pub discount: i64,
-    /// The HSN code of the product's tax code.
-    #[schema(required = true)]
+    /// The HSN code of the product's tax code; absent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub hsn: Option<String>,
-    /// This line's tax, minor units: the sum of its `tax_lines`.
+    /// This line's tax, minor units: the sum of its `tax_lines`; absent when 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    #[schema(required = false)]
     pub tax: i64,
+    /// Absent when the line pays no tax.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
     pub tax_lines: Vec<TaxLine>,
+}
+
+/// An item without a discount or tax reads as docs/api.md's plain checkout example.
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]

@@ -29,14 +29,8 @@ const TEXT_MAX: usize = 200;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/coupons/{code}", put(put_coupon).get(get_coupon))
-        .route(
-            "/v1/settings/tax",
-            put(put_tax_settings).get(get_tax_settings),
-        )
-        .route(
-            "/v1/tax_codes/{tax_code}",
-            put(put_tax_code).get(get_tax_code),
-        )
+        .route("/v1/settings/tax", put(put_settings).get(get_settings))
+        .route("/v1/tax_codes/{tax_code}", put(put_code).get(get_code))
 }
 
 /// An amount in the store currency.
@@ -402,7 +396,7 @@ fn text_field(name: &str, value: Option<String>) -> Result<Option<String>> {
     }
 }
 
-async fn put_tax_settings(
+async fn put_settings(
     State(state): State<AppState>,
     caller: Caller,
     RawBody(body): RawBody,
@@ -425,7 +419,7 @@ async fn put_tax_settings(
     Ok(Json(tax_settings_view(settings)))
 }
 
-async fn get_tax_settings(
+async fn get_settings(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<TaxSettingsView>> {
@@ -496,7 +490,7 @@ fn tax_code_view(code: String, t: TaxCode) -> TaxCodeView {
     }
 }
 
-async fn put_tax_code(
+async fn put_code(
     State(state): State<AppState>,
     caller: Caller,
     Path(code): Path<String>,
@@ -553,7 +547,7 @@ async fn put_tax_code(
     Ok(Json(tax_code_view(code, tax)))
 }
 
-async fn get_tax_code(
+async fn get_code(
     State(state): State<AppState>,
     caller: Caller,
     Path(code): Path<String>,

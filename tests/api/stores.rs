@@ -229,6 +229,24 @@ async fn orders_store(b: Backend) {
         (tax_lines[0].amount, coupon.as_deref()),
         (120, Some("SAVE10"))
     );
+    let record = orders::store::record(&mut conn, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            record.status,
+            record.total,
+            record.tax,
+            record.coupon.as_deref()
+        ),
+        (OrderStatus::Pending, 1_120, 120, Some("SAVE10"))
+    );
+    assert_eq!(record.tax_lines, tax_lines);
+    assert!(orders::store::record(&mut conn, &"ord_none".into())
+        .await
+        .unwrap()
+        .is_none());
     assert!(orders::store::pricing(&mut conn, &"ord_none".into())
         .await
         .unwrap()
