@@ -1,6 +1,9 @@
 //! The test harness: a real Till on a random port over a fresh database (a new SQLite file
 //! or a new PostgreSQL database per test), one helper per endpoint, and the invariant check
 //! every test ends with.
+//!
+//! Over 400 lines: one helper per endpoint the tests call, kept together so a test reads as
+//! a list of API calls.
 
 use std::time::Duration;
 

@@ -8,6 +8,9 @@
 //!
 //! `TILL_RACES` is the number of races per backend (default 330; 2,000 by hand). Run with
 //! `-- --nocapture` for the figures.
+//!
+//! Over 400 lines: one scenario per behaviour, kept together so the file reads as the
+//! list of what is covered.
 
 mod audit;
 mod forged;

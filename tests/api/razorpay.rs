@@ -1,6 +1,8 @@
 //! The Razorpay adapter against the simulator's Razorpay endpoints: UPI collect and intent,
 //! wallets and cards, authorize then capture, refunds, webhook signatures and event-id
 //! dedupe, and calls that repeat safely without an idempotency key.
+//!
+//! Over 400 lines: one scenario per behaviour of the adapter, each reading as a story.
 
 use reqwest::Method;
 use serde_json::{json, Value};

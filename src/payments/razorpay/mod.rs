@@ -8,6 +8,9 @@
 //! `receipt` (the attempt id), and at most one payment per order, found again by listing the
 //! order's payments. Razorpay has no void either: an authorization that is never captured is
 //! refunded by Razorpay, so not capturing it is the void.
+//!
+//! Over 400 lines: the repeatable calls above (find-or-create of orders and payments) on top
+//! of one call per trait method; the wire types are in `wire.rs`.
 
 pub mod wire;
 

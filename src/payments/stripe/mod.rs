@@ -2,6 +2,9 @@
 //! capture when the order is confirmed, cancel to void), refunds, and webhooks. Requests are
 //! form-encoded with an `Idempotency-Key` derived from Till's payment attempt (never from the
 //! client's key), retried by `retry::send` when the outcome is unknown.
+//!
+//! Over 400 lines: the adapter's one call per trait method, each with its retry and its
+//! mapping of Stripe's answers; the wire types are in `wire.rs`.
 
 pub mod wire;
 
