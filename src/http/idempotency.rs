@@ -78,7 +78,6 @@ where
         return respond(result);
     }
     let stored = match &result {
-        Ok(_) if key_ref.stored_in_tx() => Ok(()),
         Ok((status, body)) => complete(state, &scope, key, seal_key, *status, body).await,
         Err(err) if !err.status().is_server_error() => {
             complete(state, &scope, key, seal_key, err.status(), &err.body()).await

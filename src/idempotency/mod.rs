@@ -7,9 +7,6 @@
 //! after; 5xx responses are not kept, so a retry runs again. A claim left by a process that
 //! died mid-request is taken over after `STALE_CLAIM_MS`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-
 use axum::http::StatusCode;
 use serde_json::Value;
 
@@ -51,8 +48,6 @@ pub struct KeyRef {
     pub key: String,
     /// Seals secrets in the stored answer (see `seal`); derived from the credential.
     seal_key: [u8; 32],
-    /// Set by `complete_in`, so `run` does not write the same answer a second time.
-    stored: Arc<AtomicBool>,
 }
 
 /// What a request whose effect spans several transactions created first.
@@ -123,13 +118,7 @@ impl KeyRef {
             scope: scope.to_string(),
             key: key.to_string(),
             seal_key: *seal_key,
-            stored: Arc::new(AtomicBool::new(false)),
         }
-    }
-
-    /// Whether the handler already stored its answer in its own transaction.
-    pub fn stored_in_tx(&self) -> bool {
-        self.stored.load(Ordering::Relaxed)
     }
 
     /// The key a request with bearer `token` runs under in `scope` (as `run` makes it).
@@ -138,7 +127,8 @@ impl KeyRef {
     }
 }
 
-/// Stores the response inside the caller's transaction.
+/// Stores the response inside the caller's transaction. The first answer stored under a key
+/// is the one kept: the edge's own `complete` afterwards changes nothing.
 pub async fn complete_in(
     conn: &mut sqlx::AnyConnection,
     key: &KeyRef,
@@ -146,10 +136,8 @@ pub async fn complete_in(
     body: &impl serde::Serialize,
 ) -> Result<()> {
     let body = to_value(body)?;
-    store(conn, &key.scope, &key.key, &key.seal_key, status, &body).await?;
     // If the caller's transaction then fails, its 5xx releases the claim anyway.
-    key.stored.store(true, Ordering::Relaxed);
-    Ok(())
+    store(conn, &key.scope, &key.key, &key.seal_key, status, &body).await
 }
 
 pub enum Claim {

@@ -125,7 +125,8 @@ pub async fn set_resource(
     Ok(())
 }
 
-/// Completes the key with its answer (already sealed by the caller).
+/// Completes a running key with its answer (already sealed by the caller); a key already
+/// answered keeps its first answer.
 pub async fn set_answer(
     conn: &mut AnyConnection,
     scope: &str,
@@ -133,7 +134,7 @@ pub async fn set_answer(
     status_code: u16,
     body: &str,
 ) -> Result<()> {
-    sqlx::query("UPDATE idempotency_keys SET state = 'done', status_code = $1, body = $2 WHERE scope = $3 AND idem_key = $4")
+    sqlx::query("UPDATE idempotency_keys SET state = 'done', status_code = $1, body = $2 WHERE scope = $3 AND idem_key = $4 AND state = 'running'")
         .bind(i64::from(status_code))
         .bind(body)
         .bind(scope)

@@ -687,6 +687,10 @@ async fn idempotency_store(b: Backend) {
     store::set_answer(&mut conn, "merchant", "k1", 201, r#"{"id":"pay_1"}"#)
         .await
         .unwrap();
+    // A second answer does not replace the first.
+    store::set_answer(&mut conn, "merchant", "k1", 500, r#"{"other":true}"#)
+        .await
+        .unwrap();
     let answered = store::get(&mut conn, "merchant", "k1")
         .await
         .unwrap()
