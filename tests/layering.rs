@@ -170,3 +170,37 @@ fn the_import_reader_sees_groups_and_skips_comments() {
     let names: Vec<&str> = found.iter().map(String::as_str).collect();
     assert_eq!(names, ["checkout", "db", "inventory", "notify"]);
 }
+
+/// SQL is written only in the stores (`store.rs`, or a `store/` directory), in `db` (the
+/// schema, migrations, settings and leases) and in `verify` (the invariants, read-only).
+#[test]
+fn sql_lives_only_in_the_stores() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut outside = Vec::new();
+    for file in &files {
+        let relative = file.strip_prefix(&src).unwrap();
+        let parts: Vec<String> = relative
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        let allowed = parts.iter().any(|p| p == "store.rs" || p == "store")
+            || parts[0] == "db"
+            || parts[0] == "verify.rs";
+        if allowed {
+            continue;
+        }
+        let source = std::fs::read_to_string(file).unwrap();
+        for word in ["sqlx::query", "query_as(", "query_scalar(", "raw_sql("] {
+            if source.contains(word) {
+                outside.push(format!("{} uses {word}", relative.display()));
+            }
+        }
+    }
+    assert!(
+        outside.is_empty(),
+        "SQL outside the stores:\n{}",
+        outside.join("\n")
+    );
+}

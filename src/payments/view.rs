@@ -2,11 +2,13 @@
 
 use serde::Serialize;
 use sqlx::AnyConnection;
-use sqlx::Row;
 use utoipa::ToSchema;
 
+use super::store::{self, PaymentRecord, RefundRecord};
+use super::Status;
 use crate::clock::rfc3339;
 use crate::error::Result;
+use crate::ids::{OrderId, PaymentId, RefundId};
 
 /// One payment attempt.
 #[derive(Serialize, ToSchema)]
@@ -77,53 +79,43 @@ pub struct RefundView {
 }
 
 pub async fn view(conn: &mut AnyConnection, id: &str) -> Result<Option<PaymentView>> {
-    let row = sqlx::query(&format!("{PAYMENT_VIEW_SELECT} WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(row.as_ref().map(payment_view))
+    Ok(store::record(conn, &PaymentId::from(id))
+        .await?
+        .map(payment_view))
 }
 
 pub async fn views_for_order(conn: &mut AnyConnection, order_id: &str) -> Result<Vec<PaymentView>> {
-    let rows = sqlx::query(&format!(
-        "{PAYMENT_VIEW_SELECT} WHERE order_id = $1 ORDER BY created_at, id"
-    ))
-    .bind(order_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(rows.iter().map(payment_view).collect())
+    let records = store::records_for_order(conn, &OrderId::from(order_id)).await?;
+    Ok(records.into_iter().map(payment_view).collect())
 }
 
-const PAYMENT_VIEW_SELECT: &str =
-    "SELECT id, order_id, status, amount, currency, method, gateway, failure_code,
-    redirect_url, created_at FROM payments";
-
-fn payment_view(r: &sqlx::any::AnyRow) -> PaymentView {
-    let status: String = r.get("status");
-    let redirect_url: Option<String> = r.get("redirect_url");
-    let next_action = match (status.as_str(), redirect_url) {
+fn payment_view(r: PaymentRecord) -> PaymentView {
+    let p = r.payment;
+    let next_action = match (p.status, r.redirect_url) {
         // A UPI intent: the link opens the customer's UPI app.
-        ("requires_action", Some(url)) if url.starts_with("upi://") => {
+        (Status::RequiresAction, Some(url)) if url.starts_with("upi://") => {
             Some(NextAction::UpiIntent {
                 upi_url: url.clone(),
                 redirect_url: url,
             })
         }
-        ("requires_action", Some(url)) => Some(NextAction::RedirectToUrl { redirect_url: url }),
+        (Status::RequiresAction, Some(url)) => {
+            Some(NextAction::RedirectToUrl { redirect_url: url })
+        }
         _ => None,
     };
     PaymentView {
-        id: r.get("id"),
+        id: p.id.to_string(),
         object: "payment",
-        order_id: r.get("order_id"),
-        status,
-        amount: r.get("amount"),
-        currency: r.get("currency"),
-        method: r.get("method"),
-        gateway: r.get("gateway"),
-        failure_code: r.get("failure_code"),
+        order_id: p.order_id.to_string(),
+        status: p.status.as_str().to_string(),
+        amount: p.amount.minor,
+        currency: p.amount.currency.code().to_string(),
+        method: p.method.as_str().to_string(),
+        gateway: p.gateway,
+        failure_code: r.failure_code,
         next_action,
-        created_at: rfc3339(r.get("created_at")),
+        created_at: rfc3339(r.created_at),
     }
 }
 
@@ -136,41 +128,30 @@ pub fn stripe_js_action(redirect_url: &str, client_secret: &str) -> NextAction {
     }
 }
 
-const REFUND_VIEW_SELECT: &str =
-    "SELECT r.id, r.order_id, r.payment_id, r.amount, r.status, r.reason, r.created_at,
-    p.currency FROM refunds r JOIN payments p ON p.id = r.payment_id";
-
-fn refund_view(r: &sqlx::any::AnyRow) -> RefundView {
+fn refund_view(r: RefundRecord) -> RefundView {
+    let f = r.refund;
     RefundView {
-        id: r.get("id"),
+        id: f.id.to_string(),
         object: "refund",
-        order_id: r.get("order_id"),
-        payment_id: r.get("payment_id"),
-        amount: r.get("amount"),
-        currency: r.get("currency"),
-        status: r.get("status"),
-        reason: r.get("reason"),
-        created_at: rfc3339(r.get("created_at")),
+        order_id: f.order_id.to_string(),
+        payment_id: f.payment_id.to_string(),
+        amount: f.amount.minor,
+        currency: f.amount.currency.code().to_string(),
+        status: f.status.as_str().to_string(),
+        reason: f.reason,
+        created_at: rfc3339(r.created_at),
     }
 }
 
 pub async fn refund_view_by_id(conn: &mut AnyConnection, id: &str) -> Result<Option<RefundView>> {
-    let row = sqlx::query(&format!("{REFUND_VIEW_SELECT} WHERE r.id = $1"))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(row.as_ref().map(refund_view))
+    let record = store::refund_record_by_id(conn, &RefundId::from(id)).await?;
+    Ok(record.map(refund_view))
 }
 
 pub async fn refund_views_for_order(
     conn: &mut AnyConnection,
     order_id: &str,
 ) -> Result<Vec<RefundView>> {
-    let rows = sqlx::query(&format!(
-        "{REFUND_VIEW_SELECT} WHERE r.order_id = $1 ORDER BY r.created_at, r.id"
-    ))
-    .bind(order_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(rows.iter().map(refund_view).collect())
+    let records = store::refund_records_for_order(conn, &OrderId::from(order_id)).await?;
+    Ok(records.into_iter().map(refund_view).collect())
 }

@@ -454,6 +454,29 @@ async fn payments_store(b: Backend) {
             (second.id.clone(), Fate::Void)
         ]
     );
+    let record = payments::store::record(&mut conn, &first.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            record.payment.status,
+            record.created_at,
+            record.failure_code
+        ),
+        (Status::Succeeded, 20, None)
+    );
+    assert!(payments::store::record(&mut conn, &"pay_none".into())
+        .await
+        .unwrap()
+        .is_none());
+    let records = payments::store::records_for_order(&mut conn, &order)
+        .await
+        .unwrap();
+    assert_eq!(
+        records.iter().map(|r| &r.payment.id).collect::<Vec<_>>(),
+        vec![&first.id, &second.id]
+    );
     let changed = payments::store::changed_since(&mut conn, 29, i64::MAX)
         .await
         .unwrap();
@@ -540,6 +563,24 @@ async fn refunds_and_webhooks_store(b: Backend) {
         .unwrap()
         .unwrap();
     assert_eq!(got.share, partial.share);
+    let record = payments::store::refund_record_by_id(&mut conn, &partial.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (record.refund.id, record.created_at),
+        (partial.id.clone(), 31)
+    );
+    let records = payments::store::refund_records_for_order(&mut conn, &order)
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 2);
+    assert!(
+        payments::store::refund_record_by_id(&mut conn, &"re_none".into())
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(
         (got.status, got.amount, got.order_id),
         (RefundStatus::Succeeded, inr(300), order.clone())
@@ -1074,8 +1115,15 @@ fn every_store_function_is_called_here() {
         "notify",
         "checkout",
     ] {
-        let path = format!("{root}/src/{module}/store.rs");
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let file = format!("{root}/src/{module}/store.rs");
+        let dir = format!("{root}/src/{module}/store");
+        let mut text = std::fs::read_to_string(&file).unwrap_or_default();
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for entry in entries {
+                text += &std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            }
+        }
+        assert!(!text.is_empty(), "no store for {module}");
         for line in text.lines() {
             let Some(rest) = line.strip_prefix("pub async fn ") else {
                 continue;

@@ -1,19 +1,19 @@
-//! The payments store: every statement on `payments`, `refunds` and `webhook_events`. Rows
-//! come back as typed values; a stored status, method or currency Till does not know is an
-//! error (`error::corrupt`), never a default.
-//!
-//! Over 400 lines: a payment's attempts, refunds and webhook events are one capability's
-//! rows, read together (refund sums and tax shares per payment, leases per status).
+//! The payments store: every statement on `payments` and `webhook_events` here, on
+//! `refunds` in `refunds.rs`. Rows come back as typed values; a stored status, method or
+//! currency Till does not know is an error (`error::corrupt`), never a default.
+
+mod refunds;
+pub use refunds::*;
 
 use std::sync::LazyLock;
 
 use sqlx::AnyConnection;
 
 use super::gateway::{GatewayPayment, Outcome};
-use super::{Fate, Method, Payment, Refund, RefundShare, RefundStatus, Status};
+use super::{Fate, Method, Payment, Status};
 use crate::db::{lease_due, Db};
 use crate::error::{corrupt, Result};
-use crate::ids::{OrderId, PaymentId, RefundId};
+use crate::ids::{OrderId, PaymentId};
 use crate::money::{Currency, Money};
 
 /// `Status::IN_FLIGHT` as an SQL list, for the statements that look for attempts whose
@@ -302,148 +302,6 @@ pub async fn record_webhook(
     Ok(())
 }
 
-/// Writes a refund `pending`, before its gateway is asked.
-pub async fn insert_refund(conn: &mut AnyConnection, r: &Refund, now: i64) -> Result<()> {
-    let tax_lines = r
-        .share
-        .as_ref()
-        .map(|s| serde_json::to_string(&s.tax_lines).unwrap_or_else(|_| "[]".into()));
-    sqlx::query(
-        "INSERT INTO refunds (id, order_id, payment_id, amount, status, reason, created_at, updated_at, taxable, tax_lines)
-         VALUES ($1, $2, $3, $4, 'pending', $5, $6, $6, $7, $8)",
-    )
-    .bind(r.id.as_str())
-    .bind(r.order_id.as_str())
-    .bind(r.payment_id.as_str())
-    .bind(r.amount.minor)
-    .bind(&r.reason)
-    .bind(now)
-    .bind(r.share.as_ref().map(|s| s.taxable))
-    .bind(tax_lines)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-/// Sum of the refunds of a payment that are pending or succeeded: what is no longer refundable.
-pub async fn refunded_or_pending(conn: &mut AnyConnection, payment_id: &PaymentId) -> Result<i64> {
-    refund_sum(conn, payment_id, "('pending', 'succeeded')").await
-}
-
-/// Sum of the refunds of a payment the gateway confirmed.
-pub async fn refunded(conn: &mut AnyConnection, payment_id: &PaymentId) -> Result<i64> {
-    refund_sum(conn, payment_id, "('succeeded')").await
-}
-
-async fn refund_sum(
-    conn: &mut AnyConnection,
-    payment_id: &PaymentId,
-    statuses: &str,
-) -> Result<i64> {
-    Ok(sqlx::query_scalar(&format!(
-        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM refunds WHERE payment_id = $1 AND status IN {statuses}"
-    ))
-    .bind(payment_id.as_str())
-    .fetch_one(&mut *conn)
-    .await?)
-}
-
-pub async fn get_refund(conn: &mut AnyConnection, id: &RefundId) -> Result<Option<Refund>> {
-    type Row = (
-        String,
-        String,
-        String,
-        i64,
-        String,
-        String,
-        String,
-        Option<i64>,
-        Option<String>,
-    );
-    let row: Option<Row> = sqlx::query_as(
-        "SELECT r.id, r.order_id, r.payment_id, r.amount, p.currency, r.status, r.reason, r.taxable, r.tax_lines
-         FROM refunds r JOIN payments p ON p.id = r.payment_id WHERE r.id = $1",
-    )
-    .bind(id.as_str())
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some((id, order_id, payment_id, amount, currency, status, reason, taxable, tax_lines)) =
-        row
-    else {
-        return Ok(None);
-    };
-    Ok(Some(Refund {
-        id: id.into(),
-        order_id: order_id.into(),
-        payment_id: payment_id.into(),
-        amount: Money::new(amount, stored_currency(&currency)?),
-        status: RefundStatus::try_from(status.as_str())?,
-        reason,
-        share: share(taxable, tax_lines)?,
-    }))
-}
-
-fn share(taxable: Option<i64>, tax_lines: Option<String>) -> Result<Option<RefundShare>> {
-    let Some(taxable) = taxable else {
-        return Ok(None);
-    };
-    let tax_lines = match tax_lines {
-        Some(text) => {
-            serde_json::from_str(&text).map_err(|_| corrupt("refunds.tax_lines", &text))?
-        }
-        None => vec![],
-    };
-    Ok(Some(RefundShare { taxable, tax_lines }))
-}
-
-/// What the payment's refunds (pending or succeeded) have given back of the order's
-/// taxable value and of each tax, summed by tax name and rate.
-pub async fn shares_taken(conn: &mut AnyConnection, payment_id: &PaymentId) -> Result<RefundShare> {
-    let rows: Vec<(Option<i64>, Option<String>)> = sqlx::query_as(
-        "SELECT taxable, tax_lines FROM refunds WHERE payment_id = $1 AND status IN ('pending', 'succeeded')",
-    )
-    .bind(payment_id.as_str())
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut taken = RefundShare::default();
-    for (taxable, tax_lines) in rows {
-        let Some(s) = share(taxable, tax_lines)? else {
-            continue;
-        };
-        taken.taxable += s.taxable;
-        for line in s.tax_lines {
-            match taken
-                .tax_lines
-                .iter_mut()
-                .find(|t| t.name == line.name && t.rate_bps == line.rate_bps)
-            {
-                Some(t) => t.amount += line.amount,
-                None => taken.tax_lines.push(line),
-            }
-        }
-    }
-    Ok(taken)
-}
-
-/// Moves a pending refund to what its gateway answered. Returns whether this call moved it.
-pub async fn finish_refund(
-    conn: &mut AnyConnection,
-    id: &RefundId,
-    to: RefundStatus,
-    now: i64,
-) -> Result<bool> {
-    let n = sqlx::query(
-        "UPDATE refunds SET status = $1, updated_at = $2 WHERE id = $3 AND status = 'pending'",
-    )
-    .bind(to.as_str())
-    .bind(now)
-    .bind(id.as_str())
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    Ok(n == 1)
-}
-
 /// The recovery worker's leases: attempts in flight nobody touched since `untouched_since`.
 pub async fn lease_due_attempts(
     db: &Db,
@@ -456,21 +314,65 @@ pub async fn lease_due_attempts(
     Ok(ids.into_iter().map(PaymentId::from).collect())
 }
 
-/// The refund worker's leases: pending refunds nobody touched since `untouched_since`.
-pub async fn lease_due_refunds(
-    db: &Db,
-    untouched_since: i64,
-    now: i64,
-    limit: i64,
-) -> Result<Vec<RefundId>> {
-    let ids = lease_due(
-        db,
-        "refunds",
-        "status = 'pending'",
-        untouched_since,
-        now,
-        limit,
-    )
-    .await?;
-    Ok(ids.into_iter().map(RefundId::from).collect())
+/// An attempt with what the API shows of it beyond `Payment`.
+pub struct PaymentRecord {
+    pub payment: Payment,
+    pub failure_code: Option<String>,
+    pub redirect_url: Option<String>,
+    pub created_at: i64,
+}
+
+/// `PAYMENT_COLUMNS` and then `failure_code, redirect_url, created_at`.
+type PaymentRecordRow = (
+    String,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+);
+
+fn payment_record(row: PaymentRecordRow) -> Result<PaymentRecord> {
+    let (a, b, c, d, e, f, g, h, i, j, failure_code, redirect_url, created_at) = row;
+    Ok(PaymentRecord {
+        payment: payment((a, b, c, d, e, f, g, h, i, j))?,
+        failure_code,
+        redirect_url,
+        created_at,
+    })
+}
+
+pub async fn record(conn: &mut AnyConnection, id: &PaymentId) -> Result<Option<PaymentRecord>> {
+    sqlx::query_as::<_, PaymentRecordRow>(&format!(
+        "SELECT {PAYMENT_COLUMNS}, failure_code, redirect_url, created_at FROM payments WHERE id = $1"
+    ))
+    .bind(id.as_str())
+    .fetch_optional(&mut *conn)
+    .await?
+    .map(payment_record)
+    .transpose()
+}
+
+/// An order's attempts with what the API shows of them, oldest first.
+pub async fn records_for_order(
+    conn: &mut AnyConnection,
+    order_id: &OrderId,
+) -> Result<Vec<PaymentRecord>> {
+    sqlx::query_as::<_, PaymentRecordRow>(&format!(
+        "SELECT {PAYMENT_COLUMNS}, failure_code, redirect_url, created_at FROM payments
+         WHERE order_id = $1 ORDER BY created_at, id"
+    ))
+    .bind(order_id.as_str())
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .map(payment_record)
+    .collect()
 }
