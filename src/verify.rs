@@ -1,5 +1,6 @@
-//! The invariants of DESIGN.md, checked against a live database (read-only). Used by the
-//! tests after every test that changes stock, and by `till verify`.
+//! The invariants of ARCHITECTURE.md ("Invariants the code keeps"), checked against a live
+//! database (read-only). Used by the tests after every test that changes stock, and by
+//! `till verify`.
 
 use std::fmt::Write;
 

@@ -1,5 +1,6 @@
-//! The seed design's three calls, kept working as SEED.md wrote them: client-chosen order
-//! ids, decimal amounts in major units, and idempotency by order id or body key.
+//! The seed design's three calls, kept working as it wrote them (docs/api.md, "The seed's
+//! endpoints"): client-chosen order ids, decimal amounts in major units, and idempotency by
+//! order id or body key.
 
 use axum::extract::State;
 use axum::http::StatusCode;

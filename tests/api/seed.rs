@@ -1,4 +1,4 @@
-//! The seed design's three endpoints, as SEED.md wrote them.
+//! The seed design's three endpoints, as the original design wrote them (docs/api.md).
 
 use reqwest::Method;
 use serde_json::json;
