@@ -315,7 +315,12 @@ async fn get_coupon(
 pub struct PlaceBody {
     #[schema(pattern = "^[A-Za-z]{2}$", example = "IN")]
     country: String,
-    #[serde(default, deserialize_with = "not_null")]
+    /// Absent when none.
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(nullable = false, pattern = "^[A-Za-z0-9]{1,3}$", example = "KA")]
     region: Option<String>,
 }
@@ -440,14 +445,23 @@ async fn get_settings(
 pub struct RateBody {
     #[schema(pattern = "^[A-Za-z]{2}$", example = "IN")]
     country: String,
-    #[serde(default, deserialize_with = "not_null")]
+    /// Absent when the rate is for the whole country.
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(nullable = false, pattern = "^[A-Za-z0-9]{1,3}$")]
     region: Option<String>,
     /// Basis points: 1800 is 18%.
     #[schema(minimum = 0, maximum = 10000, example = 1800)]
     rate_bps: i64,
-    /// The tax line's name outside India (`VAT`).
-    #[serde(default, deserialize_with = "not_null")]
+    /// The tax line's name outside India (`VAT`); absent when none.
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(nullable = false, min_length = 1, max_length = 200)]
     name: Option<String>,
 }
