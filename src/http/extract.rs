@@ -92,9 +92,10 @@ where
 }
 
 /// Like `parse_json`, but an empty body means `T::default()` (for calls whose fields are all
-/// optional, such as cancel and refund).
+/// optional, such as cancel and refund). Only an empty one: whitespace is not JSON, and a
+/// malformed body changes nothing.
 pub fn parse_json_or_default<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T> {
-    if body.iter().all(u8::is_ascii_whitespace) {
+    if body.is_empty() {
         Ok(T::default())
     } else {
         parse_json(body)

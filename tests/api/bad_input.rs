@@ -98,6 +98,9 @@ async fn bodies_that_are_not_objects_are_refused_and_change_nothing(b: Backend) 
     let refund = format!("/v1/orders/{paid}/refunds");
     let calls = [
         (Method::POST, cancel.as_str(), "[]"),
+        // No body is no body; whitespace is not JSON (the fuzzer's `\n`).
+        (Method::POST, cancel.as_str(), "\n"),
+        (Method::POST, refund.as_str(), " "),
         (Method::POST, refund.as_str(), "[]"),
         (Method::POST, refund.as_str(), "[100]"),
         (
