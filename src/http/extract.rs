@@ -44,7 +44,19 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(Error::invalid("the body must be a JSON object"));
     }
+    if has_nul(body) {
+        return Err(Error::invalid("strings must not contain NUL (\\u0000)"));
+    }
     serde_json::from_slice(body).map_err(|e| Error::invalid(format!("invalid JSON body: {e}")))
+}
+
+/// Whether a JSON text has a string holding U+0000, which PostgreSQL text cannot store.
+/// JSON writes it only as the escape `\u0000` (a raw control character is a syntax error);
+/// the backslash starts an escape when an even number of backslashes come before it.
+fn has_nul(json: &[u8]) -> bool {
+    json.windows(6).enumerate().any(|(at, six)| {
+        six == b"\\u0000" && json[..at].iter().rev().take_while(|b| **b == b'\\').count() % 2 == 0
+    })
 }
 
 /// For a struct field of a request body, as `#[serde(deserialize_with = "object")]`: only a
