@@ -87,11 +87,6 @@ async fn bad_orders_are_refused_and_change_nothing(b: Backend) {
 async fn bodies_that_are_not_objects_are_refused_and_change_nothing(b: Backend) {
     let app = TestApp::spawn(b).await;
     app.stocked("TEE-1", 1000, 10).await;
-    let raw = |method: Method, path: &str, body: &str| {
-        app.request(method, path)
-            .header("content-type", "application/json")
-            .body(body.to_string())
-    };
     let pending = app.new_order("TEE-1", 1).await;
     let paid = app.new_order("TEE-1", 1).await;
     assert_eq!(app.pay(&paid, "card", "pm_card_visa").await.0, 201);
@@ -140,7 +135,7 @@ async fn bodies_that_are_not_objects_are_refused_and_change_nothing(b: Backend) 
         ),
     ];
     for (method, path, body) in calls {
-        let got = app.send(raw(method.clone(), path, body)).await;
+        let got = app.send(app.raw_json(method.clone(), path, body)).await;
         assert_error(&got, 400, "invalid_request");
     }
     assert_eq!(app.order(&pending).await["status"], "pending");
@@ -163,11 +158,6 @@ async fn bodies_that_are_not_objects_are_refused_and_change_nothing(b: Backend) 
 async fn nul_characters_are_refused_on_both_backends(b: Backend) {
     let app = TestApp::spawn(b).await;
     app.stocked("TEE-1", 1000, 10).await;
-    let raw = |method: Method, path: &str, body: &str| {
-        app.request(method, path)
-            .header("content-type", "application/json")
-            .body(body.to_string())
-    };
     let pending = app.new_order("TEE-1", 1).await;
     let product = r#"{"name": "a\u0000b", "price": {"amount": 1, "currency": "INR"}}"#;
     let calls = [
@@ -198,14 +188,18 @@ async fn nul_characters_are_refused_on_both_backends(b: Backend) {
         ),
     ];
     for (i, (method, path, body)) in calls.into_iter().enumerate() {
-        let request = raw(method, &path, body).header("Idempotency-Key", format!("nul-{i}"));
+        let request = app
+            .raw_json(method, &path, body)
+            .header("Idempotency-Key", format!("nul-{i}"));
         assert_error(&app.send(request).await, 400, "invalid_request");
     }
     assert_eq!(app.order(&pending).await["payments"], json!([]));
     assert_eq!(app.stock("TEE-1").await, (10, 1));
     // A backslash before `u0000` is text, not a NUL.
     let text = r#"{"name": "a\\u0000b", "price": {"amount": 1, "currency": "INR"}}"#;
-    let (status, body) = app.send(raw(Method::PUT, "/v1/products/TEE-3", text)).await;
+    let (status, body) = app
+        .send(app.raw_json(Method::PUT, "/v1/products/TEE-3", text))
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["name"], "a\\u0000b");
     app.finish().await;
