@@ -13,7 +13,9 @@ use super::{
     QuoteView,
 };
 use crate::error::{Error, Result};
-use crate::http::extract::{not_null, parse_json, parse_json_or_default, Caller, RawBody};
+use crate::http::extract::{
+    not_null, not_null_object, objects, parse_json, parse_json_or_default, Caller, RawBody,
+};
 use crate::http::idempotency::{self, IdempotencyKey};
 use crate::ids::OrderId;
 use crate::ids::Sku;
@@ -105,12 +107,13 @@ pub struct AddressBody {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderBody {
-    #[serde(default, deserialize_with = "not_null")]
+    #[serde(default, deserialize_with = "not_null_object")]
     #[schema(nullable = false)]
     customer: Option<CustomerBody>,
+    #[serde(deserialize_with = "objects")]
     #[schema(min_items = 1, max_items = 100)]
     items: Vec<ItemBody>,
-    #[serde(default, deserialize_with = "not_null")]
+    #[serde(default, deserialize_with = "not_null_object")]
     #[schema(nullable = false)]
     ship_to: Option<AddressBody>,
     /// A coupon code, case-insensitive.

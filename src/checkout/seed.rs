@@ -15,7 +15,7 @@ use super::recover::{claim_payment, recheck_payment};
 use super::routes::{check_text, parse_items, parse_method, ItemBody};
 use super::{create_order, start_payment, OrderInput, OrderView, PaymentInput};
 use crate::error::{Error, Result};
-use crate::http::extract::{not_null, parse_json, Caller, RawBody};
+use crate::http::extract::{not_null, objects, parse_json, Caller, RawBody};
 use crate::http::idempotency::{self, IdempotencyKey};
 use crate::ids::{check_client_id, OrderId, PaymentId};
 use crate::orders::{self, Status as OrderStatus};
@@ -35,6 +35,7 @@ pub struct LockBody {
     /// Client-chosen: 1-64 of `A-Z a-z 0-9 - _`.
     #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$", example = "O123")]
     order_id: String,
+    #[serde(deserialize_with = "objects")]
     #[schema(min_items = 1, max_items = 100)]
     items: Vec<ItemBody>,
     /// The shopper the lock is for: the order's `customer.id`, so the pending-order limit

@@ -30,7 +30,7 @@ const MESSAGE_BYTES_MAX: usize = 512;
 
 /// The middleware: refuses requests past the limits, and wraps error answers in JSON.
 pub async fn json_errors(req: Request, next: Next) -> Response {
-    if let Some(err) = over_limits(&req) {
+    if let Some(err) = over_limits(&req).or_else(|| nul_in_path(&req)) {
         return err.into_response();
     }
     let response = next.run(req).await;
@@ -51,6 +51,15 @@ fn over_limits(req: &Request) -> Option<Error> {
         .map(|(name, value)| name.as_str().len() + value.len())
         .sum();
     (header_bytes > HEADER_BYTES_MAX).then_some(Error::HeadersTooLarge("32 KiB"))
+}
+
+/// A path with `%00` (NUL) is a 400 for every route: no id or SKU holds one, and
+/// PostgreSQL text cannot.
+fn nul_in_path(req: &Request) -> Option<Error> {
+    req.uri()
+        .path()
+        .contains("%00")
+        .then(|| Error::invalid("the path must not contain NUL (%00)"))
 }
 
 /// An error status without a JSON body gets `{"error": {"code", "message"}}`, its code

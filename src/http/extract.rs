@@ -6,6 +6,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::ids::{constant_time_eq, sha256_hex, OrderId};
@@ -36,8 +37,59 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
 }
 
 /// Parses a JSON body into `T`; syntax errors, wrong types and unknown fields are a 400.
+/// The body must be a JSON object: serde also reads a struct from an array of its fields in
+/// order, and `[]` would be a cancel, `[100]` a refund of 100. (Objects inside the body are
+/// held to the same by `object`, `objects` and `not_null_object`.)
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(Error::invalid("the body must be a JSON object"));
+    }
+    if has_nul(body) {
+        return Err(Error::invalid("strings must not contain NUL (\\u0000)"));
+    }
     serde_json::from_slice(body).map_err(|e| Error::invalid(format!("invalid JSON body: {e}")))
+}
+
+/// Whether a JSON text has a string holding U+0000, which PostgreSQL text cannot store.
+/// JSON writes it only as the escape `\u0000` (a raw control character is a syntax error);
+/// the backslash starts an escape when an even number of backslashes come before it.
+fn has_nul(json: &[u8]) -> bool {
+    json.windows(6).enumerate().any(|(at, six)| {
+        six == b"\\u0000" && json[..at].iter().rev().take_while(|b| **b == b'\\').count() % 2 == 0
+    })
+}
+
+/// For a struct field of a request body, as `#[serde(deserialize_with = "object")]`: only a
+/// JSON object is one (serde would read it from an array of its fields as well).
+pub fn object<'de, D, T>(deserializer: D) -> std::result::Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    let fields = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
+    serde_json::from_value(serde_json::Value::Object(fields)).map_err(serde::de::Error::custom)
+}
+
+/// `object` for each element of a list field.
+pub fn objects<'de, D, T>(deserializer: D) -> std::result::Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    Vec::<serde_json::Map<String, serde_json::Value>>::deserialize(deserializer)?
+        .into_iter()
+        .map(|fields| serde_json::from_value(serde_json::Value::Object(fields)))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(serde::de::Error::custom)
+}
+
+/// `object` for an optional struct field, `null` refused as `not_null` does.
+pub fn not_null_object<'de, D, T>(deserializer: D) -> std::result::Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    object(deserializer).map(Some)
 }
 
 /// For the `Option` fields of request bodies, as `#[serde(default, deserialize_with =
@@ -52,9 +104,10 @@ where
 }
 
 /// Like `parse_json`, but an empty body means `T::default()` (for calls whose fields are all
-/// optional, such as cancel and refund).
+/// optional, such as cancel and refund). Only an empty one: whitespace is not JSON, and a
+/// malformed body changes nothing.
 pub fn parse_json_or_default<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T> {
-    if body.iter().all(u8::is_ascii_whitespace) {
+    if body.is_empty() {
         Ok(T::default())
     } else {
         parse_json(body)

@@ -498,15 +498,22 @@ pub const ROUTES: &[RouteDoc] = &[
 ];
 
 impl RouteDoc {
-    /// Every error status with its codes: the route's own, those of a body, those of all.
+    /// Every error status with its codes: the route's own, those of a body, those of a path
+    /// parameter (a NUL in one is a 400), those of all.
     pub fn all_errors(&self) -> Vec<(u16, Vec<&'static str>)> {
         let body: &[(u16, &[&str])] = if self.request.is_some() {
             WITH_BODY
         } else {
             &[]
         };
+        let parameters: &[(u16, &[&str])] = if self.path.contains('{') {
+            &[INVALID]
+        } else {
+            &[]
+        };
+        let every = self.errors.iter().chain(body).chain(parameters);
         let mut all: Vec<(u16, Vec<&'static str>)> = Vec::new();
-        for (status, codes) in self.errors.iter().chain(body).chain(EVERY_ROUTE) {
+        for (status, codes) in every.chain(EVERY_ROUTE) {
             match all.iter_mut().find(|(s, _)| s == status) {
                 Some((_, known)) => known.extend(
                     codes

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::{Product, Stock};
 use crate::error::{Error, Result};
-use crate::http::extract::{not_null, parse_json, Caller, RawBody};
+use crate::http::extract::{not_null, object, parse_json, Caller, RawBody};
 use crate::ids::{check_client_id, Sku};
 use crate::money::{Currency, PRICE_MINOR_MAX};
 use crate::state::AppState;
@@ -29,6 +29,7 @@ pub fn router() -> Router<AppState> {
 pub struct ProductBody {
     /// 1-200 characters.
     name: String,
+    #[serde(deserialize_with = "object")]
     price: Price,
     /// 1-64 characters.
     #[serde(default, deserialize_with = "not_null")]

@@ -284,6 +284,13 @@ impl TestApp {
             .bearer_auth(API_KEY)
     }
 
+    /// A request with the API key and `body` sent as it is, as JSON.
+    pub fn raw_json(&self, method: Method, path: &str, body: &str) -> RequestBuilder {
+        self.request(method, path)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+    }
+
     pub async fn send(&self, req: RequestBuilder) -> (StatusCode, Value) {
         let resp = req.send().await.expect("request sent");
         let status = resp.status();
