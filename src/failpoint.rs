@@ -79,3 +79,8 @@ pub fn armed(_point: &str, _tag: &str) -> bool {
 /// The process dies after a request's effect committed and before its idempotent answer
 /// is stored: the key stays claimed (`running`) with no answer. Tagged by the key.
 pub const ANSWER_LOST: &str = "answer_lost";
+
+/// The process dies after an authorization confirmed its order and before the capture is
+/// sent: the order is paid, the payment `authorized`, the money held uncaptured at the
+/// gateway. Tagged by the order id.
+pub const CAPTURE_NOT_SENT: &str = "capture_not_sent";

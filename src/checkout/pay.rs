@@ -275,6 +275,9 @@ pub async fn apply_outcome(
         Next::Refund(refund_id) => super::process_refund(state, &refund_id).await,
         Next::VoidDecided(ids) => Box::pin(super::compensate::void_decided(state, &ids)).await,
         Next::Capture => {
+            if failpoint::armed(failpoint::CAPTURE_NOT_SENT, order_id.as_str()) {
+                return Ok(());
+            }
             let gateway = state.gateway(&payment.gateway)?;
             let answer = timed(state, gateway.capture(&charge)).await;
             Box::pin(settle_answer(state, payment_id, answer, Call::FollowUp)).await

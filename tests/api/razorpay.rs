@@ -391,13 +391,15 @@ async fn razorpay_calls_repeat_without_a_second_payment(b: Backend) {
         (orders["count"].as_i64(), payments["count"].as_i64()),
         (Some(1), Some(1))
     );
-    let pool = &app.state().db.pool;
+    // The customer approves in their UPI app a moment later, and the payment is captured.
+    app.clock.advance_ms(1_000);
+    app.sim().deliver_due().await.unwrap();
+    let captured = gateway.capture(&charge).await.unwrap();
+    assert_eq!(
+        captured.outcome,
+        till::payments::gateway::Outcome::Succeeded
+    );
     // A refund repeated with its idempotency key refunds once.
-    let ok = sqlx::query("UPDATE sim_payments SET status = 'captured' WHERE protocol = 'razorpay'")
-        .execute(pool)
-        .await
-        .unwrap();
-    assert_eq!(ok.rows_affected(), 1);
     gateway.refund(&charge, "re_once", 100).await.unwrap();
     gateway.refund(&charge, "re_once", 100).await.unwrap();
     let url = format!("{}/sim/razorpay/v1/payments/{}", app.url, first.gateway_ref);

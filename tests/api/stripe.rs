@@ -36,16 +36,37 @@ async fn intent(app: &TestApp, id: &str) -> Value {
     app.send(app.http.get(url).bearer_auth(SK)).await.1
 }
 
-/// The simulated Stripe forgets the capture calls it answered, as if they never came (the
-/// test has just moved a PaymentIntent back to `requires_capture`): a capture under the
-/// same idempotency key would otherwise replay the first answer, as Stripe does. Such
-/// scenes, which a real gateway reaches but no API call produces on demand, are set up in
-/// the embedded simulator's tables (in Till's database).
-async fn forget_capture(pool: &sqlx::AnyPool) {
-    sqlx::query("DELETE FROM sim_stripe_requests WHERE idem_key LIKE '%_capture'")
-        .execute(pool)
-        .await
-        .unwrap();
+/// Pays `order_id` by card, and the process dies once the authorization has confirmed the
+/// order, before the capture is sent: the order is paid with money the gateway still only
+/// holds (`requires_capture`), and Till's payment is `authorized`.
+async fn pay_without_capture(app: &TestApp, order_id: &str) -> (reqwest::StatusCode, Value) {
+    till::failpoint::arm(till::failpoint::CAPTURE_NOT_SENT, order_id);
+    let answer = app.pay(order_id, "card", "pm_card_visa").await;
+    assert_eq!(answer.1["status"], "authorized", "{}", answer.1);
+    answer
+}
+
+/// Someone other than Till acts on a PaymentIntent through the simulated Stripe API with
+/// the secret key (`capture` or `cancel`), as a capture or void made by hand in the
+/// dashboard would; returns the status it answers.
+async fn act_on_intent(app: &TestApp, pi_id: &str, action: &str) -> String {
+    let url = format!("{}/sim/stripe/v1/payment_intents/{pi_id}/{action}", app.url);
+    let (status, pi) = app.send(app.http.post(url).bearer_auth(SK)).await;
+    assert_eq!(status, 200, "{pi}");
+    pi["status"].as_str().unwrap_or_default().to_string()
+}
+
+/// The customer pays again, with a good card, on a PaymentIntent whose card was declined:
+/// Stripe lets such an intent be confirmed again (Stripe.js does it with the client
+/// secret), and Till hears nothing of it here (no webhook is delivered).
+async fn confirm_again(app: &TestApp, pi_id: &str) -> String {
+    let url = format!("{}/sim/stripe/v1/payment_intents/{pi_id}/confirm", app.url);
+    let form = [("payment_method", "pm_card_visa")];
+    let (status, pi) = app
+        .send(app.http.post(url).bearer_auth(SK).form(&form))
+        .await;
+    assert_eq!(status, 200, "{pi}");
+    pi["status"].as_str().unwrap_or_default().to_string()
 }
 
 /// Waits until the order's first payment is captured.
@@ -427,45 +448,18 @@ async fn reconcile_refunds_orphan_captures_and_captures_missing_ones(b: Backend)
     assert_eq!(stray_pi["status"], "succeeded");
     // 2. A confirmed order whose capture never happened (Till stopped after authorizing).
     let id = app.new_order("TEE-1", 1).await;
-    let (_, payment) = app.pay(&id, "card", "pm_card_visa").await;
-    let pay_id = payment["id"].as_str().unwrap().to_string();
-    let pi_id = gateway_ref(&app, &pay_id).await;
-    let pool = &app.state().db.pool;
-    sqlx::query("UPDATE payments SET status = 'authorized' WHERE id = $1")
-        .bind(&pay_id)
-        .execute(pool)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE sim_payments SET status = 'requires_capture' WHERE id = $1")
-        .bind(&pi_id)
-        .execute(pool)
-        .await
-        .unwrap();
-    forget_capture(pool).await;
-    // 3. A payment Till gave up on (canceled) that the gateway captured anyway.
+    let (_, payment) = pay_without_capture(&app, &id).await;
+    let pi_id = gateway_ref(&app, payment["id"].as_str().unwrap()).await;
+    // 3. A payment Till gave up on (declined, the order cancelled) that the gateway captured
+    // anyway: the customer paid again on the same PaymentIntent, out of Till's sight.
     let gave_up = app.new_order("TEE-1", 1).await;
-    let (_, lost) = app.pay(&gave_up, "card", "pm_card_visa").await;
+    let (_, lost) = app.pay(&gave_up, "card", "pm_card_chargeDeclined").await;
+    assert_eq!(lost["status"], "failed", "{lost}");
     let lost_id = lost["id"].as_str().unwrap().to_string();
-    sqlx::query("UPDATE payments SET status = 'canceled' WHERE id = $1")
-        .bind(&lost_id)
-        .execute(pool)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE orders SET status = 'cancelled', paid_by = NULL WHERE id = $1")
-        .bind(&gave_up)
-        .execute(pool)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE locks SET state = 'released' WHERE order_id = $1")
-        .bind(&gave_up)
-        .execute(pool)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE inventory SET on_hand = on_hand + 1")
-        .execute(pool)
-        .await
-        .unwrap();
-    sqlx::query("INSERT INTO stock_ledger (sku, warehouse, kind, delta, order_id, created_at) VALUES ('TEE-1', 'blr-1', 'adjustment', 1, NULL, 0)").execute(pool).await.unwrap();
+    let lost_pi = gateway_ref(&app, &lost_id).await;
+    assert_eq!(confirm_again(&app, &lost_pi).await, "requires_capture");
+    assert_eq!(act_on_intent(&app, &lost_pi, "capture").await, "succeeded");
+    assert_eq!(app.order(&gave_up).await["status"], "cancelled");
 
     let findings = till::checkout::reconcile::reconcile(
         app.state(),
@@ -486,7 +480,6 @@ async fn reconcile_refunds_orphan_captures_and_captures_missing_ones(b: Backend)
         "{report}"
     );
     assert_eq!(app.order(&id).await["payments"][0]["status"], "succeeded");
-    let lost_pi = gateway_ref(&app, &lost_id).await;
     assert_eq!(
         intent(&app, &lost_pi).await["latest_charge"]["amount_refunded"],
         1000,
@@ -561,21 +554,8 @@ async fn cancelling_a_paid_order_leaves_its_authorization_alone(b: Backend) {
     let app = stripe_app(b, Workers::Manual).await;
     app.stocked("TEE-1", 1000, 5).await;
     let id = app.new_order("TEE-1", 1).await;
-    let (_, payment) = app.pay(&id, "card", "pm_card_visa").await;
-    let pay_id = payment["id"].as_str().unwrap().to_string();
-    let pi_id = gateway_ref(&app, &pay_id).await;
-    let pool = &app.state().db.pool;
-    sqlx::query("UPDATE payments SET status = 'authorized' WHERE id = $1")
-        .bind(&pay_id)
-        .execute(pool)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE sim_payments SET status = 'requires_capture' WHERE id = $1")
-        .bind(&pi_id)
-        .execute(pool)
-        .await
-        .unwrap();
-    forget_capture(pool).await;
+    let (_, payment) = pay_without_capture(&app, &id).await;
+    let pi_id = gateway_ref(&app, payment["id"].as_str().unwrap()).await;
     assert_error(
         &app.call(Method::POST, &format!("/v1/orders/{id}/cancel"), None)
             .await,
@@ -661,14 +641,9 @@ async fn stripe_the_payment_an_order_was_paid_with_is_never_canceled(b: Backend)
     let app = stripe_app(b, Workers::Manual).await;
     app.stocked("TEE-1", 1000, 5).await;
     let id = app.new_order("TEE-1", 1).await;
-    let (_, payment) = app.pay(&id, "card", "pm_card_visa").await;
+    let (_, payment) = pay_without_capture(&app, &id).await;
     let pay_id = payment["id"].as_str().unwrap().to_string();
     let pi_id = gateway_ref(&app, &pay_id).await;
-    sqlx::query("UPDATE payments SET status = 'authorized' WHERE id = $1")
-        .bind(&pay_id)
-        .execute(&app.state().db.pool)
-        .await
-        .unwrap();
     let canceled = json!({"id": pi_id, "object": "payment_intent", "status": "canceled",
         "amount": 1000, "currency": "inr", "metadata": {"till_payment": pay_id}});
     let (status, _) = app
@@ -704,40 +679,18 @@ async fn stripe_the_payment_an_order_was_paid_with_is_never_canceled(b: Backend)
 
 both!(reconcile_voids_held_authorizations_and_flags_what_it_cannot_repair);
 
-/// Sets a payment's status in Till's records and its PaymentIntent's at the gateway, as a
-/// crash or a lost call between the two would leave them.
-async fn forge(app: &TestApp, pay_id: &str, till_status: &str, pi_status: &str) -> String {
-    let pool = &app.state().db.pool;
-    sqlx::query("UPDATE payments SET status = $1, updated_at = $2 WHERE id = $3")
-        .bind(till_status)
-        .bind(app.state().now_ms())
-        .bind(pay_id)
-        .execute(pool)
-        .await
-        .unwrap();
-    let pi_id = gateway_ref(app, pay_id).await;
-    sqlx::query("UPDATE sim_payments SET status = $1 WHERE id = $2")
-        .bind(pi_status)
-        .bind(&pi_id)
-        .execute(pool)
-        .await
-        .unwrap();
-    forget_capture(pool).await;
-    pi_id
-}
-
-/// An authorization still held for an order that ended is voided, also when the payment is
-/// older than the pass's window but changed in Till since the last pass; a paid order whose
-/// money the gateway says is gone is flagged, and `till reconcile` then exits non-zero.
+/// An authorization the gateway holds for an order that ended is voided: here the
+/// customer paid again, an hour after the decline that cancelled the order, on the
+/// PaymentIntent Till had given up on. A paid order whose money the gateway says is gone is
+/// flagged, and `till reconcile` then exits non-zero.
 async fn reconcile_voids_held_authorizations_and_flags_what_it_cannot_repair(b: Backend) {
     use till::checkout::reconcile::{reconcile, Scope};
     let app = stripe_app(b, Workers::Manual).await;
     app.stocked("TEE-1", 1000, 5).await;
     let ended = app.new_order("TEE-1", 1).await;
-    let (_, held) = app
-        .pay(&ended, "card", "pm_card_authenticationRequired")
-        .await;
-    let held_id = held["id"].as_str().unwrap().to_string();
+    let (_, declined) = app.pay(&ended, "card", "pm_card_chargeDeclined").await;
+    assert_eq!(declined["status"], "failed", "{declined}");
+    let held_pi = gateway_ref(&app, declined["id"].as_str().unwrap()).await;
     let first = reconcile(app.state(), Scope::SinceLastPass).await.unwrap();
     assert_eq!(
         (first.repaired, first.flagged),
@@ -745,10 +698,9 @@ async fn reconcile_voids_held_authorizations_and_flags_what_it_cannot_repair(b: 
         "{}",
         first.render()
     );
-    // An hour on, the order is cancelled in Till, but the gateway still holds the money.
+    // An hour on, the order long cancelled in Till, the gateway holds money for it.
     app.clock.advance_ms(3_600_000);
-    app.cancel_without_voiding(&ended).await;
-    let held_pi = forge(&app, &held_id, "canceled", "requires_capture").await;
+    assert_eq!(confirm_again(&app, &held_pi).await, "requires_capture");
     let second = reconcile(app.state(), Scope::SinceLastPass).await.unwrap();
     assert_eq!(
         (second.repaired, second.flagged),
@@ -757,16 +709,12 @@ async fn reconcile_voids_held_authorizations_and_flags_what_it_cannot_repair(b: 
         second.render()
     );
     assert_eq!(intent(&app, &held_pi).await["status"], "canceled");
-    // A confirmed order whose authorization the gateway voided: nothing Till can repair.
+    // A confirmed order whose authorization was voided at the gateway (by hand, in the
+    // dashboard) before Till captured it: nothing Till can repair.
     let paid = app.new_order("TEE-1", 1).await;
-    let (_, payment) = app.pay(&paid, "card", "pm_card_visa").await;
-    forge(
-        &app,
-        payment["id"].as_str().unwrap(),
-        "authorized",
-        "canceled",
-    )
-    .await;
+    let (_, payment) = pay_without_capture(&app, &paid).await;
+    let paid_pi = gateway_ref(&app, payment["id"].as_str().unwrap()).await;
+    assert_eq!(act_on_intent(&app, &paid_pi, "cancel").await, "canceled");
     let third = reconcile(app.state(), Scope::SinceLastPass).await.unwrap();
     assert!(third.flagged >= 1, "{}", third.render());
     assert!(third.render().contains(&paid), "{}", third.render());
@@ -854,40 +802,22 @@ async fn stripe_three_d_secure_through_stripe_js(b: Backend) {
 
 both!(money_given_in_time_confirms_the_order_at_expiry);
 
-/// The customer's card was authorized in time but Till never heard (the answer was lost):
-/// when the hold runs out, the sweeper asks the gateway first and confirms the order with
-/// that money instead of voiding it.
+/// The customer's card was authorized in time but Till never heard (the customer finished
+/// 3-D Secure, and the webhook saying so has not come): when the hold runs out, the sweeper
+/// asks the gateway first and confirms the order with that money instead of voiding it.
 async fn money_given_in_time_confirms_the_order_at_expiry(b: Backend) {
     let app = stripe_app(b, Workers::Manual).await;
     app.stocked("TEE-1", 1000, 5).await;
     let id = app.new_order("TEE-1", 1).await;
-    let (_, payment) = app.pay(&id, "card", "pm_card_visa").await;
+    let (_, payment) = app.pay(&id, "card", "pm_card_authenticationRequired").await;
     let pay_id = payment["id"].as_str().unwrap().to_string();
-    // Rewind: Till still waits for the answer, the gateway holds the authorization.
-    sqlx::query(
-        "UPDATE orders SET status = 'pending', paid_by = NULL, invoice_number = NULL WHERE id = $1",
-    )
-    .bind(&id)
-    .execute(&app.state().db.pool)
-    .await
-    .unwrap();
-    sqlx::query("UPDATE locks SET state = 'held' WHERE order_id = $1")
-        .bind(&id)
-        .execute(&app.state().db.pool)
-        .await
-        .unwrap();
-    sqlx::query(
-        "UPDATE inventory SET on_hand = on_hand + 1, locked = locked + 1 WHERE sku = 'TEE-1'",
-    )
-    .execute(&app.state().db.pool)
-    .await
-    .unwrap();
-    sqlx::query("DELETE FROM stock_ledger WHERE order_id = $1")
-        .bind(&id)
-        .execute(&app.state().db.pool)
-        .await
-        .unwrap();
-    let pi_id = forge(&app, &pay_id, "processing", "requires_capture").await;
+    let page = payment["next_action"]["redirect_url"].as_str().unwrap();
+    assert_eq!(app.http.get(page).send().await.unwrap().status(), 200);
+    // No worker runs, so the simulator's webhook waits in its queue.
+    assert_eq!(
+        app.order(&id).await["payments"][0]["status"],
+        "requires_action"
+    );
     app.clock.advance_ms(16 * 60 * 1000);
     till::checkout::workers::expire_due(app.state())
         .await
@@ -901,6 +831,7 @@ async fn money_given_in_time_confirms_the_order_at_expiry(b: Backend) {
         (Some("confirmed"), Some("succeeded")),
         "{order}"
     );
+    let pi_id = gateway_ref(&app, &pay_id).await;
     assert_eq!(intent(&app, &pi_id).await["status"], "succeeded");
     app.finish().await;
 }
