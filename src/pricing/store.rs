@@ -195,17 +195,7 @@ pub async fn reserve_use(
         return Ok(false);
     }
     if let Some(customer_id) = customer_id {
-        let (limit, used): (Option<i64>, i64) = sqlx::query_as(
-            "SELECT c.max_uses_per_customer,
-               (SELECT COUNT(*) FROM coupon_uses u WHERE u.code = c.code AND u.customer_id = $2
-                  AND u.state IN ('reserved', 'confirmed'))
-             FROM coupons c WHERE c.code = $1",
-        )
-        .bind(code)
-        .bind(customer_id)
-        .fetch_one(&mut *conn)
-        .await?;
-        if limit.is_some_and(|limit| used >= limit) {
+        if customer_uses_exceeded(conn, code, customer_id, 1).await? {
             return Ok(false);
         }
     }
@@ -220,6 +210,27 @@ pub async fn reserve_use(
     .execute(&mut *conn)
     .await?;
     Ok(true)
+}
+
+/// Whether the customer's uses of `code` (reserved or confirmed), plus `more` about to be
+/// taken, would pass its per-customer limit. Read under the coupon's row lock.
+async fn customer_uses_exceeded(
+    conn: &mut AnyConnection,
+    code: &str,
+    customer_id: &str,
+    more: i64,
+) -> Result<bool> {
+    let (limit, used): (Option<i64>, i64) = sqlx::query_as(
+        "SELECT c.max_uses_per_customer,
+           (SELECT COUNT(*) FROM coupon_uses u WHERE u.code = c.code AND u.customer_id = $2
+              AND u.state IN ('reserved', 'confirmed'))
+         FROM coupons c WHERE c.code = $1",
+    )
+    .bind(code)
+    .bind(customer_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(limit.is_some_and(|limit| used + more > limit))
 }
 
 /// Moves the order's reserved use (if it has one) to `end`, once; the coupon's counters
@@ -263,12 +274,12 @@ pub async fn settle_use(
 /// after all — only while the coupon has a use left. Returns whether the order holds a
 /// confirmed use now (true too when it never had a coupon).
 pub async fn retake_use(conn: &mut AnyConnection, order_id: &OrderId, now: i64) -> Result<bool> {
-    let held: Option<(String, String)> =
-        sqlx::query_as("SELECT code, state FROM coupon_uses WHERE order_id = $1")
+    let held: Option<(String, String, Option<String>)> =
+        sqlx::query_as("SELECT code, state, customer_id FROM coupon_uses WHERE order_id = $1")
             .bind(order_id.as_str())
             .fetch_optional(&mut *conn)
             .await?;
-    let Some((code, state)) = held else {
+    let Some((code, state, customer_id)) = held else {
         return Ok(true);
     };
     match state.as_str() {
@@ -288,6 +299,13 @@ pub async fn retake_use(conn: &mut AnyConnection, order_id: &OrderId, now: i64) 
     .rows_affected();
     if taken == 0 {
         return Ok(false);
+    }
+    // The customer may have used the coupon again since: its own limit holds too (the
+    // caller rolls back on false, undoing the count above).
+    if let Some(customer_id) = customer_id {
+        if customer_uses_exceeded(conn, &code, &customer_id, 1).await? {
+            return Ok(false);
+        }
     }
     let moved = sqlx::query(
         "UPDATE coupon_uses SET state = 'confirmed', updated_at = $1

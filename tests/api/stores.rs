@@ -990,6 +990,35 @@ async fn coupons_store(b: Backend) {
     drop(conn);
     assert!(!reserve("ord_5", None).await);
 
+    // A customer who used the coupon again after a release keeps the late order from
+    // taking its use back past the per-customer limit.
+    let mut conn = db.pool.acquire().await.unwrap();
+    pricing::store::upsert_coupon(&mut conn, &coupon("ONE"), None, Some(1), 5)
+        .await
+        .unwrap();
+    assert!(
+        pricing::store::reserve_use(&mut conn, "ONE", &"ord_a".into(), Some("cus_9"), 6)
+            .await
+            .unwrap()
+    );
+    assert!(
+        pricing::store::settle_use(&mut conn, &"ord_a".into(), UseEnd::Released, 7)
+            .await
+            .unwrap()
+    );
+    assert!(
+        pricing::store::reserve_use(&mut conn, "ONE", &"ord_b".into(), Some("cus_9"), 8)
+            .await
+            .unwrap()
+    );
+    let mut tx = conn.begin().await.unwrap();
+    assert!(!pricing::store::retake_use(&mut tx, &"ord_a".into(), 9)
+        .await
+        .unwrap());
+    tx.rollback().await.unwrap();
+    assert_eq!(uses(&mut conn, "ONE").await, (1, 0));
+    drop(conn);
+
     // New terms keep the counters.
     let mut conn = db.pool.acquire().await.unwrap();
     let mut fixed = coupon("SAVE10");
