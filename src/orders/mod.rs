@@ -72,6 +72,24 @@ impl Status {
     }
 }
 
+/// India's financial year (1 April – 31 March, in Indian Standard Time) of a moment, as
+/// invoice series name it: `2026-27`.
+pub fn financial_year(ms: i64) -> String {
+    const IST_OFFSET_MS: i64 = (5 * 60 + 30) * 60 * 1000;
+    let date = crate::clock::rfc3339(ms + IST_OFFSET_MS);
+    let (year, month): (i64, i64) = (
+        date[..4].parse().unwrap_or_default(),
+        date[5..7].parse().unwrap_or_default(),
+    );
+    let start = if month >= 4 { year } else { year - 1 };
+    format!("{start}-{:02}", (start + 1) % 100)
+}
+
+/// The `n`-th invoice of a financial year: `INV/2026-27/000001`.
+pub fn invoice_number(year: &str, n: i64) -> String {
+    format!("INV/{year}/{n:06}")
+}
+
 /// A stored status Till does not know is corrupt data, never a default.
 impl TryFrom<&str> for Status {
     type Error = Error;
@@ -168,6 +186,21 @@ fn is_zero(n: &i64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::Status::{self, *};
+
+    #[test]
+    fn invoices_are_numbered_per_indian_financial_year() {
+        use super::{financial_year, invoice_number};
+        use crate::clock::parse_rfc3339;
+        let at = |t: &str| financial_year(parse_rfc3339(t).unwrap());
+        assert_eq!(at("2026-11-29T04:00:00Z"), "2026-27");
+        // 31 March 23:59:59 and 1 April 00:00 in India.
+        assert_eq!(at("2027-03-31T18:29:59Z"), "2026-27");
+        assert_eq!(at("2027-03-31T18:30:00Z"), "2027-28");
+        assert_eq!(at("2026-04-01T00:00:00+05:30"), "2026-27");
+        assert_eq!(at("2099-06-01T00:00:00Z"), "2099-00");
+        assert_eq!(invoice_number("2026-27", 1), "INV/2026-27/000001");
+        assert_eq!(invoice_number("2026-27", 1_234_567), "INV/2026-27/1234567");
+    }
 
     #[test]
     fn terminal_states_are_final() {

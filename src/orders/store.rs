@@ -5,7 +5,7 @@
 use serde_json::Value;
 use sqlx::AnyConnection;
 
-use super::{CancelReason, Line, NewOrder, OrderHead, Status};
+use super::{financial_year, invoice_number, CancelReason, Line, NewOrder, OrderHead, Status};
 use crate::error::{corrupt, Result};
 use crate::ids::{OrderId, PaymentId, Sku};
 use crate::money::{Currency, Money, TaxLine};
@@ -340,14 +340,19 @@ pub async fn record_paid(
     set_invoice_number(conn, id, now).await
 }
 
+/// The next number of the financial year's invoice series, taken in the confirming
+/// transaction: the counter row is held to its end, so numbers are consecutive — no gap (a
+/// rolled-back confirmation gives its number back) and no duplicate.
 async fn set_invoice_number(conn: &mut AnyConnection, id: &OrderId, now: i64) -> Result<String> {
+    let year = financial_year(now);
     let n: i64 = sqlx::query_scalar(
-        "INSERT INTO counters (name, value) VALUES ('invoice', 1)
+        "INSERT INTO counters (name, value) VALUES ($1, 1)
          ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value",
     )
+    .bind(format!("invoice/{year}"))
     .fetch_one(&mut *conn)
     .await?;
-    let number = format!("INV-{n:08}");
+    let number = invoice_number(&year, n);
     sqlx::query("UPDATE orders SET invoice_number = $1, updated_at = $2 WHERE id = $3")
         .bind(&number)
         .bind(now)

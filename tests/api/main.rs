@@ -13,6 +13,7 @@ mod edges;
 mod gateway_routing;
 mod gateway_sim;
 mod idempotency;
+mod invoices;
 mod payments;
 mod pricing;
 mod races;

@@ -46,7 +46,7 @@ async fn card_success_confirms_and_deducts(b: Backend) {
     assert!(order["invoice_number"]
         .as_str()
         .unwrap()
-        .starts_with("INV-"));
+        .starts_with("INV/"));
     assert_eq!(app.stock("TEE-1").await, (8, 0));
     let second = app.new_order("TEE-1", 1).await;
     assert_eq!(

@@ -331,7 +331,7 @@ async fn orders_store(b: Backend) {
     let first = orders::store::record_paid(&mut conn, &id, &payment.id, 16)
         .await
         .unwrap();
-    assert!(first.starts_with("INV-"), "{first}");
+    assert!(first.starts_with("INV/"), "{first}");
     let head = orders::store::head(&mut conn, &id).await.unwrap().unwrap();
     assert_eq!(
         (head.status, head.paid_by),
