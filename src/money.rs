@@ -110,11 +110,6 @@ impl Money {
     pub fn new(minor: i64, currency: Currency) -> Money {
         Money { minor, currency }
     }
-
-    /// `self - minor` in the same currency, or `None` on overflow.
-    pub fn less(self, minor: i64) -> Option<Money> {
-        Some(Money::new(self.minor.checked_sub(minor)?, self.currency))
-    }
 }
 
 impl fmt::Display for Money {

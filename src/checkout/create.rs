@@ -14,7 +14,7 @@ use crate::ids::{random_token, sha256_hex, OrderId, Sku};
 use crate::inventory;
 use crate::metrics::Metrics;
 use crate::orders::{self, Line, NewOrder};
-use crate::pricing::{self, CartLine, Invalid, Place, PriceError, Priced, Seller};
+use crate::pricing::{self, CartLine, Invalid, Place, PriceError, Priced, Seller, TaxCode};
 use crate::state::AppState;
 
 /// The most lines an order may have.
@@ -237,6 +237,8 @@ pub async fn price_cart(
 ) -> Result<Priced> {
     let mut cart = Vec::with_capacity(input.lines.len());
     let mut unknown = Vec::new();
+    // Lines often share a tax code: each is read once per cart.
+    let mut tax_codes: Vec<(String, Option<TaxCode>)> = Vec::new();
     for (sku, qty) in &input.lines {
         let Some(product) = inventory::store::get_product(conn, sku.as_str()).await? else {
             unknown.push(sku.as_str().to_string());
@@ -250,8 +252,15 @@ pub async fn price_cart(
                 state.currency.code()
             )));
         }
-        let tax_code = match &product.tax_code {
-            Some(code) => pricing::store::get_tax_code(conn, code).await?,
+        let tax_code = match product.tax_code {
+            Some(code) => match tax_codes.iter().find(|(c, _)| *c == code) {
+                Some((_, known)) => known.clone(),
+                None => {
+                    let read = pricing::store::get_tax_code(conn, &code).await?;
+                    tax_codes.push((code, read.clone()));
+                    read
+                }
+            },
             None => None,
         };
         cart.push(CartLine {

@@ -87,14 +87,7 @@ pub async fn insert_attempt(
 }
 
 pub async fn get(conn: &mut AnyConnection, id: &PaymentId) -> Result<Option<Payment>> {
-    sqlx::query_as::<_, PaymentRow>(&format!(
-        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1"
-    ))
-    .bind(id.as_str())
-    .fetch_optional(&mut *conn)
-    .await?
-    .map(payment)
-    .transpose()
+    Ok(record(conn, id).await?.map(|r| r.payment))
 }
 
 /// Payments changed at or after `since_ms`, and Razorpay payments Till released (voided by
