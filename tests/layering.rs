@@ -21,7 +21,7 @@ fn layer(module: &str) -> Option<u8> {
         "db" => 2,
         "inventory" | "orders" | "payments" | "pricing" | "notify" | "verify" => 3,
         "idempotency" => 4,
-        "checkout" => 5,
+        "checkout" | "relay" => 5,
         "state" => 6,
         "http" => 7,
         "bench" => 8,

@@ -3,15 +3,15 @@
 //! event), or ended (`end_in_tx`: cancelled or expired, stock released, every attempt in
 //! flight decided `void`). Money that cannot be kept is queued for a refund here.
 
-use serde_json::json;
 use sqlx::{AnyConnection, Connection};
 
+use super::emit;
 use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::ids::{OrderId, PaymentId, RefundId};
 use crate::inventory::{self, LockEnd};
 use crate::metrics::Metrics;
-use crate::notify;
+use crate::notify::Type;
 use crate::orders::{self, CancelReason, Status as OrderStatus};
 use crate::payments::{self, Fate, Payment, Status};
 use crate::pricing::{self, store::UseEnd};
@@ -38,13 +38,11 @@ pub async fn end_in_tx(
     pricing::store::settle_use(tx, order_id, UseEnd::Released, now).await?;
     inventory::store::settle_locks(tx, order_id, LockEnd::Released, now).await?;
     let to_void = payments::store::decide_void_in_flight(tx, order_id, now).await?;
-    notify::enqueue(
-        tx,
-        &format!("order.{}", to.as_str()),
-        json!({"order_id": order_id, "reason": reason.as_str()}),
-        now,
-    )
-    .await?;
+    let kind = match to {
+        OrderStatus::Expired => Type::OrderExpired,
+        _ => Type::OrderCancelled,
+    };
+    emit::order(tx, kind, order_id, now).await?;
     Metrics::inc(match to {
         OrderStatus::Expired => &state.metrics.orders_expired,
         _ => &state.metrics.orders_cancelled,
@@ -100,13 +98,8 @@ pub(super) async fn keep_money(
     inventory::store::settle_locks(tx, order_id, LockEnd::Committed, now).await?;
     failpoint::hit("mid_finalize");
     let invoice = orders::store::record_paid(tx, order_id, &payment.id, now).await?;
-    notify::enqueue(
-        tx,
-        "order.confirmed",
-        json!({"order_id": order_id, "payment_id": payment.id, "total": head.total.minor, "currency": head.total.currency.code(), "invoice_number": invoice}),
-        now,
-    )
-    .await?;
+    tracing::debug!(%order_id, invoice, "invoice issued");
+    emit::order(tx, Type::OrderConfirmed, order_id, now).await?;
     Metrics::inc(&state.metrics.orders_confirmed);
     if head.status != OrderStatus::Pending {
         Metrics::inc(&state.metrics.late_payments_relocked);

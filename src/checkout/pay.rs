@@ -6,13 +6,14 @@ use std::time::Instant;
 
 use sqlx::Connection;
 
-use super::finalize;
+use super::{emit, finalize};
 use crate::db::is_unique_violation;
 use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::idempotency::{record_resource, KeyRef, Resource};
 use crate::ids::{OrderId, PaymentId, RefundId};
 use crate::metrics::Metrics;
+use crate::notify::Type;
 use crate::orders::{self, CancelReason, Status as OrderStatus};
 use crate::payments::gateway::{GatewayError, GatewayPayment, Outcome};
 use crate::payments::{self, Fate, Method, Payment, PaymentView, Status};
@@ -229,6 +230,13 @@ pub async fn apply_outcome(
     }
     if !payments::store::record_outcome(&mut tx, payment_id, payment.status, gp, now).await? {
         return Ok(()); // another writer moved it first; its transaction did the work
+    }
+    match to {
+        Status::Succeeded => {
+            emit::payment(&mut tx, Type::PaymentSucceeded, payment_id, now).await?
+        }
+        Status::Failed => emit::payment(&mut tx, Type::PaymentFailed, payment_id, now).await?,
+        _ => {}
     }
     let mut next = Next::Nothing;
     match to {
