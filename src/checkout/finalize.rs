@@ -100,6 +100,8 @@ pub(super) async fn keep_money(
     inventory::store::settle_locks(tx, order_id, LockEnd::Committed, now).await?;
     failpoint::hit("mid_finalize");
     let invoice = orders::store::record_paid(tx, order_id, &payment.id, now).await?;
+    // The invoice as issued, kept whole; an `invoice.issued` event may carry it from here.
+    let _invoice_doc = super::documents::issue_invoice(tx, order_id, invoice.clone(), now).await?;
     notify::enqueue(
         tx,
         "order.confirmed",
