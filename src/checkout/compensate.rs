@@ -271,6 +271,8 @@ async fn after_refund(
         if head.status != to {
             orders::store::transition(tx, &refund.order_id, &[head.status], to, None, now).await?;
         }
+        // Its credit note, kept whole; a `refund.succeeded` event may carry it from here.
+        let _credit_note = super::documents::issue_credit_note(tx, refund, now).await?;
     }
     emit::refund(tx, &refund.id, now).await?;
     Ok(())

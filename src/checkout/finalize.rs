@@ -99,6 +99,8 @@ pub(super) async fn keep_money(
     failpoint::hit("mid_finalize");
     let invoice = orders::store::record_paid(tx, order_id, &payment.id, now).await?;
     tracing::debug!(%order_id, invoice, "invoice issued");
+    // The invoice as issued, kept whole; an `invoice.issued` event may carry it from here.
+    let _invoice_doc = super::documents::issue_invoice(tx, order_id, invoice.clone(), now).await?;
     emit::order(tx, Type::OrderConfirmed, order_id, now).await?;
     Metrics::inc(&state.metrics.orders_confirmed);
     if head.status != OrderStatus::Pending {
