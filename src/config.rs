@@ -116,6 +116,21 @@ pub struct Config {
     /// Connections served at once; past it new ones wait in the listen queue until one ends.
     #[arg(long, env = "TILL_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
+    /// The SMTP server customer email goes through: `smtp://host:port` (plain),
+    /// `smtp://host:587?tls=required` (STARTTLS), `smtps://user:pass@host:465` (implicit
+    /// TLS). Unset: each message is written as an `.eml` file to `TILL_MAIL_DIR` instead.
+    #[arg(long, env = "TILL_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// The sender of customer email (`orders@shop.example` or `Shop <orders@shop.example>`).
+    #[arg(long, env = "TILL_MAIL_FROM", default_value = "orders@localhost")]
+    pub mail_from: String,
+    /// Where customer email is written as `<event id>.eml` files when no SMTP server is set.
+    #[arg(long, env = "TILL_MAIL_DIR", default_value = "./mail")]
+    pub mail_dir: String,
+    /// The wait before a message the server refused for now (4xx, no connection) is tried
+    /// again; it doubles with each try, up to an hour.
+    #[arg(long, env = "TILL_MAIL_RETRY_BASE_MS", default_value_t = 30_000)]
+    pub mail_retry_base_ms: u64,
 }
 
 impl Config {
@@ -140,6 +155,10 @@ impl Config {
             reconcile_every_secs: 300,
             read_timeout_ms: 10_000,
             max_connections: 1024,
+            smtp_url: None,
+            mail_from: "orders@localhost".into(),
+            mail_dir: "./mail".into(),
+            mail_retry_base_ms: 30_000,
             card_gateway: None,
             upi_gateway: None,
             wallet_gateway: None,

@@ -13,6 +13,7 @@ pub mod http;
 pub mod idempotency;
 pub mod ids;
 pub mod inventory;
+pub mod mail;
 pub mod metrics;
 pub mod money;
 pub mod notify;

@@ -131,3 +131,14 @@ impl Metrics {
         out
     }
 }
+
+/// Customer email by state (`pending`, `sent`, `failed`): `till_mail_messages{state=…}`.
+pub fn render_mail(counts: &[(&str, i64)]) -> String {
+    let mut out = String::from(
+        "# HELP till_mail_messages Customer emails queued, by state.\n# TYPE till_mail_messages gauge\n",
+    );
+    for (state, n) in counts {
+        let _ = writeln!(out, "till_mail_messages{{state=\"{state}\"}} {n}");
+    }
+    out
+}

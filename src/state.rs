@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::ids::{random_token, sha256_hex};
+use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::money::Currency;
 use crate::payments::gateway::Gateway;
@@ -56,6 +57,8 @@ pub struct AppState {
     pub max_pending_per_customer: u32,
     /// SHA-256 of `TILL_METRICS_TOKEN`; `None` leaves `/metrics` open.
     pub metrics_token_hash: Option<Arc<String>>,
+    /// Customer email: the sender, and the SMTP server or `.eml` directory it goes to.
+    pub mail: Arc<Mailer>,
 }
 
 impl AppState {
@@ -73,6 +76,12 @@ impl AppState {
             cfg.sim_delay_ms >= 0,
             "TILL_SIM_DELAY_MS must not be negative"
         );
+        let mail = Mailer::new(
+            cfg.smtp_url.as_deref(),
+            &cfg.mail_from,
+            &cfg.mail_dir,
+            cfg.mail_retry_base_ms,
+        )?;
         let db = Db::connect(&cfg.database_url, cfg.db_max_connections).await?;
         db.migrate().await?;
         let api_key_hash = settle_api_key(&db, cfg.api_key.as_deref()).await?;
@@ -129,6 +138,7 @@ impl AppState {
                 .as_deref()
                 .filter(|t| !t.is_empty())
                 .map(|t| Arc::new(sha256_hex(t.as_bytes()))),
+            mail: Arc::new(mail),
         })
     }
 

@@ -1,5 +1,5 @@
-//! Outbound TLS: every HTTP client Till makes (gateways, the simulator's webhooks, and later
-//! SMTP and merchant webhooks) speaks rustls and trusts the system's root certificates plus
+//! Outbound TLS: every client Till makes (gateways, the simulator's webhooks, SMTP through
+//! `root_pems`, and later merchant webhooks) speaks rustls and trusts the system's roots plus
 //! those in `SSL_CERT_FILE`, so a gateway behind a private CA (or a test's own) is reached
 //! without giving up the public roots. PostgreSQL's TLS is sqlx's (`sslmode=` in the URL).
 
@@ -90,4 +90,20 @@ pub fn client(timeout: Duration) -> reqwest::Client {
     builder
         .build()
         .expect("a client with parsed root certificates always builds")
+}
+
+/// The same roots as PEM text, for clients that are not reqwest's (SMTP): the system bundle
+/// and `SSL_CERT_FILE`, each file as read (an unreadable one is `check`'s to report). Empty
+/// when neither exists: the client's own default store is used then.
+pub fn root_pems() -> Vec<Vec<u8>> {
+    let system = SYSTEM_BUNDLES
+        .iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .map(|p| p.to_string());
+    let extra = std::env::var(CERT_FILE_VAR).ok().filter(|p| !p.is_empty());
+    system
+        .into_iter()
+        .chain(extra)
+        .filter_map(|path| std::fs::read(path).ok())
+        .collect()
 }

@@ -1,7 +1,7 @@
 //! The layering rule of ARCHITECTURE.md, checked: a module imports only modules below it.
 //!
 //! Layers, bottom up: the pure core (money, ids, clock, errors, metrics, config, failpoints,
-//! TLS roots) · `db` · the capabilities (`inventory`, `orders`, `payments`, `pricing`, `notify`, and
+//! TLS roots) · `db` · the capabilities (`inventory`, `orders`, `payments`, `pricing`, `notify`, `mail`, and
 //! `verify` beside them), which never import one another · `idempotency` · `checkout` (the
 //! saga) · `http` · `bench` and the binary. Two standing exceptions: a capability's HTTP
 //! edge (`routes.rs`, `seed.rs`, `webhooks.rs`) uses `http`'s extractors and errors; and
@@ -19,7 +19,7 @@ fn layer(module: &str) -> Option<u8> {
     Some(match module {
         "money" | "ids" | "clock" | "error" | "metrics" | "config" | "failpoint" | "tls" => 0,
         "db" => 2,
-        "inventory" | "orders" | "payments" | "pricing" | "notify" | "verify" | "documents" => 3,
+        "inventory" | "orders" | "payments" | "pricing" | "notify" | "verify" | "documents" | "mail" => 3,
         "idempotency" => 4,
         "checkout" | "relay" => 5,
         "state" => 6,

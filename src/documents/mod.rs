@@ -20,7 +20,7 @@ use utoipa::ToSchema;
 use crate::error::{corrupt, Result};
 use crate::money::TaxLine;
 
-pub use sheet::{credit_note as credit_note_pdf, invoice as invoice_pdf};
+pub use sheet::{amount, credit_note as credit_note_pdf, invoice as invoice_pdf};
 pub use words::amount_in_words;
 
 /// The `n`-th credit note of a financial year: `CN/2026-27/000001`.

@@ -139,9 +139,10 @@ async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) 
         }
     }
     let lags = relay::lags(&state).await.unwrap_or_default();
+    let mail = relay::mail::counts(&state).await.unwrap_or_default();
     (
         [("content-type", "text/plain; version=0.0.4")],
-        state.metrics.render(&lags),
+        state.metrics.render(&lags) + &crate::metrics::render_mail(&mail),
     )
         .into_response()
 }

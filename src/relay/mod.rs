@@ -7,11 +7,14 @@
 //! dedupe by event id); a sink that queues work in Till's own tables does it in the
 //! transaction that moves its cursor, so each event is queued exactly once.
 
+pub mod letters;
+pub mod mail;
+
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::notify::{self, store, Event, Position};
 use crate::state::AppState;
 
@@ -25,18 +28,21 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 pub enum Sink {
     /// The structured log: one line per event.
     Log,
+    /// Customer email: queued in Till's own table (see `mail`), sent by its own loop.
+    Mail,
 }
 
 impl Sink {
     /// Every sink this Till feeds.
     pub fn configured(_state: &AppState) -> Vec<Sink> {
-        vec![Sink::Log]
+        vec![Sink::Log, Sink::Mail]
     }
 
     /// The sink's name: its cursor's key and its `/metrics` label.
     pub fn name(&self) -> &'static str {
         match self {
             Sink::Log => "log",
+            Sink::Mail => "mail",
         }
     }
 
@@ -49,6 +55,9 @@ impl Sink {
                 }
                 Ok(events.len())
             }
+            Sink::Mail => Err(Error::Internal(anyhow::anyhow!(
+                "the mail sink queues in its pass and never hands events on"
+            ))),
         }
     }
 }
@@ -56,6 +65,10 @@ impl Sink {
 /// One pass of `sink`: the events after its cursor, handed on, the cursor moved past those
 /// taken. Returns how many were taken.
 pub async fn pass(state: &AppState, sink: &mut Sink) -> Result<usize> {
+    if let Sink::Mail = sink {
+        // Queues in Till's own table, in the transaction that moves its cursor.
+        return mail::queue(state, sink.name()).await;
+    }
     let now = state.now_ms();
     let (from, events) = {
         let mut conn = state.db.pool.acquire().await?;
@@ -102,13 +115,35 @@ pub async fn run_once(state: &AppState) -> Result<usize> {
             }
         }
     }
+    if let Err(err) = mail::send_due(state).await {
+        first_error.get_or_insert(err);
+    }
     first_error.map_or(Ok(handled), Err)
 }
 
-/// Starts one task per sink, each draining its events and then waiting a tick; a failing
-/// sink backs off (doubling, up to `BACKOFF_MAX`) without holding up the others.
+/// Starts one task per sink, each draining its events and then waiting a tick, and the mail
+/// sender; a failing one backs off (doubling, up to `BACKOFF_MAX`) without holding up the
+/// others.
 pub fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
-    Sink::configured(state)
+    let sender = state.clone();
+    let mut tasks = vec![tokio::spawn(async move {
+        let tick = Duration::from_millis(sender.worker_tick_ms);
+        let mut backoff = tick;
+        loop {
+            match mail::send_due(&sender).await {
+                Ok(_) => {
+                    backoff = tick;
+                    tokio::time::sleep(tick).await;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "mail send pass failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+            }
+        }
+    })];
+    tasks.extend(Sink::configured(state)
         .into_iter()
         .map(|mut sink| {
             let state = state.clone();
@@ -130,8 +165,8 @@ pub fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
                     }
                 }
             })
-        })
-        .collect()
+        }));
+    tasks
 }
 
 /// Each sink's lag for `/metrics`: events waiting, and the age in seconds of the oldest.

@@ -53,6 +53,8 @@ macro_rules! both {
 /// A database that outlives one server (so a test can restart Till on it).
 pub struct TestDb {
     pub url: String,
+    /// Where this test's Till writes customer email as `.eml` files (no SMTP server).
+    pub mail_dir: std::path::PathBuf,
 
     pg_name: Option<String>,
     sqlite_dir: Option<std::path::PathBuf>,
@@ -63,12 +65,14 @@ pub struct TestDb {
 impl TestDb {
     pub async fn new(backend: Backend) -> TestDb {
         let suffix = till::ids::random_token(12).to_lowercase();
+        let mail_dir = std::env::temp_dir().join(format!("till-test-mail-{suffix}"));
         match backend {
             Backend::Sqlite => {
                 let dir = std::env::temp_dir().join(format!("till-test-{suffix}"));
                 std::fs::create_dir_all(&dir).expect("create temp dir");
                 TestDb {
                     url: format!("sqlite://{}", dir.join("till.db").display()),
+                    mail_dir,
                     pg_name: None,
                     sqlite_dir: Some(dir),
                     dropped: Default::default(),
@@ -79,6 +83,7 @@ impl TestDb {
                 admin_pg(&format!("CREATE DATABASE {name}")).await;
                 TestDb {
                     url: format!("{}/{name}{}", pg_base_url(), pg_url_params()),
+                    mail_dir,
                     pg_name: Some(name),
                     sqlite_dir: None,
                     dropped: Default::default(),
@@ -97,6 +102,7 @@ impl TestDb {
         if let Some(dir) = &self.sqlite_dir {
             let _ = std::fs::remove_dir_all(dir);
         }
+        let _ = std::fs::remove_dir_all(&self.mail_dir);
     }
 }
 
@@ -110,6 +116,7 @@ impl Drop for TestDb {
         }
         let name = self.pg_name.clone();
         let dir = self.sqlite_dir.clone();
+        let _ = std::fs::remove_dir_all(&self.mail_dir);
         let cleaned = std::thread::spawn(move || {
             if let Some(name) = name {
                 let runtime = tokio::runtime::Builder::new_current_thread()
@@ -153,6 +160,7 @@ pub fn test_config(db: &TestDb) -> Config {
     cfg.sim_delay_ms = 50;
     cfg.worker_tick_ms = 20;
     cfg.db_max_connections = 10;
+    cfg.mail_dir = db.mail_dir.display().to_string();
     cfg
 }
 

@@ -31,6 +31,7 @@ both!(
     leases_store,
     idempotency_store,
     events_store,
+    mail_store,
     saga_reads_store,
     coupons_store,
     tax_store,
@@ -762,6 +763,66 @@ async fn idempotency_store(b: Backend) {
     done(test_db, db).await;
 }
 
+async fn mail_store(b: Backend) {
+    use till::mail::store::{self, NewMail};
+    let (test_db, db) = fresh(b).await;
+    let mail = |id: &'static str| NewMail {
+        id,
+        kind: "order.confirmed",
+        order_id: "ord_1",
+        refund_id: None,
+        recipient: "asha@example.com",
+        subject: "Order ord_1 confirmed",
+        body_text: "text",
+        body_html: "<p>html</p>",
+    };
+    let mut tx = db.pool.begin().await.unwrap();
+    assert!(store::queue(&mut tx, &mail("evt_1"), 1_000).await.unwrap());
+    assert!(
+        !store::queue(&mut tx, &mail("evt_1"), 2_000).await.unwrap(),
+        "an event is queued once"
+    );
+    assert!(store::queue(&mut tx, &mail("evt_2"), 1_000).await.unwrap());
+    assert!(store::queue(&mut tx, &mail("evt_3"), 1_000).await.unwrap());
+    tx.commit().await.unwrap();
+    // Leased: nobody else gets them until the lease runs out.
+    let mut leased = store::lease(&db, 1_000, 5_000, 10).await.unwrap();
+    leased.sort();
+    assert_eq!(leased, ["evt_1", "evt_2", "evt_3"]);
+    assert!(store::lease(&db, 4_999, 9_000, 10).await.unwrap().is_empty());
+    let mut conn = db.pool.acquire().await.unwrap();
+    assert!(store::mark_sent(&mut conn, "evt_1", 1_100).await.unwrap());
+    assert!(!store::mark_sent(&mut conn, "evt_1", 1_200).await.unwrap(), "sent once");
+    assert!(store::retry_later(&mut conn, "evt_2", "451 busy", 3_000, 1_100)
+        .await
+        .unwrap());
+    assert!(store::mark_failed(&mut conn, "evt_3", "550 no such mailbox", 1_100)
+        .await
+        .unwrap());
+    assert!(!store::retry_later(&mut conn, "evt_3", "451", 3_000, 1_200)
+        .await
+        .unwrap());
+    assert!(!store::mark_failed(&mut conn, "evt_1", "late", 1_200).await.unwrap());
+    // The retried one is due again at its time, not before; sent and failed never again.
+    assert!(store::lease(&db, 2_999, 9_000, 10).await.unwrap().is_empty());
+    assert_eq!(store::lease(&db, 3_000, 9_000, 10).await.unwrap(), ["evt_2"]);
+    let row = store::get(&mut conn, "evt_2").await.unwrap().unwrap();
+    assert_eq!(
+        (row.state.as_str(), row.attempts, row.last_error.as_deref()),
+        ("pending", 1, Some("451 busy"))
+    );
+    assert_eq!((row.recipient.as_str(), row.created_at), ("asha@example.com", 1_000));
+    let sent = store::get(&mut conn, "evt_1").await.unwrap().unwrap();
+    assert_eq!((sent.state.as_str(), sent.attempts, sent.last_error), ("sent", 1, None));
+    assert!(store::get(&mut conn, "evt_9").await.unwrap().is_none());
+    assert_eq!(
+        store::counts(&mut conn).await.unwrap(),
+        [("failed".to_string(), 1), ("pending".to_string(), 1), ("sent".to_string(), 1)]
+    );
+    drop(conn);
+    done(test_db, db).await;
+}
+
 async fn events_store(b: Backend) {
     use notify::store::{self, Position};
     let (test_db, db) = fresh(b).await;
@@ -1171,6 +1232,7 @@ fn every_store_function_is_called_here() {
         "idempotency",
         "notify",
         "checkout",
+        "mail",
     ] {
         let file = format!("{root}/src/{module}/store.rs");
         let dir = format!("{root}/src/{module}/store");

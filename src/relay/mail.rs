@@ -1,0 +1,174 @@
+//! The mail sink: customer email for `order.confirmed` (invoice attached), `payment.failed`,
+//! `order.expired` and `refund.succeeded` (credit note attached).
+//!
+//! Two steps, so a slow mail server never holds up the event stream. `queue` composes one
+//! message per such event whose order has a customer email and queues it (`mail_outbox`,
+//! keyed by the event id) in the transaction that moves the sink's cursor: each event is
+//! queued exactly once. `send_due` then leases due messages and sends them: sent is marked
+//! sent; a temporary failure (4xx, no connection) is tried again after a capped, jittered,
+//! exponential wait; a permanent one (5xx), or `ATTEMPTS_MAX` temporary ones, marks it
+//! failed. A crash between the server's answer and the mark sends the message again, with
+//! the same `Message-ID`, which receivers dedupe.
+
+use sqlx::Connection;
+
+use super::letters;
+use crate::documents;
+use crate::error::{corrupt, Result};
+use crate::ids::{OrderId, RefundId};
+use crate::mail::{self, store, Attachment, Failure, Letter, State, ATTEMPTS_MAX};
+use crate::notify::{self, Type};
+use crate::state::AppState;
+
+/// Messages one send pass leases.
+const SEND_BATCH: i64 = 20;
+
+/// How long a leased message stays one sender's: well above one SMTP conversation's timeout
+/// (30 s), so a message is never sent by two senders at once; a sender that crashed lets
+/// its messages go after this.
+const LEASE_MS: i64 = 120_000;
+
+/// One pass of the mail sink: the events after its cursor, their messages queued and the
+/// cursor moved, in one transaction. Returns how many events were taken.
+pub async fn queue(state: &AppState, sink: &str) -> Result<usize> {
+    let now = state.now_ms();
+    let mut conn = state.db.pool.acquire().await?;
+    let from = notify::store::cursor(&mut conn, sink, now).await?;
+    let events = notify::after(&mut conn, state.db.kind, from, None, super::BATCH).await?;
+    let Some(to) = events.last().map(|e| e.position) else {
+        return Ok(0);
+    };
+    let mut tx = conn.begin().await?;
+    for event in &events {
+        let Some(letter) = letters::compose(&mut tx, event).await? else {
+            continue;
+        };
+        let queued = mail::store::NewMail {
+            id: &event.id,
+            kind: event.kind.as_str(),
+            order_id: &letter.order_id,
+            refund_id: letter.refund_id.as_deref(),
+            recipient: &letter.recipient,
+            subject: &letter.subject,
+            body_text: &letter.text,
+            body_html: &letter.html,
+        };
+        store::queue(&mut tx, &queued, now).await?;
+    }
+    if !notify::store::advance(&mut tx, sink, from, to, now).await? {
+        tx.rollback().await?;
+        tracing::info!(sink, "another relay moved this sink's cursor first");
+        return Ok(0);
+    }
+    tx.commit().await?;
+    Ok(events.len())
+}
+
+/// Sends the messages that are due; returns how many the server took.
+pub async fn send_due(state: &AppState) -> Result<usize> {
+    let now = state.now_ms();
+    let ids = store::lease(&state.db, now, now + LEASE_MS, SEND_BATCH).await?;
+    let mut sent = 0;
+    for id in ids {
+        if send_one(state, &id).await? {
+            sent += 1;
+        }
+    }
+    Ok(sent)
+}
+
+/// Sends one leased message and records what came of it; true if it was sent.
+async fn send_one(state: &AppState, id: &str) -> Result<bool> {
+    let (row, attachments) = {
+        let mut conn = state.db.pool.acquire().await?;
+        let Some(row) = store::get(&mut conn, id).await? else {
+            return Ok(false);
+        };
+        let kind = Type::parse(&row.kind).ok_or_else(|| corrupt("mail_outbox.kind", &row.kind))?;
+        let attachments = attachments(&mut conn, kind, &row).await?;
+        (row, attachments)
+    };
+    // No connection is held while the server is talked to (SQLite has one).
+    let letter = Letter {
+        event_id: &row.id,
+        to: &row.recipient,
+        subject: &row.subject,
+        text: &row.body_text,
+        html: &row.body_html,
+        date_ms: row.created_at,
+        attachments,
+    };
+    let outcome = match state.mail.message(letter) {
+        Ok(message) => state.mail.send(&row.id, message).await,
+        Err(failure) => Err(failure),
+    };
+    let now = state.now_ms();
+    let mut conn = state.db.pool.acquire().await?;
+    match outcome {
+        Ok(()) => {
+            // Timeline: "email sent" for order `row.order_id` (event `row.id`) is known here.
+            store::mark_sent(&mut conn, &row.id, now).await?;
+            Ok(true)
+        }
+        Err(Failure::Temporary(error)) if row.attempts + 1 < ATTEMPTS_MAX => {
+            let wait = mail::retry_delay_ms(state.mail.retry_base_ms, row.attempts, rand::random());
+            tracing::warn!(event_id = %row.id, attempt = row.attempts + 1, wait_ms = wait, %error, "email not sent; trying again later");
+            store::retry_later(&mut conn, &row.id, &error, now + wait, now).await?;
+            Ok(false)
+        }
+        Err(Failure::Temporary(error)) => {
+            let error = format!("gave up after {ATTEMPTS_MAX} tries: {error}");
+            tracing::error!(event_id = %row.id, %error, "email not sent");
+            store::mark_failed(&mut conn, &row.id, &error, now).await?;
+            Ok(false)
+        }
+        Err(Failure::Permanent(error)) => {
+            tracing::error!(event_id = %row.id, %error, "email refused for good");
+            store::mark_failed(&mut conn, &row.id, &error, now).await?;
+            Ok(false)
+        }
+    }
+}
+
+/// The PDFs a message carries: the invoice of a confirmed order, the credit note of a
+/// refund; none when the document was not issued (an order confirmed before documents
+/// were kept, a refund Till made on its own).
+async fn attachments(
+    conn: &mut sqlx::AnyConnection,
+    kind: Type,
+    row: &store::Row,
+) -> Result<Vec<Attachment>> {
+    let document = match (kind, &row.refund_id) {
+        (Type::OrderConfirmed, _) => documents::store::invoice(conn, &OrderId::from(row.order_id.as_str()))
+            .await?
+            .map(|doc| Ok::<_, crate::error::Error>((format!("invoice-{}", doc.number), documents::invoice_pdf(&doc)?)))
+            .transpose()?,
+        (Type::RefundSucceeded, Some(refund_id)) => documents::store::credit_note(conn, &RefundId::from(refund_id.as_str()))
+            .await?
+            .map(|doc| Ok::<_, crate::error::Error>((format!("credit-note-{}", doc.number), documents::credit_note_pdf(&doc)?)))
+            .transpose()?,
+        _ => None,
+    };
+    Ok(document
+        .map(|(name, bytes)| Attachment {
+            filename: format!("{}.pdf", name.replace('/', "-")),
+            content_type: "application/pdf",
+            bytes,
+        })
+        .into_iter()
+        .collect())
+}
+
+/// How many messages are in each state, every state named (for `/metrics`).
+pub async fn counts(state: &AppState) -> Result<Vec<(&'static str, i64)>> {
+    let mut conn = state.db.pool.acquire().await?;
+    let stored = store::counts(&mut conn).await?;
+    let mut counts: Vec<(&'static str, i64)> = State::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+    for (state, n) in stored {
+        let state = State::try_from(state.as_str())?;
+        if let Some(slot) = counts.iter_mut().find(|(name, _)| *name == state.as_str()) {
+            slot.1 = n;
+        }
+    }
+    Ok(counts)
+}
