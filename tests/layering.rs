@@ -19,7 +19,8 @@ fn layer(module: &str) -> Option<u8> {
     Some(match module {
         "money" | "ids" | "clock" | "error" | "metrics" | "config" | "failpoint" | "tls" => 0,
         "db" => 2,
-        "inventory" | "orders" | "payments" | "pricing" | "notify" | "verify" | "documents" | "mail" => 3,
+        "inventory" | "orders" | "payments" | "pricing" | "notify" | "verify" | "documents"
+        | "mail" => 3,
         "idempotency" => 4,
         "checkout" | "relay" => 5,
         "state" => 6,

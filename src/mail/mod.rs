@@ -129,7 +129,8 @@ impl Mailer {
         let to: Mailbox = letter.to.parse().map_err(|e| {
             Failure::Permanent(format!("recipient {:?} is not an address: {e}", letter.to))
         })?;
-        let body = MultiPart::alternative_plain_html(letter.text.to_string(), letter.html.to_string());
+        let body =
+            MultiPart::alternative_plain_html(letter.text.to_string(), letter.html.to_string());
         let body = letter
             .attachments
             .into_iter()
@@ -153,8 +154,7 @@ impl Mailer {
 }
 
 fn attachment(a: Attachment) -> SinglePart {
-    let content_type =
-        ContentType::parse(a.content_type).unwrap_or(ContentType::TEXT_PLAIN);
+    let content_type = ContentType::parse(a.content_type).unwrap_or(ContentType::TEXT_PLAIN);
     Part::new(a.filename).body(a.bytes, content_type)
 }
 
@@ -186,7 +186,11 @@ mod tests {
     #[test]
     fn retries_back_off_exponentially_up_to_the_cap() {
         let check = |attempts, random, expected| {
-            assert_eq!(retry_delay_ms(1000, attempts, random), expected, "{attempts} {random}");
+            assert_eq!(
+                retry_delay_ms(1000, attempts, random),
+                expected,
+                "{attempts} {random}"
+            );
         };
         check(0, 0, 500);
         check(0, 500, 1000);

@@ -176,7 +176,12 @@ pub async fn retry_later(
 
 /// A permanent failure (or retries used up): `failed`, never tried again. False if no
 /// longer pending.
-pub async fn mark_failed(conn: &mut AnyConnection, id: &str, error: &str, now: i64) -> Result<bool> {
+pub async fn mark_failed(
+    conn: &mut AnyConnection,
+    id: &str,
+    error: &str,
+    now: i64,
+) -> Result<bool> {
     let moved = sqlx::query(
         "UPDATE mail_outbox SET state = 'failed', attempts = attempts + 1, last_error = $1, \
          leased_until = 0, updated_at = $2 WHERE id = $3 AND state = 'pending'",

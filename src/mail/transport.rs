@@ -74,12 +74,16 @@ impl Transport {
                 Err(err) => Err(Failure::Temporary(error_chain(&err))),
             },
             Transport::Dir(dir) => {
-                if !event_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                if !event_id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                {
                     return Err(Failure::Permanent(format!(
                         "event id {event_id:?} cannot name a file"
                     )));
                 }
-                let (dir, name, bytes) = (dir.clone(), format!("{event_id}.eml"), message.formatted());
+                let (dir, name, bytes) =
+                    (dir.clone(), format!("{event_id}.eml"), message.formatted());
                 tokio::task::spawn_blocking(move || write_atomically(&dir, &name, &bytes))
                     .await
                     .map_err(|e| Failure::Temporary(e.to_string()))?

@@ -248,7 +248,10 @@ mod tests {
             paragraphs: vec!["Your order ord_1 is confirmed.".into()],
             order_id: "ord_1".into(),
             rows: vec![("Tee & Cap (TEE-1)".into(), 2, "₹1,998.00".into())],
-            totals: vec![("Subtotal", "₹1,998.00".into()), ("Total", "₹2,357.64".into())],
+            totals: vec![
+                ("Subtotal", "₹1,998.00".into()),
+                ("Total", "₹2,357.64".into()),
+            ],
         };
         let text = body.text();
         assert!(text.starts_with("Hello <Asha>,\n\nYour order ord_1 is confirmed.\n\n"));

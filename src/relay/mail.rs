@@ -139,14 +139,28 @@ async fn attachments(
     row: &store::Row,
 ) -> Result<Vec<Attachment>> {
     let document = match (kind, &row.refund_id) {
-        (Type::OrderConfirmed, _) => documents::store::invoice(conn, &OrderId::from(row.order_id.as_str()))
-            .await?
-            .map(|doc| Ok::<_, crate::error::Error>((format!("invoice-{}", doc.number), documents::invoice_pdf(&doc)?)))
-            .transpose()?,
-        (Type::RefundSucceeded, Some(refund_id)) => documents::store::credit_note(conn, &RefundId::from(refund_id.as_str()))
-            .await?
-            .map(|doc| Ok::<_, crate::error::Error>((format!("credit-note-{}", doc.number), documents::credit_note_pdf(&doc)?)))
-            .transpose()?,
+        (Type::OrderConfirmed, _) => {
+            documents::store::invoice(conn, &OrderId::from(row.order_id.as_str()))
+                .await?
+                .map(|doc| {
+                    Ok::<_, crate::error::Error>((
+                        format!("invoice-{}", doc.number),
+                        documents::invoice_pdf(&doc)?,
+                    ))
+                })
+                .transpose()?
+        }
+        (Type::RefundSucceeded, Some(refund_id)) => {
+            documents::store::credit_note(conn, &RefundId::from(refund_id.as_str()))
+                .await?
+                .map(|doc| {
+                    Ok::<_, crate::error::Error>((
+                        format!("credit-note-{}", doc.number),
+                        documents::credit_note_pdf(&doc)?,
+                    ))
+                })
+                .transpose()?
+        }
         _ => None,
     };
     Ok(document

@@ -143,29 +143,27 @@ pub fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
             }
         }
     })];
-    tasks.extend(Sink::configured(state)
-        .into_iter()
-        .map(|mut sink| {
-            let state = state.clone();
-            tokio::spawn(async move {
-                let tick = Duration::from_millis(state.worker_tick_ms);
-                let mut backoff = tick;
-                loop {
-                    match pass(&state, &mut sink).await {
-                        Ok(0) => {
-                            backoff = tick;
-                            tokio::time::sleep(tick).await;
-                        }
-                        Ok(_) => backoff = tick,
-                        Err(err) => {
-                            tracing::warn!(sink = sink.name(), error = %err, "sink pass failed");
-                            tokio::time::sleep(backoff).await;
-                            backoff = (backoff * 2).min(BACKOFF_MAX);
-                        }
+    tasks.extend(Sink::configured(state).into_iter().map(|mut sink| {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let tick = Duration::from_millis(state.worker_tick_ms);
+            let mut backoff = tick;
+            loop {
+                match pass(&state, &mut sink).await {
+                    Ok(0) => {
+                        backoff = tick;
+                        tokio::time::sleep(tick).await;
+                    }
+                    Ok(_) => backoff = tick,
+                    Err(err) => {
+                        tracing::warn!(sink = sink.name(), error = %err, "sink pass failed");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(BACKOFF_MAX);
                     }
                 }
-            })
-        }));
+            }
+        })
+    }));
     tasks
 }
 

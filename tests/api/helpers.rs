@@ -421,6 +421,33 @@ impl TestApp {
         panic!("order {id} never became {status}; last seen {last}");
     }
 
+    /// One order of each ending, on a 60 s hold (`hold_ttl_secs = 60`): `paid` (2 × TEE-1
+    /// at 49,900) and refunded 10,000, `declined` (its card refused), and `expired` (the
+    /// clock moved past its hold; the workers have not run yet).
+    pub async fn one_of_each_outcome(&self) -> Outcomes {
+        self.stocked("TEE-1", 49_900, 10).await;
+        let paid = self.new_order("TEE-1", 2).await;
+        assert_eq!(self.pay(&paid, "card", "pm_card_visa").await.0, 201);
+        let (status, refund) = self
+            .call(
+                Method::POST,
+                &format!("/v1/orders/{paid}/refunds"),
+                Some(json!({"amount": 10_000})),
+            )
+            .await;
+        assert_eq!(status, 201, "{refund}");
+        let declined = self.new_order("TEE-1", 1).await;
+        self.pay(&declined, "card", "pm_card_chargeDeclined").await;
+        let expired = self.new_order("TEE-1", 1).await;
+        self.clock.advance_ms(61_000);
+        Outcomes {
+            paid,
+            refund,
+            declined,
+            expired,
+        }
+    }
+
     /// Checks the invariants, stops the server and drops the database.
     pub async fn finish(self) {
         let report = till::verify::check(&self.state().db)
@@ -436,6 +463,14 @@ impl TestApp {
         self.stop().await;
         self.db.drop_db().await;
     }
+}
+
+/// The orders `TestApp::one_of_each_outcome` made, and the refund.
+pub struct Outcomes {
+    pub paid: String,
+    pub refund: Value,
+    pub declined: String,
+    pub expired: String,
 }
 
 /// A documented route as a request: its method, and its path with example parameters.

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use till::Workers;
 
 use crate::both;
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{Backend, Outcomes, TestApp};
 use crate::smtp::SmtpServer;
 
 both!(
@@ -66,7 +66,10 @@ fn pdf_attachment(message: &Message<'_>) -> (String, Vec<u8>) {
     assert!(bytes.starts_with(b"%PDF-"), "a PDF header");
     let tail = String::from_utf8_lossy(&bytes[bytes.len().saturating_sub(32)..]).to_string();
     assert!(tail.contains("%%EOF"), "a PDF trailer: {tail:?}");
-    (part.attachment_name().unwrap_or_default().to_string(), bytes)
+    (
+        part.attachment_name().unwrap_or_default().to_string(),
+        bytes,
+    )
 }
 
 fn count(metrics: &str, state: &str) -> i64 {
@@ -82,20 +85,12 @@ fn count(metrics: &str, state: &str) -> i64 {
 async fn each_mailed_event_reaches_the_customer_once(b: Backend) {
     let server = SmtpServer::start().await;
     let app = app_mailing_to(b, &server).await;
-    app.stocked("TEE-1", 49_900, 10).await;
-    let paid = app.new_order("TEE-1", 2).await;
-    assert_eq!(app.pay(&paid, "card", "pm_card_visa").await.0, 201);
-    let (status, refund) = app
-        .call(
-            Method::POST,
-            &format!("/v1/orders/{paid}/refunds"),
-            Some(json!({"amount": 10_000})),
-        )
-        .await;
-    assert_eq!(status, 201, "{refund}");
-    let declined = app.new_order("TEE-1", 1).await;
-    app.pay(&declined, "card", "pm_card_chargeDeclined").await;
-    let expired = app.new_order("TEE-1", 1).await;
+    let Outcomes {
+        paid,
+        declined,
+        expired,
+        ..
+    } = app.one_of_each_outcome().await;
     // An order without a customer email mails nobody.
     let (status, anonymous) = app
         .call(
@@ -107,7 +102,6 @@ async fn each_mailed_event_reaches_the_customer_once(b: Backend) {
     assert_eq!(status, 201, "{anonymous}");
     let anonymous = anonymous["id"].as_str().unwrap().to_string();
     assert_eq!(app.pay(&anonymous, "card", "pm_card_visa").await.0, 201);
-    app.clock.advance_ms(61_000);
 
     // The relay and the sender run again and again, and several at once.
     for _ in 0..3 {
@@ -125,7 +119,10 @@ async fn each_mailed_event_reaches_the_customer_once(b: Backend) {
         assert_eq!(r.to, ["asha@example.com"]);
         assert_eq!(r.from, "orders@localhost");
         let id = parse(&r.data).message_id().unwrap().to_string();
-        assert!(by_id.insert(id, r.data.clone()).is_none(), "a message sent twice");
+        assert!(
+            by_id.insert(id, r.data.clone()).is_none(),
+            "a message sent twice"
+        );
     }
     let message_of = |kind_ids: &[String]| -> Vec<u8> {
         assert_eq!(kind_ids.len(), 1);
@@ -146,14 +143,21 @@ async fn each_mailed_event_reaches_the_customer_once(b: Backend) {
         Some(format!("Order {paid} confirmed — invoice {invoice}").as_str())
     );
     assert_eq!(
-        confirmed.to().and_then(|a| a.first()).and_then(|a| a.address()),
+        confirmed
+            .to()
+            .and_then(|a| a.first())
+            .and_then(|a| a.address()),
         Some("asha@example.com")
     );
     let text = confirmed.body_text(0).unwrap();
-    assert!(text.contains(&format!("Your tax invoice {invoice} is attached.")), "{text}");
-    assert!(text.contains("2 × Product TEE-1 (TEE-1): ₹998.00"), "{text}");
-    let total = app.order(&paid).await["total"].as_i64().unwrap();
-    assert!(total > 99_800, "the order carries tax");
+    assert!(
+        text.contains(&format!("Your tax invoice {invoice} is attached.")),
+        "{text}"
+    );
+    assert!(
+        text.contains("2 × Product TEE-1 (TEE-1): ₹998.00"),
+        "{text}"
+    );
     let html = confirmed.body_html(0).unwrap();
     assert!(html.contains("<table"), "{html}");
     assert!(html.contains("₹998.00"), "{html}");
@@ -164,7 +168,9 @@ async fn each_mailed_event_reaches_the_customer_once(b: Backend) {
     let refunded = parse(&refunded_raw);
     let subject = refunded.subject().unwrap();
     assert!(
-        subject.starts_with(&format!("Refund of ₹100.00 for order {paid} — credit note CN/")),
+        subject.starts_with(&format!(
+            "Refund of ₹100.00 for order {paid} — credit note CN/"
+        )),
         "{subject}"
     );
     let (name, _) = pdf_attachment(&refunded);
@@ -188,7 +194,11 @@ async fn each_mailed_event_reaches_the_customer_once(b: Backend) {
 
     let metrics = app.metrics_text().await;
     assert_eq!(
-        (count(&metrics, "pending"), count(&metrics, "sent"), count(&metrics, "failed")),
+        (
+            count(&metrics, "pending"),
+            count(&metrics, "sent"),
+            count(&metrics, "failed")
+        ),
         (0, 4, 0)
     );
     app.finish().await;
@@ -248,7 +258,11 @@ async fn a_server_refusing_for_good_is_not_tried_again(b: Backend) {
         app.run_workers().await;
         app.clock.advance_ms(3_600_000);
     }
-    assert_eq!(server.attempts(), 1, "a permanent refusal is not tried again");
+    assert_eq!(
+        server.attempts(),
+        1,
+        "a permanent refusal is not tried again"
+    );
     assert!(server.received().is_empty());
     let row = stored(&app, &event).await;
     assert_eq!((row.state.as_str(), row.attempts), ("failed", 1));
@@ -268,13 +282,23 @@ async fn without_smtp_the_messages_are_eml_files(b: Backend) {
         .expect("the mail directory was made")
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
         .collect();
-    assert_eq!(files, [format!("{event}.eml")], "one file, no temporary left");
+    assert_eq!(
+        files,
+        [format!("{event}.eml")],
+        "one file, no temporary left"
+    );
     let raw = std::fs::read(app.db.mail_dir.join(format!("{event}.eml"))).unwrap();
     let message = parse(&raw);
     let invoice = order["invoice_number"].as_str().unwrap();
     assert_eq!(
         message.subject(),
-        Some(format!("Order {} confirmed — invoice {invoice}", order["id"].as_str().unwrap()).as_str())
+        Some(
+            format!(
+                "Order {} confirmed — invoice {invoice}",
+                order["id"].as_str().unwrap()
+            )
+            .as_str()
+        )
     );
     assert_eq!(message.message_id(), Some(format!("{event}@till").as_str()));
     pdf_attachment(&message);

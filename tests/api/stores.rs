@@ -789,35 +789,65 @@ async fn mail_store(b: Backend) {
     let mut leased = store::lease(&db, 1_000, 5_000, 10).await.unwrap();
     leased.sort();
     assert_eq!(leased, ["evt_1", "evt_2", "evt_3"]);
-    assert!(store::lease(&db, 4_999, 9_000, 10).await.unwrap().is_empty());
+    assert!(store::lease(&db, 4_999, 9_000, 10)
+        .await
+        .unwrap()
+        .is_empty());
     let mut conn = db.pool.acquire().await.unwrap();
     assert!(store::mark_sent(&mut conn, "evt_1", 1_100).await.unwrap());
-    assert!(!store::mark_sent(&mut conn, "evt_1", 1_200).await.unwrap(), "sent once");
-    assert!(store::retry_later(&mut conn, "evt_2", "451 busy", 3_000, 1_100)
-        .await
-        .unwrap());
-    assert!(store::mark_failed(&mut conn, "evt_3", "550 no such mailbox", 1_100)
-        .await
-        .unwrap());
+    assert!(
+        !store::mark_sent(&mut conn, "evt_1", 1_200).await.unwrap(),
+        "sent once"
+    );
+    assert!(
+        store::retry_later(&mut conn, "evt_2", "451 busy", 3_000, 1_100)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store::mark_failed(&mut conn, "evt_3", "550 no such mailbox", 1_100)
+            .await
+            .unwrap()
+    );
     assert!(!store::retry_later(&mut conn, "evt_3", "451", 3_000, 1_200)
         .await
         .unwrap());
-    assert!(!store::mark_failed(&mut conn, "evt_1", "late", 1_200).await.unwrap());
+    assert!(!store::mark_failed(&mut conn, "evt_1", "late", 1_200)
+        .await
+        .unwrap());
     // The retried one is due again at its time, not before; sent and failed never again.
-    assert!(store::lease(&db, 2_999, 9_000, 10).await.unwrap().is_empty());
-    assert_eq!(store::lease(&db, 3_000, 9_000, 10).await.unwrap(), ["evt_2"]);
+    drop(conn); // SQLite's one connection, for the lease
+    assert!(store::lease(&db, 2_999, 9_000, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store::lease(&db, 3_000, 9_000, 10).await.unwrap(),
+        ["evt_2"]
+    );
+    let mut conn = db.pool.acquire().await.unwrap();
     let row = store::get(&mut conn, "evt_2").await.unwrap().unwrap();
     assert_eq!(
         (row.state.as_str(), row.attempts, row.last_error.as_deref()),
         ("pending", 1, Some("451 busy"))
     );
-    assert_eq!((row.recipient.as_str(), row.created_at), ("asha@example.com", 1_000));
+    assert_eq!(
+        (row.recipient.as_str(), row.created_at),
+        ("asha@example.com", 1_000)
+    );
     let sent = store::get(&mut conn, "evt_1").await.unwrap().unwrap();
-    assert_eq!((sent.state.as_str(), sent.attempts, sent.last_error), ("sent", 1, None));
+    assert_eq!(
+        (sent.state.as_str(), sent.attempts, sent.last_error),
+        ("sent", 1, None)
+    );
     assert!(store::get(&mut conn, "evt_9").await.unwrap().is_none());
     assert_eq!(
         store::counts(&mut conn).await.unwrap(),
-        [("failed".to_string(), 1), ("pending".to_string(), 1), ("sent".to_string(), 1)]
+        [
+            ("failed".to_string(), 1),
+            ("pending".to_string(), 1),
+            ("sent".to_string(), 1)
+        ]
     );
     drop(conn);
     done(test_db, db).await;
