@@ -3,7 +3,8 @@
 //! Layers, bottom up: the pure core (money, ids, clock, errors, metrics, config, failpoints,
 //! TLS roots) · `db` · the capabilities (`inventory`, `orders`, `payments`, `pricing`, `notify`, `mail`, and
 //! `verify` beside them), which never import one another · `idempotency` · `checkout` (the
-//! saga) · `http` · `bench` and the binary. Two standing exceptions: a capability's HTTP
+//! saga) · `relay` (events to their sinks, which may render the saga's documents) · `http` ·
+//! `bench` and the binary. Two standing exceptions: a capability's HTTP
 //! edge (`routes.rs`, `seed.rs`, `webhooks.rs`) uses `http`'s extractors and errors; and
 //! `state` (the `AppState` context built at start) is handed down to every layer.
 //!
@@ -22,11 +23,12 @@ fn layer(module: &str) -> Option<u8> {
         "inventory" | "orders" | "payments" | "pricing" | "notify" | "verify" | "documents"
         | "mail" => 3,
         "idempotency" => 4,
-        "checkout" | "relay" => 5,
-        "state" => 6,
-        "http" => 7,
-        "bench" => 8,
-        "lib" | "main" => 9,
+        "checkout" => 5,
+        "relay" => 6,
+        "state" => 7,
+        "http" => 8,
+        "bench" => 9,
+        "lib" | "main" => 10,
         _ => return None,
     })
 }

@@ -1,4 +1,5 @@
-//! The relay: feeds the event stream (`notify`) to every sink, each on its own.
+//! The relay: feeds the event stream (`notify`) to every sink, each on its own. It sits
+//! above the saga (whose documents a sink may attach) and below the HTTP edge.
 //!
 //! A sink keeps its own cursor (`sink_cursors`) and its own task, so one that is down — a
 //! broker restarting, a mail server refusing — falls behind alone while the others go on;
