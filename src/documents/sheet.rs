@@ -303,6 +303,7 @@ fn table(page: &mut Layout, columns: &[Column], rows: Vec<Row>, currency: Curren
         300.0,
         &format!("Amounts in {}", currency.code()),
     );
+    page.y -= 8.0;
     heading(page);
     for row in rows {
         if page.need(2.0 * BODY + 16.0) {

@@ -9,6 +9,7 @@ mod checkout;
 mod concurrency;
 mod crash;
 mod db_faults;
+mod documents;
 mod edges;
 mod gateway_routing;
 mod gateway_sim;
