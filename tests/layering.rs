@@ -1,8 +1,8 @@
 //! The layering rule of ARCHITECTURE.md, checked: a module imports only modules below it.
 //!
 //! Layers, bottom up: the pure core (money, ids, clock, errors, metrics, config, failpoints,
-//! TLS roots) · `db` · the capabilities (`inventory`, `orders`, `payments`, `pricing`, `notify`, and
-//! `verify` beside them), which never import one another · `idempotency` · `checkout` (the
+//! TLS roots) · `db` · the capabilities (`inventory`, `orders`, `payments`, `pricing`, `notify`,
+//! `documents`, and `verify` beside them), which never import one another · `idempotency` · `checkout` (the
 //! saga) · `http` · `bench` and the binary. Two standing exceptions: a capability's HTTP
 //! edge (`routes.rs`, `seed.rs`, `webhooks.rs`) uses `http`'s extractors and errors; and
 //! `state` (the `AppState` context built at start) is handed down to every layer.
