@@ -91,7 +91,7 @@ pub struct Buyer {
     pub email: Option<String>,
     #[schema(required = true)]
     pub phone: Option<String>,
-    /// The buyer's GSTIN (a business buyer), else null.
+    /// The buyer's GSTIN (`customer.gstin` of the order: a business buyer), else null.
     #[schema(required = true)]
     pub gstin: Option<String>,
     #[schema(required = true)]

@@ -11,6 +11,8 @@ use crate::error::Result;
 pub const PAGE_WIDTH: f32 = 595.0;
 pub const PAGE_HEIGHT: f32 = 842.0;
 pub const MARGIN: f32 = 28.0;
+/// The page footer's size.
+const FOOTER_SIZE: f32 = 7.0;
 /// The smallest size a figure is shrunk to so it fits its column.
 const SIZE_MIN: f32 = 5.0;
 
@@ -101,15 +103,8 @@ impl Layout {
         while size > SIZE_MIN && font.width(text, size) > max_width {
             size -= 0.5;
         }
-        let mut shown = text.to_string();
-        if font.width(&shown, size) > max_width {
-            let mut kept: Vec<char> = text.chars().collect();
-            let cut = |kept: &[char]| kept.iter().collect::<String>() + "…";
-            while !kept.is_empty() && font.width(&cut(&kept), size) > max_width {
-                kept.pop();
-            }
-            shown = cut(&kept);
-        }
+        let shown = self.clip(style, size, max_width, text);
+        let font = self.font(style);
         let x = match align {
             Align::Left => x,
             Align::Right => x - font.width(&shown, size),
@@ -122,6 +117,20 @@ impl Layout {
             y,
             text: shown,
         });
+    }
+
+    /// `text` cut short with an ellipsis to fit `max_width` at `size` (whole if it fits).
+    pub fn clip(&self, style: Style, size: f32, max_width: f32, text: &str) -> String {
+        let font = self.font(style);
+        if font.width(text, size) <= max_width {
+            return text.to_string();
+        }
+        let mut kept: Vec<char> = text.chars().collect();
+        let cut = |kept: &[char]| kept.iter().collect::<String>() + "…";
+        while !kept.is_empty() && font.width(&cut(&kept), size) > max_width {
+            kept.pop();
+        }
+        cut(&kept)
     }
 
     /// `text` broken into lines no wider than `max_width`, at word boundaries.
@@ -171,7 +180,23 @@ impl Layout {
         pdf.document_info(info)
             .title(TextStr(title))
             .producer(TextStr("Till"));
-        let ops = std::mem::take(&mut self.pages);
+        let mut ops = std::mem::take(&mut self.pages);
+        let count = ops.len();
+        if count > 1 {
+            // Each page of a long document says whose page it is and which.
+            for (at, page) in ops.iter_mut().enumerate() {
+                let text = format!("{title} · page {} of {count}", at + 1);
+                let x = PAGE_WIDTH - MARGIN - self.regular.width(&text, FOOTER_SIZE);
+                page.push(Op::Text {
+                    style: Style::Regular,
+                    size: FOOTER_SIZE,
+                    gray: 0.35,
+                    x,
+                    y: MARGIN / 2.0,
+                    text,
+                });
+            }
+        }
         for ((page_id, content_id), ops) in pages.iter().zip(ops) {
             let content = self.content(ops);
             let mut page = pdf.page(*page_id);

@@ -353,6 +353,11 @@ fn table(page: &mut Layout, columns: &[Column], rows: Vec<Row>, currency: Curren
             } else {
                 x
             };
+            // Words are cut short at the body size; figures shrink instead, never cut.
+            let cell = match c.align {
+                Align::Left => page.clip(Style::Regular, BODY - 0.5, c.width - 4.0, cell),
+                Align::Right => cell.clone(),
+            };
             page.text(
                 Style::Regular,
                 BODY - 0.5,
@@ -360,7 +365,7 @@ fn table(page: &mut Layout, columns: &[Column], rows: Vec<Row>, currency: Curren
                 (at, page.y),
                 c.align,
                 c.width - 4.0,
-                cell,
+                &cell,
             );
             x += c.width;
         }
@@ -478,4 +483,66 @@ fn detail(sku: &str, taxes: &[TaxLine], currency: Currency) -> String {
             .map(|t| format!("{} {}", tax_name(t), amount(t.amount, currency, false))),
     );
     parts.join("  ·  ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{credit_note, invoice};
+    use crate::documents::{CreditNoteDoc, InvoiceDoc};
+
+    /// A document of `lines` lines in `currency`, from JSON so every field is there.
+    fn doc(object: &str, lines: usize, currency: &str, unit: i64) -> serde_json::Value {
+        let line = |i: usize| {
+            serde_json::json!({"sku": format!("SKU-{i}"), "name": format!("A product with a rather long name that will not fit its column, number {i}"),
+                "hsn": "6109", "qty": 1000, "unit_amount": unit, "amount": unit * 1000, "discount": 0,
+                "taxable_amount": unit * 1000, "tax": 0, "tax_lines": [{"name": "IGST", "rate_bps": 1800, "amount": 0}],
+                "total": unit * 1000})
+        };
+        let total = unit * 1000 * lines as i64;
+        let party = serde_json::json!({"gstin": "29ABCDE1234F1ZW", "legal_name": "Asha Textiles Pvt Ltd",
+            "address": "12 MG Road, a long address that wraps onto a second line of the seller's block, Bengaluru 560001",
+            "country": "IN", "state": "KA"});
+        let buyer = serde_json::json!({"id": "u_1", "name": "Asha Rao", "email": null, "phone": null, "gstin": null,
+            "ship_to": {"country": "IN", "region": "MH", "postal_code": null, "city": "Mumbai", "line1": null, "line2": null}});
+        serde_json::json!({"object": object, "number": "INV/2026-27/000042", "issued_at": "2026-11-29T20:00:00Z",
+            "order_id": "ord_1", "refund_id": "re_1", "invoice_number": "INV/2026-27/000042",
+            "invoice_issued_at": "2026-11-29T20:00:00Z", "currency": currency, "seller": party, "buyer": buyer,
+            "place_of_supply": "MH", "prices_include_tax": true, "lines": (0..lines).map(line).collect::<Vec<_>>(),
+            "subtotal": total, "discount": 0, "taxable_amount": total, "tax": 0, "tax_lines": [],
+            "total": total, "total_in_words": "Words ".repeat(60)})
+    }
+
+    fn pages(pdf: &[u8]) -> usize {
+        let parsed = lopdf::Document::load_mem(pdf).expect("the PDF parses");
+        parsed.get_pages().len()
+    }
+
+    #[test]
+    fn long_documents_run_onto_more_pages_in_any_currency() {
+        for (currency, unit) in [
+            ("INR", 1_000_000_000_000),
+            ("KWD", 1_500),
+            ("JPY", 7),
+            ("USD", 99),
+        ] {
+            let long: InvoiceDoc =
+                serde_json::from_value(doc("invoice", 100, currency, unit)).unwrap();
+            let pdf = invoice(&long).unwrap();
+            assert!(
+                pages(&pdf) >= 3,
+                "{currency}: 100 lines on {} pages",
+                pages(&pdf)
+            );
+            let short: InvoiceDoc =
+                serde_json::from_value(doc("invoice", 1, currency, unit)).unwrap();
+            assert_eq!(pages(&invoice(&short).unwrap()), 1, "{currency}");
+            let note: CreditNoteDoc =
+                serde_json::from_value(doc("credit_note", 30, currency, unit)).unwrap();
+            let pdf = credit_note(&note).unwrap();
+            assert!(pages(&pdf) >= 1, "{currency}");
+            if let Ok(dir) = std::env::var("TILL_SHEET_OUT") {
+                std::fs::write(format!("{dir}/note-{currency}.pdf"), &pdf).unwrap();
+            }
+        }
+    }
 }

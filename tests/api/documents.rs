@@ -67,15 +67,20 @@ async fn shop(app: &TestApp) {
     .await;
 }
 
-/// A pending order of one tee and three caps to Maharashtra (IGST) or Karnataka (CGST +
-/// SGST), with the coupon.
+/// A pending order of one tee and three caps to Maharashtra (IGST; a business buyer there,
+/// with its GSTIN) or Karnataka (CGST + SGST, a consumer), with the coupon.
 async fn pending_order(app: &TestApp, region: &str) -> Value {
+    let mut customer = json!({"id": format!("u_{}", till::ids::random_token(8)),
+                              "email": "asha@example.com", "name": "Asha Rao"});
+    if region == "MH" {
+        customer["gstin"] = json!("27aapfu0939f1zv");
+    }
     let (status, order) = app
         .call(
             Method::POST,
             "/v1/orders",
             Some(json!({
-                "customer": {"id": format!("u_{}", till::ids::random_token(8)), "email": "asha@example.com", "name": "Asha Rao"},
+                "customer": customer,
                 "items": [{"sku": "TEE-1", "qty": 1}, {"sku": "CAP-1", "qty": 3}],
                 "ship_to": {"country": "IN", "region": region, "postal_code": "560001", "city": "Bengaluru", "line1": "1 Residency Rd"},
                 "coupon": "SAVE10"})),
@@ -218,6 +223,18 @@ async fn the_invoice_states_the_confirmed_order(b: Backend) {
     let inv = invoice(&app, other["id"].as_str().unwrap()).await;
     assert_eq!(inv["place_of_supply"], "MH");
     assert_eq!(inv["tax_lines"][0]["name"], "IGST");
+    assert_eq!(inv["buyer"]["gstin"], "27AAPFU0939F1ZV");
+    let first = &invoice(&app, id).await;
+    assert!(first["buyer"]["gstin"].is_null(), "{first}");
+    // A GSTIN that does not check out is refused before anything is written.
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/v1/orders",
+            Some(json!({"customer": {"gstin": "27AAPFU0939F1ZW"}, "items": [{"sku": "TEE-1", "qty": 1}]})),
+        )
+        .await;
+    assert_error(&(status, body), 400, "invalid_request");
     assert_ne!(inv["number"], order["invoice_number"]);
     assert_adds_up(&inv);
     assert_error(

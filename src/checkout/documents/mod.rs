@@ -160,7 +160,7 @@ async fn build_invoice(
         name: customer.and_then(|c| c.name.clone()),
         email: customer.and_then(|c| c.email.clone()),
         phone: customer.and_then(|c| c.phone.clone()),
-        gstin: None,
+        gstin: customer.and_then(|c| c.gstin.clone()),
         ship_to: order.ship_to.map(|a| DocAddress {
             country: a.country,
             region: a.region,
