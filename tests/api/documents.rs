@@ -528,21 +528,21 @@ async fn an_order_numbered_before_documents_gets_its_invoice_built_once(b: Backe
     .await;
     assert_eq!(invoice(&app, id).await, rebuilt, "kept once built");
     // `till verify` notices an invoice that is not its order's.
-    let mut conn = app.state().db.pool.acquire().await.unwrap();
     let renumber = "UPDATE documents SET number = $1 WHERE order_id = $2";
     for number in ["INV/2026-27/999999", rebuilt["number"].as_str().unwrap()] {
+        let mut conn = app.state().db.pool.acquire().await.unwrap();
         sqlx::query(renumber)
             .bind(number)
             .bind(id)
             .execute(&mut *conn)
             .await
             .unwrap();
+        drop(conn);
         let report = till::verify::check(&app.state().db).await.unwrap();
         let broken = report
             .render()
             .contains("FAIL an issued invoice is its order's");
         assert_eq!(broken, number.ends_with("999999"), "{}", report.render());
     }
-    drop(conn);
     app.finish().await;
 }
