@@ -1,10 +1,10 @@
 //! The layering rule of ARCHITECTURE.md, checked: a module imports only modules below it.
 //!
 //! Layers, bottom up: the pure core (money, ids, clock, errors, metrics, config, failpoints,
-//! TLS roots) · `db` · the capabilities (`inventory`, `orders`, `payments`, `pricing`, `notify`, `mail`, and
-//! `verify` beside them), which never import one another · `idempotency` · `checkout` (the
-//! saga) · `relay` (events to their sinks, which may render the saga's documents) · `http` ·
-//! `bench` and the binary. Two standing exceptions: a capability's HTTP
+//! TLS roots) · `db` · the capabilities (`inventory`, `orders`, `payments`, `pricing`, `notify`,
+//! `documents`, `mail`, and `verify` beside them), which never import one another ·
+//! `idempotency` · `checkout` (the saga) · `relay` (events to their sinks, which may render the
+//! saga's documents) · `http` · `bench` and the binary. Two standing exceptions: a capability's HTTP
 //! edge (`routes.rs`, `seed.rs`, `webhooks.rs`) uses `http`'s extractors and errors; and
 //! `state` (the `AppState` context built at start) is handed down to every layer.
 //!

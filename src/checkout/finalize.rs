@@ -97,10 +97,13 @@ pub(super) async fn keep_money(
     pricing::store::settle_use(tx, order_id, UseEnd::Confirmed, now).await?;
     inventory::store::settle_locks(tx, order_id, LockEnd::Committed, now).await?;
     failpoint::hit("mid_finalize");
+    // The invoice is drawn up before the number is taken: the series' counter row, which
+    // every confirmation waits for, is then held only for the number and one insert.
+    let draft = super::documents::draft_invoice(tx, order_id, now).await?;
     let invoice = orders::store::record_paid(tx, order_id, &payment.id, now).await?;
     tracing::debug!(%order_id, invoice, "invoice issued");
     // The invoice as issued, kept whole; an `invoice.issued` event may carry it from here.
-    let _invoice_doc = super::documents::issue_invoice(tx, order_id, invoice.clone(), now).await?;
+    let _invoice_doc = super::documents::issue_invoice(tx, draft, invoice.clone(), now).await?;
     emit::order(tx, Type::OrderConfirmed, order_id, now).await?;
     Metrics::inc(&state.metrics.orders_confirmed);
     if head.status != OrderStatus::Pending {

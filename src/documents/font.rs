@@ -4,7 +4,7 @@
 //! its text can be searched and copied.
 
 use pdf_writer::types::{CidFontType, FontFlags, SystemInfo, UnicodeCmap};
-use pdf_writer::{Finish, Name, Pdf, Rect, Ref, Str};
+use pdf_writer::{Filter, Finish, Name, Pdf, Rect, Ref, Str};
 use ttf_parser::{Face, GlyphId};
 
 use crate::error::{Error, Result};
@@ -149,12 +149,15 @@ impl Font {
             })
             .font_file2(file);
         let length = i32::try_from(subset.len()).unwrap_or(i32::MAX);
-        pdf.stream(file, &subset).pair(Name(b"Length1"), length);
+        pdf.stream(file, &super::pdf::deflate(&subset))
+            .filter(Filter::FlateDecode)
+            .pair(Name(b"Length1"), length);
         let mut unicode = UnicodeCmap::new(Name(b"Till-UTF16"), info);
         for (at, (_, c)) in self.used.iter().enumerate() {
             unicode.pair(u16::try_from(at + 1).unwrap_or(0), *c);
         }
-        pdf.cmap(cmap, &unicode.finish());
+        pdf.cmap(cmap, &super::pdf::deflate(&unicode.finish()))
+            .filter(Filter::FlateDecode);
         Ok(())
     }
 }

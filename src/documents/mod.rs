@@ -9,6 +9,7 @@
 //! transaction that confirms the order or records the refund's success.
 
 mod font;
+mod format;
 mod pdf;
 mod sheet;
 pub mod store;
@@ -20,7 +21,8 @@ use utoipa::ToSchema;
 use crate::error::{corrupt, Result};
 use crate::money::TaxLine;
 
-pub use sheet::{amount, credit_note as credit_note_pdf, invoice as invoice_pdf};
+pub use format::amount;
+pub use sheet::{credit_note as credit_note_pdf, invoice as invoice_pdf};
 pub use words::amount_in_words;
 
 /// The `n`-th credit note of a financial year: `CN/2026-27/000001`.
@@ -90,7 +92,7 @@ pub struct Buyer {
     pub email: Option<String>,
     #[schema(required = true)]
     pub phone: Option<String>,
-    /// The buyer's GSTIN (a business buyer), else null.
+    /// The buyer's GSTIN (`customer.gstin` of the order: a business buyer), else null.
     #[schema(required = true)]
     pub gstin: Option<String>,
     #[schema(required = true)]

@@ -2,7 +2,7 @@
 //! written with `pdf-writer`, each font embedded as the subset of glyphs the pages use.
 //! What goes on the page, and where, is `sheet.rs`'s.
 
-use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str, TextStr};
+use pdf_writer::{Content, Filter, Finish, Name, Pdf, Rect, Ref, Str, TextStr};
 
 use super::font::{Font, Style};
 use crate::error::Result;
@@ -11,6 +11,8 @@ use crate::error::Result;
 pub const PAGE_WIDTH: f32 = 595.0;
 pub const PAGE_HEIGHT: f32 = 842.0;
 pub const MARGIN: f32 = 28.0;
+/// The page footer's size.
+const FOOTER_SIZE: f32 = 7.0;
 /// The smallest size a figure is shrunk to so it fits its column.
 const SIZE_MIN: f32 = 5.0;
 
@@ -101,15 +103,8 @@ impl Layout {
         while size > SIZE_MIN && font.width(text, size) > max_width {
             size -= 0.5;
         }
-        let mut shown = text.to_string();
-        if font.width(&shown, size) > max_width {
-            let mut kept: Vec<char> = text.chars().collect();
-            let cut = |kept: &[char]| kept.iter().collect::<String>() + "…";
-            while !kept.is_empty() && font.width(&cut(&kept), size) > max_width {
-                kept.pop();
-            }
-            shown = cut(&kept);
-        }
+        let shown = self.clip(style, size, max_width, text);
+        let font = self.font(style);
         let x = match align {
             Align::Left => x,
             Align::Right => x - font.width(&shown, size),
@@ -122,6 +117,20 @@ impl Layout {
             y,
             text: shown,
         });
+    }
+
+    /// `text` cut short with an ellipsis to fit `max_width` at `size` (whole if it fits).
+    pub fn clip(&self, style: Style, size: f32, max_width: f32, text: &str) -> String {
+        let font = self.font(style);
+        if font.width(text, size) <= max_width {
+            return text.to_string();
+        }
+        let mut kept: Vec<char> = text.chars().collect();
+        let cut = |kept: &[char]| kept.iter().collect::<String>() + "…";
+        while !kept.is_empty() && font.width(&cut(&kept), size) > max_width {
+            kept.pop();
+        }
+        cut(&kept)
     }
 
     /// `text` broken into lines no wider than `max_width`, at word boundaries.
@@ -171,7 +180,23 @@ impl Layout {
         pdf.document_info(info)
             .title(TextStr(title))
             .producer(TextStr("Till"));
-        let ops = std::mem::take(&mut self.pages);
+        let mut ops = std::mem::take(&mut self.pages);
+        let count = ops.len();
+        if count > 1 {
+            // Each page of a long document says whose page it is and which.
+            for (at, page) in ops.iter_mut().enumerate() {
+                let text = format!("{title} · page {} of {count}", at + 1);
+                let x = PAGE_WIDTH - MARGIN - self.regular.width(&text, FOOTER_SIZE);
+                page.push(Op::Text {
+                    style: Style::Regular,
+                    size: FOOTER_SIZE,
+                    gray: 0.35,
+                    x,
+                    y: MARGIN / 2.0,
+                    text,
+                });
+            }
+        }
         for ((page_id, content_id), ops) in pages.iter().zip(ops) {
             let content = self.content(ops);
             let mut page = pdf.page(*page_id);
@@ -185,13 +210,15 @@ impl Layout {
             fonts.finish();
             resources.finish();
             page.finish();
-            pdf.stream(*content_id, &content);
+            pdf.stream(*content_id, &deflate(&content))
+                .filter(Filter::FlateDecode);
         }
         self.regular.write(&mut pdf, regular_ids)?;
         self.bold.write(&mut pdf, bold_ids)?;
         Ok(pdf.finish())
     }
 
+    /// One page's content stream, its glyphs recorded in the fonts for their subsets.
     fn content(&mut self, ops: Vec<Op>) -> Vec<u8> {
         let mut content = Content::new();
         for op in ops {
@@ -229,4 +256,12 @@ impl Layout {
         }
         content.finish().into_vec()
     }
+}
+
+/// Deflated (zlib) stream data, for `/FlateDecode`: fonts and page content shrink by half
+/// or more.
+pub fn deflate(data: &[u8]) -> Vec<u8> {
+    /// miniz's default level: nearly the smallest output at a fraction of level 10's time.
+    const LEVEL: u8 = 6;
+    miniz_oxide::deflate::compress_to_vec_zlib(data, LEVEL)
 }

@@ -1,12 +1,15 @@
 //! What a tax invoice and a credit note show on paper, and where: the title and number,
 //! seller and buyer, place of supply, one row per line (with its HSN code and each tax),
 //! the totals, the total in words. Amounts as people read them: `₹1,23,456.78` (Indian
-//! grouping) for rupees, `$1,234.56` and so on for the rest.
+//! grouping) for rupees, `$1,234.56` and so on for the rest (`format.rs`).
+//!
+//! Over 400 lines: both documents are laid out from the same parts (header, parties, the
+//! lines' table, totals, words), which stay beside the two layouts that use them.
 
 use super::font::Style;
+use super::format::{amount, date, place, tax_name};
 use super::pdf::{Align, Layout, MARGIN, PAGE_WIDTH};
 use super::{Buyer, CreditNoteDoc, InvoiceDoc, Seller};
-use crate::clock::{parse_rfc3339, rfc3339};
 use crate::error::{corrupt, Result};
 use crate::money::{Currency, TaxLine};
 
@@ -28,19 +31,28 @@ struct Row {
     detail: String,
 }
 
+/// One document's content, in the order it is laid out.
+struct Sheet<'a> {
+    title: &'a str,
+    number: &'a str,
+    /// Number, dates, order…: label and value, on the right of the title.
+    refs: Vec<(&'static str, String)>,
+    seller: &'a Seller,
+    buyer: &'a Buyer,
+    columns: &'a [Column],
+    rows: Vec<Row>,
+    /// Label and amount above the total.
+    figures: Vec<(String, i64)>,
+    total: (&'static str, i64),
+    total_in_words: &'a str,
+    notes: Vec<&'static str>,
+    currency: Currency,
+}
+
 /// The invoice as a PDF.
 pub fn invoice(doc: &InvoiceDoc) -> Result<Vec<u8>> {
     let currency = currency(&doc.currency)?;
     let money = |minor: i64| amount(minor, currency, false);
-    let mut page = Layout::new()?;
-    let mut refs = vec![
-        ("Invoice No.", doc.number.clone()),
-        ("Date", date(&doc.issued_at)?),
-        ("Order", doc.order_id.clone()),
-    ];
-    refs.push(("Place of supply", place(&doc.place_of_supply)));
-    header(&mut page, "TAX INVOICE", &refs);
-    parties(&mut page, &doc.seller, &doc.buyer);
     let columns = [
         col("#", 18.0, Align::Left),
         col("Item", 146.0, Align::Left),
@@ -52,57 +64,55 @@ pub fn invoice(doc: &InvoiceDoc) -> Result<Vec<u8>> {
         col("Tax", 56.0, Align::Right),
         col("Amount", 73.0, Align::Right),
     ];
-    let rows = doc
-        .lines
-        .iter()
-        .enumerate()
-        .map(|(i, l)| Row {
-            cells: vec![
-                (i + 1).to_string(),
-                l.name.clone(),
-                l.hsn.clone().unwrap_or_default(),
-                l.qty.to_string(),
-                money(l.unit_amount),
-                money(l.discount),
-                money(l.taxable_amount),
-                money(l.tax),
-                money(l.total),
-            ],
+    let rows = doc.lines.iter().enumerate().map(|(i, l)| {
+        let figures = [l.unit_amount, l.discount, l.taxable_amount, l.tax, l.total];
+        let mut cells = vec![
+            (i + 1).to_string(),
+            l.name.clone(),
+            l.hsn.clone().unwrap_or_default(),
+            l.qty.to_string(),
+        ];
+        cells.extend(figures.map(money));
+        Row {
+            cells,
             detail: detail(&l.sku, &l.tax_lines, currency),
-        })
-        .collect();
-    table(&mut page, &columns, rows, currency);
-    let mut totals = vec![("Subtotal".to_string(), doc.subtotal)];
+        }
+    });
+    let mut figures = vec![("Subtotal".to_string(), doc.subtotal)];
     if doc.discount != 0 {
-        totals.push(("Discount".to_string(), -doc.discount));
+        figures.push(("Discount".to_string(), -doc.discount));
     }
-    totals.push(("Taxable value".to_string(), doc.taxable_amount));
-    totals.extend(doc.tax_lines.iter().map(|t| (tax_name(t), t.amount)));
-    summary(&mut page, &totals, ("Total", doc.total), currency);
-    words(&mut page, &doc.total_in_words);
+    figures.push(("Taxable value".to_string(), doc.taxable_amount));
+    figures.extend(doc.tax_lines.iter().map(|t| (tax_name(t), t.amount)));
+    let mut notes = vec!["This is a computer-generated invoice."];
     if doc.prices_include_tax {
-        note(&mut page, "Prices include tax.");
+        notes.insert(0, "Prices include tax.");
     }
-    note(&mut page, "This is a computer-generated invoice.");
-    page.finish(&doc.number)
+    render(Sheet {
+        title: "TAX INVOICE",
+        number: &doc.number,
+        refs: vec![
+            ("Invoice No.", doc.number.clone()),
+            ("Date", date(&doc.issued_at)?),
+            ("Order", doc.order_id.clone()),
+            ("Place of supply", place(&doc.place_of_supply)),
+        ],
+        seller: &doc.seller,
+        buyer: &doc.buyer,
+        columns: &columns,
+        rows: rows.collect(),
+        figures,
+        total: ("Total", doc.total),
+        total_in_words: &doc.total_in_words,
+        notes,
+        currency,
+    })
 }
 
 /// The credit note as a PDF.
 pub fn credit_note(doc: &CreditNoteDoc) -> Result<Vec<u8>> {
     let currency = currency(&doc.currency)?;
     let money = |minor: i64| amount(minor, currency, false);
-    let mut page = Layout::new()?;
-    let refs = [
-        ("Credit Note No.", doc.number.clone()),
-        ("Date", date(&doc.issued_at)?),
-        ("Against invoice", doc.invoice_number.clone()),
-        ("Invoice date", date(&doc.invoice_issued_at)?),
-        ("Order", doc.order_id.clone()),
-        ("Refund", doc.refund_id.clone()),
-        ("Place of supply", place(&doc.place_of_supply)),
-    ];
-    header(&mut page, "CREDIT NOTE", &refs);
-    parties(&mut page, &doc.seller, &doc.buyer);
     let columns = [
         col("#", 18.0, Align::Left),
         col("Item", 220.0, Align::Left),
@@ -111,29 +121,55 @@ pub fn credit_note(doc: &CreditNoteDoc) -> Result<Vec<u8>> {
         col("Tax", 80.0, Align::Right),
         col("Amount", 81.0, Align::Right),
     ];
-    let rows = doc
-        .lines
-        .iter()
-        .enumerate()
-        .map(|(i, l)| Row {
-            cells: vec![
-                (i + 1).to_string(),
-                l.name.clone(),
-                l.hsn.clone().unwrap_or_default(),
-                money(l.taxable_amount),
-                money(l.tax),
-                money(l.total),
-            ],
+    let rows = doc.lines.iter().enumerate().map(|(i, l)| {
+        let mut cells = vec![
+            (i + 1).to_string(),
+            l.name.clone(),
+            l.hsn.clone().unwrap_or_default(),
+        ];
+        cells.extend([l.taxable_amount, l.tax, l.total].map(money));
+        Row {
+            cells,
             detail: detail(&l.sku, &l.tax_lines, currency),
-        })
-        .collect();
-    table(&mut page, &columns, rows, currency);
-    let mut totals = vec![("Taxable value".to_string(), doc.taxable_amount)];
-    totals.extend(doc.tax_lines.iter().map(|t| (tax_name(t), t.amount)));
-    summary(&mut page, &totals, ("Total credited", doc.total), currency);
-    words(&mut page, &doc.total_in_words);
-    note(&mut page, "This is a computer-generated credit note.");
-    page.finish(&doc.number)
+        }
+    });
+    let mut figures = vec![("Taxable value".to_string(), doc.taxable_amount)];
+    figures.extend(doc.tax_lines.iter().map(|t| (tax_name(t), t.amount)));
+    render(Sheet {
+        title: "CREDIT NOTE",
+        number: &doc.number,
+        refs: vec![
+            ("Credit Note No.", doc.number.clone()),
+            ("Date", date(&doc.issued_at)?),
+            ("Against invoice", doc.invoice_number.clone()),
+            ("Invoice date", date(&doc.invoice_issued_at)?),
+            ("Order", doc.order_id.clone()),
+            ("Refund", doc.refund_id.clone()),
+            ("Place of supply", place(&doc.place_of_supply)),
+        ],
+        seller: &doc.seller,
+        buyer: &doc.buyer,
+        columns: &columns,
+        rows: rows.collect(),
+        figures,
+        total: ("Total credited", doc.total),
+        total_in_words: &doc.total_in_words,
+        notes: vec!["This is a computer-generated credit note."],
+        currency,
+    })
+}
+
+fn render(sheet: Sheet) -> Result<Vec<u8>> {
+    let mut page = Layout::new()?;
+    header(&mut page, sheet.title, &sheet.refs);
+    parties(&mut page, sheet.seller, sheet.buyer);
+    table(&mut page, sheet.columns, sheet.rows, sheet.currency);
+    summary(&mut page, &sheet.figures, sheet.total, sheet.currency);
+    words(&mut page, sheet.total_in_words);
+    for text in sheet.notes {
+        note(&mut page, text);
+    }
+    page.finish(sheet.number)
 }
 
 fn col(title: &'static str, width: f32, align: Align) -> Column {
@@ -303,6 +339,7 @@ fn table(page: &mut Layout, columns: &[Column], rows: Vec<Row>, currency: Curren
         300.0,
         &format!("Amounts in {}", currency.code()),
     );
+    page.y -= 8.0;
     heading(page);
     for row in rows {
         if page.need(2.0 * BODY + 16.0) {
@@ -316,6 +353,11 @@ fn table(page: &mut Layout, columns: &[Column], rows: Vec<Row>, currency: Curren
             } else {
                 x
             };
+            // Words are cut short at the body size; figures shrink instead, never cut.
+            let cell = match c.align {
+                Align::Left => page.clip(Style::Regular, BODY - 0.5, c.width - 4.0, cell),
+                Align::Right => cell.clone(),
+            };
             page.text(
                 Style::Regular,
                 BODY - 0.5,
@@ -323,7 +365,7 @@ fn table(page: &mut Layout, columns: &[Column], rows: Vec<Row>, currency: Curren
                 (at, page.y),
                 c.align,
                 c.width - 4.0,
-                cell,
+                &cell,
             );
             x += c.width;
         }
@@ -443,125 +485,64 @@ fn detail(sku: &str, taxes: &[TaxLine], currency: Currency) -> String {
     parts.join("  ·  ")
 }
 
-/// `CGST 9%`, `IGST 18%`, `VAT 2.5%`.
-fn tax_name(t: &TaxLine) -> String {
-    let whole = t.rate_bps / 100;
-    let rest = t.rate_bps % 100;
-    let rate = match rest {
-        0 => whole.to_string(),
-        r if r % 10 == 0 => format!("{whole}.{}", r / 10),
-        r => format!("{whole}.{r:02}"),
-    };
-    format!("{} {rate}%", t.name)
-}
-
-fn place(state: &Option<String>) -> String {
-    state.clone().unwrap_or_else(|| "-".into())
-}
-
-/// The day in India of an RFC 3339 moment: `29 Nov 2026`.
-fn date(at: &str) -> Result<String> {
-    const IST_OFFSET_MS: i64 = (5 * 60 + 30) * 60 * 1000;
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let ms = parse_rfc3339(at).ok_or_else(|| corrupt("documents.body issued_at", at))?;
-    let day = rfc3339(ms + IST_OFFSET_MS);
-    let month: usize = day[5..7].parse().unwrap_or(1);
-    Ok(format!(
-        "{} {} {}",
-        &day[8..10],
-        MONTHS[(month.clamp(1, 12)) - 1],
-        &day[..4]
-    ))
-}
-
-/// An amount as people read it: digits grouped (Indian lakh/crore grouping for rupees), the
-/// minor unit after the point, the symbol in front when asked for.
-pub fn amount(minor: i64, currency: Currency, symbol: bool) -> String {
-    let scale = 10u64.pow(currency.exponent());
-    let magnitude = minor.unsigned_abs();
-    let (major, fraction) = (magnitude / scale, magnitude % scale);
-    let digits = major.to_string();
-    let indian = currency.code() == "INR";
-    let mut groups: Vec<&str> = Vec::new();
-    let mut end = digits.len();
-    let mut size = 3;
-    while end > 0 {
-        let start = end.saturating_sub(size);
-        groups.push(&digits[start..end]);
-        end = start;
-        if indian {
-            size = 2;
-        }
-    }
-    groups.reverse();
-    let mut text = groups.join(",");
-    if currency.exponent() > 0 {
-        let width = currency.exponent() as usize;
-        text = format!("{text}.{fraction:0width$}");
-    }
-    let sign = if minor < 0 { "-" } else { "" };
-    if !symbol {
-        return format!("{sign}{text}");
-    }
-    match currency.code() {
-        "INR" => format!("{sign}₹{text}"),
-        "USD" => format!("{sign}${text}"),
-        "EUR" => format!("{sign}€{text}"),
-        "GBP" => format!("{sign}£{text}"),
-        "JPY" => format!("{sign}¥{text}"),
-        code => format!("{sign}{code} {text}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{amount, date, tax_name};
-    use crate::money::{Currency, TaxLine};
+    use super::{credit_note, invoice};
+    use crate::documents::{CreditNoteDoc, InvoiceDoc};
 
-    #[test]
-    fn amounts_read_as_people_write_them() {
-        let inr = Currency::parse("INR").unwrap();
-        let table = [
-            (0, "₹0.00"),
-            (5, "₹0.05"),
-            (10_620, "₹106.20"),
-            (1_23_456_78, "₹1,23,456.78"),
-            (12_34_56_789_01, "₹12,34,56,789.01"),
-            (-1_000_00, "-₹1,000.00"),
-            (i64::MIN, "-₹92,23,37,20,36,85,47,758.08"),
-        ];
-        for (minor, text) in table {
-            assert_eq!(amount(minor, inr, true), text);
-        }
-        assert_eq!(amount(1_23_456_78, inr, false), "1,23,456.78");
-        let usd = Currency::parse("USD").unwrap();
-        assert_eq!(amount(123_456_78, usd, true), "$123,456.78");
-        assert_eq!(
-            amount(1_234_567, Currency::parse("JPY").unwrap(), true),
-            "¥1,234,567"
-        );
-        assert_eq!(
-            amount(1_500, Currency::parse("KWD").unwrap(), true),
-            "KWD 1.500"
-        );
+    /// A document of `lines` lines in `currency`, from JSON so every field is there.
+    fn doc(object: &str, lines: usize, currency: &str, unit: i64) -> serde_json::Value {
+        let line = |i: usize| {
+            serde_json::json!({"sku": format!("SKU-{i}"), "name": format!("A product with a rather long name that will not fit its column, number {i}"),
+                "hsn": "6109", "qty": 1000, "unit_amount": unit, "amount": unit * 1000, "discount": 0,
+                "taxable_amount": unit * 1000, "tax": 0, "tax_lines": [{"name": "IGST", "rate_bps": 1800, "amount": 0}],
+                "total": unit * 1000})
+        };
+        let total = unit * 1000 * lines as i64;
+        let party = serde_json::json!({"gstin": "29ABCDE1234F1ZW", "legal_name": "Asha Textiles Pvt Ltd",
+            "address": "12 MG Road, a long address that wraps onto a second line of the seller's block, Bengaluru 560001",
+            "country": "IN", "state": "KA"});
+        let buyer = serde_json::json!({"id": "u_1", "name": "Asha Rao", "email": null, "phone": null, "gstin": null,
+            "ship_to": {"country": "IN", "region": "MH", "postal_code": null, "city": "Mumbai", "line1": null, "line2": null}});
+        serde_json::json!({"object": object, "number": "INV/2026-27/000042", "issued_at": "2026-11-29T20:00:00Z",
+            "order_id": "ord_1", "refund_id": "re_1", "invoice_number": "INV/2026-27/000042",
+            "invoice_issued_at": "2026-11-29T20:00:00Z", "currency": currency, "seller": party, "buyer": buyer,
+            "place_of_supply": "MH", "prices_include_tax": true, "lines": (0..lines).map(line).collect::<Vec<_>>(),
+            "subtotal": total, "discount": 0, "taxable_amount": total, "tax": 0, "tax_lines": [],
+            "total": total, "total_in_words": "Words ".repeat(60)})
+    }
+
+    fn pages(pdf: &[u8]) -> usize {
+        let parsed = lopdf::Document::load_mem(pdf).expect("the PDF parses");
+        parsed.get_pages().len()
     }
 
     #[test]
-    fn rates_and_dates() {
-        let t = |rate_bps| {
-            tax_name(&TaxLine {
-                name: "GST".into(),
-                rate_bps,
-                amount: 0,
-            })
-        };
-        assert_eq!(t(900), "GST 9%");
-        assert_eq!(t(250), "GST 2.5%");
-        assert_eq!(t(1234), "GST 12.34%");
-        assert_eq!(t(5), "GST 0.05%");
-        // 20:00 UTC is already the next day in India.
-        assert_eq!(date("2026-11-29T20:00:00Z").unwrap(), "30 Nov 2026");
+    fn long_documents_run_onto_more_pages_in_any_currency() {
+        for (currency, unit) in [
+            ("INR", 1_000_000_000_000),
+            ("KWD", 1_500),
+            ("JPY", 7),
+            ("USD", 99),
+        ] {
+            let long: InvoiceDoc =
+                serde_json::from_value(doc("invoice", 100, currency, unit)).unwrap();
+            let pdf = invoice(&long).unwrap();
+            assert!(
+                pages(&pdf) >= 3,
+                "{currency}: 100 lines on {} pages",
+                pages(&pdf)
+            );
+            let short: InvoiceDoc =
+                serde_json::from_value(doc("invoice", 1, currency, unit)).unwrap();
+            assert_eq!(pages(&invoice(&short).unwrap()), 1, "{currency}");
+            let note: CreditNoteDoc =
+                serde_json::from_value(doc("credit_note", 30, currency, unit)).unwrap();
+            let pdf = credit_note(&note).unwrap();
+            assert!(pages(&pdf) >= 1, "{currency}");
+            if let Ok(dir) = std::env::var("TILL_SHEET_OUT") {
+                std::fs::write(format!("{dir}/note-{currency}.pdf"), &pdf).unwrap();
+            }
+        }
     }
 }

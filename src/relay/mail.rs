@@ -13,12 +13,12 @@
 use sqlx::Connection;
 
 use super::letters;
-use crate::documents;
 use crate::error::{corrupt, Result};
 use crate::ids::{OrderId, RefundId};
 use crate::mail::{self, store, Attachment, Failure, Letter, State, ATTEMPTS_MAX};
 use crate::notify::{self, Type};
 use crate::state::AppState;
+use crate::{checkout, documents};
 
 /// Messages one send pass leases.
 const SEND_BATCH: i64 = 20;
@@ -130,9 +130,9 @@ async fn send_one(state: &AppState, id: &str) -> Result<bool> {
     }
 }
 
-/// The PDFs a message carries: the invoice of a confirmed order, the credit note of a
-/// refund; none when the document was not issued (an order confirmed before documents
-/// were kept, a refund Till made on its own).
+/// The PDFs a message carries, as the saga keeps them (`checkout::documents`): the invoice
+/// of a confirmed order, the credit note of a refund; none for a refund Till made on its own
+/// (it issues no credit note).
 async fn attachments(
     conn: &mut sqlx::AnyConnection,
     kind: Type,
@@ -140,26 +140,24 @@ async fn attachments(
 ) -> Result<Vec<Attachment>> {
     let document = match (kind, &row.refund_id) {
         (Type::OrderConfirmed, _) => {
-            documents::store::invoice(conn, &OrderId::from(row.order_id.as_str()))
-                .await?
-                .map(|doc| {
-                    Ok::<_, crate::error::Error>((
-                        format!("invoice-{}", doc.number),
-                        documents::invoice_pdf(&doc)?,
-                    ))
-                })
-                .transpose()?
+            let order_id = OrderId::from(row.order_id.as_str());
+            match checkout::documents::invoice_document(conn, &order_id).await? {
+                Some(doc) => Some((
+                    format!("invoice-{}", doc.number),
+                    documents::invoice_pdf(&doc)?,
+                )),
+                None => None,
+            }
         }
         (Type::RefundSucceeded, Some(refund_id)) => {
-            documents::store::credit_note(conn, &RefundId::from(refund_id.as_str()))
-                .await?
-                .map(|doc| {
-                    Ok::<_, crate::error::Error>((
-                        format!("credit-note-{}", doc.number),
-                        documents::credit_note_pdf(&doc)?,
-                    ))
-                })
-                .transpose()?
+            let refund_id = RefundId::from(refund_id.as_str());
+            match checkout::documents::credit_note_document(conn, &refund_id).await? {
+                Some(doc) => Some((
+                    format!("credit-note-{}", doc.number),
+                    documents::credit_note_pdf(&doc)?,
+                )),
+                None => None,
+            }
         }
         _ => None,
     };

@@ -74,19 +74,29 @@ pub async fn credit_note_pdf(
         .transpose()
 }
 
-/// Issues the invoice numbered `number` inside the confirming transaction (after
-/// `orders::store::record_paid`): reads, then one insert. Returns it, for an event that
-/// carries it to be written in the same transaction.
-pub async fn issue_invoice(
+/// The invoice of an order being confirmed, drawn up inside the confirming transaction
+/// before its number is taken (all the reads); `issue_invoice` numbers and stores it.
+pub async fn draft_invoice(
     tx: &mut AnyConnection,
     order_id: &OrderId,
-    number: String,
     now: i64,
 ) -> Result<InvoiceDoc> {
     let order = orders::record_view(tx, order_id.as_str())
         .await?
         .ok_or(Error::NotFound("order"))?;
-    let doc = build_invoice(tx, order, number, now).await?;
+    build_invoice(tx, order, String::new(), now).await
+}
+
+/// Issues the drafted invoice as number `number` (from `orders::store::record_paid`), in the
+/// same transaction: one insert. Returns it, for an event that carries it to be written in
+/// that transaction too.
+pub async fn issue_invoice(
+    tx: &mut AnyConnection,
+    draft: InvoiceDoc,
+    number: String,
+    now: i64,
+) -> Result<InvoiceDoc> {
+    let doc = InvoiceDoc { number, ..draft };
     store_invoice(tx, &doc, now).await?;
     Ok(doc)
 }
@@ -160,7 +170,7 @@ async fn build_invoice(
         name: customer.and_then(|c| c.name.clone()),
         email: customer.and_then(|c| c.email.clone()),
         phone: customer.and_then(|c| c.phone.clone()),
-        gstin: None,
+        gstin: customer.and_then(|c| c.gstin.clone()),
         ship_to: order.ship_to.map(|a| DocAddress {
             country: a.country,
             region: a.region,

@@ -21,11 +21,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/orders/{id}/invoice", get(get_invoice))
         .route("/v1/orders/{id}/invoice.pdf", get(get_invoice_pdf))
-        .route("/v1/refunds/{refund_id}/credit_note", get(get_credit_note))
-        .route(
-            "/v1/refunds/{refund_id}/credit_note.pdf",
-            get(get_credit_note_pdf),
-        )
+        .route("/v1/refunds/{refund_id}/credit_note", get(get_note))
+        .route("/v1/refunds/{refund_id}/credit_note.pdf", get(get_note_pdf))
 }
 
 /// `GET /v1/orders/{id}/invoice`: 409 `invoice_not_issued` until the order is confirmed.
@@ -56,7 +53,7 @@ async fn get_invoice_pdf(
 
 /// `GET /v1/refunds/{refund_id}/credit_note`: 409 `invoice_not_issued` for a refund that
 /// has no credit note (not succeeded yet, or money Till gave back on its own).
-async fn get_credit_note(
+async fn get_note(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<RefundId>,
@@ -69,7 +66,7 @@ async fn get_credit_note(
 }
 
 /// `GET /v1/refunds/{refund_id}/credit_note.pdf`.
-async fn get_credit_note_pdf(
+async fn get_note_pdf(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<RefundId>,
