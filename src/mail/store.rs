@@ -1,7 +1,7 @@
 //! The mail store: every statement on `mail_outbox`.
 //!
 //! A row is queued once per event (the event id is its key) and then moves only forward:
-//! `pending` → `sent`, or `pending` → `failed`. A sender leases due rows first, so two
+//! `pending` → `sent`, or `pending` → `failed` (`record_try`). A sender leases due rows first, so two
 //! senders (or two Tills) never send one message at the same time.
 
 use sqlx::AnyConnection;
@@ -107,86 +107,54 @@ pub async fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<Row>> {
     .bind(id)
     .fetch_optional(&mut *conn)
     .await?;
-    Ok(found.map(
-        |(
-            id,
-            kind,
-            order_id,
-            refund_id,
-            recipient,
-            subject,
-            body_text,
-            body_html,
-            state,
-            attempts,
-            last_error,
-            created_at,
-        )| Row {
-            id,
-            kind,
-            order_id,
-            refund_id,
-            recipient,
-            subject,
-            body_text,
-            body_html,
-            state,
-            attempts,
-            last_error,
-            created_at,
-        },
-    ))
+    Ok(found.map(|t| Row {
+        id: t.0,
+        kind: t.1,
+        order_id: t.2,
+        refund_id: t.3,
+        recipient: t.4,
+        subject: t.5,
+        body_text: t.6,
+        body_html: t.7,
+        state: t.8,
+        attempts: t.9,
+        last_error: t.10,
+        created_at: t.11,
+    }))
 }
 
-/// The server took the message: `sent`, for good. False if it was no longer pending.
-pub async fn mark_sent(conn: &mut AnyConnection, id: &str, now: i64) -> Result<bool> {
-    let moved = sqlx::query(
-        "UPDATE mail_outbox SET state = 'sent', attempts = attempts + 1, sent_at = $1, \
-         leased_until = 0, last_error = NULL, updated_at = $1 WHERE id = $2 AND state = 'pending'",
-    )
-    .bind(now)
-    .bind(id)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    Ok(moved == 1)
+/// What came of one try to send a message.
+pub enum Tried<'a> {
+    /// The server took it: `sent`, for good.
+    Sent,
+    /// A temporary failure: tried again from the given time (unix ms).
+    RetryAt(&'a str, i64),
+    /// A permanent failure, or the retries used up: `failed`, never tried again.
+    Failed(&'a str),
 }
 
-/// A temporary failure: tried again from `next_attempt_at`. False if no longer pending.
-pub async fn retry_later(
+/// Records a try of a pending message and lets its lease go; false if it was no longer
+/// pending (it was settled already, and stays as it was).
+pub async fn record_try(
     conn: &mut AnyConnection,
     id: &str,
-    error: &str,
-    next_attempt_at: i64,
+    tried: &Tried<'_>,
     now: i64,
 ) -> Result<bool> {
+    let (state, error, next_attempt_at, sent_at) = match *tried {
+        Tried::Sent => ("sent", None, None, Some(now)),
+        Tried::RetryAt(error, at) => ("pending", Some(error), Some(at), None),
+        Tried::Failed(error) => ("failed", Some(error), None, None),
+    };
     let moved = sqlx::query(
-        "UPDATE mail_outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2, \
-         leased_until = 0, updated_at = $3 WHERE id = $4 AND state = 'pending'",
+        "UPDATE mail_outbox SET state = $1, attempts = attempts + 1, last_error = $2, \
+         next_attempt_at = COALESCE($3, next_attempt_at), sent_at = $4, leased_until = 0, \
+         updated_at = $5 WHERE id = $6 AND state = 'pending'",
     )
+    .bind(state)
     .bind(error)
     .bind(next_attempt_at)
-    .bind(now)
-    .bind(id)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    Ok(moved == 1)
-}
-
-/// A permanent failure (or retries used up): `failed`, never tried again. False if no
-/// longer pending.
-pub async fn mark_failed(
-    conn: &mut AnyConnection,
-    id: &str,
-    error: &str,
-    now: i64,
-) -> Result<bool> {
-    let moved = sqlx::query(
-        "UPDATE mail_outbox SET state = 'failed', attempts = attempts + 1, last_error = $1, \
-         leased_until = 0, updated_at = $2 WHERE id = $3 AND state = 'pending'",
-    )
-    .bind(error)
+    .bind(sent_at)
     .bind(now)
     .bind(id)
     .execute(&mut *conn)

@@ -15,7 +15,8 @@ use sqlx::Connection;
 use super::letters;
 use crate::error::{corrupt, Result};
 use crate::ids::{OrderId, RefundId};
-use crate::mail::{self, store, Attachment, Failure, Letter, State, ATTEMPTS_MAX};
+use crate::mail::store::{self, Tried};
+use crate::mail::{self, Attachment, Failure, Letter, State, ATTEMPTS_MAX};
 use crate::notify::{self, Type};
 use crate::state::AppState;
 use crate::{checkout, documents};
@@ -107,24 +108,25 @@ async fn send_one(state: &AppState, id: &str) -> Result<bool> {
     match outcome {
         Ok(()) => {
             // Timeline: "email sent" for order `row.order_id` (event `row.id`) is known here.
-            store::mark_sent(&mut conn, &row.id, now).await?;
+            store::record_try(&mut conn, &row.id, &Tried::Sent, now).await?;
             Ok(true)
         }
         Err(Failure::Temporary(error)) if row.attempts + 1 < ATTEMPTS_MAX => {
             let wait = mail::retry_delay_ms(state.mail.retry_base_ms, row.attempts, rand::random());
             tracing::warn!(event_id = %row.id, attempt = row.attempts + 1, wait_ms = wait, %error, "email not sent; trying again later");
-            store::retry_later(&mut conn, &row.id, &error, now + wait, now).await?;
+            let tried = Tried::RetryAt(&error, now + wait);
+            store::record_try(&mut conn, &row.id, &tried, now).await?;
             Ok(false)
         }
         Err(Failure::Temporary(error)) => {
             let error = format!("gave up after {ATTEMPTS_MAX} tries: {error}");
             tracing::error!(event_id = %row.id, %error, "email not sent");
-            store::mark_failed(&mut conn, &row.id, &error, now).await?;
+            store::record_try(&mut conn, &row.id, &Tried::Failed(&error), now).await?;
             Ok(false)
         }
         Err(Failure::Permanent(error)) => {
             tracing::error!(event_id = %row.id, %error, "email refused for good");
-            store::mark_failed(&mut conn, &row.id, &error, now).await?;
+            store::record_try(&mut conn, &row.id, &Tried::Failed(&error), now).await?;
             Ok(false)
         }
     }

@@ -65,6 +65,7 @@ pub(crate) async fn spawn_till(
         let child = Command::new(env!("CARGO_BIN_EXE_till"))
             .arg("serve")
             .env("TILL_DATABASE_URL", &db.url)
+            .env("TILL_MAIL_DIR", &db.mail_dir)
             .env("TILL_LISTEN", format!("127.0.0.1:{port}"))
             .env("TILL_API_KEY", API_KEY)
             .env("TILL_SIM_DELAY_MS", "30")

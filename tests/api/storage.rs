@@ -137,6 +137,7 @@ async fn verify_reports_broken_invariants(b: Backend) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_till"))
         .arg("verify")
         .env("TILL_DATABASE_URL", &app.db.url)
+        .env("TILL_MAIL_DIR", &app.db.mail_dir)
         .output()
         .unwrap();
     assert_eq!(

@@ -767,7 +767,7 @@ async fn idempotency_store(b: Backend) {
 }
 
 async fn mail_store(b: Backend) {
-    use till::mail::store::{self, NewMail};
+    use till::mail::store::{self, NewMail, Tried};
     let (test_db, db) = fresh(b).await;
     let mail = |id: &'static str| NewMail {
         id,
@@ -797,27 +797,17 @@ async fn mail_store(b: Backend) {
         .unwrap()
         .is_empty());
     let mut conn = db.pool.acquire().await.unwrap();
-    assert!(store::mark_sent(&mut conn, "evt_1", 1_100).await.unwrap());
-    assert!(
-        !store::mark_sent(&mut conn, "evt_1", 1_200).await.unwrap(),
-        "sent once"
-    );
-    assert!(
-        store::retry_later(&mut conn, "evt_2", "451 busy", 3_000, 1_100)
-            .await
-            .unwrap()
-    );
-    assert!(
-        store::mark_failed(&mut conn, "evt_3", "550 no such mailbox", 1_100)
-            .await
-            .unwrap()
-    );
-    assert!(!store::retry_later(&mut conn, "evt_3", "451", 3_000, 1_200)
-        .await
-        .unwrap());
-    assert!(!store::mark_failed(&mut conn, "evt_1", "late", 1_200)
-        .await
-        .unwrap());
+    for (id, tried, now, recorded) in [
+        ("evt_1", Tried::Sent, 1_100, true),
+        ("evt_1", Tried::Sent, 1_200, false), // sent once
+        ("evt_2", Tried::RetryAt("451 busy", 3_000), 1_100, true),
+        ("evt_3", Tried::Failed("550 no such mailbox"), 1_100, true),
+        ("evt_3", Tried::RetryAt("451", 3_000), 1_200, false),
+        ("evt_1", Tried::Failed("late"), 1_200, false),
+    ] {
+        let got = store::record_try(&mut conn, id, &tried, now).await.unwrap();
+        assert_eq!(got, recorded, "{id} at {now}");
+    }
     // The retried one is due again at its time, not before; sent and failed never again.
     drop(conn); // SQLite's one connection, for the lease
     assert!(store::lease(&db, 2_999, 9_000, 10)

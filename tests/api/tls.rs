@@ -1,6 +1,6 @@
-//! TLS on the way out: the gateway adapters reach an HTTPS gateway whose certificate comes
-//! from a private CA given by `SSL_CERT_FILE` (and refuse it without), and PostgreSQL is
-//! reached with `sslmode=require`.
+//! TLS on the way out: the gateway adapters reach an HTTPS gateway, and customer email an
+//! `smtps://` server, whose certificate comes from a private CA given by `SSL_CERT_FILE`
+//! (and refuse it without), and PostgreSQL is reached with `sslmode=require`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -185,6 +185,22 @@ impl Drop for Proc {
 /// `till serve` as its own process, its Stripe adapter at `stripe_url`; `ca` is its
 /// `SSL_CERT_FILE`. Returns the process, its URL, and the file its log goes to.
 async fn serve(dir: &Path, stripe_url: &str, ca: Option<&Path>) -> (Proc, String, PathBuf) {
+    let settings = [
+        ("TILL_CARD_GATEWAY", "stripe"),
+        ("TILL_GATEWAY_STRIPE_URL", stripe_url),
+        ("TILL_STRIPE_SECRET_KEY", SK),
+        ("TILL_STRIPE_WEBHOOK_SECRET", WHSEC),
+    ];
+    serve_with(dir, &settings, ca).await
+}
+
+/// `till serve` as its own process with `settings` (environment variables) on top of its
+/// own database, the test API key and a quick worker tick; `ca` is its `SSL_CERT_FILE`.
+async fn serve_with(
+    dir: &Path,
+    settings: &[(&str, &str)],
+    ca: Option<&Path>,
+) -> (Proc, String, PathBuf) {
     let port = free_port();
     let log = dir.join(format!("till-{port}.log"));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_till"));
@@ -195,13 +211,11 @@ async fn serve(dir: &Path, stripe_url: &str, ca: Option<&Path>) -> (Proc, String
             format!("sqlite://{}", dir.join(format!("till-{port}.db")).display()),
         )
         .env("TILL_API_KEY", API_KEY)
-        .env("TILL_CARD_GATEWAY", "stripe")
-        .env("TILL_GATEWAY_STRIPE_URL", stripe_url)
-        .env("TILL_STRIPE_SECRET_KEY", SK)
-        .env("TILL_STRIPE_WEBHOOK_SECRET", WHSEC)
         .env("TILL_WORKER_TICK_MS", "50")
         .env("RUST_LOG", "till=info")
+        .env("TILL_MAIL_DIR", dir.join("mail"))
         .env_remove(till::tls::CERT_FILE_VAR)
+        .envs(settings.iter().copied())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap());
     if let Some(ca) = ca {
@@ -312,6 +326,95 @@ async fn stripe_over_https_with_a_private_ca_from_ssl_cert_file() {
     assert!(
         logged.contains("gateway probe failed") && logged.contains("certificate"),
         "{logged}"
+    );
+}
+
+/// A confirmed order of `customer`'s at the Till serving at `till` (the embedded simulator
+/// takes the card).
+async fn paid_order(http: &reqwest::Client, till: &str, customer: Value) {
+    call(http, reqwest::Method::PUT, format!("{till}/v1/products/TEE-1"),
+         Some(json!({"name": "Tee", "price": {"amount": 49900, "currency": "INR"}, "tax_code": "apparel"}))).await;
+    call(
+        http,
+        reqwest::Method::PUT,
+        format!("{till}/v1/inventory/TEE-1/warehouses/blr-1"),
+        Some(json!({"on_hand": 5})),
+    )
+    .await;
+    let order = call(
+        http,
+        reqwest::Method::POST,
+        format!("{till}/v1/orders"),
+        Some(json!({"customer": customer, "items": [{"sku": "TEE-1", "qty": 1}]})),
+    )
+    .await;
+    let id = order["id"].as_str().unwrap();
+    let payment = call(
+        http,
+        reqwest::Method::POST,
+        format!("{till}/v1/orders/{id}/payments"),
+        Some(json!({"method": "card", "source": "pm_card_visa"})),
+    )
+    .await;
+    assert_eq!(payment["status"], "succeeded", "{payment}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_over_smtps_with_a_private_ca_from_ssl_cert_file() {
+    let pki = Pki::new();
+    let server = crate::smtp::SmtpServer::start().await;
+    let smtps = tls_proxy(&pki, server.addr).await;
+    let url = format!("smtps://127.0.0.1:{}", smtps.port());
+    let settings = [
+        ("TILL_SMTP_URL", url.as_str()),
+        ("TILL_MAIL_FROM", "Shop <shop@example.com>"),
+    ];
+    let http = reqwest::Client::new();
+
+    // With the CA trusted: the confirmation goes out over implicit TLS.
+    let (_till, till, _) = serve_with(&pki.dir, &settings, Some(&pki.ca())).await;
+    paid_order(&http, &till, json!({"email": "asha@example.com"})).await;
+    for _ in 0..400 {
+        if !server.received().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let received = server.received();
+    assert_eq!(received.len(), 1, "the confirmation arrived over TLS");
+    assert_eq!(
+        (received[0].from.as_str(), received[0].to.as_slice()),
+        ("shop@example.com", &["asha@example.com".to_string()][..])
+    );
+
+    // Without it: the certificate is refused, nothing is sent, the message waits its retry.
+    let (_untrusting, till, log) = serve_with(&pki.dir, &settings, None).await;
+    paid_order(&http, &till, json!({"email": "ravi@example.com"})).await;
+    let mut logged = String::new();
+    for _ in 0..400 {
+        logged = std::fs::read_to_string(&log).unwrap();
+        if logged.contains("email not sent; trying again later") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        logged.contains("email not sent; trying again later"),
+        "{logged}"
+    );
+    assert!(logged.contains("certificate"), "{logged}");
+    assert_eq!(server.received().len(), 1, "nothing more arrived");
+    let metrics = http
+        .get(format!("{till}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("till_mail_messages{state=\"pending\"} 1"),
+        "{metrics}"
     );
 }
 
