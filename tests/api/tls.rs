@@ -1,6 +1,7 @@
 //! TLS on the way out: the gateway adapters reach an HTTPS gateway, and customer email an
-//! `smtps://` server, whose certificate comes from a private CA given by `SSL_CERT_FILE`
-//! (and refuse it without), and PostgreSQL is reached with `sslmode=require`.
+//! `smtps://` server (and one that offers STARTTLS, for `?tls=required`), whose certificate
+//! comes from a private CA given by `SSL_CERT_FILE` (and refuse it without), and PostgreSQL
+//! is reached with `sslmode=require`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -108,9 +109,8 @@ impl Drop for Pki {
     }
 }
 
-/// Terminates TLS on a free port and passes the plain bytes to `upstream`: the gateway
-/// simulator behind HTTPS, as the real gateways are.
-async fn tls_proxy(pki: &Pki, upstream: SocketAddr) -> SocketAddr {
+/// A TLS server side with the certificate `pki` made for 127.0.0.1.
+fn acceptor(pki: &Pki) -> tokio_rustls::TlsAcceptor {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     let certs: Vec<CertificateDer<'static>> =
@@ -127,7 +127,13 @@ async fn tls_proxy(pki: &Pki, upstream: SocketAddr) -> SocketAddr {
     .with_no_client_auth()
     .with_single_cert(certs, key)
     .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
+/// Terminates TLS on a free port and passes the plain bytes to `upstream`: the gateway
+/// simulator behind HTTPS, as the real gateways are.
+async fn tls_proxy(pki: &Pki, upstream: SocketAddr) -> SocketAddr {
+    let acceptor = acceptor(pki);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -374,13 +380,7 @@ async fn email_over_smtps_with_a_private_ca_from_ssl_cert_file() {
     // With the CA trusted: the confirmation goes out over implicit TLS.
     let (_till, till, _) = serve_with(&pki.dir, &settings, Some(&pki.ca())).await;
     paid_order(&http, &till, json!({"email": "asha@example.com"})).await;
-    for _ in 0..400 {
-        if !server.received().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let received = server.received();
+    let received = server.wait_for(1).await;
     assert_eq!(received.len(), 1, "the confirmation arrived over TLS");
     assert_eq!(
         (received[0].from.as_str(), received[0].to.as_slice()),
@@ -416,6 +416,26 @@ async fn email_over_smtps_with_a_private_ca_from_ssl_cert_file() {
         metrics.contains("till_mail_messages{state=\"pending\"} 1"),
         "{metrics}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_over_required_starttls() {
+    let pki = Pki::new();
+    let server = crate::smtp::SmtpServer::start_with(Some(acceptor(&pki))).await;
+    let url = format!("smtp://127.0.0.1:{}?tls=required", server.addr.port());
+    let http = reqwest::Client::new();
+    let (_till, till, log) = serve_with(
+        &pki.dir,
+        &[("TILL_SMTP_URL", url.as_str())],
+        Some(&pki.ca()),
+    )
+    .await;
+    paid_order(&http, &till, json!({"email": "asha@example.com"})).await;
+    let received = server.wait_for(1).await;
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(received.len(), 1, "the confirmation arrived: {logged}");
+    assert!(received[0].secure, "sent after STARTTLS, encrypted");
+    assert_eq!(received[0].to, ["asha@example.com"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
