@@ -37,6 +37,10 @@ pub enum Error {
     /// A coupon that does not apply to this order; `reason` says why (docs/api.md).
     #[error("coupon {code} cannot be used: {reason}")]
     CouponInvalid { code: String, reason: &'static str },
+    /// A tax document asked for before it exists: an order not confirmed yet, a refund
+    /// without a credit note.
+    #[error("{0}")]
+    InvoiceNotIssued(&'static str),
     #[error("coupon {0} has no use left")]
     CouponExhausted(String),
     #[error("this customer already has {0} pending orders; pay for or cancel one first")]
@@ -116,7 +120,7 @@ impl Error {
             Error::IdempotencyKeyReused | Error::CouponInvalid { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            Error::CouponExhausted(_) => StatusCode::CONFLICT,
+            Error::CouponExhausted(_) | Error::InvoiceNotIssued(_) => StatusCode::CONFLICT,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Error::RateLimited | Error::TooManyPendingOrders(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -142,6 +146,7 @@ impl Error {
             Error::AmountMismatch(_) => "amount_mismatch",
             Error::CouponInvalid { .. } => "coupon_invalid",
             Error::CouponExhausted(_) => "coupon_exhausted",
+            Error::InvoiceNotIssued(_) => "invoice_not_issued",
             Error::PayloadTooLarge => "payload_too_large",
             Error::RateLimited => "rate_limited",
             Error::RequestTimeout => "request_timeout",

@@ -6,6 +6,7 @@ pub mod checkout;
 pub mod clock;
 pub mod config;
 pub mod db;
+pub mod documents;
 pub mod error;
 pub mod failpoint;
 pub mod http;

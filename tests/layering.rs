@@ -1,10 +1,10 @@
 //! The layering rule of ARCHITECTURE.md, checked: a module imports only modules below it.
 //!
 //! Layers, bottom up: the pure core (money, ids, clock, errors, metrics, config, failpoints,
-//! TLS roots) · `db` · the capabilities (`inventory`, `orders`, `payments`, `pricing`, `notify`, and
-//! `verify` beside them), which never import one another · `idempotency` · `checkout` (the
-//! saga) · `relay` (events to their sinks, which may render the saga's documents) · `http` ·
-//! `bench` and the binary. Two standing exceptions: a capability's HTTP
+//! TLS roots) · `db` · the capabilities (`inventory`, `orders`, `payments`, `pricing`, `notify`,
+//! `documents`, and `verify` beside them), which never import one another · `idempotency` ·
+//! `checkout` (the saga) · `relay` (events to their sinks, which may render the saga's
+//! documents) · `http` · `bench` and the binary. Two standing exceptions: a capability's HTTP
 //! edge (`routes.rs`, `seed.rs`, `webhooks.rs`) uses `http`'s extractors and errors; and
 //! `state` (the `AppState` context built at start) is handed down to every layer.
 //!
@@ -20,7 +20,7 @@ fn layer(module: &str) -> Option<u8> {
     Some(match module {
         "money" | "ids" | "clock" | "error" | "metrics" | "config" | "failpoint" | "tls" => 0,
         "db" => 2,
-        "inventory" | "orders" | "payments" | "pricing" | "notify" | "verify" => 3,
+        "inventory" | "orders" | "payments" | "pricing" | "notify" | "verify" | "documents" => 3,
         "idempotency" => 4,
         "checkout" => 5,
         "relay" => 6,

@@ -13,6 +13,7 @@ use crate::idempotency::{record_resource, KeyRef, Resource};
 use crate::ids::{OrderId, PaymentId, RefundId};
 use crate::metrics::Metrics;
 use crate::money::TaxLine;
+use crate::notify::{self, Type};
 use crate::orders::{self, CancelReason, Status as OrderStatus};
 use crate::payments::gateway::GatewayError;
 use crate::payments::{self, Fate, RefundStatus, RefundView, Status};
@@ -256,7 +257,9 @@ async fn after_refund(
     let head = orders::store::head(tx, &refund.order_id)
         .await?
         .ok_or(Error::NotFound("order"))?;
-    // Refunds Till made on its own (a late or duplicate payment) leave the order as it is.
+    // Refunds Till made on its own (a late or duplicate payment) leave the order as it is,
+    // and have no credit note: the order they gave money back for has no invoice.
+    let mut credit_note = None;
     if refund.reason == REASON_REQUESTED
         && matches!(
             head.status,
@@ -271,7 +274,11 @@ async fn after_refund(
         if head.status != to {
             orders::store::transition(tx, &refund.order_id, &[head.status], to, None, now).await?;
         }
+        credit_note = super::documents::issue_credit_note(tx, refund, now).await?;
     }
     emit::refund(tx, &refund.id, now).await?;
+    if let Some(note) = credit_note {
+        notify::enqueue(tx, Type::CreditNoteIssued, &note, now).await?;
+    }
     Ok(())
 }

@@ -11,7 +11,7 @@ use crate::failpoint;
 use crate::ids::{OrderId, PaymentId, RefundId};
 use crate::inventory::{self, LockEnd};
 use crate::metrics::Metrics;
-use crate::notify::Type;
+use crate::notify::{self, Type};
 use crate::orders::{self, CancelReason, Status as OrderStatus};
 use crate::payments::{self, Fate, Payment, Status};
 use crate::pricing::{self, store::UseEnd};
@@ -97,9 +97,17 @@ pub(super) async fn keep_money(
     pricing::store::settle_use(tx, order_id, UseEnd::Confirmed, now).await?;
     inventory::store::settle_locks(tx, order_id, LockEnd::Committed, now).await?;
     failpoint::hit("mid_finalize");
-    let invoice = orders::store::record_paid(tx, order_id, &payment.id, now).await?;
-    tracing::debug!(%order_id, invoice, "invoice issued");
-    emit::order(tx, Type::OrderConfirmed, order_id, now).await?;
+    // The invoice and the confirmed order's view are drawn up before the number is taken:
+    // the series' counter row, which every confirmation waits for, is then held only for
+    // the number and three inserts (the document and the two events).
+    let draft = super::documents::draft_invoice(tx, order_id, now).await?;
+    let mut confirmed = emit::order_now(tx, order_id).await?;
+    let number = orders::store::record_paid(tx, order_id, &payment.id, now).await?;
+    // All `record_paid` changed that the order's view shows.
+    confirmed.record.invoice_number = Some(number.clone());
+    let invoice = super::documents::issue_invoice(tx, draft, number, now).await?;
+    notify::enqueue(tx, Type::OrderConfirmed, &confirmed, now).await?;
+    notify::enqueue(tx, Type::InvoiceIssued, &invoice, now).await?;
     Metrics::inc(&state.metrics.orders_confirmed);
     if head.status != OrderStatus::Pending {
         Metrics::inc(&state.metrics.late_payments_relocked);

@@ -6,6 +6,7 @@
 
 pub mod compensate;
 pub mod create;
+pub mod documents;
 pub mod emit;
 pub mod events;
 pub mod finalize;
@@ -21,5 +22,6 @@ pub mod workers;
 
 pub use compensate::{cancel_order, expire_order, process_refund, refund_order};
 pub use create::{create_order, quote, OrderInput};
+pub use documents::{credit_note_document, credit_note_pdf, invoice_document, invoice_pdf};
 pub use pay::{apply_outcome, start_payment, PaymentInput};
 pub use views::{order_view, OrderView, QuoteView};

@@ -20,6 +20,7 @@ use crate::http::idempotency::{self, IdempotencyKey};
 use crate::ids::OrderId;
 use crate::ids::Sku;
 use crate::payments::Method;
+use crate::pricing;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -76,6 +77,11 @@ pub struct CustomerBody {
     #[schema(nullable = false)]
     #[serde(skip_serializing_if = "Option::is_none")]
     phone: Option<String>,
+    /// A business buyer's GSTIN, for its tax invoice (checked, stored upper case).
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false, example = "27AAPFU0939F1ZV")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gstin: Option<String>,
 }
 
 #[derive(Deserialize, serde::Serialize, ToSchema)]
@@ -123,7 +129,11 @@ pub struct OrderBody {
 }
 
 /// A checkout request, checked (shared by orders and quotes).
-fn order_input(body: OrderBody) -> Result<OrderInput> {
+fn order_input(mut body: OrderBody) -> Result<OrderInput> {
+    if let Some(gstin) = body.customer.as_mut().and_then(|c| c.gstin.as_mut()) {
+        *gstin = gstin.to_ascii_uppercase();
+        pricing::gstin::check(gstin).map_err(|e| Error::invalid(format!("customer.{e}")))?;
+    }
     if let Some(c) = &body.customer {
         check_text(&[
             ("customer.id", c.id.as_ref()),

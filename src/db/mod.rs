@@ -30,6 +30,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("0009_idempotency_resource_kind.sql")),
     (10, include_str!("0010_pricing.sql")),
     (11, include_str!("0011_events.sql")),
+    (12, include_str!("0012_documents.sql")),
 ];
 
 /// SQLite allows one writer at a time; one pooled connection serializes writers inside this
@@ -240,6 +241,20 @@ pub async fn setting(conn: &mut AnyConnection, name: &str) -> Result<Option<Stri
         .bind(name)
         .fetch_optional(&mut *conn)
         .await
+}
+
+/// The next number of a series (`invoice/2026-27`, `credit_note/2026-27`), starting at 1.
+/// Taken inside the transaction that issues the numbered thing: the counter row stays locked
+/// to its end, so numbers are consecutive — a rolled-back transaction gives its number back
+/// — and never repeat.
+pub async fn next_in_series(conn: &mut AnyConnection, series: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO counters (name, value) VALUES ($1, 1)
+         ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value",
+    )
+    .bind(series)
+    .fetch_one(&mut *conn)
+    .await
 }
 
 /// Keeps `value` under `name` unless a value is there already; returns the value kept.

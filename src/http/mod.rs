@@ -29,6 +29,7 @@ pub fn app(state: AppState) -> Router {
         .merge(inventory::routes::router())
         .merge(pricing::routes::router())
         .merge(checkout::routes::router())
+        .merge(checkout::documents::routes::router())
         .merge(checkout::seed::router())
         .merge(checkout::webhooks::router())
         .merge(notify::routes::router());

@@ -23,6 +23,7 @@ use crate::checkout::routes::{CancelBody, OrderBody, PaymentBody, RefundBody};
 use crate::checkout::seed::{ConfirmBody, InitiateBody, LockBody};
 use crate::checkout::webhooks::WebhookAck;
 use crate::checkout::{OrderView, QuoteView};
+use crate::documents::{CreditNoteDoc, InvoiceDoc};
 use crate::error::ErrorBody;
 use crate::inventory::routes::{ProductBody, ProductView, StockBody};
 use crate::inventory::Stock;
@@ -98,6 +99,8 @@ pub enum Content {
     Json(SchemaOf),
     /// Prometheus text.
     Text,
+    /// A PDF document (`application/pdf`).
+    Pdf,
 }
 
 pub struct RouteDoc {
@@ -131,6 +134,7 @@ const INVALID: (u16, &[&str]) = (400, &["invalid_request"]);
 const UNAUTHORIZED: (u16, &[&str]) = (401, &["unauthorized"]);
 const NOT_FOUND: (u16, &[&str]) = (404, &["not_found"]);
 const REUSED: (u16, &[&str]) = (422, &["idempotency_key_reused"]);
+const NOT_ISSUED: (u16, &[&str]) = (409, &["invoice_not_issued"]);
 const UNAVAILABLE: (u16, &[&str]) = (503, &["unavailable"]);
 
 pub const ROUTES: &[RouteDoc] = &[
@@ -370,6 +374,54 @@ pub const ROUTES: &[RouteDoc] = &[
         ],
     },
     RouteDoc {
+        method: "get",
+        path: "/v1/orders/{id}/invoice",
+        operation_id: "getInvoice",
+        summary: "The order's GST tax invoice, as issued when it was confirmed",
+        auth: Auth::ApiKeyOrClientSecret,
+        key_header: KeyHeader::No,
+        request: None,
+        request_optional: false,
+        answers: &[(200, Content::Json(schema::<InvoiceDoc>))],
+        errors: &[UNAUTHORIZED, NOT_FOUND, NOT_ISSUED, UNAVAILABLE],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/v1/orders/{id}/invoice.pdf",
+        operation_id: "getInvoicePdf",
+        summary: "The order's tax invoice as a PDF",
+        auth: Auth::ApiKeyOrClientSecret,
+        key_header: KeyHeader::No,
+        request: None,
+        request_optional: false,
+        answers: &[(200, Content::Pdf)],
+        errors: &[UNAUTHORIZED, NOT_FOUND, NOT_ISSUED, UNAVAILABLE],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/v1/refunds/{refund_id}/credit_note",
+        operation_id: "getCreditNote",
+        summary: "The credit note of a refund of an invoiced order",
+        auth: Auth::ApiKeyOrClientSecret,
+        key_header: KeyHeader::No,
+        request: None,
+        request_optional: false,
+        answers: &[(200, Content::Json(schema::<CreditNoteDoc>))],
+        errors: &[UNAUTHORIZED, NOT_FOUND, NOT_ISSUED, UNAVAILABLE],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/v1/refunds/{refund_id}/credit_note.pdf",
+        operation_id: "getCreditNotePdf",
+        summary: "The credit note as a PDF",
+        auth: Auth::ApiKeyOrClientSecret,
+        key_header: KeyHeader::No,
+        request: None,
+        request_optional: false,
+        answers: &[(200, Content::Pdf)],
+        errors: &[UNAUTHORIZED, NOT_FOUND, NOT_ISSUED, UNAVAILABLE],
+    },
+    RouteDoc {
         method: "post",
         path: "/v1/webhooks/{gateway}",
         operation_id: "receiveWebhook",
@@ -576,6 +628,7 @@ fn path_parameter(name: &str) -> utoipa::openapi::path::Parameter {
         "sku" => ("1-64 of `A-Z a-z 0-9 - _ .`", string, "TEE-1"),
         "warehouse" => ("1-64 of `A-Z a-z 0-9 - _`", string, "blr-1"),
         "id" => ("the order's id", string, "O123"),
+        "refund_id" => ("the refund's id", string, "re_0"),
         "code" => (
             "a coupon code: 1-32 of `A-Z 0-9 - _`, case-insensitive",
             string.pattern(Some("^[A-Za-z0-9_-]{1,32}$")),
@@ -678,6 +731,16 @@ fn operation(route: &RouteDoc, components: &mut Components) -> utoipa::openapi::
                 "text/plain",
                 ContentBuilder::new()
                     .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                    .build(),
+            ),
+            Content::Pdf => ResponseBuilder::new().description(reason(*status)).content(
+                "application/pdf",
+                ContentBuilder::new()
+                    .schema(Some(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .content_media_type("application/pdf"),
+                    ))
                     .build(),
             ),
         };

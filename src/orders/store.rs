@@ -345,13 +345,7 @@ pub async fn record_paid(
 /// rolled-back confirmation gives its number back) and no duplicate.
 async fn set_invoice_number(conn: &mut AnyConnection, id: &OrderId, now: i64) -> Result<String> {
     let year = financial_year(now);
-    let n: i64 = sqlx::query_scalar(
-        "INSERT INTO counters (name, value) VALUES ($1, 1)
-         ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value",
-    )
-    .bind(format!("invoice/{year}"))
-    .fetch_one(&mut *conn)
-    .await?;
+    let n = crate::db::next_in_series(conn, &format!("invoice/{year}")).await?;
     let number = invoice_number(&year, n);
     sqlx::query("UPDATE orders SET invoice_number = $1, updated_at = $2 WHERE id = $3")
         .bind(&number)

@@ -69,6 +69,10 @@ pub struct Customer {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub phone: Option<String>,
+    /// A business buyer's GSTIN, upper case.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub gstin: Option<String>,
 }
 
 /// The shipping address as the order was created with it.

@@ -437,6 +437,7 @@ pub fn route_example(route: &till::http::openapi::RouteDoc) -> (Method, String) 
         .replace("{sku}", "TEE-1")
         .replace("{warehouse}", "blr-1")
         .replace("{id}", "ord_x")
+        .replace("{refund_id}", "re_x")
         .replace("{gateway}", "sim")
         .replace("{code}", "SAVE10")
         .replace("{tax_code}", "apparel");

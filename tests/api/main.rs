@@ -9,6 +9,7 @@ mod checkout;
 mod concurrency;
 mod crash;
 mod db_faults;
+mod documents;
 mod edges;
 mod events;
 mod gateway_routing;

@@ -8,8 +8,10 @@
 use serde_json::json;
 use sqlx::{AnyConnection, Connection};
 use till::db::{Db, Kind};
+use till::documents::store::NewDocument;
+use till::documents::{self, CreditNoteDoc, InvoiceDoc};
 use till::error::Error;
-use till::ids::{OrderId, PaymentId, Sku};
+use till::ids::{OrderId, PaymentId, RefundId, Sku};
 use till::inventory::{self, LockEnd, Product};
 use till::money::{Currency, Money};
 use till::orders::{self, Line, NewOrder, Status as OrderStatus};
@@ -34,6 +36,7 @@ both!(
     saga_reads_store,
     coupons_store,
     tax_store,
+    documents_store,
     unknown_stored_values_are_errors,
 );
 
@@ -1124,6 +1127,129 @@ async fn tax_store(b: Backend) {
 
 /// Data Till did not write (a hand edit, a newer version's status) is an error where it is
 /// read, never a default that could move money.
+/// A document as the API shows it, with the parties and lines left empty.
+fn document(object: &str, number: &str, order: &str, refund: Option<&str>) -> serde_json::Value {
+    let party =
+        json!({"gstin": null, "legal_name": null, "address": null, "country": null, "state": null});
+    let buyer = json!({"id": null, "name": null, "email": null, "phone": null, "gstin": null, "ship_to": null});
+    let mut doc = json!({"object": object, "number": number, "issued_at": "2026-11-29T00:00:00Z",
+        "order_id": order, "currency": "INR", "seller": party, "buyer": buyer, "place_of_supply": "KA",
+        "prices_include_tax": false, "lines": [], "subtotal": 100, "discount": 0, "taxable_amount": 100,
+        "tax": 0, "tax_lines": [], "total": 100, "total_in_words": "Rupees One Only"});
+    if let Some(refund) = refund {
+        doc["refund_id"] = json!(refund);
+        doc["invoice_number"] = json!("INV/2026-27/000001");
+        doc["invoice_issued_at"] = json!("2026-11-29T00:00:00Z");
+    }
+    doc
+}
+
+async fn documents_store(b: Backend) {
+    let (test_db, db) = fresh(b).await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    let order = OrderId::from("ord_1");
+    assert!(documents::store::invoice(&mut conn, &order)
+        .await
+        .unwrap()
+        .is_none());
+    let invoice: InvoiceDoc =
+        serde_json::from_value(document("invoice", "INV/2026-27/000001", "ord_1", None)).unwrap();
+    let new = |kind, number, refund_id, body| NewDocument {
+        kind,
+        number,
+        order_id: &order,
+        refund_id,
+        issued_at: 1,
+        body,
+    };
+    let body = serde_json::to_string(&invoice).unwrap();
+    let first = new(
+        documents::Kind::Invoice,
+        "INV/2026-27/000001",
+        None,
+        body.clone(),
+    );
+    assert!(documents::store::insert(&mut conn, &first).await.unwrap());
+    // One invoice per order: a second one is not stored.
+    let again = new(documents::Kind::Invoice, "INV/2026-27/000002", None, body);
+    assert!(!documents::store::insert(&mut conn, &again).await.unwrap());
+    let read = documents::store::invoice(&mut conn, &order)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.number, "INV/2026-27/000001");
+    // Credit notes: a series of their own, one per refund, oldest first.
+    assert_eq!(
+        documents::store::next_number(&mut conn, "credit_note/2026-27")
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        documents::store::next_number(&mut conn, "credit_note/2026-27")
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        documents::store::next_number(&mut conn, "credit_note/2027-28")
+            .await
+            .unwrap(),
+        1
+    );
+    let refunds = [RefundId::from("re_1"), RefundId::from("re_2")];
+    for (k, number) in ["CN/2026-27/000001", "CN/2026-27/000002"]
+        .into_iter()
+        .enumerate()
+    {
+        let note: CreditNoteDoc = serde_json::from_value(document(
+            "credit_note",
+            number,
+            "ord_1",
+            Some(refunds[k].as_str()),
+        ))
+        .unwrap();
+        let doc = new(
+            documents::Kind::CreditNote,
+            number,
+            Some(&refunds[k]),
+            serde_json::to_string(&note).unwrap(),
+        );
+        assert!(documents::store::insert(&mut conn, &doc).await.unwrap());
+        assert!(!documents::store::insert(&mut conn, &doc).await.unwrap());
+    }
+    let note = documents::store::credit_note(&mut conn, &refunds[1])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(note.number, "CN/2026-27/000002");
+    assert!(
+        documents::store::credit_note(&mut conn, &RefundId::from("re_3"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let notes = documents::store::credit_notes_of_order(&mut conn, &order)
+        .await
+        .unwrap();
+    let numbers: Vec<&str> = notes.iter().map(|n| n.number.as_str()).collect();
+    assert_eq!(numbers, ["CN/2026-27/000001", "CN/2026-27/000002"]);
+    // A stored body Till cannot read is an error, never skipped.
+    sqlx::query("UPDATE documents SET body = '{}' WHERE kind = 'invoice'")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let err = documents::store::invoice(&mut conn, &order)
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{err:?}").contains("not a value Till knows"),
+        "{err:?}"
+    );
+    drop(conn);
+    done(test_db, db).await;
+}
+
 async fn unknown_stored_values_are_errors(b: Backend) {
     let (test_db, db) = fresh(b).await;
     let mut conn = db.pool.acquire().await.unwrap();
@@ -1171,6 +1297,7 @@ fn every_store_function_is_called_here() {
         "idempotency",
         "notify",
         "checkout",
+        "documents",
     ] {
         let file = format!("{root}/src/{module}/store.rs");
         let dir = format!("{root}/src/{module}/store");
