@@ -19,6 +19,7 @@ pub mod orders;
 pub mod payments;
 pub mod pricing;
 pub mod state;
+pub mod timeline;
 pub mod tls;
 pub mod verify;
 

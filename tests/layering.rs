@@ -1,8 +1,9 @@
 //! The layering rule of ARCHITECTURE.md, checked: a module imports only modules below it.
 //!
 //! Layers, bottom up: the pure core (money, ids, clock, errors, metrics, config, failpoints,
-//! TLS roots) · `db` · the capabilities (`inventory`, `orders`, `payments`, `pricing`, `notify`, and
-//! `verify` beside them), which never import one another · `idempotency` · `checkout` (the
+//! TLS roots) · `db`, and beside it `timeline` (the per-order audit trail anything above
+//! may write) · the capabilities (`inventory`, `orders`, `payments`, `pricing`, `notify`,
+//! and `verify` beside them), which never import one another · `idempotency` · `checkout` (the
 //! saga) · `http` · `bench` and the binary. Two standing exceptions: a capability's HTTP
 //! edge (`routes.rs`, `seed.rs`, `webhooks.rs`) uses `http`'s extractors and errors; and
 //! `state` (the `AppState` context built at start) is handed down to every layer.
@@ -18,7 +19,8 @@ use std::path::Path;
 fn layer(module: &str) -> Option<u8> {
     Some(match module {
         "money" | "ids" | "clock" | "error" | "metrics" | "config" | "failpoint" | "tls" => 0,
-        "db" => 2,
+        // The timeline sits beside `db`: every capability and the saga may write to it.
+        "db" | "timeline" => 2,
         "inventory" | "orders" | "payments" | "pricing" | "notify" | "verify" => 3,
         "idempotency" => 4,
         "checkout" => 5,

@@ -25,4 +25,5 @@ mod slow_clients;
 mod storage;
 mod stores;
 mod stripe;
+mod timeline;
 mod tls;
