@@ -80,14 +80,16 @@ async fn note(
         Received::Duplicate => ("duplicate", None),
         Received::Ignored(reason) => ("ignored", Some(reason)),
     };
-    let detail = json!({
+    let mut detail = json!({
         "gateway": gateway,
         "event_id": event.event_id,
         "payment_id": payment.id,
         "reported": super::trail::outcome_name(&event.payment.outcome),
         "outcome": outcome,
-        "reason": reason,
     });
+    if let Some(reason) = reason {
+        detail["reason"] = json!(reason);
+    }
     let mut conn = state.db.pool.acquire().await?;
     let now = state.now_ms();
     timeline::record(

@@ -236,7 +236,10 @@ pub async fn apply_outcome(
         return Ok(()); // another writer moved it first; its transaction did the work
     }
     if let Some(kind) = payment_kind(to) {
-        let moved = json!({"payment_id": payment_id, "from": payment.status.as_str(), "code": failure_code(&gp.outcome)});
+        let mut moved = json!({"payment_id": payment_id, "from": payment.status.as_str()});
+        if let Some(code) = failure_code(&gp.outcome) {
+            moved["code"] = json!(code);
+        }
         timeline::record(&mut tx, &order_id, kind, &moved, now).await?;
     }
     let mut next = Next::Nothing;

@@ -13,6 +13,7 @@ both!(
     a_declined_card_shows_its_compensation,
     an_expired_order_shows_its_stock_released,
     an_upi_payment_shows_the_webhook_that_confirmed_it,
+    each_webhook_receipt_says_what_became_of_it,
     a_coupon_order_shows_its_coupon_reserved_and_settled,
     a_refund_shows_its_request_gateway_call_and_success,
     the_timeline_takes_the_api_key_and_a_known_order,
@@ -237,6 +238,71 @@ async fn an_upi_payment_shows_the_webhook_that_confirmed_it(b: Backend) {
         "{webhook}"
     );
     assert!(webhook["detail"]["event_id"].is_string(), "{webhook}");
+    app.finish().await;
+}
+
+/// Events fed to the receiver directly, as the webhook route would after their signature
+/// checked out: applied, then the same event again, then one about other money.
+async fn each_webhook_receipt_says_what_became_of_it(b: Backend) {
+    use till::payments::gateway::{GatewayPayment, Outcome, WebhookEvent};
+    let app = TestApp::spawn_with(b, Workers::Manual, |_| {}).await;
+    app.stocked("TEE-1", 500, 10).await;
+    let id = app.new_order("TEE-1", 1).await;
+    let (status, payment) = app.pay(&id, "upi", "success@razorpay").await;
+    assert_eq!(status, 201, "{payment}");
+    let (gateway, gateway_ref): (String, String) =
+        sqlx::query_as("SELECT gateway, gateway_ref FROM payments WHERE order_id = $1")
+            .bind(&id)
+            .fetch_one(&app.state().db.pool)
+            .await
+            .unwrap();
+    let event = |event_id: &str, amount_minor: i64| WebhookEvent {
+        event_id: event_id.into(),
+        payment_key: payment["id"].as_str().unwrap().into(),
+        payment: GatewayPayment {
+            gateway_ref: gateway_ref.clone(),
+            outcome: Outcome::Succeeded,
+        },
+        amount_minor,
+        currency: "INR".into(),
+    };
+    let receive = |ev: WebhookEvent| {
+        let (state, gateway) = (app.state().clone(), gateway.clone());
+        async move {
+            till::checkout::events::receive(&state, &gateway, &ev)
+                .await
+                .unwrap()
+        }
+    };
+    use till::checkout::events::Received;
+    assert_eq!(receive(event("evt_a", 500)).await, Received::Applied);
+    assert_eq!(receive(event("evt_a", 500)).await, Received::Duplicate);
+    assert!(matches!(
+        receive(event("evt_b", 1)).await,
+        Received::Ignored(_)
+    ));
+    assert_eq!(app.order(&id).await["status"], "confirmed");
+    let entries = timeline(&app, &id).await;
+    let receipts: Vec<(&Value, &Value, bool)> = entries
+        .iter()
+        .filter(|e| e["kind"] == "webhook.received")
+        .map(|e| {
+            let d = &e["detail"];
+            (&d["event_id"], &d["outcome"], d["reason"].is_string())
+        })
+        .collect();
+    assert_eq!(
+        receipts,
+        [
+            (&json!("evt_a"), &json!("applied"), false),
+            (&json!("evt_a"), &json!("duplicate"), false),
+            (&json!("evt_b"), &json!("ignored"), true),
+        ]
+    );
+    assert_in_order(
+        &entries,
+        &["webhook.received", "payment.succeeded", "order.confirmed"],
+    );
     app.finish().await;
 }
 
