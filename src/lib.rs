@@ -18,6 +18,7 @@ pub mod notify;
 pub mod orders;
 pub mod payments;
 pub mod pricing;
+pub mod relay;
 pub mod state;
 pub mod timeline;
 pub mod tls;
@@ -37,7 +38,7 @@ pub struct Running {
     pub addr: SocketAddr,
     pub state: AppState,
     server: JoinHandle<()>,
-    workers: Option<JoinHandle<()>>,
+    workers: Vec<JoinHandle<()>>,
     prober: JoinHandle<()>,
 }
 
@@ -66,7 +67,14 @@ pub async fn start(cfg: &Config, clock: Clock, workers: Workers) -> anyhow::Resu
         max_connections: cfg.max_connections,
     };
     let server = tokio::spawn(http::serve::serve(listener, app, limits));
-    let workers = (workers == Workers::Run).then(|| checkout::workers::spawn(state.clone()));
+    let workers = match workers {
+        Workers::Run => {
+            let mut all = relay::spawn(&state);
+            all.push(checkout::workers::spawn(state.clone()));
+            all
+        }
+        Workers::Manual => Vec::new(),
+    };
     let probed = state.clone();
     let prober = tokio::spawn(async move {
         loop {
@@ -92,8 +100,8 @@ impl Running {
     pub fn abort(self) {
         self.server.abort();
         self.prober.abort();
-        if let Some(workers) = self.workers {
-            workers.abort();
+        for worker in self.workers {
+            worker.abort();
         }
     }
 

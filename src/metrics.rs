@@ -26,7 +26,7 @@ pub struct Metrics {
     /// applied, recorded on the payment for reconciliation and people.
     pub payments_contradicted: AtomicU64,
     pub refunds_succeeded: AtomicU64,
-    pub outbox_delivered: AtomicU64,
+    pub events_delivered: AtomicU64,
     pub http_requests: AtomicU64,
     pub http_5xx: AtomicU64,
 }
@@ -36,7 +36,8 @@ impl Metrics {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn render(&self, outbox_lag: i64) -> String {
+    /// The counters, then each sink's lag: `(sink, events waiting, age of the oldest in s)`.
+    pub fn render(&self, sink_lags: &[(String, i64, i64)]) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut out = String::new();
         let mut counter = |name: &str, help: &str, labels: &[(&str, u64)]| {
@@ -105,9 +106,9 @@ impl Metrics {
             &[("", get(&self.refunds_succeeded))],
         );
         counter(
-            "outbox_delivered_total",
-            "Outbox events delivered.",
-            &[("", get(&self.outbox_delivered))],
+            "events_delivered_total",
+            "Events the sinks took, all sinks together.",
+            &[("", get(&self.events_delivered))],
         );
         counter(
             "http_requests_total",
@@ -119,8 +120,14 @@ impl Metrics {
             "HTTP requests answered 5xx.",
             &[("", get(&self.http_5xx))],
         );
-        let _ = writeln!(out, "# HELP till_outbox_lag_events Undelivered outbox events.\n# TYPE till_outbox_lag_events gauge");
-        let _ = writeln!(out, "till_outbox_lag_events {outbox_lag}");
+        let _ = writeln!(out, "# HELP till_sink_lag_events Events written that a sink has not yet taken.\n# TYPE till_sink_lag_events gauge");
+        for (sink, waiting, _) in sink_lags {
+            let _ = writeln!(out, "till_sink_lag_events{{sink=\"{sink}\"}} {waiting}");
+        }
+        let _ = writeln!(out, "# HELP till_sink_lag_seconds Age of the oldest event a sink has not yet taken.\n# TYPE till_sink_lag_seconds gauge");
+        for (sink, _, age) in sink_lags {
+            let _ = writeln!(out, "till_sink_lag_seconds{{sink=\"{sink}\"}} {age}");
+        }
         out
     }
 }

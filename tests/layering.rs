@@ -4,7 +4,8 @@
 //! TLS roots) · `db`, and beside it `timeline` (the per-order audit trail anything above
 //! may write) · the capabilities (`inventory`, `orders`, `payments`, `pricing`, `notify`,
 //! and `verify` beside them), which never import one another · `idempotency` · `checkout` (the
-//! saga) · `http` · `bench` and the binary. Two standing exceptions: a capability's HTTP
+//! saga) · `relay` (events to their sinks, which may render the saga's documents) · `http` ·
+//! `bench` and the binary. Two standing exceptions: a capability's HTTP
 //! edge (`routes.rs`, `seed.rs`, `webhooks.rs`) uses `http`'s extractors and errors; and
 //! `state` (the `AppState` context built at start) is handed down to every layer.
 //!
@@ -24,10 +25,11 @@ fn layer(module: &str) -> Option<u8> {
         "inventory" | "orders" | "payments" | "pricing" | "notify" | "verify" => 3,
         "idempotency" => 4,
         "checkout" => 5,
-        "state" => 6,
-        "http" => 7,
-        "bench" => 8,
-        "lib" | "main" => 9,
+        "relay" => 6,
+        "state" => 7,
+        "http" => 8,
+        "bench" => 9,
+        "lib" | "main" => 10,
         _ => return None,
     })
 }

@@ -2,9 +2,9 @@
 //! once, a status moves by compare-and-set — so repeating one, or racing two, changes
 //! nothing twice.
 
-use serde_json::json;
 use sqlx::Connection;
 
+use super::emit;
 use super::finalize::end_in_tx;
 use super::pay::{settle_answer, Call};
 use super::trail::{gateway_call, refund_step, Op};
@@ -14,7 +14,6 @@ use crate::idempotency::{record_resource, KeyRef, Resource};
 use crate::ids::{OrderId, PaymentId, RefundId};
 use crate::metrics::Metrics;
 use crate::money::TaxLine;
-use crate::notify;
 use crate::orders::{self, CancelReason, Status as OrderStatus};
 use crate::payments::gateway::GatewayError;
 use crate::payments::{self, Fate, RefundStatus, RefundView, Status};
@@ -284,12 +283,6 @@ async fn after_refund(
             orders::store::transition(tx, &refund.order_id, &[head.status], to, None, now).await?;
         }
     }
-    notify::enqueue(
-        tx,
-        "refund.succeeded",
-        json!({"refund_id": refund.id, "order_id": refund.order_id, "payment_id": payment.id, "amount": refund.amount.minor}),
-        now,
-    )
-    .await?;
+    emit::refund(tx, &refund.id, now).await?;
     Ok(())
 }

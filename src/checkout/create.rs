@@ -13,6 +13,7 @@ use crate::idempotency::{complete_in, KeyRef};
 use crate::ids::{random_token, sha256_hex, OrderId, Sku};
 use crate::inventory;
 use crate::metrics::Metrics;
+use crate::notify::{self, Type};
 use crate::orders::{self, Line, NewOrder};
 use crate::pricing::{self, CartLine, Invalid, Place, PriceError, Priced, Seller, TaxCode};
 use crate::state::AppState;
@@ -212,6 +213,7 @@ pub async fn create_order(
     let mut order = super::order_view(&mut tx, id.as_str())
         .await?
         .ok_or(Error::NotFound("order"))?;
+    notify::enqueue(&mut tx, Type::OrderCreated, &order, now).await?;
     order.client_secret = Some(secret);
     if let Some(key) = key {
         complete_in(&mut tx, key, StatusCode::CREATED, &order).await?;

@@ -6,13 +6,14 @@
 use serde_json::json;
 use sqlx::{AnyConnection, Connection};
 
+use super::emit;
 use super::trail::{self, Settled};
 use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::ids::{OrderId, PaymentId, RefundId};
 use crate::inventory::{self, LockEnd};
 use crate::metrics::Metrics;
-use crate::notify;
+use crate::notify::Type;
 use crate::orders::{self, CancelReason, Status as OrderStatus};
 use crate::payments::{self, Fate, Payment, Status};
 use crate::pricing::{self, store::UseEnd};
@@ -41,22 +42,20 @@ pub async fn end_in_tx(
     let locks = inventory::store::settle_locks(tx, order_id, LockEnd::Released, now).await?;
     let to_void = payments::store::decide_void_in_flight(tx, order_id, now).await?;
     let kind = match to {
+        OrderStatus::Expired => Type::OrderExpired,
+        _ => Type::OrderCancelled,
+    };
+    let step = match to {
         OrderStatus::Expired => Kind::OrderExpired,
         _ => Kind::OrderCancelled,
     };
     let ended = Settled {
-        order: (kind, json!({"reason": reason.as_str(), "voiding": to_void})),
+        order: (step, json!({"reason": reason.as_str(), "voiding": to_void})),
         coupon: coupon.then_some(Kind::CouponReleased),
         stock: (Kind::StockReleased, locks),
     };
     trail::settled(tx, order_id, ended, now).await?;
-    notify::enqueue(
-        tx,
-        &format!("order.{}", to.as_str()),
-        json!({"order_id": order_id, "reason": reason.as_str()}),
-        now,
-    )
-    .await?;
+    emit::order(tx, kind, order_id, now).await?;
     Metrics::inc(match to {
         OrderStatus::Expired => &state.metrics.orders_expired,
         _ => &state.metrics.orders_cancelled,
@@ -112,6 +111,7 @@ pub(super) async fn keep_money(
     let locks = inventory::store::settle_locks(tx, order_id, LockEnd::Committed, now).await?;
     failpoint::hit("mid_finalize");
     let invoice = orders::store::record_paid(tx, order_id, &payment.id, now).await?;
+    tracing::debug!(%order_id, invoice, "invoice issued");
     let confirmed = Settled {
         order: (
             Kind::OrderConfirmed,
@@ -123,13 +123,7 @@ pub(super) async fn keep_money(
     trail::settled(tx, order_id, confirmed, now).await?;
     let issued = json!({"number": invoice});
     timeline::record(tx, order_id, Kind::InvoiceIssued, &issued, now).await?;
-    notify::enqueue(
-        tx,
-        "order.confirmed",
-        json!({"order_id": order_id, "payment_id": payment.id, "total": head.total.minor, "currency": head.total.currency.code(), "invoice_number": invoice}),
-        now,
-    )
-    .await?;
+    emit::order(tx, Type::OrderConfirmed, order_id, now).await?;
     Metrics::inc(&state.metrics.orders_confirmed);
     if head.status != OrderStatus::Pending {
         Metrics::inc(&state.metrics.late_payments_relocked);

@@ -6,6 +6,7 @@
 
 pub mod compensate;
 pub mod create;
+pub mod emit;
 pub mod events;
 pub mod finalize;
 pub mod pay;

@@ -7,14 +7,15 @@ use std::time::Instant;
 use serde_json::json;
 use sqlx::Connection;
 
-use super::finalize;
 use super::trail::{failure_code, gateway_call, payment_kind, Op};
+use super::{emit, finalize};
 use crate::db::is_unique_violation;
 use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::idempotency::{record_resource, KeyRef, Resource};
 use crate::ids::{OrderId, PaymentId, RefundId};
 use crate::metrics::Metrics;
+use crate::notify::Type;
 use crate::orders::{self, CancelReason, Status as OrderStatus};
 use crate::payments::gateway::{GatewayError, GatewayPayment, Outcome};
 use crate::payments::{self, Fate, Method, Payment, PaymentView, Status};
@@ -241,6 +242,13 @@ pub async fn apply_outcome(
             moved["code"] = json!(code);
         }
         timeline::record(&mut tx, &order_id, kind, &moved, now).await?;
+    }
+    match to {
+        Status::Succeeded => {
+            emit::payment(&mut tx, Type::PaymentSucceeded, payment_id, now).await?
+        }
+        Status::Failed => emit::payment(&mut tx, Type::PaymentFailed, payment_id, now).await?,
+        _ => {}
     }
     let mut next = Next::Nothing;
     match to {

@@ -1,6 +1,6 @@
 //! The workers that finish what requests started: the expiry sweeper, payment recovery,
-//! refund retries, the outbox relay, the simulator's webhook sender and idempotency-key
-//! cleanup. Each is a step function (tests call them directly) run in a loop by `spawn`.
+//! refund retries, the simulator's webhook sender and idempotency-key cleanup (the relay that
+//! feeds events to their sinks runs beside them: `relay`). Each is a step function (tests call them directly) run in a loop by `spawn`.
 
 use std::time::Duration;
 
@@ -12,7 +12,6 @@ use super::{expire_order, process_refund};
 use crate::error::Result;
 use crate::idempotency;
 use crate::ids::OrderId;
-use crate::notify;
 use crate::orders;
 use crate::payments::{self, gateway::GatewayPayment, gateway::Outcome};
 use crate::state::AppState;
@@ -31,7 +30,6 @@ pub async fn run_once(state: &AppState) -> Result<usize> {
             .await
             .map_err(crate::error::Error::Internal)?;
     }
-    handled += notify::relay_once(state).await?;
     idempotency::purge_expired(state).await?;
     Ok(handled)
 }

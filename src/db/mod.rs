@@ -29,6 +29,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("0008_one_in_flight.sql")),
     (9, include_str!("0009_idempotency_resource_kind.sql")),
     (10, include_str!("0010_pricing.sql")),
+    (11, include_str!("0011_events.sql")),
     (13, include_str!("0013_timeline.sql")),
 ];
 

@@ -21,7 +21,7 @@ use crate::error::Error;
 use crate::ids::{constant_time_eq, random_token, sha256_hex};
 use crate::metrics::Metrics;
 use crate::state::AppState;
-use crate::{checkout, inventory, notify, pricing};
+use crate::{checkout, inventory, notify, pricing, relay};
 
 /// The whole application as one router, ready to serve or to drive in tests.
 pub fn app(state: AppState) -> Router {
@@ -30,7 +30,8 @@ pub fn app(state: AppState) -> Router {
         .merge(pricing::routes::router())
         .merge(checkout::routes::router())
         .merge(checkout::seed::router())
-        .merge(checkout::webhooks::router());
+        .merge(checkout::webhooks::router())
+        .merge(notify::routes::router());
     // The simulator's endpoints and pages exist only while it takes some payments, and then
     // behind the same body limit, rate limiter and request ids as everything else.
     if let Some(sim) = &state.sim {
@@ -136,10 +137,10 @@ async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) 
             return Error::Unauthorized.into_response();
         }
     }
-    let lag = notify::lag(&state).await.unwrap_or(-1);
+    let lags = relay::lags(&state).await.unwrap_or_default();
     (
         [("content-type", "text/plain; version=0.0.4")],
-        state.metrics.render(lag),
+        state.metrics.render(&lags),
     )
         .into_response()
 }

@@ -26,6 +26,7 @@ use crate::checkout::{OrderView, QuoteView};
 use crate::error::ErrorBody;
 use crate::inventory::routes::{ProductBody, ProductView, StockBody};
 use crate::inventory::Stock;
+use crate::notify::routes::EventPage;
 use crate::payments::{PaymentView, RefundView};
 use crate::pricing::routes::{
     CouponBody, CouponView, TaxCodeBody, TaxCodeView, TaxSettingsBody, TaxSettingsView,
@@ -497,6 +498,18 @@ pub const ROUTES: &[RouteDoc] = &[
     },
     RouteDoc {
         method: "get",
+        path: "/v1/events",
+        operation_id: "listEvents",
+        summary: "The event stream, oldest first, paged with `after`",
+        auth: Auth::ApiKey,
+        key_header: KeyHeader::No,
+        request: None,
+        request_optional: false,
+        answers: &[(200, Content::Json(schema::<EventPage>))],
+        errors: &[INVALID, UNAUTHORIZED, UNAVAILABLE],
+    },
+    RouteDoc {
+        method: "get",
         path: "/metrics",
         operation_id: "metrics",
         summary: "Prometheus metrics (text/plain)",
@@ -607,6 +620,50 @@ fn path_parameter(name: &str) -> utoipa::openapi::path::Parameter {
         .build()
 }
 
+/// The query parameters a route reads, all optional.
+fn query_parameters(path: &str) -> Vec<utoipa::openapi::path::Parameter> {
+    let string = || ObjectBuilder::new().schema_type(Type::String);
+    let types: Vec<&str> = crate::notify::Type::ALL
+        .iter()
+        .map(|t| t.as_str())
+        .collect();
+    let query: Vec<(&str, &str, ObjectBuilder)> = match path {
+        "/v1/events" => vec![
+            (
+                "after",
+                "an event's id: the page starts after it",
+                string().pattern(Some("^evt_[A-Za-z0-9]+$")),
+            ),
+            (
+                "type",
+                "only events of this type",
+                string().enum_values(Some(types)),
+            ),
+            (
+                "limit",
+                "events per page, 1-1000 (100)",
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(1))
+                    .maximum(Some(1000)),
+            ),
+        ],
+        _ => vec![],
+    };
+    query
+        .into_iter()
+        .map(|(name, description, schema)| {
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Query)
+                .required(Required::False)
+                .description(Some(description))
+                .schema(Some(schema))
+                .build()
+        })
+        .collect()
+}
+
 fn idempotency_key(required: bool) -> utoipa::openapi::path::Parameter {
     let description =
         "1-255 printable ASCII, scoped to the credential: the same key with the same \
@@ -664,6 +721,7 @@ fn operation(route: &RouteDoc, components: &mut Components) -> utoipa::openapi::
         .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
         .map(path_parameter)
         .collect();
+    parameters.extend(query_parameters(route.path));
     if route.key_header != KeyHeader::No {
         parameters.push(idempotency_key(route.key_header == KeyHeader::Required));
     }

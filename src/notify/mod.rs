@@ -1,48 +1,181 @@
-//! Notifications: the transactional outbox and its relay.
+//! Events: what happened to orders, payments, refunds and invoices, in the order it
+//! committed, for `GET /v1/events` and for every sink the relay feeds.
 //!
-//! An event is written in the same commit as the state change it reports, so it exists if
-//! and only if the change happened. The relay hands events to the sinks at least once
-//! (today: the structured log, which in-process subscribers and log shippers read);
-//! consumers dedupe by the event id.
+//! An event is written in the same transaction as the change it reports, so it exists if and
+//! only if the change happened, and it carries the object as `GET` showed it at that moment.
+//! Committed events are then numbered in the order they are found (`store::sequence`), and
+//! readers page by that number, which never skips or repeats an event however the writers'
+//! commits interleave.
 
+pub mod routes;
 pub mod store;
 
-use serde_json::Value;
+use serde::Serialize;
+use serde_json::value::RawValue;
 use sqlx::AnyConnection;
+use utoipa::ToSchema;
 
-use crate::error::Result;
-use crate::metrics::Metrics;
-use crate::state::AppState;
+use crate::clock;
+use crate::db::Kind;
+use crate::error::{corrupt, Result};
+use crate::ids::new_id;
 
-/// Events handed to the sinks per relay pass.
-const RELAY_BATCH: i64 = 100;
+pub use store::Position;
 
-/// Writes an event in the caller's transaction: it exists if and only if that commits.
+/// What an event reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Type {
+    OrderCreated,
+    OrderConfirmed,
+    OrderCancelled,
+    OrderExpired,
+    PaymentSucceeded,
+    PaymentFailed,
+    RefundSucceeded,
+    InvoiceIssued,
+    CreditNoteIssued,
+}
+
+impl Type {
+    pub const ALL: [Type; 9] = [
+        Type::OrderCreated,
+        Type::OrderConfirmed,
+        Type::OrderCancelled,
+        Type::OrderExpired,
+        Type::PaymentSucceeded,
+        Type::PaymentFailed,
+        Type::RefundSucceeded,
+        Type::InvoiceIssued,
+        Type::CreditNoteIssued,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Type::OrderCreated => "order.created",
+            Type::OrderConfirmed => "order.confirmed",
+            Type::OrderCancelled => "order.cancelled",
+            Type::OrderExpired => "order.expired",
+            Type::PaymentSucceeded => "payment.succeeded",
+            Type::PaymentFailed => "payment.failed",
+            Type::RefundSucceeded => "refund.succeeded",
+            Type::InvoiceIssued => "invoice.issued",
+            Type::CreditNoteIssued => "credit_note.issued",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Type> {
+        Type::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+/// One event, as `GET /v1/events` shows it and every sink sends it.
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub id: String,
+    pub kind: Type,
+    pub created_at: i64,
+    /// The object as it was, JSON.
+    pub data: Box<RawValue>,
+    pub position: Position,
+}
+
+/// An event's JSON.
+#[derive(Serialize, ToSchema)]
+pub struct EventView<'a> {
+    /// `evt_…`
+    pub id: &'a str,
+    /// `order.created`, `order.confirmed`, `order.cancelled`, `order.expired`,
+    /// `payment.succeeded`, `payment.failed`, `refund.succeeded`, `invoice.issued`,
+    /// `credit_note.issued`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// RFC 3339.
+    pub created_at: String,
+    /// The order, payment, refund, invoice or credit note as `GET` showed it then.
+    #[schema(value_type = Object)]
+    pub data: &'a RawValue,
+}
+
+impl Event {
+    pub fn view(&self) -> EventView<'_> {
+        EventView {
+            id: &self.id,
+            kind: self.kind.as_str(),
+            created_at: clock::rfc3339(self.created_at),
+            data: &self.data,
+        }
+    }
+
+    /// The JSON body every sink sends: the same as `GET /v1/events` lists.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(&self.view()).expect("an event serializes")
+    }
+}
+
+impl TryFrom<store::Row> for Event {
+    type Error = crate::error::Error;
+
+    fn try_from(row: store::Row) -> Result<Event> {
+        let kind = Type::parse(&row.kind).ok_or_else(|| corrupt("events.type", &row.kind))?;
+        let data = RawValue::from_string(row.data).map_err(|_| corrupt("events.data", &row.id))?;
+        Ok(Event {
+            id: row.id,
+            kind,
+            created_at: row.created_at,
+            data,
+            position: row.position,
+        })
+    }
+}
+
+/// Events numbered per sequencing round: a round is one short transaction.
+const SEQUENCE_BATCH: i64 = 1000;
+
+/// Writes an event carrying `data` in the caller's transaction; returns its id.
 pub async fn enqueue(
     conn: &mut AnyConnection,
-    topic: &str,
-    payload: Value,
+    kind: Type,
+    data: &impl Serialize,
     now: i64,
-) -> Result<()> {
-    store::insert(conn, topic, &payload, now).await
+) -> Result<String> {
+    let id = new_id("evt");
+    let data = serde_json::to_string(data).map_err(|e| crate::error::Error::Internal(e.into()))?;
+    store::insert(conn, &id, kind.as_str(), &data, now).await?;
+    Ok(id)
 }
 
-/// One relay pass; returns how many events were delivered.
-pub async fn relay_once(state: &AppState) -> Result<usize> {
-    let mut tx = state.db.pool.begin().await?;
-    let events = store::undelivered(&mut tx, &state.db, RELAY_BATCH).await?;
-    let now = state.now_ms();
-    for event in &events {
-        tracing::info!(event_id = %event.id, topic = %event.topic, payload = %event.payload, "event");
-        store::mark_delivered(&mut tx, &event.id, now).await?;
-        Metrics::inc(&state.metrics.outbox_delivered);
+/// Up to `limit` events after `after`, oldest first, of `kind` when given: the events
+/// committed so far are numbered first (the connection must not be in a transaction).
+pub async fn after(
+    conn: &mut AnyConnection,
+    db: Kind,
+    after: Position,
+    kind: Option<Type>,
+    limit: i64,
+) -> Result<Vec<Event>> {
+    while store::sequence(conn, db, SEQUENCE_BATCH).await? == SEQUENCE_BATCH as u64 {}
+    store::after(conn, after, kind.map(Type::as_str), limit)
+        .await?
+        .into_iter()
+        .map(Event::try_from)
+        .collect()
+}
+
+/// One event by id.
+pub async fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<Event>> {
+    store::get(conn, id).await?.map(Event::try_from).transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_type_reads_back_and_nothing_else_does() {
+        for t in Type::ALL {
+            assert_eq!(Type::parse(t.as_str()), Some(t));
+        }
+        assert_eq!(Type::parse("order.shipped"), None);
+        assert_eq!(Type::parse(""), None);
     }
-    tx.commit().await?;
-    Ok(events.len())
-}
-
-/// Undelivered events, for the `/metrics` lag gauge.
-pub async fn lag(state: &AppState) -> Result<i64> {
-    let mut conn = state.db.pool.acquire().await?;
-    store::undelivered_count(&mut conn).await
 }

@@ -1,66 +1,178 @@
-//! The outbox store: every statement on `outbox`.
+//! The event store: every statement on `events` and `sink_cursors`.
+//!
+//! Writers insert events in their own transactions with no position, so they never wait on
+//! one another. `sequence` then numbers the committed ones, one sequencer at a time (it holds
+//! the `events` counter row): an event whose transaction commits late is simply numbered in a
+//! later round. Readers see numbered events only, and page by number.
 
-use serde_json::Value;
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, Connection};
 
-use crate::db::Db;
+use crate::db::Kind;
 use crate::error::Result;
-use crate::ids::new_id;
 
-/// An event waiting for the relay.
-pub struct Event {
+/// Where an event stands in the stream: 1, 2, 3… in the order events were sequenced.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Position(pub i64);
+
+/// An event as stored: its type and object are the writer's, checked by the caller.
+pub struct Row {
+    pub position: Position,
     pub id: String,
-    pub topic: String,
-    pub payload: String,
+    pub kind: String,
+    pub data: String,
+    pub created_at: i64,
 }
 
-/// Writes an event in the caller's transaction.
+type RowTuple = (i64, String, String, String, i64);
+
+fn row((position, id, kind, data, created_at): RowTuple) -> Row {
+    Row {
+        position: Position(position),
+        id,
+        kind,
+        data,
+        created_at,
+    }
+}
+
+/// Writes an event in the caller's transaction: it exists if and only if that commits.
 pub async fn insert(
     conn: &mut AnyConnection,
-    topic: &str,
-    payload: &Value,
+    id: &str,
+    event_type: &str,
+    data: &str,
     now: i64,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO outbox (id, topic, payload, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(new_id("evt"))
-        .bind(topic)
-        .bind(payload.to_string())
+    sqlx::query("INSERT INTO events (id, type, data, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(id)
+        .bind(event_type)
+        .bind(data)
         .bind(now)
         .execute(&mut *conn)
         .await?;
     Ok(())
 }
 
-/// Up to `limit` undelivered events, oldest first, locked for the caller's transaction (on
-/// PostgreSQL another relay skips them).
-pub async fn undelivered(conn: &mut AnyConnection, db: &Db, limit: i64) -> Result<Vec<Event>> {
-    let rows: Vec<(String, String, String)> = sqlx::query_as(&format!(
-        "SELECT id, topic, payload FROM outbox WHERE delivered_at IS NULL ORDER BY created_at, id LIMIT $1{}",
-        db.skip_locked()
+/// Numbers up to `limit` committed events that have no position yet, in insertion order,
+/// after the highest position given so far; returns how many. Its own transaction.
+pub async fn sequence(conn: &mut AnyConnection, kind: Kind, limit: i64) -> Result<u64> {
+    let mut tx = conn.begin().await?;
+    sqlx::query(
+        "INSERT INTO counters (name, value) VALUES ('events', 0) ON CONFLICT (name) DO NOTHING",
+    )
+    .execute(&mut *tx)
+    .await?;
+    // The counter row is the sequencer's lock: a second sequencer waits here, and then sees
+    // (statement by statement) what the first numbered.
+    let last: i64 = sqlx::query_scalar(&format!(
+        "SELECT value FROM counters WHERE name = 'events'{}",
+        kind.for_update()
     ))
+    .fetch_one(&mut *tx)
+    .await?;
+    let numbered = sqlx::query(
+        "UPDATE events SET position = $1 + n.rank FROM \
+         (SELECT seq, ROW_NUMBER() OVER (ORDER BY seq) AS rank FROM \
+           (SELECT seq FROM events WHERE position IS NULL ORDER BY seq LIMIT $2) AS waiting) AS n \
+         WHERE events.seq = n.seq",
+    )
+    .bind(last)
     .bind(limit)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if numbered > 0 {
+        sqlx::query("UPDATE counters SET value = $1 WHERE name = 'events'")
+            .bind(last + numbered as i64)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(numbered)
+}
+
+/// Up to `limit` sequenced events after `after`, oldest first, of `event_type` when given.
+pub async fn after(
+    conn: &mut AnyConnection,
+    after: Position,
+    event_type: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Row>> {
+    let rows: Vec<RowTuple> = sqlx::query_as(
+        "SELECT position, id, type, data, created_at FROM events \
+         WHERE position > $1 AND ($2 = '' OR type = $2) ORDER BY position LIMIT $3",
+    )
+    .bind(after.0)
+    .bind(event_type.unwrap_or(""))
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.into_iter().map(row).collect())
+}
+
+/// One sequenced event by id.
+pub async fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<Row>> {
+    let found: Option<RowTuple> = sqlx::query_as(
+        "SELECT position, id, type, data, created_at FROM events \
+         WHERE id = $1 AND position IS NOT NULL",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(found.map(row))
+}
+
+/// Where `sink` stands; a sink seen for the first time starts before the first event.
+pub async fn cursor(conn: &mut AnyConnection, sink: &str, now: i64) -> Result<Position> {
+    sqlx::query(
+        "INSERT INTO sink_cursors (sink, position, updated_at) VALUES ($1, 0, $2) \
+         ON CONFLICT (sink) DO NOTHING",
+    )
+    .bind(sink)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    let at: i64 = sqlx::query_scalar("SELECT position FROM sink_cursors WHERE sink = $1")
+        .bind(sink)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(Position(at))
+}
+
+/// Moves `sink` from `from` to `to`; false if another relay moved it first (then what this
+/// one did is done twice, never lost — consumers dedupe by event id).
+pub async fn advance(
+    conn: &mut AnyConnection,
+    sink: &str,
+    from: Position,
+    to: Position,
+    now: i64,
+) -> Result<bool> {
+    let moved = sqlx::query(
+        "UPDATE sink_cursors SET position = $1, updated_at = $2 WHERE sink = $3 AND position = $4",
+    )
+    .bind(to.0)
+    .bind(now)
+    .bind(sink)
+    .bind(from.0)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(moved == 1)
+}
+
+/// Every sink with the number of events it has not taken (sequenced or not yet) and the age
+/// (ms, at `now`) of the oldest of them (0 when none wait).
+pub async fn lags(conn: &mut AnyConnection, now: i64) -> Result<Vec<(String, i64, i64)>> {
+    let rows: Vec<(String, i64, Option<i64>)> = sqlx::query_as(
+        "SELECT c.sink, COUNT(e.seq), MIN(e.created_at) FROM sink_cursors c \
+         LEFT JOIN events e ON e.position IS NULL OR e.position > c.position \
+         GROUP BY c.sink ORDER BY c.sink",
+    )
     .fetch_all(&mut *conn)
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, topic, payload)| Event { id, topic, payload })
+        .map(|(sink, waiting, oldest)| (sink, waiting, oldest.map_or(0, |t| (now - t).max(0))))
         .collect())
-}
-
-pub async fn mark_delivered(conn: &mut AnyConnection, id: &str, now: i64) -> Result<()> {
-    sqlx::query("UPDATE outbox SET delivered_at = $1, attempts = attempts + 1 WHERE id = $2")
-        .bind(now)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
-/// How many events wait for the relay.
-pub async fn undelivered_count(conn: &mut AnyConnection) -> Result<i64> {
-    Ok(
-        sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL")
-            .fetch_one(&mut *conn)
-            .await?,
-    )
 }

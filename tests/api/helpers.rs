@@ -276,6 +276,9 @@ impl TestApp {
         till::checkout::workers::run_once(self.state())
             .await
             .expect("worker pass");
+        till::relay::run_once(self.state())
+            .await
+            .expect("relay pass");
     }
 
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {

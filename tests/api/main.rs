@@ -10,6 +10,7 @@ mod concurrency;
 mod crash;
 mod db_faults;
 mod edges;
+mod events;
 mod gateway_routing;
 mod gateway_sim;
 mod idempotency;

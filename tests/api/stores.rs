@@ -31,7 +31,7 @@ both!(
     refunds_and_webhooks_store,
     leases_store,
     idempotency_store,
-    outbox_store,
+    events_store,
     saga_reads_store,
     coupons_store,
     tax_store,
@@ -851,44 +851,72 @@ async fn timeline_store(b: Backend) {
     done(test_db, db).await;
 }
 
-async fn outbox_store(b: Backend) {
+async fn events_store(b: Backend) {
+    use notify::store::{self, Position};
     let (test_db, db) = fresh(b).await;
     let mut tx = db.pool.begin().await.unwrap();
-    notify::store::insert(&mut tx, "order.confirmed", &json!({"order_id": "ord_1"}), 1)
+    store::insert(&mut tx, "evt_1", "order.confirmed", r#"{"id":"ord_1"}"#, 1)
         .await
         .unwrap();
-    notify::store::insert(&mut tx, "order.expired", &json!({"order_id": "ord_2"}), 2)
+    store::insert(&mut tx, "evt_2", "order.expired", r#"{"id":"ord_2"}"#, 2)
         .await
         .unwrap();
     tx.commit().await.unwrap();
     let mut conn = db.pool.acquire().await.unwrap();
-    assert_eq!(
-        notify::store::undelivered_count(&mut conn).await.unwrap(),
-        2
-    );
-    let mut tx = conn.begin().await.unwrap();
-    let events = notify::store::undelivered(&mut tx, &db, 1).await.unwrap();
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0].topic, "order.confirmed");
-    assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&events[0].payload).unwrap(),
-        json!({"order_id": "ord_1"})
-    );
-    notify::store::mark_delivered(&mut tx, &events[0].id, 3)
+    // Not yet sequenced: not visible, not addressable.
+    assert!(store::after(&mut conn, Position::default(), None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store::get(&mut conn, "evt_1").await.unwrap().is_none());
+    assert_eq!(store::sequence(&mut conn, db.kind, 1).await.unwrap(), 1);
+    assert_eq!(store::sequence(&mut conn, db.kind, 10).await.unwrap(), 1);
+    assert_eq!(store::sequence(&mut conn, db.kind, 10).await.unwrap(), 0);
+    let all = store::after(&mut conn, Position::default(), None, 10)
         .await
         .unwrap();
-    tx.commit().await.unwrap();
     assert_eq!(
-        notify::store::undelivered_count(&mut conn).await.unwrap(),
-        1
+        all.iter()
+            .map(|e| (e.id.as_str(), e.position))
+            .collect::<Vec<_>>(),
+        [("evt_1", Position(1)), ("evt_2", Position(2))]
     );
-    let mut tx = conn.begin().await.unwrap();
-    let rest = notify::store::undelivered(&mut tx, &db, 10).await.unwrap();
+    assert_eq!(all[1].data, r#"{"id":"ord_2"}"#);
+    assert_eq!(all[1].created_at, 2);
+    let rest = store::after(&mut conn, Position(1), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    let typed = store::after(&mut conn, Position::default(), Some("order.expired"), 10)
+        .await
+        .unwrap();
+    assert_eq!(typed.len(), 1);
+    assert_eq!(typed[0].kind, "order.expired");
+    let one = store::get(&mut conn, "evt_2").await.unwrap().unwrap();
+    assert_eq!(one.position, Position(2));
+    assert!(store::get(&mut conn, "evt_9").await.unwrap().is_none());
+
+    // A sink starts before the first event and moves only from where it stands.
+    let start = store::cursor(&mut conn, "log", 5).await.unwrap();
+    assert_eq!(start, Position::default());
     assert_eq!(
-        rest.iter().map(|e| e.topic.as_str()).collect::<Vec<_>>(),
-        ["order.expired"]
+        store::lags(&mut conn, 10).await.unwrap(),
+        [("log".to_string(), 2, 9)]
     );
-    tx.rollback().await.unwrap();
+    assert!(store::advance(&mut conn, "log", start, Position(1), 6)
+        .await
+        .unwrap());
+    assert!(!store::advance(&mut conn, "log", start, Position(2), 7)
+        .await
+        .unwrap());
+    assert_eq!(
+        store::cursor(&mut conn, "log", 8).await.unwrap(),
+        Position(1)
+    );
+    assert_eq!(
+        store::lags(&mut conn, 10).await.unwrap(),
+        [("log".to_string(), 1, 8)]
+    );
     drop(conn);
     done(test_db, db).await;
 }

@@ -412,8 +412,9 @@ async fn paid_by(app: &TestApp, order_id: &str) -> PaidBy {
         "SELECT o.paid_by, p.gateway,
            CAST(CASE WHEN p.created_at < o.expires_at THEN 1 ELSE 0 END AS BIGINT) AS in_time,
            (SELECT COUNT(*) FROM locks l WHERE l.order_id = o.id AND l.state = 'released') AS released,
-           (SELECT COUNT(*) FROM outbox e WHERE e.topic = 'order.cancelled'
-              AND e.payload LIKE '%' || o.id || '%' AND e.payload LIKE '%\"customer\"%') AS by_customer
+           (SELECT COUNT(*) FROM events e WHERE e.type = 'order.cancelled'
+              AND e.data LIKE '{\"id\":\"' || o.id || '\"%'
+              AND e.data LIKE '%\"cancel_reason\":\"customer\"%') AS by_customer
          FROM orders o LEFT JOIN payments p ON p.id = o.paid_by WHERE o.id = $1",
     )
     .bind(order_id)

@@ -1,0 +1,146 @@
+//! The relay: feeds the event stream (`notify`) to every sink, each on its own. It sits
+//! above the saga (whose documents a sink may attach) and below the HTTP edge.
+//!
+//! A sink keeps its own cursor (`sink_cursors`) and its own task, so one that is down — a
+//! broker restarting, a mail server refusing — falls behind alone while the others go on;
+//! `/metrics` shows each one's lag. A sink that hands events on over the network moves its
+//! cursor only after they were accepted, so an event is delivered at least once (consumers
+//! dedupe by event id); a sink that queues work in Till's own tables does it in the
+//! transaction that moves its cursor, so each event is queued exactly once.
+
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use crate::error::Result;
+use crate::notify::{self, store, Event, Position};
+use crate::state::AppState;
+
+/// Events one pass of a sink takes.
+const BATCH: i64 = 100;
+
+/// The longest a failing sink waits before trying again.
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// Where events go.
+pub enum Sink {
+    /// The structured log: one line per event.
+    Log,
+}
+
+impl Sink {
+    /// Every sink this Till feeds.
+    pub fn configured(_state: &AppState) -> Vec<Sink> {
+        vec![Sink::Log]
+    }
+
+    /// The sink's name: its cursor's key and its `/metrics` label.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Sink::Log => "log",
+        }
+    }
+
+    /// Hands `events` on; returns how many of them, from the first, were taken.
+    async fn deliver(&mut self, events: &[Event]) -> Result<usize> {
+        match self {
+            Sink::Log => {
+                for event in events {
+                    tracing::info!(event_id = %event.id, event_type = event.kind.as_str(), data = %event.data, "event");
+                }
+                Ok(events.len())
+            }
+        }
+    }
+}
+
+/// One pass of `sink`: the events after its cursor, handed on, the cursor moved past those
+/// taken. Returns how many were taken.
+pub async fn pass(state: &AppState, sink: &mut Sink) -> Result<usize> {
+    let now = state.now_ms();
+    let (from, events) = {
+        let mut conn = state.db.pool.acquire().await?;
+        let from = store::cursor(&mut conn, sink.name(), now).await?;
+        let events = notify::after(&mut conn, state.db.kind, from, None, BATCH).await?;
+        (from, events)
+    };
+    if events.is_empty() {
+        return Ok(0);
+    }
+    let delivered = sink.deliver(&events).await;
+    let taken = match &delivered {
+        Ok(n) => *n,
+        Err(_) => 0,
+    };
+    if taken > 0 {
+        state
+            .metrics
+            .events_delivered
+            .fetch_add(taken as u64, std::sync::atomic::Ordering::Relaxed);
+        advance(state, sink.name(), from, events[taken - 1].position).await?;
+    }
+    delivered
+}
+
+async fn advance(state: &AppState, sink: &str, from: Position, to: Position) -> Result<()> {
+    let mut conn = state.db.pool.acquire().await?;
+    if !store::advance(&mut conn, sink, from, to, state.now_ms()).await? {
+        tracing::info!(sink, "another relay moved this sink's cursor first");
+    }
+    Ok(())
+}
+
+/// Runs one pass of every sink (tests drive the relay by hand with this); the first error
+/// is returned after all have had their pass.
+pub async fn run_once(state: &AppState) -> Result<usize> {
+    let mut handled = 0;
+    let mut first_error = None;
+    for mut sink in Sink::configured(state) {
+        match pass(state, &mut sink).await {
+            Ok(n) => handled += n,
+            Err(err) => {
+                first_error.get_or_insert(err);
+            }
+        }
+    }
+    first_error.map_or(Ok(handled), Err)
+}
+
+/// Starts one task per sink, each draining its events and then waiting a tick; a failing
+/// sink backs off (doubling, up to `BACKOFF_MAX`) without holding up the others.
+pub fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
+    Sink::configured(state)
+        .into_iter()
+        .map(|mut sink| {
+            let state = state.clone();
+            tokio::spawn(async move {
+                let tick = Duration::from_millis(state.worker_tick_ms);
+                let mut backoff = tick;
+                loop {
+                    match pass(&state, &mut sink).await {
+                        Ok(0) => {
+                            backoff = tick;
+                            tokio::time::sleep(tick).await;
+                        }
+                        Ok(_) => backoff = tick,
+                        Err(err) => {
+                            tracing::warn!(sink = sink.name(), error = %err, "sink pass failed");
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(BACKOFF_MAX);
+                        }
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+/// Each sink's lag for `/metrics`: events waiting, and the age in seconds of the oldest.
+pub async fn lags(state: &AppState) -> Result<Vec<(String, i64, i64)>> {
+    let mut conn = state.db.pool.acquire().await?;
+    Ok(store::lags(&mut conn, state.now_ms())
+        .await?
+        .into_iter()
+        .map(|(sink, waiting, oldest_ms)| (sink, waiting, oldest_ms / 1000))
+        .collect())
+}
