@@ -12,6 +12,7 @@ both!(
     a_paid_card_order_shows_each_step_in_order,
     a_declined_card_shows_its_compensation,
     an_expired_order_shows_its_stock_released,
+    a_capture_after_expiry_shows_the_stock_relocked,
     an_upi_payment_shows_the_webhook_that_confirmed_it,
     each_webhook_receipt_says_what_became_of_it,
     a_coupon_order_shows_its_coupon_reserved_and_settled,
@@ -193,6 +194,47 @@ async fn an_expired_order_shows_its_stock_released(b: Backend) {
     // A second sweep changes nothing, and writes nothing.
     app.run_workers().await;
     assert_eq!(timeline(&app, &id).await.len(), 4);
+    app.finish().await;
+}
+
+async fn a_capture_after_expiry_shows_the_stock_relocked(b: Backend) {
+    let app = TestApp::spawn_with(b, Workers::Manual, |_| {}).await;
+    app.stocked("TEE-1", 100, 10).await;
+    let id = app.new_order("TEE-1", 3).await;
+    let (status, payment) = app.pay(&id, "upi", "success@razorpay").await;
+    assert_eq!(
+        (status.as_u16(), &payment["status"]),
+        (201, &json!("processing"))
+    );
+    app.expire_without_voiding(&id).await;
+    app.clock.advance_ms(1_000);
+    assert_eq!(app.sim().deliver_due().await.unwrap(), 1);
+    assert_eq!(app.order(&id).await["status"], "confirmed");
+    let entries = timeline(&app, &id).await;
+    assert_in_order(
+        &entries,
+        &[
+            "gateway.call",
+            "order.expired",
+            "stock.released",
+            "webhook.received",
+            "payment.succeeded",
+            "stock.relocked",
+            "order.confirmed",
+            "stock.committed",
+            "invoice.issued",
+        ],
+    );
+    let relocked = &only(&entries, "stock.relocked")["detail"];
+    assert_eq!(relocked["from"], "expired", "{relocked}");
+    assert_eq!(
+        relocked["locks"],
+        json!([{"sku": "TEE-1", "warehouse": "blr-1", "qty": 3}])
+    );
+    assert_eq!(
+        only(&entries, "order.expired")["detail"]["voiding"],
+        json!([payment["id"]])
+    );
     app.finish().await;
 }
 
