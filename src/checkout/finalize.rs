@@ -41,13 +41,9 @@ pub async fn end_in_tx(
     let coupon = pricing::store::settle_use(tx, order_id, UseEnd::Released, now).await?;
     let locks = inventory::store::settle_locks(tx, order_id, LockEnd::Released, now).await?;
     let to_void = payments::store::decide_void_in_flight(tx, order_id, now).await?;
-    let kind = match to {
-        OrderStatus::Expired => Type::OrderExpired,
-        _ => Type::OrderCancelled,
-    };
-    let step = match to {
-        OrderStatus::Expired => Kind::OrderExpired,
-        _ => Kind::OrderCancelled,
+    let (kind, step) = match to {
+        OrderStatus::Expired => (Type::OrderExpired, Kind::OrderExpired),
+        _ => (Type::OrderCancelled, Kind::OrderCancelled),
     };
     let ended = Settled {
         order: (step, json!({"reason": reason.as_str(), "voiding": to_void})),
