@@ -22,6 +22,7 @@ both!(
     a_refund_shows_its_request_gateway_call_and_success,
     the_timeline_takes_the_api_key_and_a_known_order,
     an_order_that_rolled_back_left_no_step,
+    verify_flags_a_committed_change_without_its_step,
 );
 
 async fn timeline(app: &TestApp, id: &str) -> Vec<Value> {
@@ -466,4 +467,40 @@ async fn an_order_that_rolled_back_left_no_step(b: Backend) {
         .unwrap();
     assert_eq!(steps, 0);
     app.finish().await;
+}
+
+/// `till verify` holds the timeline to its changes: a paid order without its confirmation
+/// step, or an attempt without its step, is reported.
+async fn verify_flags_a_committed_change_without_its_step(b: Backend) {
+    let app = TestApp::spawn_with(b, Workers::Manual, |_| {}).await;
+    app.stocked("TEE-1", 500, 10).await;
+    let (id, _) = card_order(&app, 1, "pm_card_visa", "confirmed").await;
+    let failing = || async {
+        let report = till::verify::check(&app.state().db).await.unwrap();
+        let failing: Vec<&str> = report
+            .results
+            .iter()
+            .filter(|(_, n, _)| *n > 0)
+            .map(|(name, _, _)| *name)
+            .collect::<Vec<_>>();
+        failing.join("; ")
+    };
+    assert_eq!(failing().await, "");
+    for (kind, invariant) in [
+        ("order.confirmed", "an order's end is on its timeline once"),
+        (
+            "payment.attempted",
+            "every payment attempt is on its order's timeline once",
+        ),
+    ] {
+        sqlx::query("DELETE FROM timeline WHERE order_id = $1 AND kind = $2")
+            .bind(&id)
+            .bind(kind)
+            .execute(&app.state().db.pool)
+            .await
+            .unwrap();
+        let failing = failing().await;
+        assert!(failing.contains(invariant), "{kind}: {failing}");
+    }
+    app.close().await;
 }
