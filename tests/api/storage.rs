@@ -53,6 +53,12 @@ async fn settling_a_lock_twice_changes_nothing(b: Backend) {
     )
     .await
     .unwrap();
+    // With its step, as every order's end is written.
+    let step = serde_json::json!({"reason": "customer"});
+    let kind = till::timeline::Kind::OrderCancelled;
+    till::timeline::record(&mut conn, &id.as_str().into(), kind, &step, now)
+        .await
+        .unwrap();
     drop(conn);
     app.finish().await;
 }
