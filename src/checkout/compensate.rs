@@ -6,7 +6,8 @@ use sqlx::Connection;
 
 use super::emit;
 use super::finalize::end_in_tx;
-use super::pay::{settle_answer, timed, Call};
+use super::pay::{settle_answer, Call};
+use super::trail::{gateway_call, refund_step, Op};
 use super::OrderView;
 use crate::error::{Error, Result};
 use crate::idempotency::{record_resource, KeyRef, Resource};
@@ -19,6 +20,7 @@ use crate::payments::gateway::GatewayError;
 use crate::payments::{self, Fate, RefundStatus, RefundView, Status};
 use crate::pricing;
 use crate::state::AppState;
+use crate::timeline::Kind;
 
 /// The reason of a refund the merchant asked for through the API.
 const REASON_REQUESTED: &str = "requested";
@@ -93,7 +95,8 @@ pub(super) async fn void_decided(state: &AppState, payment_ids: &[PaymentId]) ->
             continue;
         };
         let gateway = state.gateway(&payment.gateway)?;
-        let answer = timed(state, gateway.cancel(&payment.charge())).await;
+        let answer =
+            gateway_call(state, &payment, Op::Void, gateway.cancel(&payment.charge())).await;
         settle_answer(state, payment_id, answer, Call::FollowUp).await?;
     }
     Ok(())
@@ -139,6 +142,7 @@ pub async fn refund_order(
     let mut refund = payments::Refund::pending(&payment, amount, REASON_REQUESTED);
     refund.share = Some(refund_share(&mut tx, &payment, amount).await?);
     payments::store::insert_refund(&mut tx, &refund, now).await?;
+    refund_step(&mut tx, &refund, Kind::RefundRequested, now).await?;
     if let Some(key) = key {
         record_resource(&mut tx, key, Resource::Refund(refund.id.as_str())).await?;
     }
@@ -204,8 +208,10 @@ pub async fn process_refund(state: &AppState, refund_id: &RefundId) -> Result<()
         (refund, payment)
     };
     let gateway = state.gateway(&payment.gateway)?;
-    let answer = timed(
+    let answer = gateway_call(
         state,
+        &payment,
+        Op::Refund,
         gateway.refund(&payment.charge(), refund.id.as_str(), refund.amount.minor),
     )
     .await;
@@ -217,13 +223,18 @@ pub async fn process_refund(state: &AppState, refund_id: &RefundId) -> Result<()
             if payments::store::finish_refund(&mut tx, &refund.id, RefundStatus::Succeeded, now)
                 .await?
             {
+                refund_step(&mut tx, &refund, Kind::RefundSucceeded, now).await?;
                 after_refund(&mut tx, &refund, &payment, now).await?;
                 Metrics::inc(&state.metrics.refunds_succeeded);
             }
         }
         Err(GatewayError::Rejected(reason)) => {
             tracing::error!(%refund_id, %reason, "gateway refused a refund");
-            payments::store::finish_refund(&mut tx, &refund.id, RefundStatus::Failed, now).await?;
+            if payments::store::finish_refund(&mut tx, &refund.id, RefundStatus::Failed, now)
+                .await?
+            {
+                refund_step(&mut tx, &refund, Kind::RefundFailed, now).await?;
+            }
         }
         Err(GatewayError::Unavailable(reason)) => {
             Metrics::inc(&state.metrics.gateway_errors);

@@ -27,4 +27,5 @@ mod slow_clients;
 mod storage;
 mod stores;
 mod stripe;
+mod timeline;
 mod tls;
