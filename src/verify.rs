@@ -121,6 +121,28 @@ const INVARIANTS: &[(&str, &str)] = &[
         "SELECT order_id || ' in_flight=' || CAST(COUNT(*) AS TEXT) FROM payments
          WHERE status IN ('processing', 'requires_action', 'authorized') GROUP BY order_id HAVING COUNT(*) > 1",
     ),
+    // The timeline's steps are written in their change's transaction, so each change that
+    // committed has its step exactly once. Orders from before the timeline (no
+    // `order.created`) are not held to it.
+    (
+        "an order's end is on its timeline once: paid orders confirmed, ended orders ended",
+        "SELECT o.id || ' status=' || o.status || ' steps=' || CAST(COUNT(t.id) AS TEXT)
+         FROM orders o JOIN timeline c ON c.order_id = o.id AND c.kind = 'order.created'
+         LEFT JOIN timeline t ON t.order_id = o.id AND t.kind = CASE
+             WHEN o.status IN ('confirmed', 'refunded', 'partially_refunded') THEN 'order.confirmed'
+             WHEN o.status = 'cancelled' THEN 'order.cancelled'
+             WHEN o.status = 'expired' THEN 'order.expired' END
+         WHERE o.status <> 'pending'
+         GROUP BY o.id, o.status HAVING COUNT(t.id) <> 1",
+    ),
+    (
+        "every payment attempt is on its order's timeline once",
+        "SELECT p.id || ' order=' || p.order_id || ' steps=' || CAST(COUNT(t.id) AS TEXT)
+         FROM payments p JOIN timeline c ON c.order_id = p.order_id AND c.kind = 'order.created'
+         LEFT JOIN timeline t ON t.order_id = p.order_id AND t.kind = 'payment.attempted'
+           AND t.detail LIKE '%\"payment_id\":\"' || p.id || '\"%'
+         GROUP BY p.id, p.order_id HAVING COUNT(t.id) <> 1",
+    ),
 ];
 
 pub struct Report {

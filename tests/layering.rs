@@ -1,7 +1,8 @@
 //! The layering rule of ARCHITECTURE.md, checked: a module imports only modules below it.
 //!
 //! Layers, bottom up: the pure core (money, ids, clock, errors, metrics, config, failpoints,
-//! TLS roots) · `db` · the capabilities (`inventory`, `orders`, `payments`, `pricing`, `notify`,
+//! TLS roots) · `db`, and beside it `timeline` (the per-order audit trail anything above
+//! may write) · the capabilities (`inventory`, `orders`, `payments`, `pricing`, `notify`,
 //! `documents`, `mail`, and `verify` beside them), which never import one another ·
 //! `idempotency` · `checkout` (the saga) · `relay` (events to their sinks, which may render the
 //! saga's documents) · `http` · `bench` and the binary. Two standing exceptions: a capability's HTTP
@@ -19,7 +20,8 @@ use std::path::Path;
 fn layer(module: &str) -> Option<u8> {
     Some(match module {
         "money" | "ids" | "clock" | "error" | "metrics" | "config" | "failpoint" | "tls" => 0,
-        "db" => 2,
+        // The timeline sits beside `db`: every capability and the saga may write to it.
+        "db" | "timeline" => 2,
         "inventory" | "orders" | "payments" | "pricing" | "notify" | "verify" | "documents"
         | "mail" => 3,
         "idempotency" => 4,

@@ -6,18 +6,21 @@ use sqlx::Connection;
 
 use super::emit;
 use super::finalize::end_in_tx;
-use super::pay::{settle_answer, timed, Call};
+use super::pay::{settle_answer, Call};
+use super::trail::{gateway_call, refund_step, Op};
 use super::OrderView;
 use crate::error::{Error, Result};
 use crate::idempotency::{record_resource, KeyRef, Resource};
 use crate::ids::{OrderId, PaymentId, RefundId};
 use crate::metrics::Metrics;
 use crate::money::TaxLine;
+use crate::notify::{self, Type};
 use crate::orders::{self, CancelReason, Status as OrderStatus};
 use crate::payments::gateway::GatewayError;
 use crate::payments::{self, Fate, RefundStatus, RefundView, Status};
 use crate::pricing;
 use crate::state::AppState;
+use crate::timeline::Kind;
 
 /// The reason of a refund the merchant asked for through the API.
 const REASON_REQUESTED: &str = "requested";
@@ -92,7 +95,8 @@ pub(super) async fn void_decided(state: &AppState, payment_ids: &[PaymentId]) ->
             continue;
         };
         let gateway = state.gateway(&payment.gateway)?;
-        let answer = timed(state, gateway.cancel(&payment.charge())).await;
+        let answer =
+            gateway_call(state, &payment, Op::Void, gateway.cancel(&payment.charge())).await;
         settle_answer(state, payment_id, answer, Call::FollowUp).await?;
     }
     Ok(())
@@ -138,6 +142,7 @@ pub async fn refund_order(
     let mut refund = payments::Refund::pending(&payment, amount, REASON_REQUESTED);
     refund.share = Some(refund_share(&mut tx, &payment, amount).await?);
     payments::store::insert_refund(&mut tx, &refund, now).await?;
+    refund_step(&mut tx, &refund, Kind::RefundRequested, now).await?;
     if let Some(key) = key {
         record_resource(&mut tx, key, Resource::Refund(refund.id.as_str())).await?;
     }
@@ -203,8 +208,10 @@ pub async fn process_refund(state: &AppState, refund_id: &RefundId) -> Result<()
         (refund, payment)
     };
     let gateway = state.gateway(&payment.gateway)?;
-    let answer = timed(
+    let answer = gateway_call(
         state,
+        &payment,
+        Op::Refund,
         gateway.refund(&payment.charge(), refund.id.as_str(), refund.amount.minor),
     )
     .await;
@@ -216,13 +223,18 @@ pub async fn process_refund(state: &AppState, refund_id: &RefundId) -> Result<()
             if payments::store::finish_refund(&mut tx, &refund.id, RefundStatus::Succeeded, now)
                 .await?
             {
+                refund_step(&mut tx, &refund, Kind::RefundSucceeded, now).await?;
                 after_refund(&mut tx, &refund, &payment, now).await?;
                 Metrics::inc(&state.metrics.refunds_succeeded);
             }
         }
         Err(GatewayError::Rejected(reason)) => {
             tracing::error!(%refund_id, %reason, "gateway refused a refund");
-            payments::store::finish_refund(&mut tx, &refund.id, RefundStatus::Failed, now).await?;
+            if payments::store::finish_refund(&mut tx, &refund.id, RefundStatus::Failed, now)
+                .await?
+            {
+                refund_step(&mut tx, &refund, Kind::RefundFailed, now).await?;
+            }
         }
         Err(GatewayError::Unavailable(reason)) => {
             Metrics::inc(&state.metrics.gateway_errors);
@@ -256,7 +268,9 @@ async fn after_refund(
     let head = orders::store::head(tx, &refund.order_id)
         .await?
         .ok_or(Error::NotFound("order"))?;
-    // Refunds Till made on its own (a late or duplicate payment) leave the order as it is.
+    // Refunds Till made on its own (a late or duplicate payment) leave the order as it is,
+    // and have no credit note: the order they gave money back for has no invoice.
+    let mut credit_note = None;
     if refund.reason == REASON_REQUESTED
         && matches!(
             head.status,
@@ -271,9 +285,11 @@ async fn after_refund(
         if head.status != to {
             orders::store::transition(tx, &refund.order_id, &[head.status], to, None, now).await?;
         }
-        // Its credit note, kept whole; a `refund.succeeded` event may carry it from here.
-        let _credit_note = super::documents::issue_credit_note(tx, refund, now).await?;
+        credit_note = super::documents::issue_credit_note(tx, refund, now).await?;
     }
     emit::refund(tx, &refund.id, now).await?;
+    if let Some(note) = credit_note {
+        notify::enqueue(tx, Type::CreditNoteIssued, &note, now).await?;
+    }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Step 1, lock: price the items from the catalog, write the order `pending` and lock its
 //! stock, all in one transaction. Out of stock writes nothing.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use sqlx::Connection;
 
 use super::{OrderView, QuoteView};
@@ -17,6 +17,7 @@ use crate::notify::{self, Type};
 use crate::orders::{self, Line, NewOrder};
 use crate::pricing::{self, CartLine, Invalid, Place, PriceError, Priced, Seller, TaxCode};
 use crate::state::AppState;
+use crate::timeline::{self, Kind};
 
 /// The most lines an order may have.
 pub const LINES_MAX: usize = 100;
@@ -202,12 +203,13 @@ pub async fn create_order(
             return Err(Error::CouponExhausted(code.clone()));
         }
     }
-    let short = inventory::store::lock_lines(&mut tx, &id, &input.lines, now).await?;
-    if !short.is_empty() {
+    let locking = inventory::store::lock_lines(&mut tx, &id, &input.lines, now).await?;
+    if !locking.short.is_empty() {
         tx.rollback().await?;
         Metrics::inc(&state.metrics.orders_out_of_stock);
-        return Err(Error::OutOfStock(short));
+        return Err(Error::OutOfStock(locking.short));
     }
+    record_creation(&mut tx, &order, &locking.held, now).await?;
     let mut order = super::order_view(&mut tx, id.as_str())
         .await?
         .ok_or(Error::NotFound("order"))?;
@@ -219,6 +221,30 @@ pub async fn create_order(
     tx.commit().await?;
     Metrics::inc(&state.metrics.orders_created);
     Ok(order)
+}
+
+/// The order's first steps on its timeline, in its creating transaction: created, its
+/// coupon's use reserved, its stock locked.
+async fn record_creation(
+    tx: &mut sqlx::AnyConnection,
+    order: &NewOrder<'_>,
+    held: &[inventory::Held],
+    now: i64,
+) -> Result<()> {
+    let created = json!({"total": order.total, "currency": order.currency.code(), "lines": order.lines.len()});
+    timeline::record(tx, order.id, Kind::OrderCreated, &created, now).await?;
+    if let Some(code) = order.coupon {
+        let reserved = json!({"code": code, "discount": order.discount});
+        timeline::record(tx, order.id, Kind::CouponReserved, &reserved, now).await?;
+    }
+    timeline::record(
+        tx,
+        order.id,
+        Kind::StockLocked,
+        &json!({"locks": held}),
+        now,
+    )
+    .await
 }
 
 /// The figures an order of `input` would have now; locks and writes nothing.

@@ -3,6 +3,7 @@
 
 use sqlx::AnyConnection;
 
+use super::OrderView;
 use crate::error::{Error, Result};
 use crate::ids::{OrderId, PaymentId, RefundId};
 use crate::notify::{self, Type};
@@ -10,11 +11,16 @@ use crate::payments;
 
 /// `order.*`: the order with its payments and refunds.
 pub async fn order(tx: &mut AnyConnection, kind: Type, id: &OrderId, now: i64) -> Result<()> {
-    let view = super::order_view(tx, id.as_str())
-        .await?
-        .ok_or(Error::NotFound("order"))?;
+    let view = order_now(tx, id).await?;
     notify::enqueue(tx, kind, &view, now).await?;
     Ok(())
+}
+
+/// The order as `GET` shows it inside the caller's transaction.
+pub async fn order_now(tx: &mut AnyConnection, id: &OrderId) -> Result<OrderView> {
+    super::order_view(tx, id.as_str())
+        .await?
+        .ok_or(Error::NotFound("order"))
 }
 
 /// `payment.*`: the payment attempt.

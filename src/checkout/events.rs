@@ -9,6 +9,8 @@ use crate::metrics::Metrics;
 use crate::payments::gateway::WebhookEvent;
 use crate::payments::{self, Payment};
 use crate::state::AppState;
+use crate::timeline::{self, Kind};
+use serde_json::json;
 
 use super::pay::apply_outcome;
 
@@ -24,22 +26,34 @@ pub enum Received {
 
 /// Dedupes, binds and applies one verified event of `gateway`.
 pub async fn receive(state: &AppState, gateway: &str, event: &WebhookEvent) -> Result<Received> {
-    let payment = {
+    let (seen, payment) = {
         let mut conn = state.db.pool.acquire().await?;
-        if payments::store::webhook_seen(&mut conn, gateway, &event.event_id).await? {
+        let seen = payments::store::webhook_seen(&mut conn, gateway, &event.event_id).await?;
+        let key = PaymentId::from(event.payment_key.as_str());
+        (seen, payments::store::get(&mut conn, &key).await?)
+    };
+    // An event that names no payment of Till's belongs to no order's timeline.
+    let Some(payment) = payment else {
+        if seen {
             Metrics::inc(&state.metrics.webhooks_duplicate);
             return Ok(Received::Duplicate);
         }
-        payments::store::get(&mut conn, &PaymentId::from(event.payment_key.as_str())).await?
-    };
-    let Some(payment) = payment else {
         return Ok(Received::Ignored("no such payment"));
     };
+    if seen {
+        Metrics::inc(&state.metrics.webhooks_duplicate);
+        note(state, gateway, event, &payment, Received::Duplicate).await?;
+        return Ok(Received::Duplicate);
+    }
     if let Some(reason) = mismatch(gateway, &payment, event) {
         Metrics::inc(&state.metrics.webhooks_mismatched);
         tracing::warn!(gateway, event_id = %event.event_id, payment_id = %payment.id, reason, "webhook does not match the payment it names; not applied");
+        note(state, gateway, event, &payment, Received::Ignored(reason)).await?;
         return Ok(Received::Ignored(reason));
     }
+    // Written before its effect, so the order's timeline shows the event before what it
+    // caused; an effect that fails is asked for again by the gateway's retry, a new receipt.
+    note(state, gateway, event, &payment, Received::Applied).await?;
     // The effect first, then the dedupe record: a crash between them replays an effect that
     // is idempotent anyway, while the other order could lose the event.
     match apply_outcome(state, &payment.id, &event.payment).await {
@@ -50,6 +64,42 @@ pub async fn receive(state: &AppState, gateway: &str, event: &WebhookEvent) -> R
     payments::store::record_webhook(&mut conn, gateway, &event.event_id, state.now_ms()).await?;
     Metrics::inc(&state.metrics.webhooks_received);
     Ok(Received::Applied)
+}
+
+/// Writes the event's receipt to the order's timeline: what the gateway reported, and what
+/// Till made of it.
+async fn note(
+    state: &AppState,
+    gateway: &str,
+    event: &WebhookEvent,
+    payment: &Payment,
+    received: Received,
+) -> Result<()> {
+    let (outcome, reason) = match received {
+        Received::Applied => ("applied", None),
+        Received::Duplicate => ("duplicate", None),
+        Received::Ignored(reason) => ("ignored", Some(reason)),
+    };
+    let mut detail = json!({
+        "gateway": gateway,
+        "event_id": event.event_id,
+        "payment_id": payment.id,
+        "reported": super::trail::outcome_name(&event.payment.outcome),
+        "outcome": outcome,
+    });
+    if let Some(reason) = reason {
+        detail["reason"] = json!(reason);
+    }
+    let mut conn = state.db.pool.acquire().await?;
+    let now = state.now_ms();
+    timeline::record(
+        &mut conn,
+        &payment.order_id,
+        Kind::WebhookReceived,
+        &detail,
+        now,
+    )
+    .await
 }
 
 /// Why an event cannot be about `payment`, if it cannot.

@@ -3,19 +3,22 @@
 //! event), or ended (`end_in_tx`: cancelled or expired, stock released, every attempt in
 //! flight decided `void`). Money that cannot be kept is queued for a refund here.
 
+use serde_json::json;
 use sqlx::{AnyConnection, Connection};
 
 use super::emit;
+use super::trail::{self, Settled};
 use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::ids::{OrderId, PaymentId, RefundId};
 use crate::inventory::{self, LockEnd};
 use crate::metrics::Metrics;
-use crate::notify::Type;
+use crate::notify::{self, Type};
 use crate::orders::{self, CancelReason, Status as OrderStatus};
 use crate::payments::{self, Fate, Payment, Status};
 use crate::pricing::{self, store::UseEnd};
 use crate::state::AppState;
+use crate::timeline::{self, Kind};
 
 /// Ends a pending order inside the caller's transaction, which holds its row lock: status
 /// (compare-and-set), stock released, every attempt still in flight decided `void`, the
@@ -35,13 +38,19 @@ pub async fn end_in_tx(
         return Ok(None);
     }
     // The coupon's row before any stock: the order every transaction takes its locks in.
-    pricing::store::settle_use(tx, order_id, UseEnd::Released, now).await?;
-    inventory::store::settle_locks(tx, order_id, LockEnd::Released, now).await?;
+    let coupon = pricing::store::settle_use(tx, order_id, UseEnd::Released, now).await?;
+    let locks = inventory::store::settle_locks(tx, order_id, LockEnd::Released, now).await?;
     let to_void = payments::store::decide_void_in_flight(tx, order_id, now).await?;
-    let kind = match to {
-        OrderStatus::Expired => Type::OrderExpired,
-        _ => Type::OrderCancelled,
+    let (kind, step) = match to {
+        OrderStatus::Expired => (Type::OrderExpired, Kind::OrderExpired),
+        _ => (Type::OrderCancelled, Kind::OrderCancelled),
     };
+    let ended = Settled {
+        order: (step, json!({"reason": reason.as_str(), "voiding": to_void})),
+        coupon: coupon.then_some(Kind::CouponReleased),
+        stock: (Kind::StockReleased, locks),
+    };
+    trail::settled(tx, order_id, ended, now).await?;
     emit::order(tx, kind, order_id, now).await?;
     Metrics::inc(match to {
         OrderStatus::Expired => &state.metrics.orders_expired,
@@ -94,17 +103,31 @@ pub(super) async fn keep_money(
         tracing::warn!(%order_id, payment_id = %payment.id, order_status = head.status.as_str(), "payment cannot be kept; giving it back");
         return Ok(false);
     }
-    pricing::store::settle_use(tx, order_id, UseEnd::Confirmed, now).await?;
-    inventory::store::settle_locks(tx, order_id, LockEnd::Committed, now).await?;
+    let coupon = pricing::store::settle_use(tx, order_id, UseEnd::Confirmed, now).await?;
+    let locks = inventory::store::settle_locks(tx, order_id, LockEnd::Committed, now).await?;
     failpoint::hit("mid_finalize");
-    // The invoice is drawn up before the number is taken: the series' counter row, which
-    // every confirmation waits for, is then held only for the number and one insert.
+    let confirmed_step = Settled {
+        order: (
+            Kind::OrderConfirmed,
+            json!({"payment_id": payment.id, "total": head.total.minor}),
+        ),
+        coupon: coupon.then_some(Kind::CouponSettled),
+        stock: (Kind::StockCommitted, locks),
+    };
+    trail::settled(tx, order_id, confirmed_step, now).await?;
+    // The invoice and the confirmed order's view are drawn up before the number is taken:
+    // the series' counter row, which every confirmation waits for, is then held only for
+    // the number and four inserts (the document, its timeline step and the two events).
     let draft = super::documents::draft_invoice(tx, order_id, now).await?;
-    let invoice = orders::store::record_paid(tx, order_id, &payment.id, now).await?;
-    tracing::debug!(%order_id, invoice, "invoice issued");
-    // The invoice as issued, kept whole; an `invoice.issued` event may carry it from here.
-    let _invoice_doc = super::documents::issue_invoice(tx, draft, invoice.clone(), now).await?;
-    emit::order(tx, Type::OrderConfirmed, order_id, now).await?;
+    let mut confirmed = emit::order_now(tx, order_id).await?;
+    let number = orders::store::record_paid(tx, order_id, &payment.id, now).await?;
+    // All `record_paid` changed that the order's view shows.
+    confirmed.record.invoice_number = Some(number.clone());
+    let issued = json!({"number": number});
+    timeline::record(tx, order_id, Kind::InvoiceIssued, &issued, now).await?;
+    let invoice = super::documents::issue_invoice(tx, draft, number, now).await?;
+    notify::enqueue(tx, Type::OrderConfirmed, &confirmed, now).await?;
+    notify::enqueue(tx, Type::InvoiceIssued, &invoice, now).await?;
     Metrics::inc(&state.metrics.orders_confirmed);
     if head.status != OrderStatus::Pending {
         Metrics::inc(&state.metrics.late_payments_relocked);
@@ -133,6 +156,7 @@ pub(super) async fn queue_refund(
     };
     let refund = payments::Refund::pending(payment, payment.amount.minor, reason);
     payments::store::insert_refund(tx, &refund, now).await?;
+    trail::refund_step(tx, &refund, Kind::RefundRequested, now).await?;
     Metrics::inc(&state.metrics.late_payments_refunded);
     Ok(refund.id)
 }
@@ -157,8 +181,8 @@ async fn relock(
         savepoint.rollback().await?;
         return Ok(false);
     }
-    let short = inventory::store::lock_lines(&mut savepoint, order_id, &lines, now).await?;
-    if !short.is_empty() {
+    let locking = inventory::store::lock_lines(&mut savepoint, order_id, &lines, now).await?;
+    if !locking.short.is_empty() {
         savepoint.rollback().await?;
         return Ok(false);
     }
@@ -172,6 +196,15 @@ async fn relock(
     )
     .await?;
     if moved {
+        let relocked = json!({"locks": locking.held, "from": from.as_str()});
+        timeline::record(
+            &mut savepoint,
+            order_id,
+            Kind::StockRelocked,
+            &relocked,
+            now,
+        )
+        .await?;
         savepoint.commit().await?;
     } else {
         savepoint.rollback().await?;

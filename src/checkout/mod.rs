@@ -16,6 +16,7 @@ pub mod recover;
 pub mod routes;
 pub mod seed;
 pub mod store;
+pub mod trail;
 pub mod views;
 pub mod webhooks;
 pub mod workers;

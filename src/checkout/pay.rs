@@ -4,8 +4,10 @@
 
 use std::time::Instant;
 
+use serde_json::json;
 use sqlx::Connection;
 
+use super::trail::{failure_code, gateway_call, payment_kind, Op};
 use super::{emit, finalize};
 use crate::db::is_unique_violation;
 use crate::error::{Error, Result};
@@ -18,6 +20,7 @@ use crate::orders::{self, CancelReason, Status as OrderStatus};
 use crate::payments::gateway::{GatewayError, GatewayPayment, Outcome};
 use crate::payments::{self, Fate, Method, Payment, PaymentView, Status};
 use crate::state::AppState;
+use crate::timeline::{self, Kind};
 
 pub struct PaymentInput {
     /// The request's idempotency key: the attempt is recorded against it in the attempt's
@@ -91,13 +94,15 @@ pub async fn start_payment(state: &AppState, input: PaymentInput) -> Result<Paym
     if let Some(key) = &input.key {
         record_resource(&mut tx, key, Resource::Payment(payment.id.as_str())).await?;
     }
+    let attempted = json!({"payment_id": payment.id, "method": payment.method.as_str(), "gateway": payment.gateway, "amount": payment.amount.minor, "currency": payment.amount.currency.code()});
+    timeline::record(&mut tx, &head.id, Kind::PaymentAttempted, &attempted, now).await?;
     tx.commit().await?;
     drop(conn);
     Metrics::inc(&state.metrics.payments_started);
     failpoint::hit("after_attempt_commit");
 
     let charge = payment.charge();
-    let answer = timed(state, gateway.create(&charge)).await;
+    let answer = gateway_call(state, &payment, Op::Create, gateway.create(&charge)).await;
     failpoint::hit("after_gateway_answer");
     let stripe_js = match &answer {
         Ok(GatewayPayment {
@@ -231,6 +236,13 @@ pub async fn apply_outcome(
     if !payments::store::record_outcome(&mut tx, payment_id, payment.status, gp, now).await? {
         return Ok(()); // another writer moved it first; its transaction did the work
     }
+    if let Some(kind) = payment_kind(to) {
+        let mut moved = json!({"payment_id": payment_id, "from": payment.status.as_str()});
+        if let Some(code) = failure_code(&gp.outcome) {
+            moved["code"] = json!(code);
+        }
+        timeline::record(&mut tx, &order_id, kind, &moved, now).await?;
+    }
     match to {
         Status::Succeeded => {
             emit::payment(&mut tx, Type::PaymentSucceeded, payment_id, now).await?
@@ -287,12 +299,12 @@ pub async fn apply_outcome(
                 return Ok(());
             }
             let gateway = state.gateway(&payment.gateway)?;
-            let answer = timed(state, gateway.capture(&charge)).await;
+            let answer = gateway_call(state, &payment, Op::Capture, gateway.capture(&charge)).await;
             Box::pin(settle_answer(state, payment_id, answer, Call::FollowUp)).await
         }
         Next::Void => {
             let gateway = state.gateway(&payment.gateway)?;
-            let answer = timed(state, gateway.cancel(&charge)).await;
+            let answer = gateway_call(state, &payment, Op::Void, gateway.cancel(&charge)).await;
             Box::pin(settle_answer(state, payment_id, answer, Call::FollowUp)).await
         }
     }

@@ -2,7 +2,8 @@
 //! idempotency key: the recovery worker, reconciliation and the seed's `/checkout/confirm`
 //! all come here, so a lost answer or webhook is settled the same way wherever it is found.
 
-use super::pay::{settle_answer, timed, Call};
+use super::pay::{settle_answer, Call};
+use super::trail::{gateway_call, Op};
 use crate::error::Result;
 use crate::ids::PaymentId;
 use crate::orders;
@@ -33,16 +34,25 @@ pub async fn recheck_payment(state: &AppState, payment_id: &PaymentId) -> Result
         .is_some_and(|o| o.status == orders::Status::Pending);
     let (answer, call) = if payment.status == payments::Status::Authorized && paid_by_this {
         // The order was confirmed with this authorization; the capture is what is missing.
-        (timed(state, gateway.capture(&charge)).await, Call::FollowUp)
+        (
+            gateway_call(state, &payment, Op::Capture, gateway.capture(&charge)).await,
+            Call::FollowUp,
+        )
     } else if paid_by_this {
         // Already settled with the order; nothing to void.
         return Ok(());
     } else if pending && payment.fate == payments::Fate::Open {
-        (timed(state, gateway.create(&charge)).await, Call::Create)
+        (
+            gateway_call(state, &payment, Op::Create, gateway.create(&charge)).await,
+            Call::Create,
+        )
     } else {
         // The order ended with this attempt in flight (decided `void`), or never names it:
         // its money goes back.
-        (timed(state, gateway.cancel(&charge)).await, Call::FollowUp)
+        (
+            gateway_call(state, &payment, Op::Void, gateway.cancel(&charge)).await,
+            Call::FollowUp,
+        )
     };
     tracing::info!(
         %payment_id,

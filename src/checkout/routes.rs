@@ -22,6 +22,7 @@ use crate::ids::Sku;
 use crate::payments::Method;
 use crate::pricing;
 use crate::state::AppState;
+use crate::timeline::{self, EntryView};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -31,6 +32,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/orders/{id}/payments", post(post_payment))
         .route("/v1/orders/{id}/cancel", post(post_cancel))
         .route("/v1/orders/{id}/refunds", post(post_refund))
+        .route("/v1/orders/{id}/timeline", get(get_timeline))
 }
 
 /// `GET /v1/orders/{id}` (API key or the order's client secret).
@@ -45,6 +47,21 @@ async fn get_order(
         .await?
         .map(axum::Json)
         .ok_or(Error::NotFound("order"))
+}
+
+/// `GET /v1/orders/{id}/timeline` (API key): every step of the order's checkout, oldest first.
+async fn get_timeline(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<OrderId>,
+) -> Result<axum::Json<Vec<EntryView>>> {
+    caller.require_merchant()?;
+    ensure_order_exists(&state, &id).await?;
+    let mut conn = state.db.pool.acquire().await?;
+    let entries = timeline::store::for_order(&mut conn, &id).await?;
+    Ok(axum::Json(
+        entries.into_iter().map(EntryView::from).collect(),
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]

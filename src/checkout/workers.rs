@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use super::pay::timed;
 use super::recover::recheck_payment;
+use super::trail::{gateway_call, Op};
 use super::{expire_order, process_refund};
 use crate::error::Result;
 use crate::idempotency;
@@ -91,7 +91,9 @@ async fn ask_before_expiry(state: &AppState, order_id: &OrderId) -> Result<()> {
     };
     for payment in in_flight {
         let gateway = state.gateway(&payment.gateway)?;
-        let Ok(Some(record)) = timed(state, gateway.fetch(&payment.charge())).await else {
+        let charge = payment.charge();
+        let fetch = gateway.fetch(&charge);
+        let Ok(Some(record)) = gateway_call(state, &payment, Op::Status, fetch).await else {
             continue;
         };
         if matches!(record.outcome, Outcome::Authorized | Outcome::Succeeded) {

@@ -31,6 +31,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (10, include_str!("0010_pricing.sql")),
     (11, include_str!("0011_events.sql")),
     (12, include_str!("0012_documents.sql")),
+    (13, include_str!("0013_timeline.sql")),
     (15, include_str!("0015_mail.sql")),
 ];
 

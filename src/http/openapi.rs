@@ -13,9 +13,9 @@ use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
 };
 use utoipa::openapi::{
-    AllOfBuilder, ComponentsBuilder, ContentBuilder, HttpMethod, InfoBuilder, ObjectBuilder,
-    OpenApi, OpenApiBuilder, Paths, Ref, RefOr, Required, ResponseBuilder, ResponsesBuilder,
-    Schema, Type,
+    AllOfBuilder, ArrayBuilder, ComponentsBuilder, ContentBuilder, HttpMethod, InfoBuilder,
+    ObjectBuilder, OpenApi, OpenApiBuilder, Paths, Ref, RefOr, Required, ResponseBuilder,
+    ResponsesBuilder, Schema, Type,
 };
 use utoipa::ToSchema;
 
@@ -32,6 +32,7 @@ use crate::payments::{PaymentView, RefundView};
 use crate::pricing::routes::{
     CouponBody, CouponView, TaxCodeBody, TaxCodeView, TaxSettingsBody, TaxSettingsView,
 };
+use crate::timeline::EntryView;
 
 /// How a route is authorized.
 #[derive(Clone, Copy)]
@@ -76,6 +77,14 @@ fn gateway_event(_: &mut Components) -> RefOr<Schema> {
         .additional_properties(Some(
             utoipa::openapi::schema::AdditionalProperties::FreeForm(true),
         ))
+        .into()
+}
+
+/// An order's timeline: its steps, oldest first.
+fn timeline(components: &mut Components) -> RefOr<Schema> {
+    ArrayBuilder::new()
+        .items(schema::<EntryView>(components))
+        .description(Some("the order's steps, oldest first"))
         .into()
 }
 
@@ -420,6 +429,18 @@ pub const ROUTES: &[RouteDoc] = &[
         request_optional: false,
         answers: &[(200, Content::Pdf)],
         errors: &[UNAUTHORIZED, NOT_FOUND, NOT_ISSUED, UNAVAILABLE],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/v1/orders/{id}/timeline",
+        operation_id: "getOrderTimeline",
+        summary: "Every step of an order's checkout, oldest first",
+        auth: Auth::ApiKey,
+        key_header: KeyHeader::No,
+        request: None,
+        request_optional: false,
+        answers: &[(200, Content::Json(timeline))],
+        errors: &[UNAUTHORIZED, NOT_FOUND, UNAVAILABLE],
     },
     RouteDoc {
         method: "post",

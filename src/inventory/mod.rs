@@ -39,6 +39,22 @@ pub struct Stock {
     pub warehouses: Vec<WarehouseStock>,
 }
 
+/// What locking an order's lines did: the locks taken (a line may be spread over
+/// warehouses), and the SKUs that fell short (then the caller rolls it all back).
+#[derive(Clone, Debug, Default)]
+pub struct Locking {
+    pub held: Vec<Held>,
+    pub short: Vec<String>,
+}
+
+/// One lock taken: `qty` of `sku` held in `warehouse` for an order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Held {
+    pub sku: String,
+    pub warehouse: String,
+    pub qty: i64,
+}
+
 /// Where a held lock goes: back to available stock, or out of the building with the order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LockEnd {

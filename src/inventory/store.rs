@@ -3,7 +3,7 @@
 
 use sqlx::AnyConnection;
 
-use super::{LockEnd, Product, Stock, WarehouseStock};
+use super::{Held, LockEnd, Locking, Product, Stock, WarehouseStock};
 use crate::db::Kind;
 use crate::error::{Error, Result};
 use crate::ids::{new_id, OrderId, Sku};
@@ -149,35 +149,39 @@ pub async fn get_stock(conn: &mut AnyConnection, sku: &str) -> Result<Stock> {
 }
 
 /// Locks `qty` of every SKU for `order_id`, spreading a line over warehouses in name order.
-/// Returns the SKUs that fell short; the caller rolls the transaction back if any did.
+/// Returns the locks taken and the SKUs that fell short; the caller rolls the transaction
+/// back if any did.
 /// `lines` must be sorted by SKU (the fixed order that keeps concurrent lockers deadlock-free).
 pub async fn lock_lines(
     conn: &mut AnyConnection,
     order_id: &OrderId,
     lines: &[(Sku, i64)],
     now: i64,
-) -> Result<Vec<String>> {
+) -> Result<Locking> {
     debug_assert!(
         lines.windows(2).all(|w| w[0].0 < w[1].0),
         "lines must be sorted and unique"
     );
-    let mut short = Vec::new();
+    let mut locking = Locking::default();
     for (sku, qty) in lines {
-        let remaining = lock_one_sku(conn, order_id, sku.as_str(), *qty, now).await?;
+        let remaining =
+            lock_one_sku(conn, order_id, sku.as_str(), *qty, now, &mut locking.held).await?;
         if remaining > 0 {
-            short.push(sku.as_str().to_string());
+            locking.short.push(sku.as_str().to_string());
         }
     }
-    Ok(short)
+    Ok(locking)
 }
 
-/// Takes up to `qty` of one SKU, warehouse by warehouse; returns how much could not be had.
+/// Takes up to `qty` of one SKU, warehouse by warehouse, adding each lock to `held`; returns
+/// how much could not be had.
 async fn lock_one_sku(
     conn: &mut AnyConnection,
     order_id: &OrderId,
     sku: &str,
     qty: i64,
     now: i64,
+    held: &mut Vec<Held>,
 ) -> Result<i64> {
     let warehouses: Vec<String> = sqlx::query_scalar(
         "SELECT warehouse FROM inventory WHERE sku = $1 AND on_hand > locked ORDER BY warehouse",
@@ -204,6 +208,11 @@ async fn lock_one_sku(
             .bind(now)
             .execute(&mut *conn)
             .await?;
+            held.push(Held {
+                sku: sku.to_string(),
+                warehouse: warehouse.clone(),
+                qty: taken,
+            });
             remaining -= taken;
         }
     }

@@ -19,6 +19,7 @@ use crate::mail::store::{self, Tried};
 use crate::mail::{self, Attachment, Failure, Letter, State, ATTEMPTS_MAX};
 use crate::notify::{self, Type};
 use crate::state::AppState;
+use crate::timeline;
 use crate::{checkout, documents};
 
 /// Messages one send pass leases.
@@ -107,8 +108,13 @@ async fn send_one(state: &AppState, id: &str) -> Result<bool> {
     let mut conn = state.db.pool.acquire().await?;
     match outcome {
         Ok(()) => {
-            // Timeline: "email sent" for order `row.order_id` (event `row.id`) is known here.
-            store::record_try(&mut conn, &row.id, &Tried::Sent, now).await?;
+            // Marked sent and on the order's timeline together, once.
+            let mut tx = conn.begin().await?;
+            if store::record_try(&mut tx, &row.id, &Tried::Sent, now).await? {
+                let order_id = OrderId::from(row.order_id.as_str());
+                timeline::email_sent(&mut tx, &order_id, &row.kind, &row.recipient, now).await?;
+            }
+            tx.commit().await?;
             Ok(true)
         }
         Err(Failure::Temporary(error)) if row.attempts + 1 < ATTEMPTS_MAX => {

@@ -67,7 +67,9 @@ async fn each_step_is_reported_with_its_object(b: Backend) {
             "order.created",
             "payment.succeeded",
             "order.confirmed",
+            "invoice.issued",
             "refund.succeeded",
+            "credit_note.issued",
             "order.created",
             "payment.failed",
             "order.cancelled",
@@ -99,27 +101,38 @@ async fn each_step_is_reported_with_its_object(b: Backend) {
     assert_eq!(payment["order_id"], paid.as_str());
     let confirmed = &events[2]["data"];
     assert_eq!(confirmed["status"], "confirmed");
-    assert!(confirmed["invoice_number"]
-        .as_str()
-        .unwrap()
-        .starts_with("INV/"));
-    let refunded = &events[3]["data"];
+    let number = confirmed["invoice_number"].as_str().unwrap();
+    assert!(number.starts_with("INV/"), "{confirmed}");
+    assert_eq!(app.order(&paid).await["invoice_number"], number);
+    let invoice = &events[3]["data"];
+    assert_eq!(invoice["number"], number, "the invoice issued with it");
+    assert_eq!(invoice["total"], confirmed["total"]);
+    let refunded = &events[4]["data"];
     assert_eq!(
         (refunded["object"].as_str(), refunded["amount"].as_i64()),
         (Some("refund"), Some(10_000))
     );
     assert_eq!(refunded["id"], refund["id"]);
-    assert_eq!(events[5]["data"]["failure_code"], "card_declined");
-    assert_eq!(events[6]["data"]["id"], declined.as_str());
-    assert_eq!(events[6]["data"]["cancel_reason"], "payment_failed");
-    assert_eq!(events[8]["data"]["id"], expired.as_str());
-    assert_eq!(events[8]["data"]["status"], "expired");
+    let note = &events[5]["data"];
+    assert_eq!(
+        (note["refund_id"].clone(), note["total"].as_i64()),
+        (refund["id"].clone(), Some(10_000))
+    );
+    assert!(
+        note["number"].as_str().unwrap().starts_with("CN/"),
+        "{note}"
+    );
+    assert_eq!(events[7]["data"]["failure_code"], "card_declined");
+    assert_eq!(events[8]["data"]["id"], declined.as_str());
+    assert_eq!(events[8]["data"]["cancel_reason"], "payment_failed");
+    assert_eq!(events[10]["data"]["id"], expired.as_str());
+    assert_eq!(events[10]["data"]["status"], "expired");
 
     // Pages of one, or filtered by type, see the same events in the same order.
     assert_eq!(all_events(&app, "", 1).await, events);
     let created_only = all_events(&app, "&type=order.created", 2).await;
     assert_eq!(types(&created_only), ["order.created"; 3]);
-    assert_eq!(created_only[2], events[7]);
+    assert_eq!(created_only[2], events[9]);
     // `after` the last event: nothing more, and no more to come.
     let last = events.last().unwrap()["id"].as_str().unwrap();
     let (status, page) = app

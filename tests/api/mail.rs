@@ -192,6 +192,26 @@ async fn each_mailed_event_reaches_the_customer_once(b: Backend) {
         Some(format!("Order {expired} expired").as_str())
     );
 
+    // Each message sent is on its order's timeline, once.
+    let (status, timeline) = app
+        .call(Method::GET, &format!("/v1/orders/{paid}/timeline"), None)
+        .await;
+    assert_eq!(status, 200, "{timeline}");
+    let emails: Vec<&Value> = timeline
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|step| step["kind"] == "email.sent")
+        .map(|step| &step["detail"])
+        .collect();
+    assert_eq!(
+        emails,
+        [
+            &json!({"event": "order.confirmed", "to": "asha@example.com"}),
+            &json!({"event": "refund.succeeded", "to": "asha@example.com"})
+        ]
+    );
+
     let metrics = app.metrics_text().await;
     assert_eq!(
         (

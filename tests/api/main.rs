@@ -29,4 +29,5 @@ mod smtp;
 mod storage;
 mod stores;
 mod stripe;
+mod timeline;
 mod tls;

@@ -2,12 +2,25 @@
 //! and every order reaches its right end with the stock adding up.
 
 use till::payments::{self, Method, Payment, Status};
+use till::timeline::Kind;
 use till::Workers;
 
 use crate::both;
 use crate::helpers::{Backend, TestApp};
 
 both!(restart_drives_everything_in_flight_to_its_end);
+
+/// What the attempt's own transaction commits (the attempt and its timeline step), with no
+/// gateway call after it: a crash right after the commit.
+async fn attempt_committed(conn: &mut sqlx::AnyConnection, attempt: &Payment, now: i64) {
+    payments::store::insert_attempt(conn, attempt, now)
+        .await
+        .unwrap();
+    let step = serde_json::json!({"payment_id": attempt.id});
+    till::timeline::record(conn, &attempt.order_id, Kind::PaymentAttempted, &step, now)
+        .await
+        .unwrap();
+}
 
 async fn restart_drives_everything_in_flight_to_its_end(b: Backend) {
     let slow = |cfg: &mut till::Config| {
@@ -44,9 +57,7 @@ async fn restart_drives_everything_in_flight_to_its_end(b: Backend) {
             gateway_ref: None,
             fate: payments::Fate::Open,
         };
-        payments::store::insert_attempt(&mut conn, &attempt, state.now_ms())
-            .await
-            .unwrap();
+        attempt_committed(&mut conn, &attempt, state.now_ms()).await;
     }
     // A pending order nobody pays for.
     let abandoned = app.new_order("TEE-1", 4).await;
@@ -101,9 +112,7 @@ async fn two_workers_share_stuck_payments_without_doubling_calls(b: Backend) {
             fate: payments::Fate::Open,
         };
         let mut conn = state.db.pool.acquire().await.unwrap();
-        payments::store::insert_attempt(&mut conn, &attempt, state.now_ms())
-            .await
-            .unwrap();
+        attempt_committed(&mut conn, &attempt, state.now_ms()).await;
         orders.push(id);
     }
     app.clock.advance_ms(2_000);

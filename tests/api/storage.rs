@@ -53,6 +53,12 @@ async fn settling_a_lock_twice_changes_nothing(b: Backend) {
     )
     .await
     .unwrap();
+    // With its step, as every order's end is written.
+    let step = serde_json::json!({"reason": "customer"});
+    let kind = till::timeline::Kind::OrderCancelled;
+    till::timeline::record(&mut conn, &id.as_str().into(), kind, &step, now)
+        .await
+        .unwrap();
     drop(conn);
     app.finish().await;
 }
@@ -92,10 +98,10 @@ async fn shortfall_reports_every_short_sku(b: Backend) {
     let mut conn = app.state().db.pool.acquire().await.unwrap();
     let mut tx = conn.begin().await.unwrap();
     let lines = vec![(sku("A"), 2), (sku("B"), 5), (sku("C"), 1)];
-    let short = inventory::store::lock_lines(&mut tx, &"ord_probe".into(), &lines, 0)
+    let locking = inventory::store::lock_lines(&mut tx, &"ord_probe".into(), &lines, 0)
         .await
         .unwrap();
-    assert_eq!(short, vec!["A".to_string(), "C".to_string()]);
+    assert_eq!(locking.short, vec!["A".to_string(), "C".to_string()]);
     tx.rollback().await.unwrap();
     drop(conn);
     assert_eq!(app.stock("B").await, (5, 0));

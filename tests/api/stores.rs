@@ -20,6 +20,7 @@ use till::payments::{self, Fate, Method, Payment, Refund, RefundShare, RefundSta
 use till::pricing::coupon::{Coupon, Kind as CouponKind};
 use till::pricing::store::{TaxSettings, UseEnd};
 use till::pricing::{Place, Rate, TaxCode, TaxLine};
+use till::timeline::{self, Kind as TimelineKind};
 use till::{checkout, idempotency, notify, pricing};
 
 use crate::both;
@@ -38,6 +39,7 @@ both!(
     coupons_store,
     tax_store,
     documents_store,
+    timeline_store,
     unknown_stored_values_are_errors,
 );
 
@@ -120,10 +122,21 @@ async fn pending_order(
         expires_at: 1_000,
     };
     orders::store::insert(conn, &order, 10).await.unwrap();
-    let short = inventory::store::lock_lines(conn, &id, &[(sku(name), qty)], 10)
+    let locking = inventory::store::lock_lines(conn, &id, &[(sku(name), qty)], 10)
         .await
         .unwrap();
-    assert!(short.is_empty(), "{short:?}");
+    assert!(locking.short.is_empty(), "{:?}", locking.short);
+    // The locks taken, warehouse by warehouse in name order, add up to the line.
+    assert!(
+        locking.held.iter().all(|h| h.sku == name),
+        "{:?}",
+        locking.held
+    );
+    assert!(locking
+        .held
+        .windows(2)
+        .all(|w| w[0].warehouse < w[1].warehouse));
+    assert_eq!(locking.held.iter().map(|h| h.qty).sum::<i64>(), qty);
     id
 }
 
@@ -172,10 +185,10 @@ async fn inventory_store(b: Backend) {
     let stock = inventory::store::get_stock(&mut conn, "A").await.unwrap();
     assert_eq!((stock.on_hand, stock.locked, stock.available), (7, 6, 1));
     let mut tx = conn.begin().await.unwrap();
-    let short = inventory::store::lock_lines(&mut tx, &"ord_probe".into(), &[(sku("B"), 2)], 3)
+    let locking = inventory::store::lock_lines(&mut tx, &"ord_probe".into(), &[(sku("B"), 2)], 3)
         .await
         .unwrap();
-    assert_eq!(short, vec!["B".to_string()]);
+    assert_eq!(locking.short, vec!["B".to_string()]);
     tx.rollback().await.unwrap();
 
     // On-hand below what is locked is refused and changes nothing.
@@ -846,6 +859,82 @@ async fn mail_store(b: Backend) {
     done(test_db, db).await;
 }
 
+async fn timeline_store(b: Backend) {
+    let (test_db, db) = fresh(b).await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    let order: OrderId = "ord_1".into();
+    // A step in a transaction that rolls back is not there; one that commits is.
+    for commit in [false, true] {
+        let mut tx = conn.begin().await.unwrap();
+        let created = json!({"total": 1});
+        timeline::store::insert(&mut tx, &order, TimelineKind::OrderCreated, &created, 5)
+            .await
+            .unwrap();
+        if commit {
+            tx.commit().await.unwrap();
+        } else {
+            tx.rollback().await.unwrap();
+            let read = timeline::store::for_order(&mut conn, &order).await.unwrap();
+            assert!(read.is_empty(), "{read:?}");
+        }
+    }
+    let mut tx = conn.begin().await.unwrap();
+    timeline::store::insert(
+        &mut tx,
+        &"ord_2".into(),
+        TimelineKind::StockLocked,
+        &json!({}),
+        6,
+    )
+    .await
+    .unwrap();
+    // Written in this order, read in this order, whatever the clock said.
+    timeline::record(
+        &mut tx,
+        &order,
+        TimelineKind::StockLocked,
+        &json!({"locks": []}),
+        4,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let entries = timeline::store::for_order(&mut conn, &order).await.unwrap();
+    assert_eq!(
+        entries,
+        [
+            timeline::Entry {
+                at: 5,
+                kind: TimelineKind::OrderCreated,
+                detail: json!({"total": 1})
+            },
+            timeline::Entry {
+                at: 4,
+                kind: TimelineKind::StockLocked,
+                detail: json!({"locks": []})
+            },
+        ]
+    );
+    // A kind or detail Till did not write is corrupt, never skipped.
+    for statement in [
+        "UPDATE timeline SET kind = 'order.teleported'",
+        "UPDATE timeline SET detail = 'not json'",
+    ] {
+        let mut tx = conn.begin().await.unwrap();
+        sqlx::query(statement).execute(&mut *tx).await.unwrap();
+        let err = timeline::store::for_order(&mut tx, &order)
+            .await
+            .unwrap_err();
+        assert!(
+            format!("{err:?}").contains("not a value Till knows"),
+            "{statement}: {err:?}"
+        );
+        tx.rollback().await.unwrap();
+    }
+    drop(conn);
+    done(test_db, db).await;
+}
+
 async fn events_store(b: Backend) {
     use notify::store::{self, Position};
     let (test_db, db) = fresh(b).await;
@@ -1380,6 +1469,7 @@ fn every_store_function_is_called_here() {
         "checkout",
         "documents",
         "mail",
+        "timeline",
     ] {
         let file = format!("{root}/src/{module}/store.rs");
         let dir = format!("{root}/src/{module}/store");

@@ -11,6 +11,7 @@ use records::{check_record, kept_by_order};
 
 use super::pay::timed;
 use super::recover::recheck_payment;
+use super::trail::{gateway_call, Op};
 use crate::error::Result;
 use crate::payments::gateway::GatewayRecord;
 use crate::payments::{self, Payment, Status};
@@ -162,7 +163,14 @@ async fn check_changed(
         let record = match (scope, state.gateway(&payment.gateway)) {
             (Scope::Everything, _) => None,
             (Scope::SinceLastPass, Ok(gateway)) => {
-                match timed(state, gateway.fetch(&payment.charge())).await {
+                match gateway_call(
+                    state,
+                    &payment,
+                    Op::Status,
+                    gateway.fetch(&payment.charge()),
+                )
+                .await
+                {
                     Ok(record) => record,
                     Err(err) => {
                         complete = false;

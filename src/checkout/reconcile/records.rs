@@ -2,6 +2,7 @@
 
 use super::super::pay::{apply_outcome, timed};
 use super::super::process_refund;
+use super::super::trail::{gateway_call, Op};
 use super::{Findings, REASON};
 use crate::error::Result;
 use crate::ids::PaymentId;
@@ -107,7 +108,11 @@ async fn check_authorization(
         Some(p) => format!("Till's {} is {}", p.id, p.status.as_str()),
         None => "no Till payment".to_string(),
     };
-    match timed(state, gateway.cancel(&charge)).await {
+    let answer = match &payment {
+        Some(p) => gateway_call(state, p, Op::Void, gateway.cancel(&charge)).await,
+        None => timed(state, gateway.cancel(&charge)).await,
+    };
+    match answer {
         Ok(gp) if gp.outcome == Outcome::Released => {}
         Ok(gp) if gp.outcome == Outcome::Canceled => findings.repaired(format!(
             "{name} {}: authorization held but {whose}; voided",

@@ -1,0 +1,45 @@
+//! The timeline store: every statement on `timeline`.
+
+use serde_json::Value;
+use sqlx::AnyConnection;
+
+use super::{Entry, Kind};
+use crate::error::{corrupt, Result};
+use crate::ids::OrderId;
+
+/// Appends one step in the caller's transaction; the serial key orders the steps.
+pub async fn insert(
+    conn: &mut AnyConnection,
+    order_id: &OrderId,
+    kind: Kind,
+    detail: &Value,
+    now: i64,
+) -> Result<()> {
+    sqlx::query("INSERT INTO timeline (order_id, at, kind, detail) VALUES ($1, $2, $3, $4)")
+        .bind(order_id.as_str())
+        .bind(now)
+        .bind(kind.as_str())
+        .bind(detail.to_string())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Every step of the order, in the order they were written.
+pub async fn for_order(conn: &mut AnyConnection, order_id: &OrderId) -> Result<Vec<Entry>> {
+    let rows: Vec<(i64, String, String)> =
+        sqlx::query_as("SELECT at, kind, detail FROM timeline WHERE order_id = $1 ORDER BY id")
+            .bind(order_id.as_str())
+            .fetch_all(&mut *conn)
+            .await?;
+    rows.into_iter()
+        .map(|(at, kind, detail)| {
+            Ok(Entry {
+                at,
+                kind: Kind::try_from(kind.as_str())?,
+                detail: serde_json::from_str(&detail)
+                    .map_err(|_| corrupt("timeline.detail", &detail))?,
+            })
+        })
+        .collect()
+}
