@@ -15,7 +15,7 @@ use lapin::options::{
     BasicGetOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
     QueueDeclareOptions, QueueDeleteOptions,
 };
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -24,6 +24,7 @@ use till::Workers;
 use crate::both;
 use crate::events::all_events;
 use crate::helpers::{Backend, TestApp};
+use crate::tls::{call, serve_with, tls_proxy, Pki};
 
 both!(every_event_is_published_once_as_listed);
 
@@ -352,4 +353,139 @@ async fn a_broker_restart_while_events_stream_loses_none() {
     consumer.remove().await;
     let app = std::sync::Arc::into_inner(app).expect("the producer let go");
     app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nacked_event_is_not_delivered_and_goes_again() {
+    let _shared = BROKER.read().await;
+    let consumer = Consumer::bind(false).await;
+    // A queue that holds nothing and refuses instead of dropping: the broker nacks every
+    // event routed to it.
+    let mut refusing = FieldTable::default();
+    refusing.insert("x-max-length".into(), AMQPValue::LongInt(0));
+    refusing.insert(
+        "x-overflow".into(),
+        AMQPValue::LongString("reject-publish".into()),
+    );
+    let full = format!("{}.full", consumer.exchange);
+    let options = QueueDeclareOptions {
+        exclusive: true,
+        ..QueueDeclareOptions::default()
+    };
+    consumer
+        .channel
+        .queue_declare(full.as_str().into(), options, refusing)
+        .await
+        .expect("refusing queue declared");
+    let bind = QueueBindOptions::default();
+    let (queue, exchange) = (full.as_str().into(), consumer.exchange.as_str().into());
+    consumer
+        .channel
+        .queue_bind(queue, exchange, "#".into(), bind, FieldTable::default())
+        .await
+        .expect("refusing queue bound");
+    let app = till_on(Backend::Sqlite, Workers::Manual, &consumer.exchange).await;
+    app.stocked("TEE-1", 49_900, 10).await;
+    let order = app.new_order("TEE-1", 1).await;
+
+    assert!(till::relay::run_once(app.state()).await.is_err());
+    assert_eq!(amqp_lag(&app).await, 1, "a nacked event is not delivered");
+    let metrics = app.metrics_text().await;
+    assert!(
+        metrics.contains("till_amqp_publishes_total{outcome=\"nacked\"} 1"),
+        "{metrics}"
+    );
+    let (_, ready) = app.call(Method::GET, "/readyz", None).await;
+    assert!(
+        ready["broker"].as_str().unwrap().contains("nack"),
+        "{ready}"
+    );
+
+    // Once the broker takes it, it is delivered (again, to the queue that had it: consumers
+    // dedupe by message_id).
+    let queue = full.as_str().into();
+    consumer
+        .channel
+        .queue_delete(queue, QueueDeleteOptions::default())
+        .await
+        .expect("refusing queue deleted");
+    app.run_workers().await;
+    assert_eq!(amqp_lag(&app).await, 0);
+    let got = consumer.take(2, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 2, "published twice: nacked, then confirmed");
+    let listed = all_events(&app, "", 100).await;
+    for message in &got {
+        assert_eq!(message.message_id.as_deref(), listed[0]["id"].as_str());
+        assert_eq!(message.body["data"]["id"], order.as_str());
+    }
+    consumer.remove().await;
+    app.finish().await;
+}
+
+/// `/readyz`'s word on the broker once the first probe answered.
+async fn broker_health(http: &reqwest::Client, till: &str) -> String {
+    for _ in 0..200 {
+        let ready = call(http, Method::GET, format!("{till}/readyz"), None).await;
+        match ready["broker"].as_str() {
+            Some("not yet reached") | None => {}
+            Some(health) => return health.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the broker was never probed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqps_reaches_the_broker_over_tls_with_a_private_ca() {
+    let _shared = BROKER.read().await;
+    let consumer = Consumer::bind(false).await;
+    let pki = Pki::new();
+    let tls = tls_proxy(&pki, "127.0.0.1:5672".parse().unwrap()).await;
+    let url = format!("amqps://guest:guest@127.0.0.1:{}/%2f", tls.port());
+    let env = [
+        ("TILL_AMQP_URL", url.as_str()),
+        ("TILL_AMQP_EXCHANGE", consumer.exchange.as_str()),
+    ];
+    let http = reqwest::Client::new();
+
+    // Trusting the CA: `till serve` says the broker is reachable, and events go over TLS.
+    let (_till, till, log) = serve_with(&pki.dir, &env, Some(&pki.ca())).await;
+    assert_eq!(broker_health(&http, &till).await, "ok");
+    let product = json!({"name": "Tee", "price": {"amount": 49900, "currency": "INR"}, "tax_code": "apparel"});
+    call(
+        &http,
+        Method::PUT,
+        format!("{till}/v1/products/TEE-1"),
+        Some(product),
+    )
+    .await;
+    let stock = json!({"on_hand": 5});
+    let path = format!("{till}/v1/inventory/TEE-1/warehouses/blr-1");
+    call(&http, Method::PUT, path, Some(stock)).await;
+    let items = json!({"customer": {"id": "u_1"}, "items": [{"sku": "TEE-1", "qty": 1}]});
+    let order = call(
+        &http,
+        Method::POST,
+        format!("{till}/v1/orders"),
+        Some(items),
+    )
+    .await;
+    let got = consumer.take(1, Duration::from_secs(20)).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].routing_key, "order.created");
+    assert_eq!(got[0].body["data"]["id"], order["id"]);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("AMQP broker reachable"), "{logged}");
+
+    // Without it: the certificate is refused, and `till serve` warns but serves.
+    let (_untrusting, till, log) = serve_with(&pki.dir, &env, None).await;
+    let health = broker_health(&http, &till).await;
+    assert!(health.starts_with("unreachable"), "{health}");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("AMQP broker not reachable"), "{logged}");
+    assert!(
+        !logged.contains("guest:guest"),
+        "the password is never logged"
+    );
+    consumer.remove().await;
 }
