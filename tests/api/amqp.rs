@@ -6,6 +6,9 @@
 //! Each test publishes to an exchange of its own (`TILL_AMQP_EXCHANGE`), so tests running at
 //! once never see one another's events. The restart test takes the broker down for everyone,
 //! so it holds `BROKER` for writing while the others hold it for reading.
+//!
+//! Over 400 lines: the test consumer and every test that shares the broker (and so the
+//! `BROKER` lock that keeps the restart away from the others) live in one module.
 
 use std::collections::BTreeMap;
 use std::process::Command;
