@@ -132,11 +132,13 @@ impl AppState {
                 .as_deref()
                 .filter(|t| !t.is_empty())
                 .map(|t| Arc::new(sha256_hex(t.as_bytes()))),
-            amqp: cfg
-                .amqp_url
-                .as_deref()
-                .filter(|url| !url.is_empty())
-                .map(|url| Arc::new(Broker::new(url.into(), cfg.amqp_exchange.clone()))),
+            amqp: match cfg.amqp_url.as_deref().filter(|url| !url.is_empty()) {
+                Some(url) => Some(Arc::new(Broker::new(
+                    url.into(),
+                    cfg.amqp_exchange.clone(),
+                )?)),
+                None => None,
+            },
         })
     }
 

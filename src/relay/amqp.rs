@@ -45,12 +45,27 @@ pub struct Broker {
 }
 
 impl Broker {
-    pub fn new(url: String, exchange: String) -> Broker {
-        Broker {
+    /// Checks the settings (`TILL_AMQP_URL`, `TILL_AMQP_EXCHANGE`) without connecting: a
+    /// mistake there is a configuration error at start, not a broker that is away.
+    pub fn new(url: String, exchange: String) -> anyhow::Result<Broker> {
+        if let Err(problem) = url.parse::<lapin::uri::AMQPUri>() {
+            let problem = problem.replace(&url, &redact(&url));
+            anyhow::bail!(
+                "TILL_AMQP_URL {} is not an amqp:// or amqps:// URL: {problem}",
+                redact(&url)
+            );
+        }
+        // "" is the default exchange, and `amq.` names are the broker's own: neither can be
+        // declared as a topic exchange.
+        anyhow::ensure!(
+            !exchange.is_empty() && !exchange.starts_with("amq."),
+            "TILL_AMQP_EXCHANGE {exchange:?} must be a name of Till's own (not empty, not amq.…)"
+        );
+        Ok(Broker {
             url,
             exchange,
             health: RwLock::new("not yet reached".into()),
-        }
+        })
     }
 
     /// The broker's URL without its password.

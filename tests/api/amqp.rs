@@ -26,10 +26,13 @@ use till::Workers;
 
 use crate::both;
 use crate::events::all_events;
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{test_config, Backend, TestApp, TestDb};
 use crate::tls::{call, serve_with, tls_proxy, Pki};
 
-both!(every_event_is_published_once_as_listed);
+both!(
+    every_event_is_published_once_as_listed,
+    bad_broker_settings_stop_the_start
+);
 
 /// The broker the tests use; it must be running (the tests fail otherwise, never skip).
 fn broker_url() -> String {
@@ -254,6 +257,28 @@ async fn an_unreachable_broker_fails_the_pass_and_loses_nothing() {
     assert_eq!(got[0].routing_key, "order.created");
     consumer.remove().await;
     app.finish().await;
+}
+
+async fn bad_broker_settings_stop_the_start(b: Backend) {
+    let db = TestDb::new(b).await;
+    let cases = [
+        ("http://guest:hunter2@127.0.0.1:5672/", "till.events"),
+        ("amqp://guest:hunter2@127.0.0.1:notaport/%2f", "till.events"),
+        ("amqp://guest:hunter2@127.0.0.1:5672/%2f", ""),
+        ("amqp://guest:hunter2@127.0.0.1:5672/%2f", "amq.topic"),
+    ];
+    for (url, exchange) in cases {
+        let mut cfg = test_config(&db);
+        cfg.amqp_url = Some(url.into());
+        cfg.amqp_exchange = exchange.into();
+        let Err(err) = till::start(&cfg, till::Clock::default(), Workers::Manual).await else {
+            panic!("{url} {exchange:?} was accepted");
+        };
+        let err = format!("{err:#}");
+        assert!(err.contains("TILL_AMQP_"), "{err}");
+        assert!(!err.contains("hunter2"), "the password never shows: {err}");
+    }
+    db.drop_db().await;
 }
 
 /// Runs `rabbitmqctl` with `args`, failing the test if it fails.
