@@ -9,6 +9,7 @@
 //! `message_id`). A broken connection is dropped and made anew on the next pass; the relay's
 //! backoff paces the tries.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -42,6 +43,9 @@ pub struct Broker {
     exchange: String,
     /// "ok", or what went wrong at the last connection (for `/readyz`).
     health: RwLock<String>,
+    /// Whether the last probe reached the broker, so the log says so at start and when it
+    /// comes back, not every minute.
+    reached: AtomicBool,
 }
 
 impl Broker {
@@ -65,6 +69,7 @@ impl Broker {
             url,
             exchange,
             health: RwLock::new("not yet reached".into()),
+            reached: AtomicBool::new(false),
         })
     }
 
@@ -151,15 +156,15 @@ impl Link {
 /// `till serve` says at start, and what `/readyz` shows after. A broker that is away is a
 /// warning, not a failure: events wait in the database until it is back.
 pub async fn probe(broker: &Broker) {
-    let before = broker.health();
     match broker.connect().await {
         Ok(link) => {
-            if before != "ok" {
+            if !broker.reached.swap(true, Ordering::Relaxed) {
                 tracing::info!(broker = %broker.address(), exchange = broker.exchange(), "AMQP broker reachable");
             }
             link.close().await;
         }
         Err(problem) => {
+            broker.reached.store(false, Ordering::Relaxed);
             tracing::warn!(broker = %broker.address(), problem, "AMQP broker not reachable: events wait in the database until it is back");
         }
     }
