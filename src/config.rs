@@ -116,6 +116,13 @@ pub struct Config {
     /// Connections served at once; past it new ones wait in the listen queue until one ends.
     #[arg(long, env = "TILL_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
+    /// RabbitMQ to publish every event to (`amqp://user:pass@host:5672/%2f`, or `amqps://`
+    /// for TLS); unset: no AMQP sink.
+    #[arg(long, env = "TILL_AMQP_URL", hide_env_values = true)]
+    pub amqp_url: Option<String>,
+    /// The durable topic exchange events are published to, routing key = event type.
+    #[arg(long, env = "TILL_AMQP_EXCHANGE", default_value = "till.events")]
+    pub amqp_exchange: String,
 }
 
 impl Config {
@@ -140,6 +147,8 @@ impl Config {
             reconcile_every_secs: 300,
             read_timeout_ms: 10_000,
             max_connections: 1024,
+            amqp_url: None,
+            amqp_exchange: "till.events".into(),
             card_gateway: None,
             upi_gateway: None,
             wallet_gateway: None,
@@ -154,5 +163,15 @@ impl Config {
             stripe_webhook_secret: None,
             stripe_return_url: None,
         }
+    }
+}
+
+/// A URL without its password (`scheme://***@host/…`), for the log.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_string(),
     }
 }

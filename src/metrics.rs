@@ -27,6 +27,9 @@ pub struct Metrics {
     pub payments_contradicted: AtomicU64,
     pub refunds_succeeded: AtomicU64,
     pub events_delivered: AtomicU64,
+    /// Events RabbitMQ confirmed (ack) and refused (nack); a nacked one is published again.
+    pub amqp_confirmed: AtomicU64,
+    pub amqp_nacked: AtomicU64,
     pub http_requests: AtomicU64,
     pub http_5xx: AtomicU64,
 }
@@ -109,6 +112,14 @@ impl Metrics {
             "events_delivered_total",
             "Events the sinks took, all sinks together.",
             &[("", get(&self.events_delivered))],
+        );
+        counter(
+            "amqp_publishes_total",
+            "Events published to RabbitMQ, by the broker's confirm.",
+            &[
+                ("{outcome=\"confirmed\"}", get(&self.amqp_confirmed)),
+                ("{outcome=\"nacked\"}", get(&self.amqp_nacked)),
+            ],
         );
         counter(
             "http_requests_total",

@@ -19,6 +19,7 @@ use crate::payments::razorpay::Razorpay;
 use crate::payments::simulated::Simulated;
 use crate::payments::stripe::Stripe;
 use crate::payments::Method;
+use crate::relay::amqp::Broker;
 use till_gateway_sim::{FaultSpec, SimConfig, Simulator};
 
 #[derive(Clone)]
@@ -56,6 +57,8 @@ pub struct AppState {
     pub max_pending_per_customer: u32,
     /// SHA-256 of `TILL_METRICS_TOKEN`; `None` leaves `/metrics` open.
     pub metrics_token_hash: Option<Arc<String>>,
+    /// RabbitMQ the relay publishes events to (`TILL_AMQP_URL`); `None`: no AMQP sink.
+    pub amqp: Option<Arc<Broker>>,
 }
 
 impl AppState {
@@ -129,6 +132,13 @@ impl AppState {
                 .as_deref()
                 .filter(|t| !t.is_empty())
                 .map(|t| Arc::new(sha256_hex(t.as_bytes()))),
+            amqp: match cfg.amqp_url.as_deref().filter(|url| !url.is_empty()) {
+                Some(url) => Some(Arc::new(Broker::new(
+                    url.into(),
+                    cfg.amqp_exchange.clone(),
+                )?)),
+                None => None,
+            },
         })
     }
 

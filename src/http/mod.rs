@@ -100,6 +100,10 @@ pub struct Readiness {
     /// Gateway name → what its last probe found.
     #[schema(value_type = std::collections::BTreeMap<String, String>)]
     pub gateways: std::collections::BTreeMap<&'static str, String>,
+    /// With `TILL_AMQP_URL`: what the last contact with RabbitMQ found, `ok` or what went
+    /// wrong (events wait in the database meanwhile; not a reason to be unready).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broker: Option<String>,
 }
 
 async fn healthz() -> Json<Health> {
@@ -110,11 +114,13 @@ async fn healthz() -> Json<Health> {
 /// (a gateway that is down stops its payment methods, not the rest of Till).
 async fn readyz(State(state): State<AppState>) -> Response {
     let gateways = state.gateway_health();
+    let broker = state.amqp.as_ref().map(|b| b.health());
     if state.db.ping().await {
         Json(Readiness {
             status: "ready",
             database: "up",
             gateways,
+            broker,
         })
         .into_response()
     } else {
@@ -124,6 +130,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
                 status: "unavailable",
                 database: "down",
                 gateways,
+                broker,
             }),
         )
             .into_response()

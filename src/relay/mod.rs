@@ -8,6 +8,8 @@
 //! dedupe by event id); a sink that queues work in Till's own tables does it in the
 //! transaction that moves its cursor, so each event is queued exactly once.
 
+pub mod amqp;
+
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -26,18 +28,26 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 pub enum Sink {
     /// The structured log: one line per event.
     Log,
+    /// RabbitMQ (`TILL_AMQP_URL`), with publisher confirms (boxed: it holds a connection).
+    Amqp(Box<amqp::Amqp>),
 }
 
 impl Sink {
     /// Every sink this Till feeds.
-    pub fn configured(_state: &AppState) -> Vec<Sink> {
-        vec![Sink::Log]
+    pub fn configured(state: &AppState) -> Vec<Sink> {
+        let mut sinks = vec![Sink::Log];
+        if let Some(broker) = &state.amqp {
+            let sink = amqp::Amqp::new(broker.clone(), state.metrics.clone());
+            sinks.push(Sink::Amqp(Box::new(sink)));
+        }
+        sinks
     }
 
     /// The sink's name: its cursor's key and its `/metrics` label.
     pub fn name(&self) -> &'static str {
         match self {
             Sink::Log => "log",
+            Sink::Amqp(_) => "amqp",
         }
     }
 
@@ -50,6 +60,15 @@ impl Sink {
                 }
                 Ok(events.len())
             }
+            Sink::Amqp(sink) => sink.deliver(events).await,
+        }
+    }
+
+    /// Lets go of what the sink holds open (a broker connection).
+    pub async fn close(self) {
+        match self {
+            Sink::Log => {}
+            Sink::Amqp(sink) => sink.close().await,
         }
     }
 }
@@ -102,6 +121,7 @@ pub async fn run_once(state: &AppState) -> Result<usize> {
                 first_error.get_or_insert(err);
             }
         }
+        sink.close().await;
     }
     first_error.map_or(Ok(handled), Err)
 }

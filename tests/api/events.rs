@@ -22,7 +22,7 @@ both!(
 );
 
 /// Every event, paging `limit` at a time.
-async fn all_events(app: &TestApp, query: &str, limit: usize) -> Vec<Value> {
+pub(crate) async fn all_events(app: &TestApp, query: &str, limit: usize) -> Vec<Value> {
     let mut seen = Vec::new();
     let mut after: Option<String> = None;
     loop {

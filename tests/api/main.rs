@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod amqp;
 mod bad_input;
 mod catalog;
 mod chaos;

@@ -17,12 +17,12 @@ const SK: &str = "sk_test_tls";
 const WHSEC: &str = "whsec_tls";
 
 /// A throwaway CA and a certificate it signed for 127.0.0.1, made with the `openssl` tool.
-struct Pki {
-    dir: PathBuf,
+pub(crate) struct Pki {
+    pub(crate) dir: PathBuf,
 }
 
 impl Pki {
-    fn new() -> Pki {
+    pub(crate) fn new() -> Pki {
         let dir = std::env::temp_dir().join(format!("till-tls-{}", till::ids::random_token(8)));
         std::fs::create_dir_all(&dir).unwrap();
         let run = |args: &[&str]| {
@@ -97,7 +97,7 @@ impl Pki {
         Pki { dir }
     }
 
-    fn ca(&self) -> PathBuf {
+    pub(crate) fn ca(&self) -> PathBuf {
         self.dir.join("ca.pem")
     }
 }
@@ -110,7 +110,7 @@ impl Drop for Pki {
 
 /// Terminates TLS on a free port and passes the plain bytes to `upstream`: the gateway
 /// simulator behind HTTPS, as the real gateways are.
-async fn tls_proxy(pki: &Pki, upstream: SocketAddr) -> SocketAddr {
+pub(crate) async fn tls_proxy(pki: &Pki, upstream: SocketAddr) -> SocketAddr {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     let certs: Vec<CertificateDer<'static>> =
@@ -151,7 +151,7 @@ async fn tls_proxy(pki: &Pki, upstream: SocketAddr) -> SocketAddr {
     addr
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -159,7 +159,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn wait_for_port(port: u16) {
+pub(crate) async fn wait_for_port(port: u16) {
     for _ in 0..400 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
@@ -173,7 +173,7 @@ async fn wait_for_port(port: u16) {
 }
 
 /// A child process killed when the test ends, however it ends.
-struct Proc(Child);
+pub(crate) struct Proc(Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -185,6 +185,22 @@ impl Drop for Proc {
 /// `till serve` as its own process, its Stripe adapter at `stripe_url`; `ca` is its
 /// `SSL_CERT_FILE`. Returns the process, its URL, and the file its log goes to.
 async fn serve(dir: &Path, stripe_url: &str, ca: Option<&Path>) -> (Proc, String, PathBuf) {
+    let stripe = [
+        ("TILL_CARD_GATEWAY", "stripe"),
+        ("TILL_GATEWAY_STRIPE_URL", stripe_url),
+        ("TILL_STRIPE_SECRET_KEY", SK),
+        ("TILL_STRIPE_WEBHOOK_SECRET", WHSEC),
+    ];
+    serve_with(dir, &stripe, ca).await
+}
+
+/// `till serve` as its own process with the settings `env` on top of a fresh SQLite
+/// database; `ca` is its `SSL_CERT_FILE`. Returns the process, its URL, and its log file.
+pub(crate) async fn serve_with(
+    dir: &Path,
+    env: &[(&str, &str)],
+    ca: Option<&Path>,
+) -> (Proc, String, PathBuf) {
     let port = free_port();
     let log = dir.join(format!("till-{port}.log"));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_till"));
@@ -195,10 +211,7 @@ async fn serve(dir: &Path, stripe_url: &str, ca: Option<&Path>) -> (Proc, String
             format!("sqlite://{}", dir.join(format!("till-{port}.db")).display()),
         )
         .env("TILL_API_KEY", API_KEY)
-        .env("TILL_CARD_GATEWAY", "stripe")
-        .env("TILL_GATEWAY_STRIPE_URL", stripe_url)
-        .env("TILL_STRIPE_SECRET_KEY", SK)
-        .env("TILL_STRIPE_WEBHOOK_SECRET", WHSEC)
+        .envs(env.iter().copied())
         .env("TILL_WORKER_TICK_MS", "50")
         .env("RUST_LOG", "till=info")
         .env_remove(till::tls::CERT_FILE_VAR)
@@ -212,7 +225,7 @@ async fn serve(dir: &Path, stripe_url: &str, ca: Option<&Path>) -> (Proc, String
     (child, format!("http://127.0.0.1:{port}"), log)
 }
 
-async fn call(
+pub(crate) async fn call(
     http: &reqwest::Client,
     method: reqwest::Method,
     url: String,
