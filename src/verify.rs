@@ -102,6 +102,21 @@ const INVARIANTS: &[(&str, &str)] = &[
             OR (u.state = 'released' AND o.status NOT IN ('cancelled', 'expired'))",
     ),
     (
+        "an issued invoice is its order's: same number, a paid order",
+        "SELECT d.number || ' order=' || d.order_id || ' invoice_number=' || COALESCE(o.invoice_number, 'none')
+         FROM documents d LEFT JOIN orders o ON o.id = d.order_id
+         WHERE d.kind = 'invoice' AND (o.id IS NULL OR o.invoice_number IS NULL OR o.invoice_number <> d.number
+           OR o.status NOT IN ('confirmed', 'refunded', 'partially_refunded'))",
+    ),
+    (
+        "a credit note belongs to a succeeded refund the merchant asked for, of an invoiced order",
+        "SELECT d.number || ' refund=' || COALESCE(d.refund_id, 'none') || ' status=' || COALESCE(r.status, 'none')
+         FROM documents d LEFT JOIN refunds r ON r.id = d.refund_id
+         WHERE d.kind = 'credit_note' AND (r.id IS NULL OR r.status <> 'succeeded' OR r.reason <> 'requested'
+           OR r.order_id <> d.order_id
+           OR NOT EXISTS (SELECT 1 FROM documents i WHERE i.kind = 'invoice' AND i.order_id = d.order_id))",
+    ),
+    (
         "at most one payment in flight per order",
         "SELECT order_id || ' in_flight=' || CAST(COUNT(*) AS TEXT) FROM payments
          WHERE status IN ('processing', 'requires_action', 'authorized') GROUP BY order_id HAVING COUNT(*) > 1",
