@@ -56,6 +56,8 @@ pub struct AppState {
     pub max_pending_per_customer: u32,
     /// SHA-256 of `TILL_METRICS_TOKEN`; `None` leaves `/metrics` open.
     pub metrics_token_hash: Option<Arc<String>>,
+    /// How merchant webhooks are sent and retried (`TILL_WEBHOOK_*`).
+    pub webhooks: Arc<crate::notify::webhooks::Settings>,
 }
 
 impl AppState {
@@ -129,6 +131,12 @@ impl AppState {
                 .as_deref()
                 .filter(|t| !t.is_empty())
                 .map(|t| Arc::new(sha256_hex(t.as_bytes()))),
+            webhooks: Arc::new(crate::notify::webhooks::Settings::new(
+                std::time::Duration::from_millis(cfg.webhook_timeout_ms.max(1)),
+                cfg.webhook_retry_base_ms,
+                cfg.webhook_retry_cap_ms,
+                cfg.webhook_retry_hours.saturating_mul(3_600_000),
+            )),
         })
     }
 

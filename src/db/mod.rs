@@ -30,6 +30,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("0009_idempotency_resource_kind.sql")),
     (10, include_str!("0010_pricing.sql")),
     (11, include_str!("0011_events.sql")),
+    (14, include_str!("0014_webhook_endpoints.sql")),
 ];
 
 /// SQLite allows one writer at a time; one pooled connection serializes writers inside this

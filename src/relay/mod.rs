@@ -7,6 +7,8 @@
 //! dedupe by event id); a sink that queues work in Till's own tables does it in the
 //! transaction that moves its cursor, so each event is queued exactly once.
 
+pub mod webhook_sender;
+
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -25,18 +27,22 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 pub enum Sink {
     /// The structured log: one line per event.
     Log,
+    /// Merchant webhooks: a delivery queued per (event, subscribed endpoint), sent by
+    /// `webhook_sender`.
+    Webhooks,
 }
 
 impl Sink {
     /// Every sink this Till feeds.
     pub fn configured(_state: &AppState) -> Vec<Sink> {
-        vec![Sink::Log]
+        vec![Sink::Log, Sink::Webhooks]
     }
 
     /// The sink's name: its cursor's key and its `/metrics` label.
     pub fn name(&self) -> &'static str {
         match self {
             Sink::Log => "log",
+            Sink::Webhooks => "webhooks",
         }
     }
 
@@ -49,6 +55,7 @@ impl Sink {
                 }
                 Ok(events.len())
             }
+            Sink::Webhooks => unreachable!("webhooks are queued by `pass`, never handed on"),
         }
     }
 }
@@ -65,6 +72,9 @@ pub async fn pass(state: &AppState, sink: &mut Sink) -> Result<usize> {
     };
     if events.is_empty() {
         return Ok(0);
+    }
+    if let Sink::Webhooks = sink {
+        return webhook_sender::queue(state, from, &events).await;
     }
     let delivered = sink.deliver(&events).await;
     let taken = match &delivered {
@@ -89,8 +99,8 @@ async fn advance(state: &AppState, sink: &str, from: Position, to: Position) -> 
     Ok(())
 }
 
-/// Runs one pass of every sink (tests drive the relay by hand with this); the first error
-/// is returned after all have had their pass.
+/// Runs one pass of every sink, then sends the webhook deliveries due (tests drive the relay
+/// by hand with this); the first error is returned after all have had their pass.
 pub async fn run_once(state: &AppState) -> Result<usize> {
     let mut handled = 0;
     let mut first_error = None;
@@ -102,12 +112,16 @@ pub async fn run_once(state: &AppState) -> Result<usize> {
             }
         }
     }
+    if let Err(err) = webhook_sender::send_once(state).await {
+        first_error.get_or_insert(err);
+    }
     first_error.map_or(Ok(handled), Err)
 }
 
 /// Starts one task per sink, each draining its events and then waiting a tick; a failing
 /// sink backs off (doubling, up to `BACKOFF_MAX`) without holding up the others.
 pub fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
+    let sender = webhook_sender::spawn(state.clone());
     Sink::configured(state)
         .into_iter()
         .map(|mut sink| {
@@ -131,6 +145,7 @@ pub fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
                 }
             })
         })
+        .chain([sender])
         .collect()
 }
 
