@@ -24,10 +24,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/webhook_endpoints", post(create).get(list))
         .route("/v1/webhook_endpoints/{endpoint_id}", delete(remove))
-        .route(
-            "/v1/webhook_endpoints/{endpoint_id}/deliveries",
-            get(deliveries),
-        )
+        .route("/v1/webhook_endpoints/{endpoint_id}/deliveries", get(log))
         .route("/v1/events/{event_id}/redeliver", post(redeliver))
 }
 
@@ -219,7 +216,7 @@ async fn remove(
     Ok(Json(DeletedEndpoint { id, deleted: true }))
 }
 
-async fn deliveries(
+async fn log(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,

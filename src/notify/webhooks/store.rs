@@ -242,7 +242,8 @@ pub async fn deliveries(
 
 /// Every attempt of a delivery, first first.
 pub async fn attempts(conn: &mut AnyConnection, delivery_id: &str) -> Result<Vec<AttemptRow>> {
-    let rows: Vec<(i64, i64, Option<i64>, Option<String>, i64)> = sqlx::query_as(
+    type AttemptTuple = (i64, i64, Option<i64>, Option<String>, i64);
+    let rows: Vec<AttemptTuple> = sqlx::query_as(
         "SELECT attempt, at, status_code, error, duration_ms FROM webhook_attempts \
          WHERE delivery_id = $1 ORDER BY attempt",
     )
