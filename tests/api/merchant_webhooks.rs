@@ -576,5 +576,23 @@ async fn the_secret_is_shown_once_and_replayed_under_the_same_key(b: Backend) {
     assert_eq!(listed[0]["id"], created["id"]);
     assert!(listed[0].get("secret").is_none(), "{list}");
     assert!(!list.to_string().contains("whsec_"), "{list}");
+
+    // Two requests under one new key at once: one endpoint.
+    let twice = || {
+        app.request(Method::POST, "/v1/webhook_endpoints")
+            .header("Idempotency-Key", "endpoint-2")
+            .json(&json!({"url": "https://shop.example/other", "events": ["*"]}))
+    };
+    let (one, two) = tokio::join!(app.send(twice()), app.send(twice()));
+    let answered: Vec<u16> = [&one, &two].iter().map(|r| r.0.as_u16()).collect();
+    assert!(answered.contains(&201), "{one:?} {two:?}");
+    for other in [&one, &two].into_iter().filter(|r| r.0 != 201) {
+        assert_error(other, 409, "idempotency_key_in_use");
+    }
+    if one.0 == two.0 {
+        assert_eq!(one.1, two.1);
+    }
+    let (_, list) = app.call(Method::GET, "/v1/webhook_endpoints", None).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 2, "{list}");
     app.finish().await;
 }

@@ -1,7 +1,7 @@
 //! Sending one leased delivery: the event's JSON, signed, POSTed to its endpoint within the
 //! timeout; the attempt recorded and the delivery delivered, scheduled again or given up.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 
@@ -103,4 +103,65 @@ pub async fn send(state: &AppState, delivery: DeliveryRow) -> Result<Status> {
         );
     }
     Ok(status)
+}
+
+/// How deliveries are sent and retried (`TILL_WEBHOOK_*`).
+#[derive(Clone)]
+pub struct Settings {
+    /// The client every delivery goes through, with `timeout` for the whole request.
+    pub client: reqwest::Client,
+    pub timeout: Duration,
+    /// The first retry waits up to `2 · retry_base_ms`, doubling per attempt...
+    pub retry_base_ms: i64,
+    /// ...but never more than this.
+    pub retry_cap_ms: i64,
+    /// A delivery not made within this since it was queued is given up.
+    pub retry_window_ms: i64,
+}
+
+impl Settings {
+    pub fn new(timeout: Duration, retry_base_ms: i64, retry_cap_ms: i64, window_ms: i64) -> Self {
+        Settings {
+            client: crate::tls::client(timeout),
+            timeout,
+            retry_base_ms: retry_base_ms.max(1),
+            retry_cap_ms: retry_cap_ms.max(1),
+            retry_window_ms: window_ms.max(0),
+        }
+    }
+
+    /// The longest wait after `attempts` failed attempts: `min(cap, base·2^attempts)`.
+    pub fn backoff_ceiling_ms(&self, attempts: i64) -> i64 {
+        let doubling = 1i64 << attempts.clamp(0, 40);
+        self.retry_base_ms
+            .saturating_mul(doubling)
+            .min(self.retry_cap_ms)
+    }
+
+    /// When a delivery queued at `queued_at` tries again after `attempts` failed ones, with
+    /// `delay_ms` drawn from `0..=backoff_ceiling_ms(attempts)`; `None` once that falls past
+    /// the retry window (give up).
+    pub fn next_attempt_at(&self, queued_at: i64, now: i64, delay_ms: i64) -> Option<i64> {
+        let at = now.saturating_add(delay_ms);
+        (at <= queued_at.saturating_add(self.retry_window_ms)).then_some(at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_its_cap_and_gives_up_after_the_window() {
+        let s = Settings::new(Duration::from_secs(10), 1_000, 60_000, 3_600_000);
+        let ceilings: Vec<i64> = (0..8).map(|a| s.backoff_ceiling_ms(a)).collect();
+        assert_eq!(
+            ceilings,
+            [1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 60_000, 60_000]
+        );
+        assert_eq!(s.backoff_ceiling_ms(10_000), 60_000);
+        assert_eq!(s.next_attempt_at(0, 1_000, 500), Some(1_500));
+        assert_eq!(s.next_attempt_at(0, 3_600_000, 0), Some(3_600_000));
+        assert_eq!(s.next_attempt_at(0, 3_599_999, 2), None);
+    }
 }
