@@ -119,7 +119,8 @@ pub async fn run_once(state: &AppState) -> Result<usize> {
 }
 
 /// Starts one task per sink, each draining its events and then waiting a tick; a failing
-/// sink backs off (doubling, up to `BACKOFF_MAX`) without holding up the others.
+/// sink backs off (doubling, up to `BACKOFF_MAX`) without holding up the others. Beside them,
+/// the webhook sender's loop.
 pub fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
     let sender = webhook_sender::spawn(state.clone());
     Sink::configured(state)
