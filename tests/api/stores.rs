@@ -939,7 +939,16 @@ async fn webhook_endpoints_store(b: Backend) {
         .await
         .unwrap();
     assert_eq!(store::delivery_counts(&mut conn).await.unwrap(), (0, 1));
+    // `till verify` holds deliveries to their attempts.
     drop(conn);
+    let report = till::verify::check(&db).await.unwrap();
+    assert!(report.is_clean(), "{}", report.render());
+    sqlx::query("UPDATE webhook_deliveries SET status = 'delivered' WHERE id = 'whd_3'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let report = till::verify::check(&db).await.unwrap();
+    assert!(!report.is_clean() && report.render().contains("whd_3 status=delivered"));
     done(test_db, db).await;
 }
 
