@@ -75,6 +75,14 @@ impl AppState {
             cfg.sim_delay_ms >= 0,
             "TILL_SIM_DELAY_MS must not be negative"
         );
+        anyhow::ensure!(
+            cfg.webhook_retry_hours >= 0,
+            "TILL_WEBHOOK_RETRY_HOURS must not be negative"
+        );
+        anyhow::ensure!(
+            cfg.webhook_retry_base_ms > 0 && cfg.webhook_retry_cap_ms > 0,
+            "TILL_WEBHOOK_RETRY_BASE_MS and TILL_WEBHOOK_RETRY_CAP_MS must be positive"
+        );
         let db = Db::connect(&cfg.database_url, cfg.db_max_connections).await?;
         db.migrate().await?;
         let api_key_hash = settle_api_key(&db, cfg.api_key.as_deref()).await?;
