@@ -3,7 +3,7 @@
 //! /v1/events`, retries after 500s and timeouts, a slow endpoint that does not delay a
 //! healthy one, the deliveries log, redelivery, deletion and bad input.
 //!
-//! Over 400 lines: the receiver the tests run and the six tests that drive it.
+//! Over 400 lines: the receiver the tests run and the seven tests that drive it.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,7 +27,8 @@ both!(
     a_delivery_is_given_up_after_the_retry_window,
     endpoints_are_checked_listed_and_deleted,
     redelivery_sends_an_event_again,
-    the_secret_is_shown_once_and_replayed_under_the_same_key
+    the_secret_is_shown_once_and_replayed_under_the_same_key,
+    a_leased_delivery_is_sent_by_one_sender_only
 );
 
 /// One request a receiver got.
@@ -594,5 +595,45 @@ async fn the_secret_is_shown_once_and_replayed_under_the_same_key(b: Backend) {
     }
     let (_, list) = app.call(Method::GET, "/v1/webhook_endpoints", None).await;
     assert_eq!(list["data"].as_array().unwrap().len(), 2, "{list}");
+    app.finish().await;
+}
+
+async fn a_leased_delivery_is_sent_by_one_sender_only(b: Backend) {
+    let app = TestApp::spawn_with(b, Workers::Manual, |c| quick(c, 5_000)).await;
+    let receiver = Receiver::start().await;
+    let (id, secret) = register(&app, &receiver.url, json!(["order.created"])).await;
+    app.clock.advance_ms(1);
+    app.stocked("TEE-1", 1_000, 10).await;
+    app.new_order("TEE-1", 1).await;
+    let mut sink = till::relay::Sink::Webhooks;
+    assert_eq!(till::relay::pass(app.state(), &mut sink).await.unwrap(), 1);
+    // A sender leased it and died: while its lease holds, no other sends it.
+    let leased = till::notify::webhooks::send::lease(app.state(), 8)
+        .await
+        .unwrap();
+    assert_eq!(leased.len(), 1);
+    let (one, two) = tokio::join!(
+        till::relay::run_once(app.state()),
+        till::relay::run_once(app.state())
+    );
+    one.unwrap();
+    two.unwrap();
+    assert!(receiver.got().is_empty());
+    // Past the lease (timeout and margin), two senders racing send it once.
+    app.clock.advance_ms(5_000 + 30_000 + 1);
+    let (one, two) = tokio::join!(
+        till::relay::run_once(app.state()),
+        till::relay::run_once(app.state())
+    );
+    one.unwrap();
+    two.unwrap();
+    let got = receiver.got();
+    assert_eq!(got.len(), 1);
+    assert_signed(&got[0], &secret);
+    let log = deliveries(&app, &id).await;
+    assert_eq!(
+        (log[0]["status"].as_str(), log[0]["attempt"].as_i64()),
+        (Some("delivered"), Some(1))
+    );
     app.finish().await;
 }
