@@ -123,6 +123,20 @@ pub struct Config {
     /// The durable topic exchange events are published to, routing key = event type.
     #[arg(long, env = "TILL_AMQP_EXCHANGE", default_value = "till.events")]
     pub amqp_exchange: String,
+    /// How long merchant webhooks are retried after an event was queued before a delivery is
+    /// given up (`failed`).
+    #[arg(long, env = "TILL_WEBHOOK_RETRY_HOURS", default_value_t = 72)]
+    pub webhook_retry_hours: i64,
+    /// Merchant webhooks: the first retry waits up to twice this, doubling per attempt
+    /// (full jitter), up to `TILL_WEBHOOK_RETRY_CAP_MS`.
+    #[arg(long, env = "TILL_WEBHOOK_RETRY_BASE_MS", default_value_t = 1_000)]
+    pub webhook_retry_base_ms: i64,
+    /// Merchant webhooks: the longest wait between two attempts.
+    #[arg(long, env = "TILL_WEBHOOK_RETRY_CAP_MS", default_value_t = 3_600_000)]
+    pub webhook_retry_cap_ms: i64,
+    /// Merchant webhooks: an endpoint that has not answered in this long has failed the attempt.
+    #[arg(long, env = "TILL_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
+    pub webhook_timeout_ms: u64,
 }
 
 impl Config {
@@ -149,6 +163,10 @@ impl Config {
             max_connections: 1024,
             amqp_url: None,
             amqp_exchange: "till.events".into(),
+            webhook_retry_hours: 72,
+            webhook_retry_base_ms: 1_000,
+            webhook_retry_cap_ms: 3_600_000,
+            webhook_timeout_ms: 10_000,
             card_gateway: None,
             upi_gateway: None,
             wallet_gateway: None,

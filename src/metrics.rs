@@ -141,4 +141,14 @@ impl Metrics {
         }
         out
     }
+
+    /// Merchant webhook deliveries waiting to be sent and given up (`failed`).
+    pub fn render_webhook_deliveries(pending: i64, failed: i64) -> String {
+        format!(
+            "# HELP till_webhook_deliveries Merchant webhook deliveries by state.\n\
+             # TYPE till_webhook_deliveries gauge\n\
+             till_webhook_deliveries{{state=\"pending\"}} {pending}\n\
+             till_webhook_deliveries{{state=\"failed\"}} {failed}\n"
+        )
+    }
 }

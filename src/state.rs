@@ -59,6 +59,8 @@ pub struct AppState {
     pub metrics_token_hash: Option<Arc<String>>,
     /// RabbitMQ the relay publishes events to (`TILL_AMQP_URL`); `None`: no AMQP sink.
     pub amqp: Option<Arc<Broker>>,
+    /// How merchant webhooks are sent and retried (`TILL_WEBHOOK_*`).
+    pub webhooks: Arc<crate::notify::webhooks::Settings>,
 }
 
 impl AppState {
@@ -75,6 +77,14 @@ impl AppState {
         anyhow::ensure!(
             cfg.sim_delay_ms >= 0,
             "TILL_SIM_DELAY_MS must not be negative"
+        );
+        anyhow::ensure!(
+            cfg.webhook_retry_hours >= 0,
+            "TILL_WEBHOOK_RETRY_HOURS must not be negative"
+        );
+        anyhow::ensure!(
+            cfg.webhook_retry_base_ms > 0 && cfg.webhook_retry_cap_ms > 0,
+            "TILL_WEBHOOK_RETRY_BASE_MS and TILL_WEBHOOK_RETRY_CAP_MS must be positive"
         );
         let db = Db::connect(&cfg.database_url, cfg.db_max_connections).await?;
         db.migrate().await?;
@@ -139,6 +149,12 @@ impl AppState {
                 )?)),
                 None => None,
             },
+            webhooks: Arc::new(crate::notify::webhooks::Settings::new(
+                std::time::Duration::from_millis(cfg.webhook_timeout_ms.max(1)),
+                cfg.webhook_retry_base_ms,
+                cfg.webhook_retry_cap_ms,
+                cfg.webhook_retry_hours.saturating_mul(3_600_000),
+            )),
         })
     }
 

@@ -32,7 +32,8 @@ pub fn app(state: AppState) -> Router {
         .merge(checkout::documents::routes::router())
         .merge(checkout::seed::router())
         .merge(checkout::webhooks::router())
-        .merge(notify::routes::router());
+        .merge(notify::routes::router())
+        .merge(notify::webhooks::routes::router());
     // The simulator's endpoints and pages exist only while it takes some payments, and then
     // behind the same body limit, rate limiter and request ids as everything else.
     if let Some(sim) = &state.sim {
@@ -146,9 +147,9 @@ async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) 
         }
     }
     let lags = relay::lags(&state).await.unwrap_or_default();
-    (
-        [("content-type", "text/plain; version=0.0.4")],
-        state.metrics.render(&lags),
-    )
-        .into_response()
+    let (pending, failed) = relay::webhook_sender::counts(&state)
+        .await
+        .unwrap_or_default();
+    let text = state.metrics.render(&lags) + &Metrics::render_webhook_deliveries(pending, failed);
+    ([("content-type", "text/plain; version=0.0.4")], text).into_response()
 }

@@ -9,6 +9,7 @@
 
 pub mod routes;
 pub mod store;
+pub mod webhooks;
 
 use serde::Serialize;
 use serde_json::value::RawValue;

@@ -9,9 +9,11 @@
 //! transaction that moves its cursor, so each event is queued exactly once.
 
 pub mod amqp;
+pub mod webhook_sender;
 
 use std::time::Duration;
 
+use sqlx::Connection;
 use tokio::task::JoinHandle;
 
 use crate::error::Result;
@@ -30,12 +32,15 @@ pub enum Sink {
     Log,
     /// RabbitMQ (`TILL_AMQP_URL`), with publisher confirms (boxed: it holds a connection).
     Amqp(Box<amqp::Amqp>),
+    /// Merchant webhooks: a delivery queued per (event, subscribed endpoint), sent by
+    /// `webhook_sender`.
+    Webhooks,
 }
 
 impl Sink {
     /// Every sink this Till feeds.
     pub fn configured(state: &AppState) -> Vec<Sink> {
-        let mut sinks = vec![Sink::Log];
+        let mut sinks = vec![Sink::Log, Sink::Webhooks];
         if let Some(broker) = &state.amqp {
             let sink = amqp::Amqp::new(broker.clone(), state.metrics.clone());
             sinks.push(Sink::Amqp(Box::new(sink)));
@@ -48,7 +53,14 @@ impl Sink {
         match self {
             Sink::Log => "log",
             Sink::Amqp(_) => "amqp",
+            Sink::Webhooks => "webhooks",
         }
+    }
+
+    /// Whether the sink queues work in Till's own tables (in the transaction that moves its
+    /// cursor, see `queue`) rather than handing events on (`deliver`).
+    fn queues(&self) -> bool {
+        matches!(self, Sink::Webhooks)
     }
 
     /// Hands `events` on; returns how many of them, from the first, were taken.
@@ -61,13 +73,29 @@ impl Sink {
                 Ok(events.len())
             }
             Sink::Amqp(sink) => sink.deliver(events).await,
+            Sink::Webhooks => unreachable!("a queueing sink is fed by `queue`"),
+        }
+    }
+
+    /// Queues the work `events` ask of a queueing sink, in the caller's transaction.
+    async fn queue_in(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        events: &[Event],
+        now: i64,
+    ) -> Result<()> {
+        match self {
+            Sink::Webhooks => crate::notify::webhooks::queue(tx, events, now)
+                .await
+                .map(|_| ()),
+            Sink::Log | Sink::Amqp(_) => unreachable!("a sink that hands on is fed by `deliver`"),
         }
     }
 
     /// Lets go of what the sink holds open (a broker connection).
     pub async fn close(self) {
         match self {
-            Sink::Log => {}
+            Sink::Log | Sink::Webhooks => {}
             Sink::Amqp(sink) => sink.close().await,
         }
     }
@@ -86,6 +114,9 @@ pub async fn pass(state: &AppState, sink: &mut Sink) -> Result<usize> {
     if events.is_empty() {
         return Ok(0);
     }
+    if sink.queues() {
+        return queue(state, sink, from, &events).await;
+    }
     let delivered = sink.deliver(&events).await;
     let taken = match &delivered {
         Ok(n) => *n,
@@ -101,6 +132,33 @@ pub async fn pass(state: &AppState, sink: &mut Sink) -> Result<usize> {
     delivered
 }
 
+/// Queues the work of `events` (read after the cursor at `from`) and moves the cursor past
+/// them, in one transaction, so each event is queued exactly once; another relay that moved
+/// the cursor first leaves nothing queued here (it queued them). Returns how many were taken.
+async fn queue(state: &AppState, sink: &Sink, from: Position, events: &[Event]) -> Result<usize> {
+    let Some(last) = events.last() else {
+        return Ok(0);
+    };
+    let now = state.now_ms();
+    let mut conn = state.db.pool.acquire().await?;
+    let mut tx = conn.begin().await?;
+    sink.queue_in(&mut tx, events, now).await?;
+    if !store::advance(&mut tx, sink.name(), from, last.position, now).await? {
+        tx.rollback().await?;
+        tracing::info!(
+            sink = sink.name(),
+            "another relay queued these events first"
+        );
+        return Ok(0);
+    }
+    tx.commit().await?;
+    state
+        .metrics
+        .events_delivered
+        .fetch_add(events.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    Ok(events.len())
+}
+
 async fn advance(state: &AppState, sink: &str, from: Position, to: Position) -> Result<()> {
     let mut conn = state.db.pool.acquire().await?;
     if !store::advance(&mut conn, sink, from, to, state.now_ms()).await? {
@@ -109,8 +167,8 @@ async fn advance(state: &AppState, sink: &str, from: Position, to: Position) -> 
     Ok(())
 }
 
-/// Runs one pass of every sink (tests drive the relay by hand with this); the first error
-/// is returned after all have had their pass.
+/// Runs one pass of every sink, then sends the webhook deliveries due (tests drive the relay
+/// by hand with this); the first error is returned after all have had their pass.
 pub async fn run_once(state: &AppState) -> Result<usize> {
     let mut handled = 0;
     let mut first_error = None;
@@ -123,12 +181,17 @@ pub async fn run_once(state: &AppState) -> Result<usize> {
         }
         sink.close().await;
     }
+    if let Err(err) = webhook_sender::send_once(state).await {
+        first_error.get_or_insert(err);
+    }
     first_error.map_or(Ok(handled), Err)
 }
 
 /// Starts one task per sink, each draining its events and then waiting a tick; a failing
-/// sink backs off (doubling, up to `BACKOFF_MAX`) without holding up the others.
+/// sink backs off (doubling, up to `BACKOFF_MAX`) without holding up the others. Beside them,
+/// the webhook sender's loop.
 pub fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
+    let sender = webhook_sender::spawn(state.clone());
     Sink::configured(state)
         .into_iter()
         .map(|mut sink| {
@@ -152,6 +215,7 @@ pub fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
                 }
             })
         })
+        .chain([sender])
         .collect()
 }
 

@@ -17,6 +17,7 @@ mod gateway_routing;
 mod gateway_sim;
 mod idempotency;
 mod invoices;
+mod merchant_webhooks;
 mod payments;
 mod pricing;
 mod races;
