@@ -268,6 +268,29 @@ async fn signed_deliveries_carry_the_events_and_retry_until_answered(b: Backend)
         assert!(arrived.contains(event), "{event} never arrived");
     }
 
+    // Each delivery is on its order's timeline: four to `all`, one to `confirmed`.
+    let (status, timeline) = app
+        .call(Method::GET, &format!("/v1/orders/{order}/timeline"), None)
+        .await;
+    assert_eq!(status, 200, "{timeline}");
+    let delivered: Vec<&Value> = timeline
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|step| step["kind"] == "webhook.delivered")
+        .collect();
+    assert_eq!(delivered.len(), 5, "{timeline}");
+    assert!(delivered
+        .iter()
+        .all(|step| step["detail"]["status_code"] == 200));
+    assert_eq!(
+        delivered
+            .iter()
+            .filter(|step| step["detail"]["endpoint_id"] == confirmed_id.as_str())
+            .count(),
+        1
+    );
+
     // The log: one delivery per event, six attempts in all, the two answered 500 retried.
     let log = deliveries(&app, &all_id).await;
     assert_eq!(log.len(), 4);

@@ -9,6 +9,7 @@ use super::store::{self, AttemptRow, DeliveryRow};
 use super::{endpoint, signature, Status};
 use crate::error::{corrupt, Result};
 use crate::state::AppState;
+use crate::timeline;
 
 /// How long a lease outlives the request's timeout: time to record the outcome. A sender that
 /// dies holding one leaves its delivery (and its endpoint) to the next sender after this.
@@ -90,10 +91,13 @@ pub async fn send(state: &AppState, delivery: DeliveryRow) -> Result<Status> {
     let mut conn = state.db.pool.acquire().await?;
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     store::record_attempt(&mut tx, &attempt, status.as_str(), next_attempt_at).await?;
+    if let (Status::Delivered, Some(order_id), Some(code)) = (status, event.order_id(), status_code)
+    {
+        let now = state.now_ms();
+        timeline::webhook_delivered(&mut tx, &order_id, &event.id, &endpoint.id, code, now).await?;
+    }
     tx.commit().await?;
     if status == Status::Delivered {
-        // Timeline: "webhook delivered" belongs to the order of `event.data` (its `id` for
-        // order events, its `order_id` for payments and refunds) once `timeline::record` exists.
         tracing::debug!(delivery = %delivery.id, event_id = %event.id, endpoint = %endpoint.id, "webhook delivered");
     } else {
         tracing::info!(
