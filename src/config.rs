@@ -116,6 +116,27 @@ pub struct Config {
     /// Connections served at once; past it new ones wait in the listen queue until one ends.
     #[arg(long, env = "TILL_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
+    /// RabbitMQ to publish every event to (`amqp://user:pass@host:5672/%2f`, or `amqps://`
+    /// for TLS); unset: no AMQP sink.
+    #[arg(long, env = "TILL_AMQP_URL", hide_env_values = true)]
+    pub amqp_url: Option<String>,
+    /// The durable topic exchange events are published to, routing key = event type.
+    #[arg(long, env = "TILL_AMQP_EXCHANGE", default_value = "till.events")]
+    pub amqp_exchange: String,
+    /// How long merchant webhooks are retried after an event was queued before a delivery is
+    /// given up (`failed`).
+    #[arg(long, env = "TILL_WEBHOOK_RETRY_HOURS", default_value_t = 72)]
+    pub webhook_retry_hours: i64,
+    /// Merchant webhooks: the first retry waits up to twice this, doubling per attempt
+    /// (full jitter), up to `TILL_WEBHOOK_RETRY_CAP_MS`.
+    #[arg(long, env = "TILL_WEBHOOK_RETRY_BASE_MS", default_value_t = 1_000)]
+    pub webhook_retry_base_ms: i64,
+    /// Merchant webhooks: the longest wait between two attempts.
+    #[arg(long, env = "TILL_WEBHOOK_RETRY_CAP_MS", default_value_t = 3_600_000)]
+    pub webhook_retry_cap_ms: i64,
+    /// Merchant webhooks: an endpoint that has not answered in this long has failed the attempt.
+    #[arg(long, env = "TILL_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
+    pub webhook_timeout_ms: u64,
     /// The SMTP server customer email goes through: `smtp://host:port` (plain),
     /// `smtp://host:587?tls=required` (STARTTLS), `smtps://user:pass@host:465` (implicit
     /// TLS). Unset: each message is written as an `.eml` file to `TILL_MAIL_DIR` instead.
@@ -155,6 +176,12 @@ impl Config {
             reconcile_every_secs: 300,
             read_timeout_ms: 10_000,
             max_connections: 1024,
+            amqp_url: None,
+            amqp_exchange: "till.events".into(),
+            webhook_retry_hours: 72,
+            webhook_retry_base_ms: 1_000,
+            webhook_retry_cap_ms: 3_600_000,
+            webhook_timeout_ms: 10_000,
             smtp_url: None,
             mail_from: "orders@localhost".into(),
             mail_dir: "./mail".into(),
@@ -173,5 +200,15 @@ impl Config {
             stripe_webhook_secret: None,
             stripe_return_url: None,
         }
+    }
+}
+
+/// A URL without its password (`scheme://***@host/…`), for the log.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_string(),
     }
 }

@@ -81,6 +81,9 @@ pub async fn start(cfg: &Config, clock: Clock, workers: Workers) -> anyhow::Resu
     let prober = tokio::spawn(async move {
         loop {
             probed.probe_gateways().await;
+            if let Some(broker) = &probed.amqp {
+                relay::amqp::probe(broker).await;
+            }
             tokio::time::sleep(std::time::Duration::from_secs(PROBE_EVERY_SECS)).await;
         }
     });

@@ -52,7 +52,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(cfg) => {
             let running = till::start(&cfg, Clock::default(), Workers::Run).await?;
-            tracing::info!(addr = %running.addr, database = %redact(&cfg.database_url), "till is serving");
+            tracing::info!(addr = %running.addr, database = %till::config::redact(&cfg.database_url), "till is serving");
             tokio::select! {
                 _ = running_until_stopped(running) => {}
                 _ = shutdown_signal() => tracing::info!("shutting down"),
@@ -110,14 +110,4 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
-}
-
-/// The database URL without its password, for the log.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
-        }
-        _ => url.to_string(),
-    }
 }

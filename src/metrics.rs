@@ -27,6 +27,9 @@ pub struct Metrics {
     pub payments_contradicted: AtomicU64,
     pub refunds_succeeded: AtomicU64,
     pub events_delivered: AtomicU64,
+    /// Events RabbitMQ confirmed (ack) and refused (nack); a nacked one is published again.
+    pub amqp_confirmed: AtomicU64,
+    pub amqp_nacked: AtomicU64,
     pub http_requests: AtomicU64,
     pub http_5xx: AtomicU64,
 }
@@ -111,6 +114,14 @@ impl Metrics {
             &[("", get(&self.events_delivered))],
         );
         counter(
+            "amqp_publishes_total",
+            "Events published to RabbitMQ, by the broker's confirm.",
+            &[
+                ("{outcome=\"confirmed\"}", get(&self.amqp_confirmed)),
+                ("{outcome=\"nacked\"}", get(&self.amqp_nacked)),
+            ],
+        );
+        counter(
             "http_requests_total",
             "HTTP requests served.",
             &[("", get(&self.http_requests))],
@@ -129,6 +140,16 @@ impl Metrics {
             let _ = writeln!(out, "till_sink_lag_seconds{{sink=\"{sink}\"}} {age}");
         }
         out
+    }
+
+    /// Merchant webhook deliveries waiting to be sent and given up (`failed`).
+    pub fn render_webhook_deliveries(pending: i64, failed: i64) -> String {
+        format!(
+            "# HELP till_webhook_deliveries Merchant webhook deliveries by state.\n\
+             # TYPE till_webhook_deliveries gauge\n\
+             till_webhook_deliveries{{state=\"pending\"}} {pending}\n\
+             till_webhook_deliveries{{state=\"failed\"}} {failed}\n"
+        )
     }
 }
 

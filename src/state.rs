@@ -20,6 +20,7 @@ use crate::payments::razorpay::Razorpay;
 use crate::payments::simulated::Simulated;
 use crate::payments::stripe::Stripe;
 use crate::payments::Method;
+use crate::relay::amqp::Broker;
 use till_gateway_sim::{FaultSpec, SimConfig, Simulator};
 
 #[derive(Clone)]
@@ -57,6 +58,10 @@ pub struct AppState {
     pub max_pending_per_customer: u32,
     /// SHA-256 of `TILL_METRICS_TOKEN`; `None` leaves `/metrics` open.
     pub metrics_token_hash: Option<Arc<String>>,
+    /// RabbitMQ the relay publishes events to (`TILL_AMQP_URL`); `None`: no AMQP sink.
+    pub amqp: Option<Arc<Broker>>,
+    /// How merchant webhooks are sent and retried (`TILL_WEBHOOK_*`).
+    pub webhooks: Arc<crate::notify::webhooks::Settings>,
     /// Customer email: the sender, and the SMTP server or `.eml` directory it goes to.
     pub mail: Arc<Mailer>,
 }
@@ -75,6 +80,14 @@ impl AppState {
         anyhow::ensure!(
             cfg.sim_delay_ms >= 0,
             "TILL_SIM_DELAY_MS must not be negative"
+        );
+        anyhow::ensure!(
+            cfg.webhook_retry_hours >= 0,
+            "TILL_WEBHOOK_RETRY_HOURS must not be negative"
+        );
+        anyhow::ensure!(
+            cfg.webhook_retry_base_ms > 0 && cfg.webhook_retry_cap_ms > 0,
+            "TILL_WEBHOOK_RETRY_BASE_MS and TILL_WEBHOOK_RETRY_CAP_MS must be positive"
         );
         let mail = Mailer::new(
             cfg.smtp_url.as_deref(),
@@ -138,6 +151,19 @@ impl AppState {
                 .as_deref()
                 .filter(|t| !t.is_empty())
                 .map(|t| Arc::new(sha256_hex(t.as_bytes()))),
+            amqp: match cfg.amqp_url.as_deref().filter(|url| !url.is_empty()) {
+                Some(url) => Some(Arc::new(Broker::new(
+                    url.into(),
+                    cfg.amqp_exchange.clone(),
+                )?)),
+                None => None,
+            },
+            webhooks: Arc::new(crate::notify::webhooks::Settings::new(
+                std::time::Duration::from_millis(cfg.webhook_timeout_ms.max(1)),
+                cfg.webhook_retry_base_ms,
+                cfg.webhook_retry_cap_ms,
+                cfg.webhook_retry_hours.saturating_mul(3_600_000),
+            )),
             mail: Arc::new(mail),
         })
     }

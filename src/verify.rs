@@ -143,6 +143,18 @@ const INVARIANTS: &[(&str, &str)] = &[
            AND t.detail LIKE '%\"payment_id\":\"' || p.id || '\"%'
          GROUP BY p.id, p.order_id HAVING COUNT(t.id) <> 1",
     ),
+    (
+        "a webhook delivery counts its attempts, is delivered only by a 2xx, and none waits for a deleted endpoint",
+        "SELECT d.id || ' status=' || d.status || ' attempts=' || CAST(d.attempts AS TEXT) || ' recorded=' || CAST(COUNT(a.attempt) AS TEXT)
+         FROM webhook_deliveries d LEFT JOIN webhook_attempts a ON a.delivery_id = d.id
+         GROUP BY d.id, d.status, d.attempts
+         HAVING (d.status <> 'dropped' AND d.attempts <> COUNT(a.attempt))
+             OR (d.status = 'delivered' AND SUM(CASE WHEN a.status_code BETWEEN 200 AND 299 THEN 1 ELSE 0 END) <> 1)
+         UNION ALL
+         SELECT d.id || ' pending for deleted endpoint ' || e.id
+         FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
+         WHERE d.status = 'pending' AND e.deleted_at IS NOT NULL",
+    ),
 ];
 
 pub struct Report {

@@ -32,6 +32,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (11, include_str!("0011_events.sql")),
     (12, include_str!("0012_documents.sql")),
     (13, include_str!("0013_timeline.sql")),
+    (14, include_str!("0014_webhook_endpoints.sql")),
     (15, include_str!("0015_mail.sql")),
 ];
 

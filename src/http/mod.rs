@@ -32,7 +32,8 @@ pub fn app(state: AppState) -> Router {
         .merge(checkout::documents::routes::router())
         .merge(checkout::seed::router())
         .merge(checkout::webhooks::router())
-        .merge(notify::routes::router());
+        .merge(notify::routes::router())
+        .merge(notify::webhooks::routes::router());
     // The simulator's endpoints and pages exist only while it takes some payments, and then
     // behind the same body limit, rate limiter and request ids as everything else.
     if let Some(sim) = &state.sim {
@@ -100,6 +101,10 @@ pub struct Readiness {
     /// Gateway name → what its last probe found.
     #[schema(value_type = std::collections::BTreeMap<String, String>)]
     pub gateways: std::collections::BTreeMap<&'static str, String>,
+    /// With `TILL_AMQP_URL`: what the last contact with RabbitMQ found, `ok` or what went
+    /// wrong (events wait in the database meanwhile; not a reason to be unready).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broker: Option<String>,
 }
 
 async fn healthz() -> Json<Health> {
@@ -110,11 +115,13 @@ async fn healthz() -> Json<Health> {
 /// (a gateway that is down stops its payment methods, not the rest of Till).
 async fn readyz(State(state): State<AppState>) -> Response {
     let gateways = state.gateway_health();
+    let broker = state.amqp.as_ref().map(|b| b.health());
     if state.db.ping().await {
         Json(Readiness {
             status: "ready",
             database: "up",
             gateways,
+            broker,
         })
         .into_response()
     } else {
@@ -124,6 +131,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
                 status: "unavailable",
                 database: "down",
                 gateways,
+                broker,
             }),
         )
             .into_response()
@@ -139,10 +147,12 @@ async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) 
         }
     }
     let lags = relay::lags(&state).await.unwrap_or_default();
+    let (pending, failed) = relay::webhook_sender::counts(&state)
+        .await
+        .unwrap_or_default();
     let mail = relay::mail::counts(&state).await.unwrap_or_default();
-    (
-        [("content-type", "text/plain; version=0.0.4")],
-        state.metrics.render(&lags) + &crate::metrics::render_mail(&mail),
-    )
-        .into_response()
+    let text = state.metrics.render(&lags)
+        + &Metrics::render_webhook_deliveries(pending, failed)
+        + &crate::metrics::render_mail(&mail);
+    ([("content-type", "text/plain; version=0.0.4")], text).into_response()
 }

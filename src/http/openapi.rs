@@ -28,6 +28,9 @@ use crate::error::ErrorBody;
 use crate::inventory::routes::{ProductBody, ProductView, StockBody};
 use crate::inventory::Stock;
 use crate::notify::routes::EventPage;
+use crate::notify::webhooks::routes::{
+    CreatedEndpointView, DeletedEndpoint, DeliveryList, EndpointBody, EndpointList, RedeliverBody,
+};
 use crate::payments::{PaymentView, RefundView};
 use crate::pricing::routes::{
     CouponBody, CouponView, TaxCodeBody, TaxCodeView, TaxSettingsBody, TaxSettingsView,
@@ -561,6 +564,82 @@ pub const ROUTES: &[RouteDoc] = &[
         errors: &[INVALID, UNAUTHORIZED, UNAVAILABLE],
     },
     RouteDoc {
+        method: "post",
+        path: "/v1/webhook_endpoints",
+        operation_id: "createWebhookEndpoint",
+        summary: "Register a merchant webhook endpoint (its secret is shown once)",
+        auth: Auth::ApiKey,
+        key_header: KeyHeader::Optional,
+        request: Some(schema::<EndpointBody>),
+        request_optional: false,
+        answers: &[(201, Content::Json(schema::<CreatedEndpointView>))],
+        errors: &[
+            INVALID,
+            UNAUTHORIZED,
+            (
+                409,
+                &["too_many_webhook_endpoints", "idempotency_key_in_use"],
+            ),
+            REUSED,
+            UNAVAILABLE,
+        ],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/v1/webhook_endpoints",
+        operation_id: "listWebhookEndpoints",
+        summary: "Every webhook endpoint, without secrets",
+        auth: Auth::ApiKey,
+        key_header: KeyHeader::No,
+        request: None,
+        request_optional: false,
+        answers: &[(200, Content::Json(schema::<EndpointList>))],
+        errors: &[UNAUTHORIZED, UNAVAILABLE],
+    },
+    RouteDoc {
+        method: "delete",
+        path: "/v1/webhook_endpoints/{endpoint_id}",
+        operation_id: "deleteWebhookEndpoint",
+        summary: "Delete a webhook endpoint; its pending deliveries are dropped",
+        auth: Auth::ApiKey,
+        key_header: KeyHeader::No,
+        request: None,
+        request_optional: false,
+        answers: &[(200, Content::Json(schema::<DeletedEndpoint>))],
+        errors: &[UNAUTHORIZED, NOT_FOUND, UNAVAILABLE],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/v1/webhook_endpoints/{endpoint_id}/deliveries",
+        operation_id: "listWebhookDeliveries",
+        summary: "An endpoint's latest 100 deliveries with every attempt, newest first",
+        auth: Auth::ApiKey,
+        key_header: KeyHeader::No,
+        request: None,
+        request_optional: false,
+        answers: &[(200, Content::Json(schema::<DeliveryList>))],
+        errors: &[UNAUTHORIZED, NOT_FOUND, UNAVAILABLE],
+    },
+    RouteDoc {
+        method: "post",
+        path: "/v1/events/{event_id}/redeliver",
+        operation_id: "redeliverEvent",
+        summary: "Send an event again now, to one endpoint or every subscribed one",
+        auth: Auth::ApiKey,
+        key_header: KeyHeader::Optional,
+        request: Some(schema::<RedeliverBody>),
+        request_optional: true,
+        answers: &[(202, Content::Json(schema::<DeliveryList>))],
+        errors: &[
+            INVALID,
+            UNAUTHORIZED,
+            NOT_FOUND,
+            (409, &["idempotency_key_in_use"]),
+            REUSED,
+            UNAVAILABLE,
+        ],
+    },
+    RouteDoc {
         method: "get",
         path: "/metrics",
         operation_id: "metrics",
@@ -656,6 +735,8 @@ fn path_parameter(name: &str) -> utoipa::openapi::path::Parameter {
             "SAVE10",
         ),
         "tax_code" => ("1-64 of `A-Z a-z 0-9 - _`", string, "apparel"),
+        "endpoint_id" => ("a webhook endpoint's id", string, "we_1"),
+        "event_id" => ("an event's id", string, "evt_1"),
         "gateway" => (
             "the gateway that signed the event",
             string.enum_values(Some(["sim", "stripe", "razorpay"])),
@@ -833,6 +914,7 @@ fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         201 => "Created",
+        202 => "Accepted",
         503 => "Service Unavailable",
         _ => "see docs/api.md",
     }
@@ -1039,7 +1121,9 @@ mod tests {
         let doc = serde_json::to_value(document()).unwrap();
         for route in ROUTES.iter().filter(|r| r.request.is_some()) {
             let required = &doc["paths"][route.path][route.method]["requestBody"]["required"];
-            let optional = route.path.ends_with("/cancel") || route.path.ends_with("/refunds");
+            let optional = route.path.ends_with("/cancel")
+                || route.path.ends_with("/refunds")
+                || route.path.ends_with("/redeliver");
             assert_eq!(*required, !optional, "{} {}", route.method, route.path);
         }
     }

@@ -21,7 +21,8 @@ use sha2::Sha256;
 use crate::ids::constant_time_eq;
 
 /// Fields of an answer that hold a secret; each is stored as `<field>_sealed` instead.
-const SEALED_FIELDS: &[&str] = &["client_secret"];
+/// (`secret`: a merchant webhook endpoint's signing secret, in the answer that created it.)
+const SEALED_FIELDS: &[&str] = &["client_secret", "secret"];
 
 /// Suffix of the stored field that holds a sealed secret.
 const SEALED_SUFFIX: &str = "_sealed";

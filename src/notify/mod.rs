@@ -9,8 +9,9 @@
 
 pub mod routes;
 pub mod store;
+pub mod webhooks;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
@@ -18,7 +19,7 @@ use utoipa::ToSchema;
 use crate::clock;
 use crate::db::Kind;
 use crate::error::{corrupt, Result};
-use crate::ids::new_id;
+use crate::ids::{new_id, OrderId};
 
 pub use store::Position;
 
@@ -104,6 +105,25 @@ impl Event {
             created_at: clock::rfc3339(self.created_at),
             data: &self.data,
         }
+    }
+
+    /// The order the event is about: an order event's object is the order itself; every
+    /// other object names its order (`order_id`).
+    pub fn order_id(&self) -> Option<OrderId> {
+        #[derive(Deserialize)]
+        struct Names {
+            id: Option<String>,
+            order_id: Option<String>,
+        }
+        let names: Names = serde_json::from_str(self.data.get()).ok()?;
+        match self.kind {
+            Type::OrderCreated
+            | Type::OrderConfirmed
+            | Type::OrderCancelled
+            | Type::OrderExpired => names.id,
+            _ => names.order_id,
+        }
+        .map(OrderId::from)
     }
 
     /// The JSON body every sink sends: the same as `GET /v1/events` lists.

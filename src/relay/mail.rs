@@ -1,23 +1,26 @@
 //! The mail sink: customer email for `order.confirmed` (invoice attached), `payment.failed`,
 //! `order.expired` and `refund.succeeded` (credit note attached).
 //!
-//! Two steps, so a slow mail server never holds up the event stream. `queue` composes one
+//! Two steps, so a slow mail server never holds up the event stream. `queue_in` composes one
 //! message per such event whose order has a customer email and queues it (`mail_outbox`,
-//! keyed by the event id) in the transaction that moves the sink's cursor: each event is
-//! queued exactly once. `send_due` then leases due messages and sends them: sent is marked
+//! keyed by the event id) in the transaction that moves the sink's cursor (`relay::pass`):
+//! each event is queued exactly once. `send_due` then leases due messages and sends them: sent is marked
 //! sent; a temporary failure (4xx, no connection) is tried again after a capped, jittered,
 //! exponential wait; a permanent one (5xx), or `ATTEMPTS_MAX` temporary ones, marks it
 //! failed. A crash between the server's answer and the mark sends the message again, with
 //! the same `Message-ID`, which receivers dedupe.
 
-use sqlx::Connection;
+use std::time::Duration;
+
+use sqlx::{AnyConnection, Connection};
+use tokio::task::JoinHandle;
 
 use super::letters;
 use crate::error::{corrupt, Result};
 use crate::ids::{OrderId, RefundId};
 use crate::mail::store::{self, Tried};
 use crate::mail::{self, Attachment, Failure, Letter, State, ATTEMPTS_MAX};
-use crate::notify::{self, Type};
+use crate::notify::{Event, Type};
 use crate::state::AppState;
 use crate::timeline;
 use crate::{checkout, documents};
@@ -30,22 +33,14 @@ const SEND_BATCH: i64 = 20;
 /// its messages go after this.
 const LEASE_MS: i64 = 120_000;
 
-/// One pass of the mail sink: the events after its cursor, their messages queued and the
-/// cursor moved, in one transaction. Returns how many events were taken.
-pub async fn queue(state: &AppState, sink: &str) -> Result<usize> {
-    let now = state.now_ms();
-    let mut conn = state.db.pool.acquire().await?;
-    let from = notify::store::cursor(&mut conn, sink, now).await?;
-    let events = notify::after(&mut conn, state.db.kind, from, None, super::BATCH).await?;
-    let Some(to) = events.last().map(|e| e.position) else {
-        return Ok(0);
-    };
-    let mut tx = conn.begin().await?;
-    for event in &events {
-        let Some(letter) = letters::compose(&mut tx, event).await? else {
+/// Queues the message of each of `events` that mails a customer, in the caller's
+/// transaction (the one that moves the mail sink's cursor past them).
+pub async fn queue_in(tx: &mut AnyConnection, events: &[Event], now: i64) -> Result<()> {
+    for event in events {
+        let Some(letter) = letters::compose(tx, event).await? else {
             continue;
         };
-        let queued = mail::store::NewMail {
+        let queued = store::NewMail {
             id: &event.id,
             kind: event.kind.as_str(),
             order_id: &letter.order_id,
@@ -55,15 +50,31 @@ pub async fn queue(state: &AppState, sink: &str) -> Result<usize> {
             body_text: &letter.text,
             body_html: &letter.html,
         };
-        store::queue(&mut tx, &queued, now).await?;
+        store::queue(tx, &queued, now).await?;
     }
-    if !notify::store::advance(&mut tx, sink, from, to, now).await? {
-        tx.rollback().await?;
-        tracing::info!(sink, "another relay moved this sink's cursor first");
-        return Ok(0);
-    }
-    tx.commit().await?;
-    Ok(events.len())
+    Ok(())
+}
+
+/// The sender's loop: sends what is due, then waits a tick; a failing pass backs off
+/// (doubling, up to the relay's `BACKOFF_MAX`).
+pub fn spawn(state: AppState) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let tick = Duration::from_millis(state.worker_tick_ms);
+        let mut backoff = tick;
+        loop {
+            match send_due(&state).await {
+                Ok(_) => {
+                    backoff = tick;
+                    tokio::time::sleep(tick).await;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "mail send pass failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(super::BACKOFF_MAX);
+                }
+            }
+        }
+    })
 }
 
 /// Sends the messages that are due; returns how many the server took.
@@ -142,7 +153,7 @@ async fn send_one(state: &AppState, id: &str) -> Result<bool> {
 /// of a confirmed order, the credit note of a refund; none for a refund Till made on its own
 /// (it issues no credit note).
 async fn attachments(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut AnyConnection,
     kind: Type,
     row: &store::Row,
 ) -> Result<Vec<Attachment>> {

@@ -8,14 +8,17 @@
 //! dedupe by event id); a sink that queues work in Till's own tables does it in the
 //! transaction that moves its cursor, so each event is queued exactly once.
 
+pub mod amqp;
 pub mod letters;
 pub mod mail;
+pub mod webhook_sender;
 
 use std::time::Duration;
 
+use sqlx::Connection;
 use tokio::task::JoinHandle;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::notify::{self, store, Event, Position};
 use crate::state::AppState;
 
@@ -29,22 +32,40 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 pub enum Sink {
     /// The structured log: one line per event.
     Log,
-    /// Customer email: queued in Till's own table (see `mail`), sent by its own loop.
+    /// RabbitMQ (`TILL_AMQP_URL`), with publisher confirms (boxed: it holds a connection).
+    Amqp(Box<amqp::Amqp>),
+    /// Merchant webhooks: a delivery queued per (event, subscribed endpoint), sent by
+    /// `webhook_sender`.
+    Webhooks,
+    /// Customer email: a message queued per mailed event (see `mail`), sent by its sender.
     Mail,
 }
 
 impl Sink {
     /// Every sink this Till feeds.
-    pub fn configured(_state: &AppState) -> Vec<Sink> {
-        vec![Sink::Log, Sink::Mail]
+    pub fn configured(state: &AppState) -> Vec<Sink> {
+        let mut sinks = vec![Sink::Log, Sink::Webhooks, Sink::Mail];
+        if let Some(broker) = &state.amqp {
+            let sink = amqp::Amqp::new(broker.clone(), state.metrics.clone());
+            sinks.push(Sink::Amqp(Box::new(sink)));
+        }
+        sinks
     }
 
     /// The sink's name: its cursor's key and its `/metrics` label.
     pub fn name(&self) -> &'static str {
         match self {
             Sink::Log => "log",
+            Sink::Amqp(_) => "amqp",
+            Sink::Webhooks => "webhooks",
             Sink::Mail => "mail",
         }
+    }
+
+    /// Whether the sink queues work in Till's own tables (in the transaction that moves its
+    /// cursor, see `queue`) rather than handing events on (`deliver`).
+    fn queues(&self) -> bool {
+        matches!(self, Sink::Webhooks | Sink::Mail)
     }
 
     /// Hands `events` on; returns how many of them, from the first, were taken.
@@ -56,9 +77,32 @@ impl Sink {
                 }
                 Ok(events.len())
             }
-            Sink::Mail => Err(Error::Internal(anyhow::anyhow!(
-                "the mail sink queues in its pass and never hands events on"
-            ))),
+            Sink::Amqp(sink) => sink.deliver(events).await,
+            Sink::Webhooks | Sink::Mail => unreachable!("a queueing sink is fed by `queue`"),
+        }
+    }
+
+    /// Queues the work `events` ask of a queueing sink, in the caller's transaction.
+    async fn queue_in(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        events: &[Event],
+        now: i64,
+    ) -> Result<()> {
+        match self {
+            Sink::Webhooks => crate::notify::webhooks::queue(tx, events, now)
+                .await
+                .map(|_| ()),
+            Sink::Mail => mail::queue_in(tx, events, now).await,
+            Sink::Log | Sink::Amqp(_) => unreachable!("a sink that hands on is fed by `deliver`"),
+        }
+    }
+
+    /// Lets go of what the sink holds open (a broker connection).
+    pub async fn close(self) {
+        match self {
+            Sink::Log | Sink::Webhooks | Sink::Mail => {}
+            Sink::Amqp(sink) => sink.close().await,
         }
     }
 }
@@ -66,10 +110,6 @@ impl Sink {
 /// One pass of `sink`: the events after its cursor, handed on, the cursor moved past those
 /// taken. Returns how many were taken.
 pub async fn pass(state: &AppState, sink: &mut Sink) -> Result<usize> {
-    if let Sink::Mail = sink {
-        // Queues in Till's own table, in the transaction that moves its cursor.
-        return mail::queue(state, sink.name()).await;
-    }
     let now = state.now_ms();
     let (from, events) = {
         let mut conn = state.db.pool.acquire().await?;
@@ -79,6 +119,9 @@ pub async fn pass(state: &AppState, sink: &mut Sink) -> Result<usize> {
     };
     if events.is_empty() {
         return Ok(0);
+    }
+    if sink.queues() {
+        return queue(state, sink, from, &events).await;
     }
     let delivered = sink.deliver(&events).await;
     let taken = match &delivered {
@@ -95,6 +138,33 @@ pub async fn pass(state: &AppState, sink: &mut Sink) -> Result<usize> {
     delivered
 }
 
+/// Queues the work of `events` (read after the cursor at `from`) and moves the cursor past
+/// them, in one transaction, so each event is queued exactly once; another relay that moved
+/// the cursor first leaves nothing queued here (it queued them). Returns how many were taken.
+async fn queue(state: &AppState, sink: &Sink, from: Position, events: &[Event]) -> Result<usize> {
+    let Some(last) = events.last() else {
+        return Ok(0);
+    };
+    let now = state.now_ms();
+    let mut conn = state.db.pool.acquire().await?;
+    let mut tx = conn.begin().await?;
+    sink.queue_in(&mut tx, events, now).await?;
+    if !store::advance(&mut tx, sink.name(), from, last.position, now).await? {
+        tx.rollback().await?;
+        tracing::info!(
+            sink = sink.name(),
+            "another relay queued these events first"
+        );
+        return Ok(0);
+    }
+    tx.commit().await?;
+    state
+        .metrics
+        .events_delivered
+        .fetch_add(events.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    Ok(events.len())
+}
+
 async fn advance(state: &AppState, sink: &str, from: Position, to: Position) -> Result<()> {
     let mut conn = state.db.pool.acquire().await?;
     if !store::advance(&mut conn, sink, from, to, state.now_ms()).await? {
@@ -103,8 +173,8 @@ async fn advance(state: &AppState, sink: &str, from: Position, to: Position) -> 
     Ok(())
 }
 
-/// Runs one pass of every sink (tests drive the relay by hand with this); the first error
-/// is returned after all have had their pass.
+/// Runs one pass of every sink, then sends the webhook deliveries due (tests drive the relay
+/// by hand with this); the first error is returned after all have had their pass.
 pub async fn run_once(state: &AppState) -> Result<usize> {
     let mut handled = 0;
     let mut first_error = None;
@@ -115,6 +185,10 @@ pub async fn run_once(state: &AppState) -> Result<usize> {
                 first_error.get_or_insert(err);
             }
         }
+        sink.close().await;
+    }
+    if let Err(err) = webhook_sender::send_once(state).await {
+        first_error.get_or_insert(err);
     }
     if let Err(err) = mail::send_due(state).await {
         first_error.get_or_insert(err);
@@ -122,50 +196,36 @@ pub async fn run_once(state: &AppState) -> Result<usize> {
     first_error.map_or(Ok(handled), Err)
 }
 
-/// Starts one task per sink, each draining its events and then waiting a tick, and the mail
-/// sender; a failing one backs off (doubling, up to `BACKOFF_MAX`) without holding up the
-/// others.
+/// Starts one task per sink, each draining its events and then waiting a tick; a failing
+/// sink backs off (doubling, up to `BACKOFF_MAX`) without holding up the others. Beside them,
+/// the webhook sender's loop and the mail sender's.
 pub fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
-    let sender = state.clone();
-    let mut tasks = vec![tokio::spawn(async move {
-        let tick = Duration::from_millis(sender.worker_tick_ms);
-        let mut backoff = tick;
-        loop {
-            match mail::send_due(&sender).await {
-                Ok(_) => {
-                    backoff = tick;
-                    tokio::time::sleep(tick).await;
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, "mail send pass failed");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
-                }
-            }
-        }
-    })];
-    tasks.extend(Sink::configured(state).into_iter().map(|mut sink| {
-        let state = state.clone();
-        tokio::spawn(async move {
-            let tick = Duration::from_millis(state.worker_tick_ms);
-            let mut backoff = tick;
-            loop {
-                match pass(&state, &mut sink).await {
-                    Ok(0) => {
-                        backoff = tick;
-                        tokio::time::sleep(tick).await;
-                    }
-                    Ok(_) => backoff = tick,
-                    Err(err) => {
-                        tracing::warn!(sink = sink.name(), error = %err, "sink pass failed");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(BACKOFF_MAX);
+    let sender = webhook_sender::spawn(state.clone());
+    Sink::configured(state)
+        .into_iter()
+        .map(|mut sink| {
+            let state = state.clone();
+            tokio::spawn(async move {
+                let tick = Duration::from_millis(state.worker_tick_ms);
+                let mut backoff = tick;
+                loop {
+                    match pass(&state, &mut sink).await {
+                        Ok(0) => {
+                            backoff = tick;
+                            tokio::time::sleep(tick).await;
+                        }
+                        Ok(_) => backoff = tick,
+                        Err(err) => {
+                            tracing::warn!(sink = sink.name(), error = %err, "sink pass failed");
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(BACKOFF_MAX);
+                        }
                     }
                 }
-            }
+            })
         })
-    }));
-    tasks
+        .chain([sender, mail::spawn(state.clone())])
+        .collect()
 }
 
 /// Each sink's lag for `/metrics`: events waiting, and the age in seconds of the oldest.

@@ -122,6 +122,12 @@ async fn pdf(app: &TestApp, path: &str) -> Vec<u8> {
     let resp = app.request(Method::GET, path).send().await.unwrap();
     assert_eq!(resp.status(), 200, "{path}");
     assert_eq!(resp.headers()["content-type"], "application/pdf");
+    let disposition = resp.headers()["content-disposition"].to_str().unwrap();
+    assert!(
+        disposition.starts_with("inline; filename=\"INV-")
+            || disposition.starts_with("inline; filename=\"CN-"),
+        "{disposition}"
+    );
     resp.bytes().await.unwrap().to_vec()
 }
 
@@ -345,6 +351,20 @@ async fn the_invoice_pdf_is_a_document_with_its_number(b: Backend) {
     let bytes = pdf(&app, &format!("/v1/orders/{id}/invoice.pdf")).await;
     let number = inv["number"].as_str().unwrap();
     assert_pdf(&bytes, &[number, "Cotton Tee", "29ABCDE1234F1ZW", "₹"]);
+    // What other parts (email) call gives the same bytes: the PDF is drawn from the stored
+    // invoice alone, so it is the same every time.
+    let mut conn = app.state().db.pool.acquire().await.unwrap();
+    let order_id = till::ids::OrderId::from(id);
+    let direct = till::checkout::invoice_pdf(&mut conn, &order_id)
+        .await
+        .unwrap();
+    assert_eq!(direct.as_deref(), Some(&bytes[..]));
+    let doc = till::checkout::invoice_document(&mut conn, &order_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(serde_json::to_value(doc).unwrap(), inv);
+    drop(conn);
     eprintln!("{b:?}: one-page invoice PDF: {} bytes", bytes.len());
     if let Ok(path) = std::env::var("TILL_INVOICE_PDF_OUT") {
         std::fs::write(path, &bytes).unwrap();
@@ -378,6 +398,13 @@ async fn credit_notes_reverse_partial_and_full_refunds(b: Backend) {
         assert_eq!(note["total"], r["amount"]);
         assert_adds_up(&note);
         let bytes = pdf(&app, &format!("/v1/refunds/{refund_id}/credit_note.pdf")).await;
+        let mut conn = app.state().db.pool.acquire().await.unwrap();
+        let refund = till::ids::RefundId::from(refund_id);
+        let direct = till::checkout::credit_note_pdf(&mut conn, &refund)
+            .await
+            .unwrap();
+        assert_eq!(direct.as_deref(), Some(&bytes[..]));
+        drop(conn);
         assert_pdf(
             &bytes,
             &[

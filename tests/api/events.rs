@@ -22,7 +22,7 @@ both!(
 );
 
 /// Every event, paging `limit` at a time.
-async fn all_events(app: &TestApp, query: &str, limit: usize) -> Vec<Value> {
+pub(crate) async fn all_events(app: &TestApp, query: &str, limit: usize) -> Vec<Value> {
     let mut seen = Vec::new();
     let mut after: Option<String> = None;
     loop {
@@ -245,7 +245,7 @@ async fn each_sink_reports_its_lag(b: Backend) {
         metrics.contains("till_sink_lag_events{sink=\"log\"} 2"),
         "{metrics}"
     );
-    // Every sink took both.
+    // Each sink takes both events.
     let sinks = till::relay::Sink::configured(app.state()).len();
     assert_eq!(till::relay::run_once(app.state()).await.unwrap(), 2 * sinks);
     let metrics = app.metrics_text().await;

@@ -483,7 +483,9 @@ pub fn route_example(route: &till::http::openapi::RouteDoc) -> (Method, String) 
         .replace("{refund_id}", "re_x")
         .replace("{gateway}", "sim")
         .replace("{code}", "SAVE10")
-        .replace("{tax_code}", "apparel");
+        .replace("{tax_code}", "apparel")
+        .replace("{endpoint_id}", "we_x")
+        .replace("{event_id}", "evt_x");
     let method = Method::from_bytes(route.method.to_uppercase().as_bytes()).unwrap();
     (method, path)
 }

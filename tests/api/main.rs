@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod amqp;
 mod bad_input;
 mod catalog;
 mod chaos;
@@ -17,6 +18,7 @@ mod gateway_sim;
 mod idempotency;
 mod invoices;
 mod mail;
+mod merchant_webhooks;
 mod payments;
 mod pricing;
 mod races;

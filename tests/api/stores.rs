@@ -35,6 +35,7 @@ both!(
     idempotency_store,
     events_store,
     mail_store,
+    webhook_endpoints_store,
     saga_reads_store,
     coupons_store,
     tax_store,
@@ -1005,6 +1006,125 @@ async fn events_store(b: Backend) {
     done(test_db, db).await;
 }
 
+async fn webhook_endpoints_store(b: Backend) {
+    use notify::webhooks::store::{self, AttemptRow, EndpointRow};
+    let (test_db, db) = fresh(b).await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    for (id, at) in [("we_a", 1), ("we_b", 2)] {
+        let row = EndpointRow {
+            id: id.into(),
+            url: format!("https://shop.example/{id}"),
+            events: "*".into(),
+            secret: format!("whsec_{id}"),
+            created_at: at,
+        };
+        store::insert_endpoint(&mut conn, &row).await.unwrap();
+    }
+    let live = store::live_endpoints(&mut conn).await.unwrap();
+    assert_eq!(
+        live.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["we_a", "we_b"]
+    );
+    assert_eq!(
+        store::endpoint(&mut conn, "we_b")
+            .await
+            .unwrap()
+            .unwrap()
+            .secret,
+        "whsec_we_b"
+    );
+    for (id, endpoint, at) in [
+        ("whd_1", "we_a", 10),
+        ("whd_2", "we_a", 11),
+        ("whd_3", "we_b", 12),
+    ] {
+        store::insert_delivery(&mut conn, id, endpoint, "evt_1", at)
+            .await
+            .unwrap();
+    }
+    // One per endpoint, the earliest due; none of an endpoint with one leased. (SQLite's
+    // pool has one connection: the lease takes it.)
+    drop(conn);
+    let leased = store::lease_due(&db, 20, 100, 10).await.unwrap();
+    let mut ids: Vec<&str> = leased.iter().map(|d| d.id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, ["whd_1", "whd_3"]);
+    assert!(store::lease_due(&db, 21, 100, 10).await.unwrap().is_empty());
+    // Not due yet: not leased.
+    assert!(store::lease_due(&db, 5, 100, 10).await.unwrap().is_empty());
+    let mut conn = db.pool.acquire().await.unwrap();
+    let attempt = AttemptRow {
+        delivery_id: "whd_1".into(),
+        attempt: 1,
+        at: 22,
+        status_code: Some(500),
+        error: Some("answered 500".into()),
+        duration_ms: 7,
+    };
+    store::record_attempt(&mut conn, &attempt, "pending", Some(50))
+        .await
+        .unwrap();
+    assert_eq!(
+        store::attempts(&mut conn, "whd_1").await.unwrap(),
+        [attempt]
+    );
+    // Released: the endpoint's next due delivery goes before the retry.
+    drop(conn);
+    let next = store::lease_due(&db, 30, 130, 10).await.unwrap();
+    let mut conn = db.pool.acquire().await.unwrap();
+    assert_eq!(
+        next.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+        ["whd_2"]
+    );
+    let log = store::deliveries(&mut conn, "we_a", 10).await.unwrap();
+    assert_eq!(
+        log.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+        ["whd_2", "whd_1"]
+    );
+    assert_eq!((log[1].attempts, log[1].next_attempt_at), (1, Some(50)));
+    assert_eq!(store::delivery_counts(&mut conn).await.unwrap(), (3, 0));
+    // Deleted: gone, its pending deliveries dropped; an attempt recorded after keeps that.
+    assert!(store::delete_endpoint(&mut conn, "we_a", 40).await.unwrap());
+    assert!(!store::delete_endpoint(&mut conn, "we_a", 41).await.unwrap());
+    assert!(store::endpoint(&mut conn, "we_a").await.unwrap().is_none());
+    let late = AttemptRow {
+        delivery_id: "whd_2".into(),
+        attempt: 1,
+        at: 42,
+        status_code: Some(200),
+        error: None,
+        duration_ms: 3,
+    };
+    store::record_attempt(&mut conn, &late, "delivered", None)
+        .await
+        .unwrap();
+    let log = store::deliveries(&mut conn, "we_a", 10).await.unwrap();
+    assert!(log.iter().all(|d| d.status == "dropped"));
+    let given_up = AttemptRow {
+        delivery_id: "whd_3".into(),
+        attempt: 1,
+        at: 43,
+        status_code: None,
+        error: Some("could not connect".into()),
+        duration_ms: 1,
+    };
+    store::record_attempt(&mut conn, &given_up, "failed", None)
+        .await
+        .unwrap();
+    assert_eq!(store::delivery_counts(&mut conn).await.unwrap(), (0, 1));
+    // `till verify` holds deliveries to their attempts.
+    drop(conn);
+    let report = till::verify::check(&db).await.unwrap();
+    assert!(report.is_clean(), "{}", report.render());
+    sqlx::query("UPDATE webhook_deliveries SET status = 'delivered' WHERE id = 'whd_3'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let report = till::verify::check(&db).await.unwrap();
+    assert!(!report.is_clean() && report.render().contains("whd_3 status=delivered"));
+    done(test_db, db).await;
+}
+
 async fn saga_reads_store(b: Backend) {
     let (test_db, db) = fresh(b).await;
     let mut conn = db.pool.acquire().await.unwrap();
@@ -1466,6 +1586,7 @@ fn every_store_function_is_called_here() {
         "payments",
         "idempotency",
         "notify",
+        "notify/webhooks",
         "checkout",
         "documents",
         "mail",

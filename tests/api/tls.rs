@@ -18,12 +18,12 @@ const SK: &str = "sk_test_tls";
 const WHSEC: &str = "whsec_tls";
 
 /// A throwaway CA and a certificate it signed for 127.0.0.1, made with the `openssl` tool.
-struct Pki {
-    dir: PathBuf,
+pub(crate) struct Pki {
+    pub(crate) dir: PathBuf,
 }
 
 impl Pki {
-    fn new() -> Pki {
+    pub(crate) fn new() -> Pki {
         let dir = std::env::temp_dir().join(format!("till-tls-{}", till::ids::random_token(8)));
         std::fs::create_dir_all(&dir).unwrap();
         let run = |args: &[&str]| {
@@ -98,7 +98,7 @@ impl Pki {
         Pki { dir }
     }
 
-    fn ca(&self) -> PathBuf {
+    pub(crate) fn ca(&self) -> PathBuf {
         self.dir.join("ca.pem")
     }
 }
@@ -132,7 +132,7 @@ fn acceptor(pki: &Pki) -> tokio_rustls::TlsAcceptor {
 
 /// Terminates TLS on a free port and passes the plain bytes to `upstream`: the gateway
 /// simulator behind HTTPS, as the real gateways are.
-async fn tls_proxy(pki: &Pki, upstream: SocketAddr) -> SocketAddr {
+pub(crate) async fn tls_proxy(pki: &Pki, upstream: SocketAddr) -> SocketAddr {
     let acceptor = acceptor(pki);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -157,7 +157,7 @@ async fn tls_proxy(pki: &Pki, upstream: SocketAddr) -> SocketAddr {
     addr
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -165,7 +165,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn wait_for_port(port: u16) {
+pub(crate) async fn wait_for_port(port: u16) {
     for _ in 0..400 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
@@ -179,7 +179,7 @@ async fn wait_for_port(port: u16) {
 }
 
 /// A child process killed when the test ends, however it ends.
-struct Proc(Child);
+pub(crate) struct Proc(Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -191,20 +191,20 @@ impl Drop for Proc {
 /// `till serve` as its own process, its Stripe adapter at `stripe_url`; `ca` is its
 /// `SSL_CERT_FILE`. Returns the process, its URL, and the file its log goes to.
 async fn serve(dir: &Path, stripe_url: &str, ca: Option<&Path>) -> (Proc, String, PathBuf) {
-    let settings = [
+    let stripe = [
         ("TILL_CARD_GATEWAY", "stripe"),
         ("TILL_GATEWAY_STRIPE_URL", stripe_url),
         ("TILL_STRIPE_SECRET_KEY", SK),
         ("TILL_STRIPE_WEBHOOK_SECRET", WHSEC),
     ];
-    serve_with(dir, &settings, ca).await
+    serve_with(dir, &stripe, ca).await
 }
 
-/// `till serve` as its own process with `settings` (environment variables) on top of its
-/// own database, the test API key and a quick worker tick; `ca` is its `SSL_CERT_FILE`.
-async fn serve_with(
+/// `till serve` as its own process with the settings `env` on top of a fresh SQLite
+/// database; `ca` is its `SSL_CERT_FILE`. Returns the process, its URL, and its log file.
+pub(crate) async fn serve_with(
     dir: &Path,
-    settings: &[(&str, &str)],
+    env: &[(&str, &str)],
     ca: Option<&Path>,
 ) -> (Proc, String, PathBuf) {
     let port = free_port();
@@ -221,7 +221,7 @@ async fn serve_with(
         .env("RUST_LOG", "till=info")
         .env("TILL_MAIL_DIR", dir.join("mail"))
         .env_remove(till::tls::CERT_FILE_VAR)
-        .envs(settings.iter().copied())
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap());
     if let Some(ca) = ca {
@@ -232,7 +232,7 @@ async fn serve_with(
     (child, format!("http://127.0.0.1:{port}"), log)
 }
 
-async fn call(
+pub(crate) async fn call(
     http: &reqwest::Client,
     method: reqwest::Method,
     url: String,

@@ -8,8 +8,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use sqlx::AnyConnection;
 
-use super::{credit_note_document, credit_note_pdf, invoice_document, invoice_pdf};
-use crate::documents::{CreditNoteDoc, InvoiceDoc};
+use super::{credit_note_document, invoice_document};
+use crate::documents::{self, CreditNoteDoc, InvoiceDoc};
 use crate::error::{Error, Result};
 use crate::http::extract::Caller;
 use crate::ids::{OrderId, RefundId};
@@ -45,10 +45,10 @@ async fn get_invoice_pdf(
     Path(id): Path<OrderId>,
 ) -> Result<Response> {
     let mut conn = order_conn(&state, &caller, &id).await?;
-    let pdf = invoice_pdf(&mut conn, &id)
+    let doc = invoice_document(&mut conn, &id)
         .await?
         .ok_or(INVOICE_NOT_ISSUED)?;
-    Ok(pdf_answer(pdf))
+    Ok(pdf_answer(&doc.number, documents::invoice_pdf(&doc)?))
 }
 
 /// `GET /v1/refunds/{refund_id}/credit_note`: 409 `invoice_not_issued` for a refund that
@@ -72,10 +72,10 @@ async fn get_note_pdf(
     Path(id): Path<RefundId>,
 ) -> Result<Response> {
     let mut conn = refund_conn(&state, &caller, &id).await?;
-    let pdf = credit_note_pdf(&mut conn, &id)
+    let doc = credit_note_document(&mut conn, &id)
         .await?
         .ok_or(NO_CREDIT_NOTE)?;
-    Ok(pdf_answer(pdf))
+    Ok(pdf_answer(&doc.number, documents::credit_note_pdf(&doc)?))
 }
 
 const INVOICE_NOT_ISSUED: Error =
@@ -84,8 +84,21 @@ const NO_CREDIT_NOTE: Error = Error::InvoiceNotIssued(
     "the refund has no credit note: it has not succeeded, or its order had no invoice",
 );
 
-fn pdf_answer(pdf: Vec<u8>) -> Response {
-    ([(header::CONTENT_TYPE, "application/pdf")], pdf).into_response()
+/// The PDF, named after its document for a download (`INV-2026-27-000001.pdf`).
+fn pdf_answer(number: &str, pdf: Vec<u8>) -> Response {
+    let name: String = number
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let disposition = format!("inline; filename=\"{name}.pdf\"");
+    (
+        [
+            (header::CONTENT_TYPE, "application/pdf".to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        pdf,
+    )
+        .into_response()
 }
 
 /// A connection, once the caller may see the order and it exists (404 otherwise).
