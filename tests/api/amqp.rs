@@ -31,7 +31,8 @@ use crate::tls::{call, serve_with, tls_proxy, Pki};
 
 both!(
     every_event_is_published_once_as_listed,
-    bad_broker_settings_stop_the_start
+    bad_broker_settings_stop_the_start,
+    a_dead_broker_holds_up_no_other_sink
 );
 
 /// The broker the tests use; it must be running (the tests fail otherwise, never skip).
@@ -256,6 +257,42 @@ async fn an_unreachable_broker_fails_the_pass_and_loses_nothing() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].routing_key, "order.created");
     consumer.remove().await;
+    app.finish().await;
+}
+
+/// The sinks run on their own: with the broker unreachable the running relay still writes the
+/// customer's email and takes every event into the other sinks, while the broker's wait.
+async fn a_dead_broker_holds_up_no_other_sink(b: Backend) {
+    let app = TestApp::spawn_with(b, Workers::Run, |c| {
+        c.amqp_url = Some("amqp://guest:guest@127.0.0.1:1/%2f".into());
+    })
+    .await;
+    app.stocked("TEE-1", 49_900, 10).await;
+    let order = app.new_order("TEE-1", 1).await;
+    assert_eq!(app.pay(&order, "card", "pm_card_visa").await.0, 201);
+    let waiting = |lags: &[(String, i64, i64)], sink: &str| {
+        lags.iter()
+            .find(|(name, _, _)| name == sink)
+            .map(|(_, n, _)| *n)
+    };
+    let started = Instant::now();
+    loop {
+        let lags = till::relay::lags(app.state()).await.unwrap();
+        let others_done = ["log", "webhooks", "mail"]
+            .iter()
+            .all(|sink| waiting(&lags, sink) == Some(0));
+        let mailed = std::fs::read_dir(&app.db.mail_dir).map_or(0, |d| d.count());
+        if others_done && mailed == 1 {
+            // order.created, payment.succeeded, order.confirmed, invoice.issued
+            assert_eq!(waiting(&lags, "amqp"), Some(4), "{lags:?}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the other sinks were held up: {lags:?}, {mailed} mails"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     app.finish().await;
 }
 
