@@ -44,7 +44,8 @@ pub struct Config {
     /// PostgreSQL pool size (SQLite always uses one writer connection).
     #[arg(long, env = "TILL_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
-    /// How often the workers (expiry, recovery, refunds, outbox, simulator) look for due work.
+    /// How often the workers (expiry, recovery, refunds, simulator) and the relay's sinks look
+    /// for due work.
     #[arg(long, env = "TILL_WORKER_TICK_MS", default_value_t = 250)]
     pub worker_tick_ms: u64,
     /// The gateway that takes card payments: `sim` (the built-in simulator's own protocol),
