@@ -2,6 +2,9 @@
 //! `smtps://` server (and one that offers STARTTLS, for `?tls=required`), whose certificate
 //! comes from a private CA given by `SSL_CERT_FILE` (and refuse it without), and PostgreSQL
 //! is reached with `sslmode=require`.
+//!
+//! Over 400 lines: the private CA, the TLS proxy and the `till serve` process they front are
+//! one harness; each protocol's test (HTTPS, smtps, STARTTLS, PostgreSQL) uses all of it.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
