@@ -56,6 +56,15 @@ pub async fn insert(
 /// Numbers up to `limit` committed events that have no position yet, in insertion order,
 /// after the highest position given so far; returns how many. Its own transaction.
 pub async fn sequence(conn: &mut AnyConnection, kind: Kind, limit: i64) -> Result<u64> {
+    // Every sink asks every tick: when nothing waits, no write and no lock (a read of the
+    // partial index).
+    let waiting: Option<i64> =
+        sqlx::query_scalar("SELECT seq FROM events WHERE position IS NULL LIMIT 1")
+            .fetch_optional(&mut *conn)
+            .await?;
+    if waiting.is_none() {
+        return Ok(0);
+    }
     let mut tx = conn.begin().await?;
     sqlx::query(
         "INSERT INTO counters (name, value) VALUES ('events', 0) ON CONFLICT (name) DO NOTHING",
@@ -124,6 +133,11 @@ pub async fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<Row>> {
 
 /// Where `sink` stands; a sink seen for the first time starts before the first event.
 pub async fn cursor(conn: &mut AnyConnection, sink: &str, now: i64) -> Result<Position> {
+    let read =
+        || sqlx::query_scalar("SELECT position FROM sink_cursors WHERE sink = $1").bind(sink);
+    if let Some(at) = read().fetch_optional(&mut *conn).await? {
+        return Ok(Position(at));
+    }
     sqlx::query(
         "INSERT INTO sink_cursors (sink, position, updated_at) VALUES ($1, 0, $2) \
          ON CONFLICT (sink) DO NOTHING",
@@ -132,11 +146,7 @@ pub async fn cursor(conn: &mut AnyConnection, sink: &str, now: i64) -> Result<Po
     .bind(now)
     .execute(&mut *conn)
     .await?;
-    let at: i64 = sqlx::query_scalar("SELECT position FROM sink_cursors WHERE sink = $1")
-        .bind(sink)
-        .fetch_one(&mut *conn)
-        .await?;
-    Ok(Position(at))
+    Ok(Position(read().fetch_one(&mut *conn).await?))
 }
 
 /// Moves `sink` from `from` to `to`; false if another relay moved it first (then what this

@@ -34,12 +34,10 @@ pub struct Composed {
     pub html: String,
 }
 
-/// The fields of an event's object the messages need: an order has its `id`; a payment or a
-/// refund its own `id` and the `order_id`.
+/// The fields of an event's object the messages need besides its order (`Event::order_id`).
 #[derive(Deserialize)]
 struct About {
     id: String,
-    order_id: Option<String>,
     amount: Option<i64>,
     failure_code: Option<String>,
 }
@@ -52,13 +50,10 @@ pub async fn compose(tx: &mut AnyConnection, event: &Event) -> Result<Option<Com
     }
     let about: About =
         serde_json::from_str(event.data.get()).map_err(|_| corrupt("events.data", &event.id))?;
-    let order_id = match event.kind {
-        Type::OrderConfirmed | Type::OrderExpired => about.id.clone(),
-        _ => about
-            .order_id
-            .clone()
-            .ok_or_else(|| corrupt("events.data", &event.id))?,
-    };
+    let order_id = event
+        .order_id()
+        .ok_or_else(|| corrupt("events.data", &event.id))?
+        .to_string();
     let Some(order) = orders::record_view(tx, &order_id).await? else {
         tracing::warn!(event_id = %event.id, %order_id, "event names an order that is not stored; not mailed");
         return Ok(None);
