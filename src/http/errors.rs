@@ -63,14 +63,15 @@ fn nul_in_path(req: &Request) -> Option<Error> {
 }
 
 /// An error status without a JSON body gets `{"error": {"code", "message"}}`, its code
-/// taken from the status; headers such as `Allow` stay.
+/// taken from the status; headers such as `Allow` stay. A page's error (`text/html`, from
+/// `web`) stays the page a browser shows.
 async fn as_json(response: Response) -> Response {
     let status = response.status();
     let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }
