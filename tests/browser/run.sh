@@ -69,7 +69,7 @@ browse() {
   started=$(date +%s)
   TILL_BROWSER_URL="$url" TILL_BROWSER_SHORT_HOLD_URL="$short_url" TILL_BROWSER_API_KEY="$API_KEY" \
   TILL_BROWSER_BACKEND="$backend" TILL_CHROMIUM="$CHROMIUM" \
-    "$VENV/bin/pytest" -p no:cacheprovider -q tests/browser || status=1
+    "$VENV/bin/pytest" -p no:cacheprovider -q tests/browser ${TILL_BROWSER_PYTEST_ARGS:-} || status=1
   echo "browser: $backend took $(( $(date +%s) - started )) s"
   if grep -q "panicked" "$WORK"/till-"$backend"*.log; then
     grep -B2 -A8 "panicked" "$WORK"/till-"$backend"*.log >&2
