@@ -103,7 +103,7 @@ def short_api(short_hold_url, api_key):
 @pytest.fixture
 def product(api):
     """A tee with 5 in stock on the main server: (sku, name)."""
-    name = "Tee " + uuid.uuid4().hex[:6]
+    name = "Cotton tee " + uuid.uuid4().hex[:4]
     return api.product(name, 49900, 5), name
 
 
