@@ -230,3 +230,20 @@ def test_on_a_phone_with_the_keyboard(browser, base_url, product, shot):
     assert width <= 390, f"the page scrolls sideways on a phone ({width}px)"
     shot(p, "phone-order")
     ctx.close()
+
+
+def test_catalog_text_is_escaped_and_assets_are_cached(page, base_url, api):
+    name = '<img src=x onerror="document.title=1"> Mug ' + uuid.uuid4().hex[:4]
+    api.product(name, 34900, 2)
+    page.goto(f"{base_url}/shop")
+    # The name is shown as text, never run as markup.
+    expect(page.get_by_role("heading", name=name)).to_be_visible()
+    assert page.locator("main img").count() == 0
+    assert page.title() == "Products · Till shop"
+    headers = page.request.get(f"{base_url}/shop").headers
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert headers["cache-control"] == "no-store"
+    css = page.request.get(f"{base_url}/assets/till.css")
+    assert css.status == 200 and css.headers["cache-control"] == "public, max-age=3600"
+    again = page.request.get(f"{base_url}/assets/till.css", headers={"If-None-Match": css.headers["etag"]})
+    assert again.status == 304
