@@ -6,7 +6,8 @@
 # `chromium` (installed with apt-get when missing; Playwright never downloads a browser).
 # Each backend gets two servers: one with a normal stock hold, one whose hold lasts
 # TILL_BROWSER_SHORT_HOLD_SECS (default 4) for the expired-hold test. Screenshots of the
-# main pages go to TILL_ARTIFACTS (default $CARGO_TARGET_DIR/browser-artifacts). Fails
+# main pages go to TILL_ARTIFACTS (default $CARGO_TARGET_DIR/browser-artifacts);
+# TILL_BROWSER_TESTS="a pytest -k expression" runs only some tests (by hand). Fails
 # loudly when the browser, the build, the database or any test fails: nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -72,7 +73,7 @@ browse() {
   started=$(date +%s)
   TILL_BROWSER_URL="$url" TILL_BROWSER_SHORT_HOLD_URL="$short_url" TILL_BROWSER_API_KEY="$API_KEY" \
   TILL_BROWSER_BACKEND="$backend" TILL_CHROMIUM="$CHROMIUM" \
-    "$VENV/bin/pytest" -p no:cacheprovider -q tests/browser ${TILL_BROWSER_PYTEST_ARGS:-} || status=1
+    "$VENV/bin/pytest" -p no:cacheprovider -q tests/browser ${TILL_BROWSER_TESTS:+-k "$TILL_BROWSER_TESTS"} || status=1
   echo "browser: $backend took $(( $(date +%s) - started )) s"
   if grep -q "panicked" "$WORK"/till-"$backend"*.log; then
     grep -B2 -A8 "panicked" "$WORK"/till-"$backend"*.log >&2

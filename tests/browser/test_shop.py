@@ -208,6 +208,11 @@ def test_a_client_secret_cannot_open_another_orders_pages(browser, base_url, api
     mine = first.request.get(f"{base_url}/v1/orders/{first_id}", headers={"Authorization": f"Bearer {secret}"})
     theirs = first.request.get(f"{base_url}/v1/orders/{second_id}", headers={"Authorization": f"Bearer {secret}"})
     assert (mine.status, theirs.status) == (200, 404)
+    # Each order a browser placed keeps its own secret: the first order's page still opens
+    # after a second order.
+    third_id = order_one(first, base_url, name)
+    for own in [first_id, third_id]:
+        assert first.request.get(f"{base_url}/shop/orders/{own}").status == 200
     for ctx in contexts:
         ctx.close()
 

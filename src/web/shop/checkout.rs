@@ -246,9 +246,10 @@ pub async fn submit(State(state): State<AppState>, headers: HeaderMap, body: Byt
         Ok(view) => {
             let secret = view.client_secret.unwrap_or_default();
             let mut response = crate::web::see_other(&format!("/shop/orders/{}", view.record.id));
-            response
-                .headers_mut()
-                .append(header::SET_COOKIE, order::secret_cookie(&secret));
+            response.headers_mut().append(
+                header::SET_COOKIE,
+                order::secret_cookie(&view.record.id, &secret),
+            );
             return response;
         }
         Err(Error::OutOfStock(skus)) => (

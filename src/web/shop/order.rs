@@ -24,11 +24,13 @@ const COOKIE: &str = "till_order";
 /// The client secret is kept for 30 days: the status page and invoice stay reachable.
 const MAX_AGE_SECS: u32 = 30 * 24 * 3600;
 
-/// The `Set-Cookie` that gives the browser an order's client secret. `HttpOnly` (no script
-/// reads it), `SameSite=Lax` (a gateway's 3-D Secure page may send the customer back).
-pub fn secret_cookie(secret: &str) -> HeaderValue {
-    let value =
-        format!("{COOKIE}={secret}; Path=/shop; Max-Age={MAX_AGE_SECS}; HttpOnly; SameSite=Lax");
+/// The `Set-Cookie` that gives the browser an order's client secret, sent back only for that
+/// order's pages (its path), so each order a browser placed keeps its own. `HttpOnly` (no
+/// script reads it), `SameSite=Lax` (a gateway's 3-D Secure page may send the customer back).
+pub fn secret_cookie(order_id: &str, secret: &str) -> HeaderValue {
+    let value = format!(
+        "{COOKIE}={secret}; Path=/shop/orders/{order_id}; Max-Age={MAX_AGE_SECS}; HttpOnly; SameSite=Lax"
+    );
     HeaderValue::from_str(&value).expect("a client secret is a valid header value")
 }
 
@@ -152,7 +154,7 @@ pub async fn render(
                 p #problem .notice.bad role="alert" { (problem) }
             }
             @if pending {
-                p { "Your items are held for you for " span.countdown data-expires=(r.expires_at) { "a while" } " (until " (r.expires_at) ")." }
+                p { "Your items are held for you for " span.countdown data-expires=(r.expires_at) { "a while" } " (until " (r.expires_at.replace('T', " ").replace('Z', " UTC")) ")." }
                 @match in_flight(order) {
                     Some(payment) => (payment_in_flight(order, payment)),
                     None => (super::pay::forms(state, &r.id, token)),
