@@ -73,7 +73,7 @@ pub async fn page(
         let order = authorized(&state, &headers, &id).await?;
         let (token, set_cookie) = csrf::token(&headers);
         let markup = render(&state, &order, &token, None).await?;
-        let mut response = respond(StatusCode::OK, set_cookie, markup);
+        let mut response = answer(&state, StatusCode::OK, set_cookie, markup);
         if order.record.status == "confirmed" {
             // Bought: the cart is done with.
             response
@@ -84,6 +84,24 @@ pub async fn page(
     }
     .await;
     result.unwrap_or_else(super::error_page)
+}
+
+/// The order's page as an answer; with Stripe.js on its card form, a policy that lets
+/// Stripe's script and frames in.
+pub fn answer(
+    state: &AppState,
+    status: StatusCode,
+    set_cookie: Option<HeaderValue>,
+    markup: Markup,
+) -> Response {
+    let mut response = respond(status, set_cookie, markup);
+    if super::pay::stripe_js(state).is_some() {
+        response.headers_mut().insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(super::pay::STRIPE_CONTENT_SECURITY_POLICY),
+        );
+    }
+    response
 }
 
 /// `GET /shop/orders/{id}/status`: what the page shows, for the page to reload on a change.
