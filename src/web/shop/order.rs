@@ -173,6 +173,7 @@ pub async fn render(
             }
             @if pending {
                 p { "Your items are held for you for " span.countdown data-expires=(r.expires_at) { "a while" } " (until " (r.expires_at.replace('T', " ").replace('Z', " UTC")) ")." }
+                p.price { "To pay: " (super::money(r.total, state.currency)) }
                 @match in_flight(order) {
                     Some(payment) => (payment_in_flight(order, payment)),
                     None => (super::pay::forms(state, &r.id, token)),
