@@ -1,4 +1,4 @@
-# Shared by tests/sdk/run.sh and tests/fuzz/run.sh (sourced, after they define `fail`): a
+# Shared by tests/sdk/run.sh, tests/fuzz/run.sh and tests/browser/run.sh (sourced, after they define `fail`): a
 # pinned Python venv, a free port, one background server, and a scratch directory and
 # PostgreSQL database that are removed however the script ends.
 
