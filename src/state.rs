@@ -64,6 +64,8 @@ pub struct AppState {
     pub webhooks: Arc<crate::notify::webhooks::Settings>,
     /// Customer email: the sender, and the SMTP server or `.eml` directory it goes to.
     pub mail: Arc<Mailer>,
+    /// The orders waiting, per SKU, to be created in one transaction (the flash-sale path).
+    pub batches: Arc<crate::checkout::batch::Batches>,
 }
 
 impl AppState {
@@ -165,6 +167,7 @@ impl AppState {
                 cfg.webhook_retry_hours.saturating_mul(3_600_000),
             )),
             mail: Arc::new(mail),
+            batches: Arc::default(),
         })
     }
 
