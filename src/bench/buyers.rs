@@ -133,7 +133,9 @@ pub async fn mix_once(target: &Target, sku: &str, n: usize) -> (String, Option<S
         Some("succeeded") => return ("confirmed".to_string(), None),
         Some("failed") => return ("declined".to_string(), None),
         Some("requires_action") => {
-            let page = payment["next_action"]["redirect_url"].as_str().unwrap_or("");
+            let page = payment["next_action"]["redirect_url"]
+                .as_str()
+                .unwrap_or("");
             if let Err(e) = target.http.get(page).send().await {
                 return (format!("3ds page: {e}"), None);
             }
@@ -180,7 +182,12 @@ pub async fn watch_expiry(target: &Target, ids: &[String], hold_ttl_secs: i64) -
     for id in ids {
         loop {
             let got = target
-                .call(reqwest::Method::GET, &format!("/v1/orders/{id}"), Value::Null, None)
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/v1/orders/{id}"),
+                    Value::Null,
+                    None,
+                )
                 .await;
             let status = match &got {
                 Ok((200, order)) => order["status"].as_str().unwrap_or("?").to_string(),

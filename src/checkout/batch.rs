@@ -95,12 +95,16 @@ pub async fn create(state: &AppState, input: OrderInput, key: Option<KeyRef>) ->
     if start {
         tokio::spawn(drain(state.clone(), sku.as_str().to_string()));
     }
-    answered
-        .await
-        .unwrap_or_else(|_| Err(Error::Internal(anyhow::anyhow!("the order's batch stopped"))))
+    answered.await.unwrap_or_else(|_| {
+        Err(Error::Internal(anyhow::anyhow!(
+            "the order's batch stopped"
+        )))
+    })
 }
 
-fn lock(queues: &Mutex<HashMap<String, Queue>>) -> std::sync::MutexGuard<'_, HashMap<String, Queue>> {
+fn lock(
+    queues: &Mutex<HashMap<String, Queue>>,
+) -> std::sync::MutexGuard<'_, HashMap<String, Queue>> {
     queues.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -177,7 +181,17 @@ async fn attempt(state: &AppState, jobs: Vec<Job>) -> std::result::Result<(), Fa
             let order = draft.order(state, &job.input, &job.priced, now);
             let mut one = tx.begin().await?;
             orders::store::insert(&mut one, &order, now).await?;
-            match fill(&mut one, state, &job.input, &draft, &order, job.key.as_ref(), now).await {
+            match fill(
+                &mut one,
+                state,
+                &job.input,
+                &draft,
+                &order,
+                job.key.as_ref(),
+                now,
+            )
+            .await
+            {
                 Ok(view) => {
                     one.commit().await?;
                     answers.push(Ok(view));
