@@ -1,5 +1,8 @@
 //! Step 1, lock: price the items from the catalog, write the order `pending` and lock its
 //! stock, all in one transaction. Out of stock writes nothing.
+//! Over 400 lines: the order's draft and its writes (`Draft`, `fill`) are shared by the
+//! single path here and the flash-sale batches (`batch.rs`), and read best beside the one
+//! path that uses them alone.
 
 use serde_json::{json, Value};
 use sqlx::Connection;
