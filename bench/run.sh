@@ -1,43 +1,79 @@
 #!/usr/bin/env bash
-# Till's benchmark, run by hand: PostgreSQL's own pgbench for scale, then `till bench` on
-# SQLite and on PostgreSQL, in one run so the figures compare. Prints each as it goes and a
-# summary at the end. Needs PostgreSQL on 127.0.0.1:5432 (user postgres) and pgbench.
+# Till's benchmark, run by hand: the raw baselines (../shared/bench/ under pgbench, and the
+# same checkout on raw SQLite) and `till bench` against a `till serve` process on SQLite and on
+# PostgreSQL, in one run so the figures compare; then each row of the table with Till's ratio
+# to its baseline, and the server's memory (idle, and its peak with 2,000 buyers connected).
+# Needs PostgreSQL on 127.0.0.1:5432 (user postgres), pgbench, python3 and jq.
 #   bench/run.sh [checkouts] [flash-sale buyers]
+# TILL_BIN=path runs another build of till (say, main's) instead of building this one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNT="${1:-3000}"
 BUYERS="${2:-2000}"
 PG="postgres://postgres@127.0.0.1:5432"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/till-target}"
-cargo build --release --quiet
-TILL="$CARGO_TARGET_DIR/release/till"
-export RUST_LOG=warn
+RAW="../shared/bench"
+if [ -z "${TILL_BIN:-}" ]; then
+  export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/till-target}"
+  cargo build --release --quiet
+  TILL_BIN="$CARGO_TARGET_DIR/release/till"
+fi
+export RUST_LOG=warn PGOPTIONS='-c client_min_messages=warning'
+ulimit -n 8192
 fresh_pg() { psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" 2>/dev/null; }
+tps() { awk '/^tps/ {printf "%.0f", $3; exit}'; }
+rss_kb() { awk -v f="$2" '$1 == f":" {print $2}' "/proc/$1/status"; }
 
-echo "== pgbench -c 8 -T 20 (TPC-B-like, scale 10)"
-fresh_pg till_pgbench
-pgbench -q -i -s 10 -h 127.0.0.1 -U postgres till_pgbench >/dev/null 2>&1
-PGBENCH_TPS=$(pgbench -c 8 -j 2 -T 20 -h 127.0.0.1 -U postgres till_pgbench 2>/dev/null | awk '/^tps/ {print $3; exit}')
-echo "pgbench tps: $PGBENCH_TPS"
+echo "== raw PostgreSQL baselines (pgbench, $RAW)"
+fresh_pg till_raw
+psql -q -h 127.0.0.1 -U postgres till_raw -f "$RAW/schema.sql" >/dev/null
+PG_CHECKOUT=$(pgbench -n -M prepared -c 8 -j 2 -T 15 -f "$RAW/checkout.sql" -h 127.0.0.1 -U postgres till_raw 2>/dev/null | tps)
+PG_HOT=$(pgbench -n -M prepared -c 8 -j 2 -T 10 -f "$RAW/hot_reserve.sql" -h 127.0.0.1 -U postgres till_raw 2>/dev/null | tps)
+echo "checkout.sql c8: $PG_CHECKOUT/s   hot_reserve.sql c8: $PG_HOT/s"
+echo "== raw SQLite baseline (the same checkout, WAL, one writer)"
+SQLITE_CHECKOUT=$(python3 bench/raw_sqlite.py "/var/tmp/till-raw-$$.db" 10)
+echo "checkout: $SQLITE_CHECKOUT/s"
 
-results=()
+rows=()
 for backend in sqlite postgres; do
-  for scenario in checkout flash-sale; do
-    if [ "$backend" = sqlite ]; then
-      url="sqlite:///var/tmp/till-bench-$scenario-$$.db"
-    else
-      fresh_pg "till_bench_${scenario//-/_}"; url="$PG/till_bench_${scenario//-/_}"
-    fi
-    n=$COUNT; [ "$scenario" = flash-sale ] && n=$BUYERS
-    echo "== till bench --scenario $scenario --count $n on $backend"
-    out=$("$TILL" bench --scenario "$scenario" --count "$n" --database-url "$url" --json)
-    echo "$out"
-    results+=("$backend $scenario $(echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.0f/s confirmed, p99 %.1f ms, outcomes %s, verify %s" % (d["confirmed_per_sec"], d["latency_ms"]["p99"], json.dumps(d["outcomes"]), d["verify"]))')")
-    rm -f /var/tmp/till-bench-$scenario-$$.db*
-  done
+  if [ "$backend" = sqlite ]; then
+    db="/var/tmp/till-bench-$$.db"; url="sqlite://$db"; checkout_base=$SQLITE_CHECKOUT
+  else
+    fresh_pg till_bench; url="$PG/till_bench"; checkout_base=$PG_CHECKOUT
+  fi
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  key="bench_$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  TILL_API_KEY=$key TILL_DATABASE_URL=$url TILL_LISTEN=127.0.0.1:$port TILL_MAX_CONNECTIONS=4096 \
+    "$TILL_BIN" serve 2>"/var/tmp/till-bench-serve-$$.log" &
+  pid=$!
+  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
+  sleep 2
+  idle=$(rss_kb $pid VmRSS)
+  bench() {
+    "$TILL_BIN" bench --url "http://127.0.0.1:$port" --api-key "$key" --database-url "$url" --json "$@"
+  }
+  echo "== $backend: flash sale, $BUYERS buyers at once for 100 units"
+  flash=$(bench --scenario flash-sale --count "$BUYERS" --stock 100 --baseline-per-sec "$PG_HOT")
+  peak=$(rss_kb $pid VmHWM)
+  echo "$flash" | jq -c .
+  # The mix before the pure checkout: each card payment leaves the embedded simulator a
+  # webhook to send, one at a time, and the mix's UPI, wallet and 3-D Secure payments
+  # complete only when theirs is sent.
+  echo "== $backend: mix, $COUNT checkouts, 32 in flight"
+  mix=$(bench --scenario mix --count "$COUNT" --baseline-per-sec "$checkout_base")
+  echo "$mix" | jq -c .
+  echo "== $backend: checkout, $COUNT checkouts, 32 in flight"
+  checkout=$(bench --scenario checkout --count "$COUNT" --baseline-per-sec "$checkout_base")
+  echo "$checkout" | jq -c .
+  kill "$pid"; wait "$pid" || true
+  rm -f "$db" "$db-wal" "$db-shm"
+  rows+=("$(jq -r --arg b "$backend" '"| checkout, \($b), 32 in flight | \(.baseline_per_sec | round)/s | \(.confirmed_per_sec | round)/s (\(.ratio_to_baseline * 100 | round / 100)x), p99 \(.latency_ms.p99 | round) ms | verify \(.verify) |"' <<<"$checkout")")
+  rows+=("$(jq -r --arg b "$backend" '"| mix, \($b), 32 in flight | \(.baseline_per_sec | round)/s | \(.confirmed_per_sec | round)/s confirmed (\(.ratio_to_baseline * 100 | round / 100)x), p99 \(.latency_ms.p99 | round) ms, \(.outcomes | tostring) | verify \(.verify) |"' <<<"$mix")")
+  rows+=("$(jq -r --arg b "$backend" '"| flash sale, \($b), \(.requests) buyers, 100 units | \(.baseline_per_sec | round)/s | \(.throughput_per_sec | round) answered/s (\(.ratio_to_baseline * 100 | round / 100)x), p99 \(.latency_ms.p99 | round) ms, \(.outcomes.confirmed // 0) sold | verify \(.verify) |"' <<<"$flash")")
+  rows+=("| memory, $backend | — | $((idle / 1024)) MB idle, $((peak / 1024)) MB peak with $BUYERS buyers connected | |")
 done
 
 echo
-echo "== summary (one run, this machine)"
-echo "pgbench -c 8 -T 20: $PGBENCH_TPS tps"
-for r in "${results[@]}"; do echo "$r"; done
+echo "== summary (one run, this machine: baselines and Till side by side)"
+echo "| figure | raw baseline, same run | Till | |"
+echo "|---|---|---|---|"
+for r in "${rows[@]}"; do echo "$r"; done

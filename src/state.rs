@@ -67,6 +67,8 @@ pub struct AppState {
     /// Stripe's publishable key for Stripe.js on the shop's card form: only with a real
     /// Stripe (`TILL_GATEWAY_STRIPE_URL`) and `TILL_STRIPE_PUBLISHABLE_KEY`.
     pub stripe_publishable_key: Option<Arc<str>>,
+    /// The orders waiting, per SKU, to be created in one transaction (the flash-sale path).
+    pub batches: Arc<crate::checkout::batch::Batches>,
 }
 
 impl AppState {
@@ -173,6 +175,7 @@ impl AppState {
                 .as_deref()
                 .filter(|_| cfg.stripe_url.is_some())
                 .map(Arc::from),
+            batches: Arc::default(),
         })
     }
 

@@ -1,5 +1,8 @@
 //! Step 1, lock: price the items from the catalog, write the order `pending` and lock its
 //! stock, all in one transaction. Out of stock writes nothing.
+//! Over 400 lines: the order's draft and its writes (`Draft`, `fill`) are shared by the
+//! single path here and the flash-sale batches (`batch.rs`), and read best beside the one
+//! path that uses them alone.
 
 use serde_json::{json, Value};
 use sqlx::Connection;
@@ -117,7 +120,7 @@ impl OrderInput {
     }
 
     /// `customer.id`, which the pending-order limit counts by; none, no limit.
-    fn customer_id(&self) -> Option<&str> {
+    pub(super) fn customer_id(&self) -> Option<&str> {
         self.customer.as_ref()?.get("id")?.as_str()
     }
 
@@ -133,46 +136,22 @@ impl OrderInput {
 }
 
 /// Creates the order and answers with its view (with `client_secret` when it is new). With
-/// an idempotency key, the answer is stored in the order's own transaction.
+/// an idempotency key, the answer is stored in the order's own transaction. An order of one
+/// SKU with an id of Till's, no coupon and no counted customer (a flash sale's shape) joins
+/// that SKU's batch (`batch.rs`); any other is created in a transaction of its own.
 pub async fn create_order(
     state: &AppState,
     input: OrderInput,
     key: Option<&KeyRef>,
 ) -> Result<OrderView> {
+    if super::batch::joins(state, &input) {
+        return super::batch::create(state, input, key.cloned()).await;
+    }
     let now = state.now_ms();
     let mut conn = state.db.pool.acquire().await?;
     let priced = price_cart(&mut conn, state, &input, now).await?;
-    let lines: Vec<Line> = priced
-        .lines
-        .iter()
-        .cloned()
-        .map(super::views::line_of)
-        .collect();
-    let id = input
-        .id
-        .clone()
-        .map(OrderId::from)
-        .unwrap_or_else(OrderId::generate);
-    let secret = format!("{id}_secret_{}", random_token(24));
-    let secret_hash = sha256_hex(secret.as_bytes());
-    let fingerprint = input.fingerprint();
-    let order = NewOrder {
-        id: &id,
-        currency: state.currency,
-        lines: &lines,
-        subtotal: priced.subtotal,
-        discount: priced.discount,
-        tax: priced.tax,
-        total: priced.total,
-        tax_lines: &priced.tax_lines,
-        coupon: priced.coupon.as_deref(),
-        customer: input.customer.clone(),
-        customer_id: input.customer_id(),
-        ship_to: input.ship_to.clone(),
-        secret_hash: &secret_hash,
-        fingerprint: Some(&fingerprint),
-        expires_at: now + state.hold_ttl_ms,
-    };
+    let draft = Draft::new(&input, &priced);
+    let order = draft.order(state, &input, &priced, now);
     let mut tx = conn.begin().await?;
     // The order row first: a second request for the same client-chosen id waits here,
     // before it has locked any stock.
@@ -180,47 +159,132 @@ pub async fn create_order(
         Ok(()) => {}
         Err(err) if is_unique_violation(&err) && input.id.is_some() => {
             tx.rollback().await?;
-            return existing_order(&mut conn, &id, &fingerprint).await;
+            return existing_order(&mut conn, &draft.id, &draft.fingerprint).await;
         }
         Err(err) => return Err(err.into()),
     }
-    // Then the customer's row, before any stock: one customer cannot hold more than
+    match fill(&mut tx, state, &input, &draft, &order, key, now).await {
+        Ok(view) => {
+            tx.commit().await?;
+            Metrics::inc(&state.metrics.orders_created);
+            Ok(view)
+        }
+        // A refusal rolls back what was written; a failure drops the transaction (which
+        // rolls it back) and is answered as it is.
+        Err(err) if !err.status().is_server_error() => {
+            tx.rollback().await?;
+            Err(err)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// What an order is written with besides its figures: its id, its client secret (and the
+/// secret's hash), and the fingerprint of its items.
+pub(super) struct Draft {
+    pub id: OrderId,
+    secret: String,
+    secret_hash: String,
+    fingerprint: String,
+    lines: Vec<Line>,
+}
+
+impl Draft {
+    pub fn new(input: &OrderInput, priced: &Priced) -> Draft {
+        let id = input
+            .id
+            .clone()
+            .map(OrderId::from)
+            .unwrap_or_else(OrderId::generate);
+        let secret = format!("{id}_secret_{}", random_token(24));
+        Draft {
+            secret_hash: sha256_hex(secret.as_bytes()),
+            secret,
+            fingerprint: input.fingerprint(),
+            lines: priced
+                .lines
+                .iter()
+                .cloned()
+                .map(super::views::line_of)
+                .collect(),
+            id,
+        }
+    }
+
+    /// The order row as `orders::store::insert` writes it.
+    pub fn order<'a>(
+        &'a self,
+        state: &AppState,
+        input: &'a OrderInput,
+        priced: &'a Priced,
+        now: i64,
+    ) -> NewOrder<'a> {
+        NewOrder {
+            id: &self.id,
+            currency: state.currency,
+            lines: &self.lines,
+            subtotal: priced.subtotal,
+            discount: priced.discount,
+            tax: priced.tax,
+            total: priced.total,
+            tax_lines: &priced.tax_lines,
+            coupon: priced.coupon.as_deref(),
+            customer: input.customer.clone(),
+            customer_id: input.customer_id(),
+            ship_to: input.ship_to.clone(),
+            secret_hash: &self.secret_hash,
+            fingerprint: Some(&self.fingerprint),
+            expires_at: now + state.hold_ttl_ms,
+        }
+    }
+}
+
+/// Everything after the order row, in its transaction: the customer's pending limit, the
+/// coupon's use, the stock, the timeline, the event and the stored answer. A refusal (too
+/// many pending orders, no use of the coupon left, out of stock) is an `Err` after which the
+/// caller rolls back what was written.
+pub(super) async fn fill(
+    tx: &mut sqlx::AnyConnection,
+    state: &AppState,
+    input: &OrderInput,
+    draft: &Draft,
+    order: &NewOrder<'_>,
+    key: Option<&KeyRef>,
+    now: i64,
+) -> Result<OrderView> {
+    let id = &draft.id;
+    // The customer's row, before any stock: one customer cannot hold more than
     // `max_pending_per_customer` pending orders, however many checkouts race.
     let max_pending = state.max_pending_per_customer;
     if let (Some(customer_id), 1..) = (input.customer_id(), max_pending) {
-        if orders::store::pending_of_customer(&mut tx, customer_id, now).await?
+        if orders::store::pending_of_customer(&mut *tx, customer_id, now).await?
             > i64::from(max_pending)
         {
-            tx.rollback().await?;
             return Err(Error::TooManyPendingOrders(max_pending));
         }
     }
     // Then the coupon's row: a use is reserved only while one is left, overall and for
     // this customer (the coupon before any stock, the same order as every other lock).
-    if let Some(code) = &priced.coupon {
-        if !pricing::store::reserve_use(&mut tx, code, &id, input.customer_id(), now).await? {
-            tx.rollback().await?;
-            return Err(Error::CouponExhausted(code.clone()));
+    if let Some(code) = order.coupon {
+        if !pricing::store::reserve_use(&mut *tx, code, id, input.customer_id(), now).await? {
+            return Err(Error::CouponExhausted(code.to_string()));
         }
     }
-    let locking = inventory::store::lock_lines(&mut tx, &id, &input.lines, now).await?;
+    let locking = inventory::store::lock_lines(&mut *tx, id, &input.lines, now).await?;
     if !locking.short.is_empty() {
-        tx.rollback().await?;
         Metrics::inc(&state.metrics.orders_out_of_stock);
         return Err(Error::OutOfStock(locking.short));
     }
-    record_creation(&mut tx, &order, &locking.held, now).await?;
-    let mut order = super::order_view(&mut tx, id.as_str())
+    record_creation(&mut *tx, order, &locking.held, now).await?;
+    let mut view = super::order_view(&mut *tx, id.as_str())
         .await?
         .ok_or(Error::NotFound("order"))?;
-    notify::enqueue(&mut tx, Type::OrderCreated, &order, now).await?;
-    order.client_secret = Some(secret);
+    notify::enqueue(&mut *tx, Type::OrderCreated, &view, now).await?;
+    view.client_secret = Some(draft.secret.clone());
     if let Some(key) = key {
-        complete_in(&mut tx, key, StatusCode::CREATED, &order).await?;
+        complete_in(&mut *tx, key, StatusCode::CREATED, &view).await?;
     }
-    tx.commit().await?;
-    Metrics::inc(&state.metrics.orders_created);
-    Ok(order)
+    Ok(view)
 }
 
 /// The order's first steps on its timeline, in its creating transaction: created, its

@@ -4,6 +4,7 @@
 //! Everything in flight is recorded in the database, so the workers (`workers`) can drive
 //! any order or payment to its end after a restart.
 
+pub mod batch;
 pub mod compensate;
 pub mod create;
 pub mod documents;

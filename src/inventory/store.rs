@@ -175,6 +175,17 @@ pub async fn get_stock(conn: &mut AnyConnection, sku: &str) -> Result<Stock> {
     })
 }
 
+/// The units of `sku` free to lock now, over all its warehouses (a read: the flash-sale
+/// path answers `out_of_stock` from it before queueing, see `checkout::batch`).
+pub async fn available(conn: &mut AnyConnection, sku: &str) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(on_hand - locked), 0) AS BIGINT) FROM inventory WHERE sku = $1 AND on_hand > locked",
+    )
+    .bind(sku)
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
 /// Locks `qty` of every SKU for `order_id`, spreading a line over warehouses in name order.
 /// Returns the locks taken and the SKUs that fell short; the caller rolls the transaction
 /// back if any did.

@@ -11,6 +11,7 @@ use crate::both;
 use crate::helpers::{Backend, TestApp};
 
 both!(flash_sale_sells_out_exactly);
+both!(flash_sale_of_mixed_quantities_turns_nobody_away_wrongly);
 
 const BUYERS: usize = 200;
 const UNITS: i64 = 20;
@@ -80,6 +81,41 @@ async fn flash_sale_sells_out_exactly(b: Backend) {
         lock_elapsed,
         sold.len(),
         pay_elapsed
+    );
+    app.finish().await;
+}
+
+/// Buyers of 1, 2 and 3 units at once (orders created in the SKU's batches): the units sold
+/// and the units left add up to the stock, and a buyer was turned away only when fewer
+/// units than it asked for were left (stock only falls here, so what is left at the end is
+/// at most what was left then).
+async fn flash_sale_of_mixed_quantities_turns_nobody_away_wrongly(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.stocked("HOT-2", 1999, UNITS).await;
+    let asks: Vec<i64> = (0..60).map(|n| 1 + n % 3).collect();
+    let buyers = asks
+        .iter()
+        .map(|qty| app.create_order(json!([{"sku": "HOT-2", "qty": qty}])));
+    let results = futures::future::join_all(buyers).await;
+    let (mut sold, mut smallest_refused) = (0, i64::MAX);
+    for ((status, body), qty) in results.iter().zip(&asks) {
+        match status.as_u16() {
+            201 => {
+                assert_eq!(body["items"][0]["qty"], *qty, "{body}");
+                sold += qty;
+            }
+            409 if body["error"]["code"] == "out_of_stock" => {
+                smallest_refused = smallest_refused.min(*qty)
+            }
+            other => panic!("a buyer got {other}: {body}"),
+        }
+    }
+    let (on_hand, locked) = app.stock("HOT-2").await;
+    assert_eq!((on_hand, locked), (UNITS, sold));
+    assert!(
+        UNITS - sold < smallest_refused,
+        "{} units left, yet a buyer of {smallest_refused} was turned away",
+        UNITS - sold
     );
     app.finish().await;
 }
