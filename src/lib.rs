@@ -25,6 +25,7 @@ pub mod state;
 pub mod timeline;
 pub mod tls;
 pub mod verify;
+pub mod web;
 
 use std::net::SocketAddr;
 

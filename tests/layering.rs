@@ -28,6 +28,8 @@ fn layer(module: &str) -> Option<u8> {
         "checkout" => 5,
         "relay" => 6,
         "state" => 7,
+        // The browser pages, over the saga and the relay's figures; `http` serves them.
+        "web" => 7,
         "http" => 8,
         "bench" => 9,
         "lib" | "main" => 10,

@@ -21,7 +21,7 @@ use crate::error::Error;
 use crate::ids::{constant_time_eq, random_token, sha256_hex};
 use crate::metrics::Metrics;
 use crate::state::AppState;
-use crate::{checkout, inventory, notify, pricing, relay};
+use crate::{checkout, inventory, notify, pricing, relay, web};
 
 /// The whole application as one router, ready to serve or to drive in tests.
 pub fn app(state: AppState) -> Router {
@@ -33,7 +33,8 @@ pub fn app(state: AppState) -> Router {
         .merge(checkout::seed::router())
         .merge(checkout::webhooks::router())
         .merge(notify::routes::router())
-        .merge(notify::webhooks::routes::router());
+        .merge(notify::webhooks::routes::router())
+        .merge(web::router());
     // The simulator's endpoints and pages exist only while it takes some payments, and then
     // behind the same body limit, rate limiter and request ids as everything else.
     if let Some(sim) = &state.sim {
