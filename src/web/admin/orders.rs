@@ -465,7 +465,7 @@ pub async fn refund(
     Form(form): Form<RefundForm>,
 ) -> Result<Response> {
     if let Err(refused) = console.check(&form.csrf) {
-        return Ok(refused);
+        return Ok(refused.into_response());
     }
     let mut conn = state.db.pool.acquire().await?;
     let Some(head) = crate::orders::store::head(&mut conn, &id).await? else {
@@ -495,7 +495,7 @@ pub async fn cancel(
     Form(form): Form<CsrfOnly>,
 ) -> Result<Response> {
     if let Err(refused) = console.check(&form.csrf) {
-        return Ok(refused);
+        return Ok(refused.into_response());
     }
     let mut conn = state.db.pool.acquire().await?;
     if crate::orders::store::head(&mut conn, &id).await?.is_none() {

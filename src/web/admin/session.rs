@@ -75,22 +75,26 @@ impl Console {
     }
 
     /// Refuses (403) a form whose CSRF token is not this session's.
-    pub fn check(&self, sent: &str) -> std::result::Result<(), Response> {
+    pub fn check(&self, sent: &str) -> std::result::Result<(), Refused> {
         if csrf_ok(&self.token, sent) {
             Ok(())
         } else {
-            Err(refused())
+            Err(Refused)
         }
     }
 }
 
-/// The answer to a form with a missing or wrong CSRF token.
-fn refused() -> Response {
-    page::message(
-        StatusCode::FORBIDDEN,
-        "Form refused",
-        "This form's security token is missing or out of date. Go back, reload the page and try again.",
-    )
+/// A form with a missing or wrong CSRF token: refused, nothing done.
+pub struct Refused;
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        page::message(
+            StatusCode::FORBIDDEN,
+            "Form refused",
+            "This form's security token is missing or out of date. Go back, reload the page and try again.",
+        )
+    }
 }
 
 /// Where a request without a session is sent.
@@ -160,10 +164,10 @@ pub async fn sign_in(
 ) -> Result<Response> {
     let form = form.0;
     let Some(secret) = cookie(&headers, SIGN_IN_COOKIE) else {
-        return Ok(refused());
+        return Ok(Refused.into_response());
     };
     if !csrf_ok(secret, &form.csrf) {
-        return Ok(refused());
+        return Ok(Refused.into_response());
     }
     let key_hash = sha256_hex(form.api_key.trim().as_bytes());
     if !constant_time_eq(key_hash.as_bytes(), state.api_key_hash.as_bytes()) {
@@ -206,8 +210,8 @@ pub async fn sign_out(
     console: Console,
     form: super::Form<CsrfOnly>,
 ) -> Result<Response> {
-    if let Err(refusal) = console.check(&form.0.csrf) {
-        return Ok(refusal);
+    if let Err(refused) = console.check(&form.0.csrf) {
+        return Ok(refused.into_response());
     }
     let mut conn = state.db.pool.acquire().await?;
     super::store::close_session(&mut conn, &sha256_hex(console.token.as_bytes())).await?;

@@ -303,7 +303,7 @@ pub async fn redeliver(
     Form(form): Form<RedeliverForm>,
 ) -> Result<Response> {
     if let Err(refused) = console.check(&form.csrf) {
-        return Ok(refused);
+        return Ok(refused.into_response());
     }
     let mut conn = state.db.pool.acquire().await?;
     let Some(event) = notify::get(&mut conn, &event_id).await? else {

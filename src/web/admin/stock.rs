@@ -172,7 +172,7 @@ pub async fn set_stock(
     Form(form): Form<StockForm>,
 ) -> Result<Response> {
     if let Err(refused) = console.check(&form.csrf) {
-        return Ok(refused);
+        return Ok(refused.into_response());
     }
     // Only a real SKU goes back into a URL.
     if Sku::try_from(sku.as_str()).is_err() {
