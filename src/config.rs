@@ -17,6 +17,11 @@ pub struct Config {
     /// How long stock stays locked for a pending order.
     #[arg(long, env = "TILL_HOLD_TTL_SECS", default_value_t = 900)]
     pub hold_ttl_secs: i64,
+    /// Stock an empty catalog with a few example products on start (for trying the shop at
+    /// `/shop`); a catalog with any product is left alone.
+    #[arg(long, env = "TILL_DEMO_CATALOG", action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::FalseyValueParser::new())]
+    pub demo_catalog: bool,
     /// Store currency (ISO 4217).
     #[arg(long, env = "TILL_CURRENCY", default_value = "INR")]
     pub currency: String,
@@ -164,6 +169,7 @@ impl Config {
             database_url: "sqlite://till.db".into(),
             api_key: None,
             hold_ttl_secs: 900,
+            demo_catalog: false,
             currency: "INR".into(),
             sim_delay_ms: 500,
             sim_webhook_secret: None,

@@ -64,6 +64,9 @@ pub async fn start(cfg: &Config, clock: Clock, workers: Workers) -> anyhow::Resu
     let addr = listener.local_addr()?;
     // Bound first: the embedded simulator is reached at this address, like a gateway.
     let state = AppState::open(cfg, clock, &format!("http://{addr}")).await?;
+    if cfg.demo_catalog {
+        web::shop::demo::stock(&state).await?;
+    }
     let app = http::app(state.clone());
     let limits = http::serve::Limits {
         read_timeout: state.read_timeout,

@@ -5,7 +5,7 @@
 //! may write) · the capabilities (`inventory`, `orders`, `payments`, `pricing`, `notify`,
 //! `documents`, `mail`, and `verify` beside them), which never import one another ·
 //! `idempotency` · `checkout` (the saga) · `relay` (events to their sinks, which may render the
-//! saga's documents) · `http` · `bench` and the binary. Two standing exceptions: a capability's HTTP
+//! saga's documents) · `web` (the browser pages) · `http` · `bench` and the binary. Two standing exceptions: a capability's HTTP
 //! edge (`routes.rs`, `seed.rs`, `webhooks.rs`) uses `http`'s extractors and errors; and
 //! `state` (the `AppState` context built at start) is handed down to every layer.
 //!
@@ -28,11 +28,11 @@ fn layer(module: &str) -> Option<u8> {
         "checkout" => 5,
         "relay" => 6,
         "state" => 7,
-        // The browser pages, over the saga and the relay's figures; `http` serves them.
-        "web" => 7,
-        "http" => 8,
-        "bench" => 9,
-        "lib" | "main" => 10,
+        // The browser pages, right under the HTTP edge that mounts them.
+        "web" => 8,
+        "http" => 9,
+        "bench" => 10,
+        "lib" | "main" => 11,
         _ => return None,
     })
 }

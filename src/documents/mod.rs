@@ -9,7 +9,7 @@
 //! transaction that confirms the order or records the refund's success.
 
 mod font;
-mod format;
+pub mod format;
 mod pdf;
 mod sheet;
 pub mod store;

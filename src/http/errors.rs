@@ -62,17 +62,17 @@ fn nul_in_path(req: &Request) -> Option<Error> {
         .then(|| Error::invalid("the path must not contain NUL (%00)"))
 }
 
-/// An error status without a JSON body (or an HTML page) gets `{"error": {"code", "message"}}`, its code
-/// taken from the status; headers such as `Allow` stay.
+/// An error status without a JSON body gets `{"error": {"code", "message"}}`, its code
+/// taken from the status; headers such as `Allow` stay. A page's error (`text/html`, from
+/// `web`) stays the page a browser shows.
 async fn as_json(response: Response) -> Response {
     let status = response.status();
-    // A JSON answer already is one; a page (the console's) explains itself to a person.
-    let has_own_body = response
+    let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
-    if !(status.is_client_error() || status.is_server_error()) || has_own_body {
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }
     let (mut parts, body) = response.into_parts();

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::ids::{constant_time_eq, sha256_hex, OrderId};
+use crate::ids::{constant_time_eq, sha256_hex};
 use crate::orders;
 use crate::state::AppState;
 
@@ -190,16 +190,11 @@ impl Caller {
         if constant_time_eq(hash.as_bytes(), state.api_key_hash.as_bytes()) {
             return Ok(Caller::new(Who::Merchant, token));
         }
-        let (order_id, _) = token.rsplit_once("_secret_").ok_or(Error::Unauthorized)?;
         let mut conn = state.db.pool.acquire().await?;
-        let head = orders::store::head(&mut conn, &OrderId::from(order_id))
+        let head = orders::secret_holder(&mut conn, token)
             .await?
             .ok_or(Error::Unauthorized)?;
-        if constant_time_eq(hash.as_bytes(), head.secret_hash.as_bytes()) {
-            Ok(Caller::new(Who::Order(head.id.to_string()), token))
-        } else {
-            Err(Error::Unauthorized)
-        }
+        Ok(Caller::new(Who::Order(head.id.to_string()), token))
     }
 }
 

@@ -1008,7 +1008,7 @@ mod tests {
     /// Every `.route(…)` of the source (outside its tests) as (method, path). The simulator's
     /// routes (`payments/sim/`) are the simulated gateways' own APIs, not Till's, and are
     /// mounted only while it takes payments; docs/api.md describes them. The browser pages
-    /// (`web/`) answer HTML to people, not the API.
+    /// (`web/`) answer HTML, not the JSON API.
     fn served_routes(dir: &Path, found: &mut BTreeSet<(String, String)>) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();

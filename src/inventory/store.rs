@@ -48,6 +48,33 @@ pub async fn get_product(conn: &mut AnyConnection, sku: &str) -> Result<Option<P
     )
 }
 
+/// The catalog as a shop shows it: up to `limit` products by name, each with the units
+/// available now over all its warehouses.
+pub async fn catalog(conn: &mut AnyConnection, limit: i64) -> Result<Vec<(Product, i64)>> {
+    let rows: Vec<(String, String, i64, String, Option<String>, i64)> = sqlx::query_as(
+        "SELECT p.sku, p.name, p.price_minor, p.currency, p.tax_code,
+           CAST(COALESCE((SELECT SUM(CASE WHEN i.on_hand > i.locked THEN i.on_hand - i.locked ELSE 0 END)
+                          FROM inventory i WHERE i.sku = p.sku), 0) AS BIGINT)
+         FROM products p ORDER BY p.name, p.sku LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(sku, name, price_minor, currency, tax_code, available)| {
+            let product = Product {
+                sku,
+                name,
+                price_minor,
+                currency,
+                tax_code,
+            };
+            (product, available)
+        })
+        .collect())
+}
+
 /// Sets physical stock in one warehouse and records the difference in the ledger. Refused
 /// (409) if it would put `on_hand` below what is locked.
 pub async fn set_on_hand(

@@ -129,6 +129,23 @@ pub struct OrderHead {
     pub paid_by: Option<PaymentId>,
 }
 
+/// The order a client secret (`{order id}_secret_{random}`) belongs to, when it is that
+/// order's: its hash compared in constant time with the one stored. Anything else is `None`,
+/// so a caller cannot tell a wrong secret from a missing order.
+pub async fn secret_holder(
+    conn: &mut sqlx::AnyConnection,
+    secret: &str,
+) -> Result<Option<OrderHead>> {
+    let Some((order_id, _)) = secret.rsplit_once("_secret_") else {
+        return Ok(None);
+    };
+    let Some(head) = store::head(conn, &OrderId::from(order_id)).await? else {
+        return Ok(None);
+    };
+    let hash = crate::ids::sha256_hex(secret.as_bytes());
+    Ok(crate::ids::constant_time_eq(hash.as_bytes(), head.secret_hash.as_bytes()).then_some(head))
+}
+
 /// A new order, priced, before it is written.
 pub struct NewOrder<'a> {
     pub id: &'a OrderId,

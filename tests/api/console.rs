@@ -87,7 +87,7 @@ async fn sign_in(app: &TestApp, key: &str) -> (reqwest::Response, String) {
         .await
         .unwrap();
     assert_eq!(form.status(), 200);
-    let (pre, header) = set_cookie(&form, "till_admin_sign_in").expect("a sign-in cookie");
+    let (pre, header) = set_cookie(&form, "till_csrf").expect("a CSRF cookie");
     assert!(
         header.contains("HttpOnly") && header.contains("SameSite=Strict"),
         "{header}"
@@ -166,7 +166,7 @@ async fn signing_in_takes_the_api_key_and_sets_a_strict_http_only_cookie(b: Back
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     assert!(set_cookie(&wrong, "till_admin").is_none());
 
-    // The sign-in form's token is bound to its own cookie: without it, refused.
+    // The sign-in form's token must match its cookie: without it, refused.
     let resp = client()
         .post(format!("{}/admin/sign-in", app.url))
         .header("content-type", "application/x-www-form-urlencoded")

@@ -218,6 +218,18 @@ async fn inventory_store(b: Backend) {
     );
     let stock = inventory::store::get_stock(&mut conn, "A").await.unwrap();
     assert_eq!((stock.on_hand, stock.locked, stock.available), (1, 0, 1));
+
+    // The shop's catalog: by name, each with what is available over its warehouses.
+    inventory::store::set_on_hand(&mut conn, &sku("B"), "annex", 3, 7, db.kind)
+        .await
+        .unwrap();
+    let catalog = inventory::store::catalog(&mut conn, 10).await.unwrap();
+    let shown: Vec<(&str, i64)> = catalog.iter().map(|(p, n)| (p.sku.as_str(), *n)).collect();
+    assert_eq!(shown, vec![("A", 1), ("B", 4)]);
+    assert_eq!(
+        inventory::store::catalog(&mut conn, 1).await.unwrap().len(),
+        1
+    );
     drop(conn);
     done(test_db, db).await;
 }

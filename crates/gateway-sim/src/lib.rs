@@ -27,7 +27,7 @@ mod wire;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::Html;
 use axum::routing::get;
 use axum::Router;
@@ -296,7 +296,26 @@ async fn queue_event(
 
 /// The 3-D Secure challenge page: visiting it authenticates the payment, which the
 /// simulator then reports by webhook.
-async fn three_d_secure(State(sim): State<Simulator>, Path(id): Path<String>) -> Html<String> {
+/// Where the 3-D Secure page sends the customer back: a path on the shop's own site.
+#[derive(serde::Deserialize)]
+struct ReturnTo {
+    return_to: Option<String>,
+}
+
+/// A path of the site itself (`/shop/orders/ord_…`): never another site, nothing to escape.
+fn same_site_path(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.starts_with("//")
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/_-.".contains(&b))
+}
+
+async fn three_d_secure(
+    State(sim): State<Simulator>,
+    Path(id): Path<String>,
+    Query(back): Query<ReturnTo>,
+) -> Html<String> {
     let now = sim.inner.clock.now_ms();
     let result = async {
         let mut tx = sim.inner.pool.begin().await?;
@@ -322,8 +341,12 @@ async fn three_d_secure(State(sim): State<Simulator>, Path(id): Path<String>) ->
         Ok(false) => "This payment needs no authentication.",
         Err(_) => "The simulator could not record the authentication; try again.",
     };
+    let back = match back.return_to.filter(|p| same_site_path(p)) {
+        Some(path) => format!("<p><a href=\"{path}\">Return to the shop</a></p>"),
+        None => String::new(),
+    };
     Html(format!(
-        "<!doctype html><title>Till simulator</title><p>{message}</p>"
+        "<!doctype html><meta name=\"viewport\" content=\"width=device-width\"><title>Till simulator</title><p>{message}</p>{back}"
     ))
 }
 

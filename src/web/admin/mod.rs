@@ -32,7 +32,6 @@ pub use session::{csrf_token, SESSION_COOKIE, SESSION_TTL_MS};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/admin/console.css", get(stylesheet))
         .route(
             "/admin/sign-in",
             get(session::sign_in_form).post(session::sign_in),
@@ -77,15 +76,4 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Form<T> {
             )
         })
     }
-}
-
-/// The console's stylesheet, embedded in the binary.
-async fn stylesheet() -> impl IntoResponse {
-    (
-        [
-            (axum::http::header::CONTENT_TYPE, "text/css; charset=utf-8"),
-            (axum::http::header::CACHE_CONTROL, "public, max-age=3600"),
-        ],
-        include_str!("console.css"),
-    )
 }

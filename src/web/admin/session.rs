@@ -1,11 +1,12 @@
 //! Signing in to the console with the API key, the session cookie, and the CSRF tokens.
 //!
 //! The browser holds only a random session token, in an `HttpOnly`, `SameSite=Strict`
-//! cookie scoped to `/admin`; the database keeps its SHA-256 (`store.rs`). Every form
-//! carries a CSRF token derived from the token the browser holds (an HMAC of it, so nothing
-//! more is stored): the session's once signed in, and before that a short-lived sign-in
-//! cookie's, so a sign-in form cannot be posted from another site either. The API key is
-//! read from the sign-in form's body once and never written into a page, a URL or a log.
+//! cookie scoped to `/admin`; the database keeps its SHA-256 (`store.rs`). Every form of a
+//! session carries a CSRF token derived from the session's token (an HMAC of it, so nothing
+//! more is stored, and a token of one session is worthless in another); the sign-in form,
+//! before there is a session, carries the pages' own token (`web::csrf`), so it cannot be
+//! posted from another site either. The API key is read from the sign-in form's body once
+//! and never written into a page, a URL or a log.
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
@@ -13,20 +14,17 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use sqlx::Connection;
 
-use super::page::{self, Page};
+use super::page;
 use crate::error::Result;
 use crate::ids::{constant_time_eq, random_token, sha256_hex};
 use crate::payments::signature::hmac_hex;
 use crate::state::AppState;
+use crate::web::csrf;
 
 /// The session cookie.
 pub const SESSION_COOKIE: &str = "till_admin";
-/// The cookie a sign-in form's CSRF token is bound to, before there is a session.
-const SIGN_IN_COOKIE: &str = "till_admin_sign_in";
 /// How long a session lasts from sign-in.
 pub const SESSION_TTL_MS: i64 = 8 * 60 * 60 * 1000;
-/// How long a sign-in form may wait to be sent.
-const SIGN_IN_TTL_SECS: i64 = 30 * 60;
 /// Random characters in a session token (~190 bits).
 const TOKEN_LEN: usize = 32;
 
@@ -38,19 +36,6 @@ pub fn csrf_token(secret: &str) -> String {
 /// Whether a form's CSRF token is the one for `secret`.
 fn csrf_ok(secret: &str, sent: &str) -> bool {
     constant_time_eq(csrf_token(secret).as_bytes(), sent.as_bytes())
-}
-
-/// The value of one cookie of a request.
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v)
-        .filter(|v| !v.is_empty())
 }
 
 fn set_cookie(name: &str, value: &str, max_age_secs: i64) -> (header::HeaderName, HeaderValue) {
@@ -113,7 +98,7 @@ impl FromRequestParts<AppState> for Console {
         parts: &mut Parts,
         state: &AppState,
     ) -> std::result::Result<Console, Response> {
-        let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
+        let Some(token) = csrf::cookie(&parts.headers, SESSION_COOKIE) else {
             return Err(SignInFirst.into_response());
         };
         let found = async {
@@ -134,18 +119,14 @@ impl FromRequestParts<AppState> for Console {
     }
 }
 
-/// `GET /admin/sign-in`: the form, bound to a fresh sign-in cookie.
-pub async fn sign_in_form() -> Response {
-    let secret = random_token(TOKEN_LEN);
-    let page = sign_in_page(&csrf_token(&secret), None);
-    let mut response = page.into_response();
-    let (name, value) = set_cookie(SIGN_IN_COOKIE, &secret, SIGN_IN_TTL_SECS);
-    response.headers_mut().append(name, value);
+/// `GET /admin/sign-in`: the form, with the pages' CSRF token (and its cookie if new).
+pub async fn sign_in_form(headers: HeaderMap) -> Response {
+    let (token, set) = csrf::token(&headers);
+    let mut response = page::sign_in(&token, None, StatusCode::OK).into_response();
+    if let Some(set) = set {
+        response.headers_mut().append(header::SET_COOKIE, set);
+    }
     response
-}
-
-fn sign_in_page(csrf: &str, error: Option<&str>) -> Page {
-    page::sign_in(csrf, error)
 }
 
 #[derive(serde::Deserialize)]
@@ -163,18 +144,13 @@ pub async fn sign_in(
     form: super::Form<SignInForm>,
 ) -> Result<Response> {
     let form = form.0;
-    let Some(secret) = cookie(&headers, SIGN_IN_COOKIE) else {
-        return Ok(Refused.into_response());
-    };
-    if !csrf_ok(secret, &form.csrf) {
+    if csrf::check(&headers, &form.csrf).is_err() {
         return Ok(Refused.into_response());
     }
     let key_hash = sha256_hex(form.api_key.trim().as_bytes());
     if !constant_time_eq(key_hash.as_bytes(), state.api_key_hash.as_bytes()) {
-        let mut page =
-            sign_in_page(&form.csrf, Some("That is not this Till's API key.")).into_response();
-        *page.status_mut() = StatusCode::UNAUTHORIZED;
-        return Ok(page);
+        let wrong = Some("That is not this Till's API key.");
+        return Ok(page::sign_in(&form.csrf, wrong, StatusCode::UNAUTHORIZED).into_response());
     }
     let token = random_token(TOKEN_LEN);
     let now = state.now_ms();
@@ -192,8 +168,6 @@ pub async fn sign_in(
     let mut response = Redirect::to("/admin").into_response();
     let headers = response.headers_mut();
     let (name, value) = set_cookie(SESSION_COOKIE, &token, SESSION_TTL_MS / 1000);
-    headers.append(name, value);
-    let (name, value) = set_cookie(SIGN_IN_COOKIE, "", 0);
     headers.append(name, value);
     Ok(response)
 }
