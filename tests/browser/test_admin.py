@@ -100,7 +100,7 @@ def test_a_stock_edit_shows_on_the_storefront(console, base_url, api, product, s
     expect(page.get_by_role("status")).to_have_text("Done: blr-1 set.")
     expect(page.locator("table.ledger tbody tr").first).to_contain_text("+7")
     assert api.on_hand(sku) == 12
-    shot(page, "admin-inventory")
+    shot(page, "admin-stock")
 
     shop = page.context.new_page()
     shop.goto(f"{base_url}/shop")
