@@ -104,6 +104,10 @@ pub struct Config {
     /// the challenge to Stripe.js and the payment's `next_action` is `use_stripe_sdk`.
     #[arg(long, env = "TILL_STRIPE_RETURN_URL")]
     pub stripe_return_url: Option<String>,
+    /// Stripe publishable key (`pk_…`): with real Stripe taking cards, the shop's card form
+    /// uses Stripe.js with it; unset, the form offers Stripe's test payment methods by name.
+    #[arg(long, env = "TILL_STRIPE_PUBLISHABLE_KEY")]
+    pub stripe_publishable_key: Option<String>,
     /// How often the workers reconcile the gateways' books with Till's (0: never; run
     /// `till reconcile` by hand instead).
     #[arg(long, env = "TILL_RECONCILE_EVERY_SECS", default_value_t = 300)]
@@ -206,6 +210,7 @@ impl Config {
             stripe_secret_key: None,
             stripe_webhook_secret: None,
             stripe_return_url: None,
+            stripe_publishable_key: None,
         }
     }
 }

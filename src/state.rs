@@ -64,6 +64,9 @@ pub struct AppState {
     pub webhooks: Arc<crate::notify::webhooks::Settings>,
     /// Customer email: the sender, and the SMTP server or `.eml` directory it goes to.
     pub mail: Arc<Mailer>,
+    /// Stripe's publishable key for Stripe.js on the shop's card form: only with a real
+    /// Stripe (`TILL_GATEWAY_STRIPE_URL`) and `TILL_STRIPE_PUBLISHABLE_KEY`.
+    pub stripe_publishable_key: Option<Arc<str>>,
 }
 
 impl AppState {
@@ -165,6 +168,11 @@ impl AppState {
                 cfg.webhook_retry_hours.saturating_mul(3_600_000),
             )),
             mail: Arc::new(mail),
+            stripe_publishable_key: cfg
+                .stripe_publishable_key
+                .as_deref()
+                .filter(|_| cfg.stripe_url.is_some())
+                .map(Arc::from),
         })
     }
 

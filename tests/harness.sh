@@ -1,6 +1,6 @@
-# Shared by tests/sdk/run.sh and tests/fuzz/run.sh (sourced, after they define `fail`): a
-# pinned Python venv, a free port, one background server, and a scratch directory and
-# PostgreSQL database that are removed however the script ends.
+# Shared by tests/sdk/run.sh, tests/fuzz/run.sh and tests/browser/run.sh (sourced, after
+# they define `fail`): a pinned Python venv, a free port, one background server, and a
+# scratch directory and PostgreSQL database that are removed however the script ends.
 
 # venv_install VENV REQUIREMENTS WHAT: creates the venv once (reused between runs) and
 # installs the pinned requirements into it, or fails naming WHAT.

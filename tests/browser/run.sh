@@ -6,7 +6,8 @@
 # `chromium` (installed with apt-get when missing; Playwright never downloads a browser).
 # Each backend gets two servers: one with a normal stock hold, one whose hold lasts
 # TILL_BROWSER_SHORT_HOLD_SECS (default 4) for the expired-hold test. Screenshots of the
-# main pages go to TILL_ARTIFACTS (default $CARGO_TARGET_DIR/browser-artifacts). Fails
+# main pages go to TILL_ARTIFACTS (default $CARGO_TARGET_DIR/browser-artifacts);
+# TILL_BROWSER_TESTS="a pytest -k expression" runs only some tests (by hand). Fails
 # loudly when the browser, the build, the database or any test fails: nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -38,13 +39,13 @@ trap 'stop_server; [ -n "$SHORT_PID" ] && kill "$SHORT_PID" 2>/dev/null; for db 
 
 API_KEY="sk_browser_$RANDOM$RANDOM$RANDOM"
 
-# start_till NAME DATABASE_URL HOLD_SECS: starts Till in the background and waits until it
-# is ready; sets STARTED_PID and STARTED_URL.
+# start_till NAME DATABASE_URL HOLD_SECS UPI_GATEWAY: starts Till in the background and waits
+# until it is ready; sets STARTED_PID and STARTED_URL.
 start_till() {
-  local name=$1 database_url=$2 hold=$3 port url pid
+  local name=$1 database_url=$2 hold=$3 upi=$4 port url pid
   port=$(free_port)
   url="http://127.0.0.1:$port"
-  TILL_API_KEY="$API_KEY" TILL_LISTEN="127.0.0.1:$port" TILL_DATABASE_URL="$database_url" \
+  TILL_UPI_GATEWAY="$upi" TILL_API_KEY="$API_KEY" TILL_LISTEN="127.0.0.1:$port" TILL_DATABASE_URL="$database_url" \
   TILL_HOLD_TTL_SECS="$hold" TILL_SIM_DELAY_MS=1500 TILL_WORKER_TICK_MS=250 \
   TILL_MAIL_DIR="$WORK/mail-$name" RUST_LOG="${RUST_LOG:-warn}" \
     "$TILL" serve >"$WORK/till-$name.log" 2>&1 &
@@ -59,17 +60,20 @@ start_till() {
 }
 
 # browse BACKEND MAIN_DB SHORT_DB: both servers on that backend, then every browser test.
+# The main server takes UPI through the Razorpay adapter (against the embedded simulator's
+# Razorpay endpoints), so the shop's UPI intent and QR code are tested too; the short-hold
+# server keeps the built-in simulator for every method.
 browse() {
   local backend=$1 started status=0 url short_url
-  start_till "$backend" "$2" 900
+  start_till "$backend" "$2" 900 razorpay
   SERVER_PID=$STARTED_PID url=$STARTED_URL
-  start_till "$backend-short" "$3" "$SHORT_HOLD_SECS"
+  start_till "$backend-short" "$3" "$SHORT_HOLD_SECS" sim
   SHORT_PID=$STARTED_PID short_url=$STARTED_URL
   echo "browser: the shop in Chromium on $backend ($url)"
   started=$(date +%s)
   TILL_BROWSER_URL="$url" TILL_BROWSER_SHORT_HOLD_URL="$short_url" TILL_BROWSER_API_KEY="$API_KEY" \
   TILL_BROWSER_BACKEND="$backend" TILL_CHROMIUM="$CHROMIUM" \
-    "$VENV/bin/pytest" -p no:cacheprovider -q tests/browser ${TILL_BROWSER_PYTEST_ARGS:-} || status=1
+    "$VENV/bin/pytest" -p no:cacheprovider -q tests/browser ${TILL_BROWSER_TESTS:+-k "$TILL_BROWSER_TESTS"} || status=1
   echo "browser: $backend took $(( $(date +%s) - started )) s"
   if grep -q "panicked" "$WORK"/till-"$backend"*.log; then
     grep -B2 -A8 "panicked" "$WORK"/till-"$backend"*.log >&2

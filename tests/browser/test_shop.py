@@ -3,6 +3,7 @@ quote, and each way an order is paid or ends, on the page the customer watches."
 
 import re
 import uuid
+from urllib.parse import parse_qs, urlparse
 
 from playwright.sync_api import expect
 
@@ -18,7 +19,8 @@ def add_to_cart(p, url, name, qty=1):
 
 
 def fill_details(p, state="Karnataka"):
-    p.get_by_label("Email").fill("asha@example.com")
+    # A new customer each time: the shop caps pending orders per email address.
+    p.get_by_label("Email").fill(f"asha.{uuid.uuid4().hex[:8]}@example.com")
     p.get_by_label("Full name").fill("Asha Rao")
     p.get_by_label("Address").fill("12 MG Road")
     p.get_by_label("City").fill("Bengaluru")
@@ -32,6 +34,13 @@ def place_order(p):
     expect(p).to_have_url(re.compile(r"/shop/orders/ord_"))
     expect(p.locator("#status")).to_have_text("pending")
     return order_id_of(p)
+
+
+def order_one(p, url, name):
+    """One of `name` in the cart, checked out: the new order's id, its page open."""
+    add_to_cart(p, url, name)
+    fill_details(p)
+    return place_order(p)
 
 
 def pay_by_card(p, label):
@@ -77,9 +86,7 @@ def test_a_card_purchase_confirms_the_order_with_its_invoice(page, base_url, api
 
 def test_a_upi_payment_completes_by_webhook_while_the_page_watches(page, base_url, api, product):
     sku, name = product
-    add_to_cart(page, base_url, name)
-    fill_details(page)
-    place_order(page)
+    order_one(page, base_url, name)
     page.get_by_label("UPI ID (VPA)").fill("success@razorpay")
     page.get_by_role("button", name="Send a UPI payment request").click()
     # Processing until the simulator's webhook arrives; the page follows by itself.
@@ -88,11 +95,33 @@ def test_a_upi_payment_completes_by_webhook_while_the_page_watches(page, base_ur
     assert api.on_hand(sku) == 4
 
 
+def test_a_upi_app_pays_the_intent_from_its_qr_code(page, base_url, api, product):
+    sku, name = product
+    order_one(page, base_url, name)
+    page.get_by_role("button", name="Pay with a UPI app (QR code)").click()
+    expect(page.get_by_role("img", name="UPI payment QR code")).to_be_visible()
+    link = page.get_by_role("link", name="Open a UPI app").get_attribute("href")
+    assert link.startswith("upi://pay?")
+    payment = parse_qs(urlparse(link).query)["tr"][0]
+    # The customer's UPI app approves (the simulator plays it); the page follows.
+    assert page.request.get(f"{base_url}/sim/razorpay/upi/{payment}/approve").ok
+    expect(page.locator("#status")).to_have_text("confirmed", timeout=SETTLE_MS)
+    assert api.on_hand(sku) == 4
+
+
+def test_a_wallet_payment_completes_by_webhook(page, base_url, api, product):
+    sku, name = product
+    order_one(page, base_url, name)
+    page.get_by_label("Wallet").select_option(label="PhonePe")
+    page.get_by_role("button", name="Pay with wallet").click()
+    expect(page.get_by_text("Waiting for the payment to be confirmed")).to_be_visible()
+    expect(page.locator("#status")).to_have_text("confirmed", timeout=SETTLE_MS)
+    assert api.on_hand(sku) == 4
+
+
 def test_a_declined_card_releases_the_stock_and_a_retry_succeeds(page, base_url, api, product):
     sku, name = product
-    add_to_cart(page, base_url, name)
-    fill_details(page)
-    place_order(page)
+    order_one(page, base_url, name)
     pay_by_card(page, "Visa ending 0002 (declined)")
     expect(page.locator("#status")).to_have_text("cancelled")
     expect(page.get_by_role("status")).to_contain_text("The payment failed (card_declined)")
@@ -108,9 +137,7 @@ def test_a_declined_card_releases_the_stock_and_a_retry_succeeds(page, base_url,
 
 def test_3d_secure_goes_to_the_bank_and_back(page, base_url, api, product):
     sku, name = product
-    add_to_cart(page, base_url, name)
-    fill_details(page)
-    order_id = place_order(page)
+    order_id = order_one(page, base_url, name)
     pay_by_card(page, "Visa ending 3184 (asks for 3-D Secure)")
     expect(page).to_have_url(re.compile(r"/sim/3ds/"))
     expect(page.get_by_text("Payment authenticated")).to_be_visible()
@@ -144,9 +171,7 @@ def test_a_coupon_applies_and_an_invalid_one_is_refused_inline(page, base_url, a
 def test_an_expired_hold_is_shown_as_such_and_the_stock_is_back(page, short_hold_url, short_api, shot):
     name = "Silk scarf " + uuid.uuid4().hex[:4]
     sku = short_api.product(name, 29900, 3)
-    add_to_cart(page, short_hold_url, name)
-    fill_details(page)
-    place_order(page)
+    order_one(page, short_hold_url, name)
     assert short_api.available(sku) == 2
     # Nobody pays: the hold runs out, the worker expires the order, the page follows.
     expect(page.locator("#status")).to_have_text("expired", timeout=SETTLE_MS)
@@ -183,6 +208,11 @@ def test_a_client_secret_cannot_open_another_orders_pages(browser, base_url, api
     mine = first.request.get(f"{base_url}/v1/orders/{first_id}", headers={"Authorization": f"Bearer {secret}"})
     theirs = first.request.get(f"{base_url}/v1/orders/{second_id}", headers={"Authorization": f"Bearer {secret}"})
     assert (mine.status, theirs.status) == (200, 404)
+    # Each order a browser placed keeps its own secret: the first order's page still opens
+    # after a second order.
+    third_id = order_one(first, base_url, name)
+    for own in [first_id, third_id]:
+        assert first.request.get(f"{base_url}/shop/orders/{own}").status == 200
     for ctx in contexts:
         ctx.close()
 
@@ -205,3 +235,20 @@ def test_on_a_phone_with_the_keyboard(browser, base_url, product, shot):
     assert width <= 390, f"the page scrolls sideways on a phone ({width}px)"
     shot(p, "phone-order")
     ctx.close()
+
+
+def test_catalog_text_is_escaped_and_assets_are_cached(page, base_url, api):
+    name = '<img src=x onerror="document.title=1"> Mug ' + uuid.uuid4().hex[:4]
+    api.product(name, 34900, 2)
+    page.goto(f"{base_url}/shop")
+    # The name is shown as text, never run as markup.
+    expect(page.get_by_role("heading", name=name)).to_be_visible()
+    assert page.locator("main img").count() == 0
+    assert page.title() == "Products · Till shop"
+    headers = page.request.get(f"{base_url}/shop").headers
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert headers["cache-control"] == "no-store"
+    css = page.request.get(f"{base_url}/assets/till.css")
+    assert css.status == 200 and css.headers["cache-control"] == "public, max-age=3600"
+    again = page.request.get(f"{base_url}/assets/till.css", headers={"If-None-Match": css.headers["etag"]})
+    assert again.status == 304

@@ -1,6 +1,7 @@
 // The shop's progressive parts; every page works without them. The live quote as the cart,
 // address or coupon changes; the state picker shown only for India; the hold's countdown;
-// and the order page following its order until it ends.
+// the order page following its order until it ends; and Stripe's card field when Stripe is
+// configured.
 "use strict";
 
 function sendForm(form, action) {
@@ -78,7 +79,29 @@ function watchOrder() {
   setTimeout(poll, 1000);
 }
 
+// With Stripe configured: Stripe's card field, turned into a PaymentMethod id on submit.
+function stripeCard() {
+  const form = document.querySelector("form[data-stripe-key]");
+  if (!form || !window.Stripe) return;
+  const stripe = window.Stripe(form.dataset.stripeKey);
+  const card = stripe.elements().create("card");
+  card.mount("#card-element");
+  form.addEventListener("submit", (e) => {
+    if (form.elements.source.value) return;
+    e.preventDefault();
+    stripe.createPaymentMethod({ type: "card", card }).then((result) => {
+      if (result.error) {
+        document.getElementById("card-errors").textContent = result.error.message;
+        return;
+      }
+      form.elements.source.value = result.paymentMethod.id;
+      form.submit();
+    });
+  });
+}
+
 liveQuote();
+stripeCard();
 statePicker();
 countdown();
 watchOrder();

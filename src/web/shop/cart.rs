@@ -3,14 +3,12 @@
 //! sells is priced: the checkout prices every line from the catalog, never from the cookie.
 
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::ids::Sku;
-use crate::state::AppState;
 use crate::web::csrf;
 
 const COOKIE: &str = "till_cart";
@@ -103,7 +101,7 @@ struct CartForm {
 }
 
 /// `POST /shop/cart`: changes one line, then shows the cart.
-pub async fn update(State(_state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn update(headers: HeaderMap, body: Bytes) -> Response {
     let changed = (|| {
         let form: CartForm = serde_urlencoded::from_bytes(&body)
             .map_err(|_| Error::invalid("the form is incomplete"))?;

@@ -76,7 +76,7 @@ fn product_card(
                 input type="hidden" name="add" value="1";
                 div.row {
                     div {
-                        label for=(id) { "Quantity" }
+                        label for=(id) { "Quantity" span.visually-hidden { " of " (product.name) } }
                         input #(id) type="number" name="qty" value="1" min="1" max=(QTY_MAX.min(available)) required;
                     }
                     div { button type="submit" { "Add " (product.name) " to cart" } }

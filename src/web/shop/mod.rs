@@ -8,6 +8,7 @@ mod cart;
 mod catalog;
 mod checkout;
 pub mod demo;
+mod details;
 mod figures;
 mod order;
 mod pay;

@@ -24,11 +24,13 @@ const COOKIE: &str = "till_order";
 /// The client secret is kept for 30 days: the status page and invoice stay reachable.
 const MAX_AGE_SECS: u32 = 30 * 24 * 3600;
 
-/// The `Set-Cookie` that gives the browser an order's client secret. `HttpOnly` (no script
-/// reads it), `SameSite=Lax` (a gateway's 3-D Secure page may send the customer back).
-pub fn secret_cookie(secret: &str) -> HeaderValue {
-    let value =
-        format!("{COOKIE}={secret}; Path=/shop; Max-Age={MAX_AGE_SECS}; HttpOnly; SameSite=Lax");
+/// The `Set-Cookie` that gives the browser an order's client secret, sent back only for that
+/// order's pages (its path), so each order a browser placed keeps its own. `HttpOnly` (no
+/// script reads it), `SameSite=Lax` (a gateway's 3-D Secure page may send the customer back).
+pub fn secret_cookie(order_id: &str, secret: &str) -> HeaderValue {
+    let value = format!(
+        "{COOKIE}={secret}; Path=/shop/orders/{order_id}; Max-Age={MAX_AGE_SECS}; HttpOnly; SameSite=Lax"
+    );
     HeaderValue::from_str(&value).expect("a client secret is a valid header value")
 }
 
@@ -71,7 +73,7 @@ pub async fn page(
         let order = authorized(&state, &headers, &id).await?;
         let (token, set_cookie) = csrf::token(&headers);
         let markup = render(&state, &order, &token, None).await?;
-        let mut response = respond(StatusCode::OK, set_cookie, markup);
+        let mut response = answer(&state, StatusCode::OK, set_cookie, markup);
         if order.record.status == "confirmed" {
             // Bought: the cart is done with.
             response
@@ -82,6 +84,24 @@ pub async fn page(
     }
     .await;
     result.unwrap_or_else(super::error_page)
+}
+
+/// The order's page as an answer; with Stripe.js on its card form, a policy that lets
+/// Stripe's script and frames in.
+pub fn answer(
+    state: &AppState,
+    status: StatusCode,
+    set_cookie: Option<HeaderValue>,
+    markup: Markup,
+) -> Response {
+    let mut response = respond(status, set_cookie, markup);
+    if super::pay::stripe_js(state).is_some() {
+        response.headers_mut().insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(super::pay::STRIPE_CONTENT_SECURITY_POLICY),
+        );
+    }
+    response
 }
 
 /// `GET /shop/orders/{id}/status`: what the page shows, for the page to reload on a change.
@@ -152,7 +172,8 @@ pub async fn render(
                 p #problem .notice.bad role="alert" { (problem) }
             }
             @if pending {
-                p { "Your items are held for you for " span.countdown data-expires=(r.expires_at) { "a while" } " (until " (r.expires_at) ")." }
+                p { "Your items are held for you for " span.countdown data-expires=(r.expires_at) { "a while" } " (until " (r.expires_at.replace('T', " ").replace('Z', " UTC")) ")." }
+                p.price { "To pay: " (super::money(r.total, state.currency)) }
                 @match in_flight(order) {
                     Some(payment) => (payment_in_flight(order, payment)),
                     None => (super::pay::forms(state, &r.id, token)),

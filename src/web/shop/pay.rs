@@ -11,8 +11,7 @@ use axum::response::Response;
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::order::{authorized, render};
-use super::respond;
+use super::order::{answer, authorized, render};
 use crate::checkout::{self, PaymentInput};
 use crate::error::{Error, Result};
 use crate::ids::OrderId;
@@ -51,6 +50,9 @@ pub fn forms(state: &AppState, order_id: &str, token: &str) -> Markup {
         .is_ok_and(|g| g.name() == "razorpay");
     html! {
         h2 { "Pay" }
+        @if let Some(key) = stripe_js(state) {
+            (stripe_card_form(&action, token, key))
+        } @else {
         form.card method="post" action=(action) {
             (layout::csrf_field(token))
             input type="hidden" name="method" value="card";
@@ -64,6 +66,7 @@ pub fn forms(state: &AppState, order_id: &str, token: &str) -> Markup {
                 }
             }
             button type="submit" { "Pay by card" }
+        }
         }
         form.card method="post" action=(action) {
             (layout::csrf_field(token))
@@ -93,6 +96,41 @@ pub fn forms(state: &AppState, order_id: &str, token: &str) -> Markup {
         form method="post" action=(format!("/shop/orders/{order_id}/cancel")) {
             (layout::csrf_field(token))
             button.secondary type="submit" { "Cancel the order" }
+        }
+    }
+}
+
+/// Stripe's publishable key when the card form uses Stripe.js: real Stripe takes the cards.
+pub fn stripe_js(state: &AppState) -> Option<&str> {
+    let stripe_cards = state
+        .gateway_for(Method::Card)
+        .is_ok_and(|g| g.name() == "stripe");
+    state
+        .stripe_publishable_key
+        .as_deref()
+        .filter(|_| stripe_cards)
+}
+
+/// What a page with Stripe.js may load besides Till's own: Stripe's script, its card field's
+/// frames and its API.
+pub const STRIPE_CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data: https://*.stripe.com; \
+     script-src 'self' https://js.stripe.com; frame-src https://js.stripe.com https://hooks.stripe.com; \
+     connect-src 'self' https://api.stripe.com; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+
+/// The card form with Stripe's card field: Stripe.js turns the card into a PaymentMethod
+/// (`pm_…`) in the browser, and the form sends only that id. The card number never reaches
+/// Till. (Stripe.js needs the internet, so this form is not part of the browser tests.)
+fn stripe_card_form(action: &str, token: &str, key: &str) -> Markup {
+    html! {
+        script src="https://js.stripe.com/v3/" {}
+        form.card method="post" action=(action) data-stripe-key=(key) {
+            (layout::csrf_field(token))
+            input type="hidden" name="method" value="card";
+            input type="hidden" name="source" value="";
+            label for="card-element" { "Card" }
+            div #card-element {}
+            p #card-errors .error role="alert" {}
+            button type="submit" { "Pay by card" }
         }
     }
 }
@@ -137,7 +175,10 @@ pub async fn submit(
             Method::parse(&form.method).ok_or_else(|| Error::invalid("choose how to pay"))?;
         let source = form.source.trim().to_string();
         if source.is_empty() {
-            return Err(Error::invalid("enter your UPI ID"));
+            return Err(Error::invalid(match method {
+                Method::Upi => "enter your UPI ID",
+                _ => "enter your card's details",
+            }));
         }
         let input = PaymentInput {
             key: None,
@@ -194,7 +235,7 @@ async fn problem(state: &AppState, headers: &HeaderMap, id: &str, err: Error) ->
         let order = authorized(state, headers, id).await?;
         let (token, set_cookie) = csrf::token(headers);
         let markup = render(state, &order, &token, Some(&err.to_string())).await?;
-        Ok(respond(err.status(), set_cookie, markup))
+        Ok(answer(state, err.status(), set_cookie, markup))
     }
     .await;
     result.unwrap_or_else(super::error_page)
