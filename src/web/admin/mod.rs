@@ -28,7 +28,7 @@ use serde::de::DeserializeOwned;
 
 use crate::state::AppState;
 
-pub use session::{csrf_token, SESSION_COOKIE, SESSION_TTL_MS};
+pub use session::SESSION_TTL_MS;
 
 pub fn router() -> Router<AppState> {
     Router::new()

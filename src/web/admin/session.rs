@@ -22,14 +22,14 @@ use crate::state::AppState;
 use crate::web::csrf;
 
 /// The session cookie.
-pub const SESSION_COOKIE: &str = "till_admin";
+const SESSION_COOKIE: &str = "till_admin";
 /// How long a session lasts from sign-in.
 pub const SESSION_TTL_MS: i64 = 8 * 60 * 60 * 1000;
 /// Random characters in a session token (~190 bits).
 const TOKEN_LEN: usize = 32;
 
-/// The CSRF token of the forms of a browser holding `secret` (a session or sign-in token).
-pub fn csrf_token(secret: &str) -> String {
+/// The CSRF token of the forms of the session whose token is `secret`.
+fn csrf_token(secret: &str) -> String {
     hmac_hex(secret, b"till admin console: csrf")
 }
 
