@@ -12,11 +12,13 @@ import urllib.request
 import uuid
 
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import expect, sync_playwright
 
 # How long a test waits for something the server does on its own (a webhook, the expiry
 # worker), in milliseconds: the simulator's webhooks come after 1.5 s here.
 SETTLE_MS = 20_000
+# Every expectation may wait that long: CI machines are shared and sometimes slow.
+expect.set_options(timeout=SETTLE_MS)
 
 
 def _env(name):
