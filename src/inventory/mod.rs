@@ -10,6 +10,47 @@ pub mod routes;
 pub mod store;
 
 use serde::Serialize;
+use sqlx::Connection;
+
+use crate::error::{Error, Result};
+use crate::ids::{check_client_id, Sku};
+use crate::state::AppState;
+
+/// Physical stock in one warehouse may not exceed this; it keeps sums far from overflow.
+pub const ON_HAND_MAX: i64 = 1_000_000_000;
+
+/// Sets a product's physical stock in one warehouse (`PUT
+/// /v1/inventory/{sku}/warehouses/{warehouse}` and the console's edit): the SKU, warehouse
+/// and units checked, the product required, the difference in the ledger. Answers the
+/// SKU's stock after it.
+pub async fn set_stock(
+    state: &AppState,
+    sku: &str,
+    warehouse: &str,
+    on_hand: i64,
+) -> Result<Stock> {
+    let sku = Sku::try_from(sku).map_err(Error::InvalidRequest)?;
+    check_client_id("warehouse", warehouse).map_err(Error::InvalidRequest)?;
+    if !(0..=ON_HAND_MAX).contains(&on_hand) {
+        return Err(Error::invalid(format!("on_hand must be 0-{ON_HAND_MAX}")));
+    }
+    let mut conn = state.db.pool.acquire().await?;
+    if store::get_product(&mut conn, sku.as_str()).await?.is_none() {
+        return Err(Error::NotFound("product"));
+    }
+    let mut tx = conn.begin().await?;
+    store::set_on_hand(
+        &mut tx,
+        &sku,
+        warehouse,
+        on_hand,
+        state.now_ms(),
+        state.db.kind,
+    )
+    .await?;
+    tx.commit().await?;
+    store::get_stock(&mut conn, sku.as_str()).await
+}
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Product {
@@ -37,6 +78,18 @@ pub struct Stock {
     pub locked: i64,
     pub available: i64,
     pub warehouses: Vec<WarehouseStock>,
+}
+
+/// One movement of stock in the ledger: `kind` is `adjustment` (an on-hand edit) or
+/// `sale` (a confirmed order's stock leaving); `delta` its units.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LedgerEntry {
+    pub warehouse: String,
+    pub kind: String,
+    pub delta: i64,
+    pub order_id: Option<String>,
+    /// Unix milliseconds.
+    pub at: i64,
 }
 
 /// What locking an order's lines did: the locks taken (a line may be spread over

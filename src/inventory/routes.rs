@@ -4,18 +4,14 @@ use axum::extract::{Path, State};
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use sqlx::Connection;
 use utoipa::ToSchema;
 
 use super::{Product, Stock};
 use crate::error::{Error, Result};
 use crate::http::extract::{not_null, object, parse_json, Caller, RawBody};
-use crate::ids::{check_client_id, Sku};
+use crate::ids::Sku;
 use crate::money::{Currency, PRICE_MINOR_MAX};
 use crate::state::AppState;
-
-/// Physical stock in one warehouse may not exceed this; it keeps sums far from overflow.
-const ON_HAND_MAX: i64 = 1_000_000_000;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -147,32 +143,9 @@ async fn put_stock(
     RawBody(body): RawBody,
 ) -> Result<Json<Stock>> {
     caller.require_merchant()?;
-    let sku = Sku::try_from(sku.as_str()).map_err(Error::InvalidRequest)?;
-    check_client_id("warehouse", &warehouse).map_err(Error::InvalidRequest)?;
     let body: StockBody = parse_json(&body)?;
-    if !(0..=ON_HAND_MAX).contains(&body.on_hand) {
-        return Err(Error::invalid(format!("on_hand must be 0-{ON_HAND_MAX}")));
-    }
-    let mut conn = state.db.pool.acquire().await?;
-    if super::store::get_product(&mut conn, sku.as_str())
-        .await?
-        .is_none()
-    {
-        return Err(Error::NotFound("product"));
-    }
-    let mut tx = conn.begin().await?;
-    super::store::set_on_hand(
-        &mut tx,
-        &sku,
-        &warehouse,
-        body.on_hand,
-        state.now_ms(),
-        state.db.kind,
-    )
-    .await?;
-    tx.commit().await?;
     Ok(Json(
-        super::store::get_stock(&mut conn, sku.as_str()).await?,
+        super::set_stock(&state, &sku, &warehouse, body.on_hand).await?,
     ))
 }
 

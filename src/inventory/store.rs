@@ -3,7 +3,7 @@
 
 use sqlx::AnyConnection;
 
-use super::{Held, LockEnd, Locking, Product, Stock, WarehouseStock};
+use super::{Held, LedgerEntry, LockEnd, Locking, Product, Stock, WarehouseStock};
 use crate::db::Kind;
 use crate::error::{Error, Result};
 use crate::ids::{new_id, OrderId, Sku};
@@ -353,4 +353,59 @@ pub async fn settle_locks(
         moved += 1;
     }
     Ok(moved)
+}
+
+/// The catalog in SKU order, `limit` products from the first SKU after `after`.
+pub async fn list_products(
+    conn: &mut AnyConnection,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<Product>> {
+    let rows: Vec<(String, String, i64, String, Option<String>)> = sqlx::query_as(
+        "SELECT sku, name, price_minor, currency, tax_code FROM products WHERE sku > $1 ORDER BY sku LIMIT $2",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(sku, name, price_minor, currency, tax_code)| Product {
+            sku,
+            name,
+            price_minor,
+            currency,
+            tax_code,
+        })
+        .collect())
+}
+
+/// The latest `limit` entries of one SKU's stock ledger, newest first.
+pub async fn ledger(conn: &mut AnyConnection, sku: &str, limit: i64) -> Result<Vec<LedgerEntry>> {
+    let rows: Vec<(String, String, i64, Option<String>, i64)> = sqlx::query_as(
+        "SELECT warehouse, kind, delta, order_id, created_at FROM stock_ledger WHERE sku = $1
+         ORDER BY id DESC LIMIT $2",
+    )
+    .bind(sku)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(warehouse, kind, delta, order_id, at)| LedgerEntry {
+            warehouse,
+            kind,
+            delta,
+            order_id,
+            at,
+        })
+        .collect())
+}
+
+/// Units held by checkouts right now, over every SKU and warehouse.
+pub async fn held_units(conn: &mut AnyConnection) -> Result<i64> {
+    let held: Option<i64> = sqlx::query_scalar("SELECT CAST(SUM(locked) AS BIGINT) FROM inventory")
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(held.unwrap_or(0))
 }

@@ -367,3 +367,24 @@ pub async fn due_to_expire(conn: &mut AnyConnection, now: i64, limit: i64) -> Re
     .await?;
     Ok(ids.into_iter().map(OrderId::from).collect())
 }
+
+/// Orders created since `since` (unix ms), counted per minute (unix ms / 60,000) and by
+/// their status now, oldest minute first.
+pub async fn created_per_minute(
+    conn: &mut AnyConnection,
+    since: i64,
+) -> Result<Vec<(i64, Status, i64)>> {
+    let rows: Vec<(i64, String, i64)> = sqlx::query_as(
+        "SELECT CAST(created_at / 60000 AS BIGINT) AS minute, status, CAST(COUNT(*) AS BIGINT)
+         FROM orders WHERE created_at >= $1 GROUP BY minute, status ORDER BY minute, status",
+    )
+    .bind(since)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.into_iter()
+        .map(|(minute, status, count)| {
+            let status = Status::parse(&status).ok_or_else(|| corrupt("orders.status", &status))?;
+            Ok((minute, status, count))
+        })
+        .collect()
+}

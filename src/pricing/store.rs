@@ -370,3 +370,33 @@ pub async fn get_tax_code(conn: &mut AnyConnection, code: &str) -> Result<Option
         serde_json::from_str(&rates).map_err(|_| corrupt("tax_codes.rates", &rates))?;
     Ok(Some(TaxCode { hsn, rates }))
 }
+
+/// Coupon codes in order, `limit` of them after `after`.
+pub async fn coupon_codes(
+    conn: &mut AnyConnection,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT code FROM coupons WHERE code > $1 ORDER BY code LIMIT $2")
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&mut *conn)
+            .await?,
+    )
+}
+
+/// Tax codes in order, `limit` of them after `after`.
+pub async fn tax_code_names(
+    conn: &mut AnyConnection,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT code FROM tax_codes WHERE code > $1 ORDER BY code LIMIT $2")
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&mut *conn)
+            .await?,
+    )
+}

@@ -1,8 +1,10 @@
-//! The browser pages served by `till serve`: the storefront (`/shop`) and their shared shell
-//! (`layout`), form protection (`csrf`) and the embedded stylesheet and scripts (`assets`).
+//! The browser pages served by `till serve`: the storefront (`/shop`), the operations
+//! console (`/admin`) and their shared shell (`layout`), form protection (`csrf`) and the
+//! embedded stylesheet and scripts (`assets`).
 //! Pages are rendered on the server from the same saga and stores the JSON API uses; the
 //! browser holds at most one order's client secret, never the API key.
 
+pub mod admin;
 pub mod assets;
 pub mod csrf;
 pub mod layout;
@@ -17,7 +19,10 @@ use crate::state::AppState;
 
 /// Every page and asset route, merged into the application by `http::app`.
 pub fn router() -> Router<AppState> {
-    Router::new().merge(assets::router()).merge(shop::router())
+    Router::new()
+        .merge(assets::router())
+        .merge(shop::router())
+        .merge(admin::router())
 }
 
 /// What every page may load: only Till's own scripts, styles and images (the QR codes are

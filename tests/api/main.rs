@@ -8,6 +8,8 @@ mod catalog;
 mod chaos;
 mod checkout;
 mod concurrency;
+mod console;
+mod console_stores;
 mod crash;
 mod db_faults;
 mod documents;

@@ -1601,7 +1601,8 @@ async fn unknown_stored_values_are_errors(b: Backend) {
 #[test]
 fn every_store_function_is_called_here() {
     let root = env!("CARGO_MANIFEST_DIR");
-    let suite = std::fs::read_to_string(format!("{root}/tests/api/stores.rs")).unwrap();
+    let suite = std::fs::read_to_string(format!("{root}/tests/api/stores.rs")).unwrap()
+        + &std::fs::read_to_string(format!("{root}/tests/api/console_stores.rs")).unwrap();
     let mut missing = Vec::new();
     for module in [
         "inventory",
@@ -1614,6 +1615,8 @@ fn every_store_function_is_called_here() {
         "documents",
         "mail",
         "timeline",
+        "pricing",
+        "web/admin",
     ] {
         let file = format!("{root}/src/{module}/store.rs");
         let dir = format!("{root}/src/{module}/store");

@@ -159,3 +159,42 @@ def order_id_of(p):
     match = re.search(r"/shop/orders/(ord_[A-Za-z0-9]+)", p.url)
     assert match, f"not on an order's page: {p.url}"
     return match.group(1)
+
+
+# --- The console (/admin) ---------------------------------------------------------------
+
+
+def sign_in(p, url, key):
+    """Signs in to the console in this page's browser context, as a person would."""
+    p.goto(f"{url}/admin/sign-in")
+    p.get_by_label("API key").fill(key)
+    p.get_by_role("button", name="Sign in").click()
+
+
+@pytest.fixture
+def console(page, base_url, api_key):
+    """A page signed in to the console, on its dashboard."""
+    sign_in(page, base_url, api_key)
+    page.wait_for_url(f"{base_url}/admin")
+    return page
+
+
+@pytest.fixture
+def paid_order(api, product):
+    """An order of one `product`, paid by card through the API: (order id, sku, email)."""
+    sku, _ = product
+    email = f"buyer-{uuid.uuid4().hex[:8]}@example.com"
+    order = api.ok("POST", "/v1/orders", {
+        "customer": {"email": email, "name": "Ravi Kumar"},
+        "items": [{"sku": sku, "qty": 1}],
+        "ship_to": {"country": "IN", "region": "MH", "city": "Pune", "postal_code": "411001"}})
+    request = urllib.request.Request(
+        f"{api.url}/v1/orders/{order['id']}/payments", method="POST",
+        data=json.dumps({"method": "card", "source": "pm_card_visa"}).encode())
+    request.add_header("Authorization", f"Bearer {api.key}")
+    request.add_header("Content-Type", "application/json")
+    request.add_header("Idempotency-Key", uuid.uuid4().hex)
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status == 201
+    assert api.ok("GET", f"/v1/orders/{order['id']}")["status"] == "confirmed"
+    return order["id"], sku, email

@@ -369,3 +369,26 @@ pub async fn records_for_order(
     .map(payment_record)
     .collect()
 }
+
+/// Payment attempts created since `since` (unix ms), counted by method, gateway and status.
+pub async fn attempts_since(
+    conn: &mut AnyConnection,
+    since: i64,
+) -> Result<Vec<(Method, String, Status, i64)>> {
+    let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+        "SELECT method, gateway, status, CAST(COUNT(*) AS BIGINT) FROM payments
+         WHERE created_at >= $1 GROUP BY method, gateway, status ORDER BY method, gateway, status",
+    )
+    .bind(since)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.into_iter()
+        .map(|(method, gateway, status, count)| {
+            let method =
+                Method::parse(&method).ok_or_else(|| corrupt("payments.method", &method))?;
+            let status =
+                Status::parse(&status).ok_or_else(|| corrupt("payments.status", &status))?;
+            Ok((method, gateway, status, count))
+        })
+        .collect()
+}
