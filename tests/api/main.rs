@@ -28,6 +28,7 @@ mod razorpay;
 mod restart;
 mod seed;
 mod service;
+mod shop;
 mod slow_clients;
 mod smtp;
 mod storage;

@@ -44,7 +44,7 @@ async fn render(state: &AppState, headers: &HeaderMap) -> Result<Response> {
             p { a href="/shop/cart" { "Your cart has " (in_cart) " item" @if in_cart != 1 { "s" } " — check out" } }
         }
         @if products.is_empty() {
-            (empty_shop())
+            (empty_shop(&token))
         } @else {
             ul.grid role="list" {
                 @for (product, available) in &products {
@@ -88,8 +88,9 @@ fn product_card(
     }
 }
 
-/// What a new shop shows: it sells nothing until the merchant adds products and stock.
-fn empty_shop() -> Markup {
+/// What a new shop shows: it sells nothing until the merchant adds products and stock — or
+/// stocks the example products with one button, to try a checkout at once.
+fn empty_shop(token: &str) -> Markup {
     html! {
         div.notice.warn {
             p { strong { "This shop has no products yet." } }
@@ -100,7 +101,11 @@ fn empty_shop() -> Markup {
                 "curl -X PUT localhost:8080/v1/inventory/TEE-1/warehouses/main -H \"Authorization: Bearer $TILL_API_KEY\" \\\n"
                 "  -d '{\"on_hand\": 10}'"
             } }
-            p { "Or start Till with " code { "--demo-catalog" } " (" code { "TILL_DEMO_CATALOG=1" } ") to stock a few example products." }
+            p { "Or try the shop with three example products (this works only while the catalog is empty):" }
+            form method="post" action="/shop/demo-catalog" {
+                (layout::csrf_field(token))
+                button type="submit" { "Stock the example products" }
+            }
         }
     }
 }

@@ -36,6 +36,7 @@ pub const SITE: Site = Site {
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/shop", get(catalog::page))
+        .route("/shop/demo-catalog", post(demo::add))
         .route("/shop/cart", get(checkout::page).post(cart::update))
         .route("/shop/cart/review", post(checkout::review))
         .route("/shop/quote", post(checkout::quote))
