@@ -11,9 +11,7 @@ use serde_json::Value;
 
 use super::extract::Caller;
 use crate::error::{Error, Result};
-use crate::idempotency::{
-    check_key, claim, complete, fingerprint, release, to_value, Claim, KeyRef,
-};
+use crate::idempotency::{check_key, claim, fingerprint, finish, to_value, Claim, KeyRef};
 use crate::state::AppState;
 
 /// The `Idempotency-Key` header, checked; absent is `None`.
@@ -77,13 +75,7 @@ where
     if crate::failpoint::armed(crate::failpoint::ANSWER_LOST, key) {
         return respond(result);
     }
-    let stored = match &result {
-        Ok((status, body)) => complete(state, &scope, key, seal_key, *status, body).await,
-        Err(err) if !err.status().is_server_error() => {
-            complete(state, &scope, key, seal_key, err.status(), &err.body()).await
-        }
-        Err(_) => release(state, &scope, key).await,
-    };
+    let stored = finish(state, &scope, key, seal_key, &result).await;
     if let Err(err) = stored {
         tracing::error!(error = %err, "could not store the idempotent response");
     }

@@ -221,6 +221,24 @@ async fn store(
     store::set_answer(conn, scope, key, status.as_u16(), &sealed).await
 }
 
+/// Keeps what a claimed request answered, for its replays: a success or a refusal is stored;
+/// a failure of Till's own (5xx) releases the claim, so the request can be sent again.
+pub async fn finish(
+    state: &AppState,
+    scope: &str,
+    key: &str,
+    seal_key: &[u8; 32],
+    result: &Result<(StatusCode, Value)>,
+) -> Result<()> {
+    match result {
+        Ok((status, body)) => complete(state, scope, key, seal_key, *status, body).await,
+        Err(err) if !err.status().is_server_error() => {
+            complete(state, scope, key, seal_key, err.status(), &err.body()).await
+        }
+        Err(_) => release(state, scope, key).await,
+    }
+}
+
 pub async fn release(state: &AppState, scope: &str, key: &str) -> Result<()> {
     let mut conn = state.db.pool.acquire().await?;
     store::delete_running(&mut conn, scope, key).await

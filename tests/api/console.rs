@@ -66,6 +66,14 @@ impl Browser {
         (resp.status(), resp.text().await.unwrap())
     }
 
+    /// The idempotency key of the refund form on an order's page (new each time it is shown).
+    async fn refund_key(&self, order_page: &str) -> String {
+        let (_, page) = self.get(order_page).await;
+        let marker = r#"name="key" value=""#;
+        let rest = &page[page.find(marker).expect("a refund form") + marker.len()..];
+        rest[..rest.find('"').unwrap()].to_string()
+    }
+
     async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
         self.http
             .post(format!("{}{path}", self.url))
@@ -300,11 +308,17 @@ async fn a_refund_and_a_stock_edit_go_through_the_apis_paths(b: Backend) {
     assert_eq!(status, 201, "{payment}");
     let browser = signed_in(&app).await;
     let path = format!("/admin/orders/{order}/refund");
+    let order_page = format!("/admin/orders/{order}");
     // More than was paid: refused as the API refuses it, nothing refunded.
+    let key = browser.refund_key(&order_page).await;
     let resp = browser
         .post(
             &path,
-            &[("csrf", browser.csrf.as_str()), ("amount", "100000")],
+            &[
+                ("csrf", browser.csrf.as_str()),
+                ("key", &key),
+                ("amount", "100000"),
+            ],
         )
         .await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
@@ -315,16 +329,32 @@ async fn a_refund_and_a_stock_edit_go_through_the_apis_paths(b: Backend) {
         .unwrap()
         .is_empty());
 
+    // The same form sent twice (a double click): one refund.
+    let key = browser.refund_key(&order_page).await;
+    let form = [
+        ("csrf", browser.csrf.as_str()),
+        ("key", &key),
+        ("amount", "1.50"),
+    ];
+    let first = browser.post(&path, &form).await;
+    assert_eq!(first.status(), StatusCode::SEE_OTHER);
+    let again = browser.post(&path, &form).await;
+    assert_eq!(again.status(), StatusCode::SEE_OTHER);
+    let to = again.headers()[LOCATION].to_str().unwrap().to_string();
+    assert!(to.contains("more+than+once"), "{to}");
+    let view = app.order(&order).await;
+    assert_eq!(view["refunds"].as_array().unwrap().len(), 1, "{view}");
+    assert_eq!(view["refunds"][0]["amount"], 150, "{view}");
+    // A form without its key refunds nothing.
     let resp = browser
-        .post(
-            &path,
-            &[("csrf", browser.csrf.as_str()), ("amount", "1.50")],
-        )
+        .post(&path, &[("csrf", browser.csrf.as_str()), ("amount", "1")])
         .await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-    let view = app.order(&order).await;
-    assert_eq!(view["refunds"][0]["amount"], 150, "{view}");
-    let (_, page) = browser.get(&format!("/admin/orders/{order}")).await;
+    assert_eq!(
+        app.order(&order).await["refunds"].as_array().unwrap().len(),
+        1
+    );
+    let (_, page) = browser.get(&order_page).await;
     assert!(
         page.contains(view["refunds"][0]["id"].as_str().unwrap()),
         "the refund is listed"

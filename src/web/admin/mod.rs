@@ -13,6 +13,7 @@ mod chart;
 mod dashboard;
 mod orders;
 mod page;
+mod refund;
 mod session;
 mod setup;
 mod stock;
@@ -40,7 +41,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin", get(dashboard::page))
         .route("/admin/orders", get(orders::list))
         .route("/admin/orders/{id}", get(orders::show))
-        .route("/admin/orders/{id}/refund", post(orders::refund))
+        .route("/admin/orders/{id}/refund", post(refund::refund))
         .route("/admin/orders/{id}/cancel", post(orders::cancel))
         .route("/admin/orders/{id}/invoice.pdf", get(orders::invoice_pdf))
         .route(

@@ -15,7 +15,7 @@ use crate::checkout::store::{search_orders, OrderFilter};
 use crate::checkout::{self, OrderView};
 use crate::clock::parse_rfc3339;
 use crate::error::{Error, Result};
-use crate::ids::{OrderId, RefundId};
+use crate::ids::{random_token, OrderId, RefundId};
 use crate::money::Currency;
 use crate::orders::{Customer, Status};
 use crate::payments::Method;
@@ -259,7 +259,7 @@ pub async fn show(
     .into_response())
 }
 
-fn not_found() -> Response {
+pub(super) fn not_found() -> Response {
     page::message(
         StatusCode::NOT_FOUND,
         "No such order",
@@ -419,6 +419,7 @@ fn actions(order: &OrderView, console: &Console) -> Markup {
                 @if refundable {
                     form.refund method="post" action={ "/admin/orders/" (r.id) "/refund" } {
                         input type="hidden" name="csrf" value=(console.csrf());
+                        input type="hidden" name="key" value=(random_token(24));
                         label for="refund-amount" { "Refund amount (" (r.currency) "; empty refunds the rest)" }
                         input #refund-amount type="number" name="amount" min="0" step=(step) inputmode="decimal";
                         button type="submit" { "Issue refund" }
@@ -435,56 +436,17 @@ fn actions(order: &OrderView, console: &Console) -> Markup {
     }
 }
 
-#[derive(Deserialize)]
-pub struct RefundForm {
-    #[serde(default)]
-    csrf: String,
-    /// Major units (`12.50`); empty: the rest of the payment.
-    #[serde(default)]
-    amount: String,
-}
-
 /// Back to the order's page, saying what was done or what went wrong.
-fn back(id: &OrderId, outcome: std::result::Result<String, String>) -> Response {
+pub(super) fn back(id: &OrderId, outcome: std::result::Result<String, String>) -> Response {
     Redirect::to(&format!("/admin/orders/{id}?{}", Notice::query(outcome))).into_response()
 }
 
 /// What a refused saga call says to the user; a failure of Till itself stays an error.
-fn refusal(err: Error) -> Result<String> {
+pub(super) fn refusal(err: Error) -> Result<String> {
     match err {
         Error::Internal(_) | Error::Unavailable(_) => Err(err),
         other => Ok(other.to_string()),
     }
-}
-
-/// `POST /admin/orders/{id}/refund`: `checkout::refund_order`, as the API's refund route.
-pub async fn refund(
-    State(state): State<AppState>,
-    console: Console,
-    Path(id): Path<OrderId>,
-    Form(form): Form<RefundForm>,
-) -> Result<Response> {
-    if let Err(refused) = console.check(&form.csrf) {
-        return Ok(refused.into_response());
-    }
-    let mut conn = state.db.pool.acquire().await?;
-    let Some(head) = crate::orders::store::head(&mut conn, &id).await? else {
-        return Ok(not_found());
-    };
-    drop(conn);
-    let amount = match form.amount.trim() {
-        "" => None,
-        text => match head.total.currency.parse_major(text) {
-            Ok(minor) => Some(minor),
-            Err(problem) => return Ok(back(&id, Err(format!("Refund amount: {problem}")))),
-        },
-    };
-    Ok(
-        match checkout::refund_order(&state, &id, amount, None).await {
-            Ok(_) => back(&id, Ok("refund issued".into())),
-            Err(err) => back(&id, Err(refusal(err)?)),
-        },
-    )
 }
 
 /// `POST /admin/orders/{id}/cancel`: `checkout::cancel_order`, as the API's cancel route.
