@@ -24,6 +24,7 @@ mod pricing;
 mod races;
 mod razorpay;
 mod restart;
+mod scale;
 mod seed;
 mod service;
 mod slow_clients;
