@@ -31,7 +31,7 @@ pub struct Limits {
 /// each connection ends after the request it is serving, and this returns once all have.
 /// Each request carries its peer's address (`ConnectInfo<SocketAddr>`) for the rate limiter.
 pub async fn serve(listener: TcpListener, app: Router, limits: Limits, stopping: Stopping) {
-    let max = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS) as u32;
+    let max = limits.max_connections.clamp(1, 1 << 20) as u32;
     let slots = Arc::new(Semaphore::new(max as usize));
     loop {
         let permit = tokio::select! {
