@@ -58,7 +58,7 @@ def call(url, key, method, path, body=None, idem=None):
 def load(url, key, seconds, clients, out):
     stop = time.time() + float(seconds)
     lock = threading.Lock()
-    outcomes = {"orders": 0, "retried_ok": 0, "failures": []}
+    outcomes = {"orders": 0, "failures": []}
 
     def note(name):
         with lock:
@@ -78,7 +78,7 @@ def load(url, key, seconds, clients, out):
                 with lock:
                     outcomes["failures"].append(err or "create %s: %s" % (status, body))
                 continue
-            if status == 409 or status == 422:
+            if status == 409 and body.get("error", {}).get("code") == "out_of_stock":
                 note("out_of_stock")
                 continue
             if status != 201:
@@ -94,7 +94,8 @@ def load(url, key, seconds, clients, out):
                 with lock:
                     outcomes["failures"].append(err or "pay %s: %s" % (status, body))
                 continue
-            note("pay_%d" % status)
+            code = body.get("error", {}).get("code", "") if isinstance(body, dict) else ""
+            note(("pay_%d_%s" % (status, code)).rstrip("_"))
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(int(clients))]
     for t in threads:

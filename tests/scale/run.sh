@@ -50,7 +50,10 @@ EXCHANGE="till.scale.$$"
 declare -A PIDS=()
 cleanup() {
   local name
-  for name in "${!PIDS[@]}"; do kill -KILL "${PIDS[$name]}" 2>/dev/null || true; done
+  for name in "${!PIDS[@]}"; do
+    kill -TERM "${PIDS[$name]}" 2>/dev/null || true
+    wait "${PIDS[$name]}" 2>/dev/null || true
+  done
   for name in "$DB" "$SIM_DB"; do
     psql "$PG_URL/postgres" -q -c "DROP DATABASE IF EXISTS $name WITH (FORCE)" >/dev/null 2>&1 || true
   done
