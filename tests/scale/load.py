@@ -7,7 +7,10 @@ balancer, and RabbitMQ's side of "every event published once per id".
 
 A request that finds no instance (connection refused or reset, 502/503/504 from the balancer
 while an instance is killed or drains) is sent again with the same Idempotency-Key, so it
-takes effect once; any other 5xx, or a request still failing after a minute, fails the run.
+takes effect once. A request the killed instance was serving left its key claimed: the
+retry is answered 409 `idempotency_key_in_use` until Till takes the claim over (after a
+minute), and is sent again until then. Any other 5xx, or a request still without an answer
+after 90 s, fails the run.
 """
 
 import json
@@ -34,7 +37,7 @@ def call(url, key, method, path, body=None, idem=None):
     headers = {"Authorization": "Bearer " + key, "Content-Type": "application/json"}
     if idem:
         headers["Idempotency-Key"] = idem
-    deadline = time.time() + 60
+    deadline = time.time() + 90
     while True:
         req = urllib.request.Request(url + path, data=data, method=method, headers=headers)
         try:
@@ -42,16 +45,18 @@ def call(url, key, method, path, body=None, idem=None):
                 return resp.status, json.loads(resp.read() or b"null"), None
         except urllib.error.HTTPError as err:
             text = err.read()
-            if err.code not in RETRYABLE:
-                try:
-                    return err.code, json.loads(text), None
-                except ValueError:
-                    return err.code, text.decode(errors="replace"), None
-            why = "HTTP %d" % err.code
+            try:
+                body = json.loads(text)
+            except ValueError:
+                body = text.decode(errors="replace")
+            code = body.get("error", {}).get("code") if isinstance(body, dict) else None
+            if err.code not in RETRYABLE and code != "idempotency_key_in_use":
+                return err.code, body, None
+            why = "HTTP %d %s" % (err.code, code or "")
         except (urllib.error.URLError, ConnectionError, TimeoutError) as err:
             why = str(err)
         if time.time() > deadline:
-            return None, None, "%s %s: no answer within a minute (%s)" % (method, path, why)
+            return None, None, "%s %s: no answer within 90 s (%s)" % (method, path, why)
         time.sleep(0.2)
 
 

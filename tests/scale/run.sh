@@ -10,7 +10,8 @@
 # with Till's (no payment the gateway saw that Till does not know, at most one payment
 # keeping money per order, exactly one for a confirmed order), and every event published to
 # RabbitMQ exactly once per id. Fails loudly when HAProxy, PostgreSQL, RabbitMQ or the build
-# is unavailable; about a minute and a half on two cores (TILL_SCALE_SECONDS of load, 30).
+# is unavailable; two to three minutes on two cores once built (TILL_SCALE_SECONDS of load,
+# 30, plus up to a minute for a request the killed instance was serving to be taken over).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
