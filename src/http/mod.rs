@@ -39,7 +39,10 @@ pub fn app(state: AppState) -> Router {
     if let Some(sim) = &state.sim {
         routes = routes.merge(sim.router());
     }
-    edge(routes.route("/openapi.json", get(|| async { Json(openapi::document()) })), state)
+    edge(
+        routes.route("/openapi.json", get(|| async { Json(openapi::document()) })),
+        state,
+    )
 }
 
 /// What a worker instance (`TILL_ROLE=worker`) serves: the service endpoints and nothing of

@@ -72,9 +72,18 @@ async fn roles_split_api_and_workers(b: Backend) {
     let url = worker.url();
     assert_eq!(get(&format!("{url}/healthz")).await.0, StatusCode::OK);
     let (status, ready) = get(&format!("{url}/readyz")).await;
-    assert_eq!((status, ready["status"].as_str()), (StatusCode::OK, Some("ready")));
+    assert_eq!(
+        (status, ready["status"].as_str()),
+        (StatusCode::OK, Some("ready"))
+    );
     assert_eq!(get(&format!("{url}/metrics")).await.0, StatusCode::OK);
-    for path in ["/v1/orders", &format!("/v1/orders/{id}"), "/v1/products/TEE-1", "/openapi.json", "/shop"] {
+    for path in [
+        "/v1/orders",
+        &format!("/v1/orders/{id}"),
+        "/v1/products/TEE-1",
+        "/openapi.json",
+        "/shop",
+    ] {
         let (status, body) = get(&format!("{url}{path}")).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
         assert_eq!(body["error"]["code"], "not_found", "{path}: {body}");
@@ -100,13 +109,17 @@ async fn shutdown_drains_and_answers_the_request_in_flight(b: Backend) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let url = app.url.clone();
     let running = app.take_running();
-    let stopping = tokio::spawn(running.shutdown(Duration::from_millis(500), Duration::from_secs(10)));
+    let stopping =
+        tokio::spawn(running.shutdown(Duration::from_millis(500), Duration::from_secs(10)));
     tokio::time::sleep(Duration::from_millis(100)).await;
     let (status, ready) = get(&format!("{url}/readyz")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{ready}");
     assert_eq!(ready["status"], "draining");
 
-    let paid = paying.await.unwrap().expect("the request in flight is answered");
+    let paid = paying
+        .await
+        .unwrap()
+        .expect("the request in flight is answered");
     assert_eq!(paid.status(), StatusCode::CREATED);
     let payment: Value = paid.json().await.unwrap();
     assert_eq!(payment["status"], "succeeded", "{payment}");
@@ -153,7 +166,10 @@ async fn sigterm_drains_a_real_process(b: Backend) {
     let (status, ready) = get(&format!("{}/readyz", till.url)).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{ready}");
     assert_eq!(ready["status"], "draining");
-    let paid = paying.await.unwrap().expect("the request in flight is answered");
+    let paid = paying
+        .await
+        .unwrap()
+        .expect("the request in flight is answered");
     assert_eq!(paid.status(), StatusCode::CREATED);
     let exited = tokio::task::spawn_blocking(move || till.child.wait())
         .await
@@ -208,7 +224,11 @@ async fn two_sweepers_compensate_once(b: Backend) {
     // step of each kind, one event; each attempt in flight voided once.
     let sql = "SELECT COUNT(*) FROM locks WHERE state = 'released'";
     assert_eq!(count(&app, sql).await, ORDERS as i64);
-    let locked = count(&app, "SELECT CAST(COALESCE(SUM(locked), 0) AS BIGINT) FROM inventory").await;
+    let locked = count(
+        &app,
+        "SELECT CAST(COALESCE(SUM(locked), 0) AS BIGINT) FROM inventory",
+    )
+    .await;
     assert_eq!(locked, 0);
     let ledger = count(&app, "SELECT COUNT(*) FROM stock_ledger").await;
     assert_eq!(ledger, ledger_before);
@@ -216,9 +236,17 @@ async fn two_sweepers_compensate_once(b: Backend) {
         let sql = format!("SELECT COUNT(*) FROM timeline WHERE kind = '{step}'");
         assert_eq!(count(&app, &sql).await, ORDERS as i64, "{step}");
     }
-    let events = count(&app, "SELECT COUNT(*) FROM events WHERE type = 'order.expired'").await;
+    let events = count(
+        &app,
+        "SELECT COUNT(*) FROM events WHERE type = 'order.expired'",
+    )
+    .await;
     assert_eq!(events, ORDERS as i64);
-    let voids = count(&app, "SELECT COUNT(*) FROM timeline WHERE kind = 'payment.voided'").await;
+    let voids = count(
+        &app,
+        "SELECT COUNT(*) FROM timeline WHERE kind = 'payment.voided'",
+    )
+    .await;
     assert_eq!(voids, ORDERS.div_ceil(2) as i64);
     assert_eq!(app.stock("TEE-1").await, (100, 0));
 
