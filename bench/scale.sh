@@ -11,8 +11,9 @@ COUNT="${1:-3000}"
 CONCURRENCY="${2:-32}"
 PG="${TILL_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/till-target}"
-cargo build --release --quiet --locked --bin till
-TILL="$CARGO_TARGET_DIR/release/till"
+# TILL_BIN: a till binary to measure instead of building the release one.
+if [ -z "${TILL_BIN:-}" ]; then cargo build --release --quiet --locked --bin till; fi
+TILL="${TILL_BIN:-$CARGO_TARGET_DIR/release/till}"
 . tests/harness.sh
 command -v haproxy >/dev/null || { echo "bench/scale.sh needs haproxy (apt-get install -y haproxy)" >&2; exit 1; }
 export RUST_LOG=warn
