@@ -22,6 +22,7 @@ pub mod payments;
 pub mod pricing;
 pub mod relay;
 pub mod state;
+pub mod stopping;
 pub mod timeline;
 pub mod tls;
 pub mod verify;

@@ -65,60 +65,7 @@ pub struct AppState {
     /// Customer email: the sender, and the SMTP server or `.eml` directory it goes to.
     pub mail: Arc<Mailer>,
     /// Whether this instance is shutting down (see `Stopping`).
-    pub stopping: Stopping,
-}
-
-/// A rolling restart's two signals to one instance: `draining` (from SIGTERM: `/readyz`
-/// answers 503 so a load balancer sends no more) and then `stopped` (the listener closes,
-/// connections end after the request they are serving, worker loops end after their pass).
-#[derive(Clone)]
-pub struct Stopping {
-    draining: Arc<std::sync::atomic::AtomicBool>,
-    stopped: Arc<tokio::sync::watch::Sender<bool>>,
-}
-
-impl Default for Stopping {
-    fn default() -> Stopping {
-        Stopping {
-            draining: Default::default(),
-            stopped: Arc::new(tokio::sync::watch::channel(false).0),
-        }
-    }
-}
-
-impl Stopping {
-    pub fn drain(&self) {
-        self.draining
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    pub fn is_draining(&self) -> bool {
-        self.draining.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    pub fn stop(&self) {
-        self.drain();
-        self.stopped.send_replace(true);
-    }
-
-    pub fn is_stopped(&self) -> bool {
-        *self.stopped.borrow()
-    }
-
-    /// Resolves once `stop` was called.
-    pub async fn stopped(&self) {
-        let mut seen = self.stopped.subscribe();
-        let _ = seen.wait_for(|stopped| *stopped).await;
-    }
-
-    /// A worker loop's wait between passes: `pause`, cut short by `stop`; false once stopped
-    /// (the loop ends).
-    pub async fn pause(&self, pause: std::time::Duration) -> bool {
-        tokio::select! {
-            _ = tokio::time::sleep(pause) => !self.is_stopped(),
-            _ = self.stopped() => false,
-        }
-    }
+    pub stopping: crate::stopping::Stopping,
 }
 
 impl AppState {
@@ -199,7 +146,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             rate_limit_per_sec: cfg.rate_limit_per_sec,
             gateway_health: Arc::new(RwLock::new(BTreeMap::new())),
-            stopping: Stopping::default(),
+            stopping: Default::default(),
             read_timeout: std::time::Duration::from_millis(cfg.read_timeout_ms.max(1)),
             max_pending_per_customer: cfg.max_pending_per_customer,
             metrics_token_hash: cfg

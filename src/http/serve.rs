@@ -19,7 +19,7 @@ use tower::ServiceExt;
 
 use super::extract::BODY_LIMIT_BYTES;
 use crate::error::Error;
-use crate::state::Stopping;
+use crate::stopping::Stopping;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
