@@ -27,8 +27,7 @@ impl Default for Stopping {
 
 impl Stopping {
     pub fn drain(&self) {
-        self.draining
-            .store(true, Ordering::SeqCst);
+        self.draining.store(true, Ordering::SeqCst);
     }
 
     pub fn is_draining(&self) -> bool {
