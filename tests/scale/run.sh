@@ -9,7 +9,8 @@
 # Afterwards: every order terminal, `till verify` clean, the simulator's own records agree
 # with Till's (no payment the gateway saw that Till does not know, at most one payment
 # keeping money per order, exactly one for a confirmed order), and every event published to
-# RabbitMQ exactly once per id. Fails loudly when HAProxy, PostgreSQL, RabbitMQ or the build
+# RabbitMQ once per id — but for one batch of consecutive events the killed instance may
+# have published without recording it, published again (consumers dedupe by message_id). Fails loudly when HAProxy, PostgreSQL, RabbitMQ or the build
 # is unavailable; two to three minutes on two cores once built (TILL_SCALE_SECONDS of load,
 # 30, plus up to a minute for a request the killed instance was serving to be taken over).
 set -euo pipefail
@@ -219,11 +220,20 @@ EOF
 # Every event published once per id.
 "$PY" tests/scale/load.py drain "$AMQP_URL" "$QUEUE" "$WORK/published.txt"
 psql_till -c "SELECT id FROM events" | LC_ALL=C sort >"$WORK/events.txt"
-twice=$(LC_ALL=C sort "$WORK/published.txt" | uniq -d | wc -l)
-[ "$twice" = 0 ] || fail "$twice events published more than once"
+# An instance SIGKILLed after the broker confirmed a batch and before it moved the sink's
+# cursor leaves that batch to be published again (consumers dedupe by message_id): allowed
+# for one batch of consecutive events, nothing more.
+LC_ALL=C sort "$WORK/published.txt" | uniq -d >"$WORK/twice.txt"
+twice=$(wc -l <"$WORK/twice.txt")
+if [ "$twice" != 0 ]; then
+  ids=$(sed "s/.*/'&'/" "$WORK/twice.txt" | paste -sd, -)
+  span=$(psql_till -c "SELECT MAX(position) - MIN(position) + 1 FROM events WHERE id IN ($ids)")
+  [ "$twice" -le 100 ] && [ "$span" = "$twice" ] \
+    || fail "$twice events published more than once, over $span positions: more than the one batch a killed relay may leave"
+fi
 LC_ALL=C sort -u "$WORK/published.txt" | cmp -s - "$WORK/events.txt" \
   || fail "the events published ($(wc -l <"$WORK/published.txt")) are not Till's events ($(wc -l <"$WORK/events.txt"))"
 
 echo "scale: $orders orders ($confirmed confirmed) through 3 instances, one killed and one restarted;" \
   "all terminal, verify clean, $(wc -l <"$WORK/sim_payments.tsv") gateway payments all Till's," \
-  "$(wc -l <"$WORK/events.txt") events each published once; load: $(tr -d '\n ' <"$WORK/load.json" | head -c 300)"
+  "$(wc -l <"$WORK/events.txt") events all published ($twice twice: the killed relay's last batch); load: $(tr -d '\n ' <"$WORK/load.json" | head -c 300)"
