@@ -8,6 +8,18 @@ pub struct Config {
     /// Address to serve on.
     #[arg(long, env = "TILL_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
+    /// What this instance does: `all` (the API and the workers), `api` (the API only) or
+    /// `worker` (the workers and the relay; it serves `/healthz`, `/readyz`, `/metrics`).
+    #[arg(long, env = "TILL_ROLE", value_enum, default_value_t = Role::All)]
+    pub role: Role,
+    /// On SIGTERM: how long `/readyz` answers 503 `draining` while requests are still
+    /// served, so a load balancer stops sending before the listener closes.
+    #[arg(long, env = "TILL_DRAIN_NOTICE_MS", default_value_t = 0)]
+    pub drain_notice_ms: u64,
+    /// On SIGTERM, after the notice: the longest requests in flight and the workers' current
+    /// pass are waited for before the process exits anyway.
+    #[arg(long, env = "TILL_DRAIN_SECS", default_value_t = 30)]
+    pub drain_secs: u64,
     /// `sqlite://PATH` or `postgres://…`.
     #[arg(long, env = "TILL_DATABASE_URL", default_value = "sqlite://till.db")]
     pub database_url: String,
@@ -164,12 +176,33 @@ pub struct Config {
     pub mail_retry_base_ms: u64,
 }
 
+/// Which parts of Till one instance runs (`TILL_ROLE`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    All,
+    Api,
+    Worker,
+}
+
+impl Role {
+    pub fn serves_api(self) -> bool {
+        self != Role::Worker
+    }
+
+    pub fn runs_workers(self) -> bool {
+        self != Role::Api
+    }
+}
+
 impl Config {
     /// The defaults, as `till serve` with no flags and no environment would see them (tests
     /// start from this and change what they need).
     pub fn defaults() -> Config {
         Config {
             listen: "127.0.0.1:8080".into(),
+            role: Role::All,
+            drain_notice_ms: 0,
+            drain_secs: 30,
             database_url: "sqlite://till.db".into(),
             api_key: None,
             hold_ttl_secs: 900,

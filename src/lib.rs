@@ -22,18 +22,20 @@ pub mod payments;
 pub mod pricing;
 pub mod relay;
 pub mod state;
+pub mod stopping;
 pub mod timeline;
 pub mod tls;
 pub mod verify;
 pub mod web;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::task::JoinHandle;
 
 pub use clock::Clock;
-pub use config::Config;
+pub use config::{Config, Role};
 pub use state::AppState;
 
 /// A running Till: its address, its state, and the tasks that stop it.
@@ -67,19 +69,27 @@ pub async fn start(cfg: &Config, clock: Clock, workers: Workers) -> anyhow::Resu
     if cfg.demo_catalog {
         web::shop::demo::stock(&state).await?;
     }
-    let app = http::app(state.clone());
+    let app = match cfg.role.serves_api() {
+        true => http::app(state.clone()),
+        false => http::service_app(state.clone()),
+    };
     let limits = http::serve::Limits {
         read_timeout: state.read_timeout,
         max_connections: cfg.max_connections,
     };
-    let server = tokio::spawn(http::serve::serve(listener, app, limits));
+    let server = tokio::spawn(http::serve::serve(
+        listener,
+        app,
+        limits,
+        state.stopping.clone(),
+    ));
     let workers = match workers {
-        Workers::Run => {
+        Workers::Run if cfg.role.runs_workers() => {
             let mut all = relay::spawn(&state);
             all.push(checkout::workers::spawn(state.clone()));
             all
         }
-        Workers::Manual => Vec::new(),
+        Workers::Run | Workers::Manual => Vec::new(),
     };
     let probed = state.clone();
     let prober = tokio::spawn(async move {
@@ -88,7 +98,7 @@ pub async fn start(cfg: &Config, clock: Clock, workers: Workers) -> anyhow::Resu
             if let Some(broker) = &probed.amqp {
                 relay::amqp::probe(broker).await;
             }
-            tokio::time::sleep(std::time::Duration::from_secs(PROBE_EVERY_SECS)).await;
+            tokio::time::sleep(Duration::from_secs(PROBE_EVERY_SECS)).await;
         }
     });
     Ok(Running {
@@ -114,8 +124,25 @@ impl Running {
         }
     }
 
-    /// Waits until the server task ends (it runs until the process stops).
-    pub async fn wait(self) {
-        let _ = self.server.await;
+    /// Stops as a rolling restart needs: `/readyz` answers 503 `draining` at once and requests
+    /// are still served for `notice` (a load balancer's time to see it); then the listener
+    /// closes, each connection ends after the request it is serving, and each worker loop
+    /// after its current pass — all within `drain`, past which they are cut off. The pool is
+    /// closed last. Returns whether everything finished within `drain`.
+    pub async fn shutdown(self, notice: Duration, drain: Duration) -> bool {
+        self.state.stopping.drain();
+        tokio::time::sleep(notice).await;
+        self.state.stopping.stop();
+        self.prober.abort();
+        let deadline = tokio::time::Instant::now() + drain;
+        let mut finished = true;
+        for mut task in std::iter::once(self.server).chain(self.workers) {
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                task.abort();
+                finished = false;
+            }
+        }
+        self.state.db.pool.close().await;
+        finished
     }
 }

@@ -1,5 +1,7 @@
 //! The `till` binary: parses the command line and hands over to the library.
 
+use std::time::Duration;
+
 use clap::{Parser, Subcommand};
 use till::{Clock, Config, Workers};
 
@@ -16,7 +18,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the API and run the workers.
+    /// Serve the API and run the workers (or one of them: `--role api|worker`); SIGTERM drains.
     Serve(Config),
     /// Apply database migrations and exit.
     Migrate(DbArgs),
@@ -52,10 +54,18 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(cfg) => {
             let running = till::start(&cfg, Clock::default(), Workers::Run).await?;
-            tracing::info!(addr = %running.addr, database = %till::config::redact(&cfg.database_url), "till is serving");
+            tracing::info!(addr = %running.addr, role = ?cfg.role, database = %till::config::redact(&cfg.database_url), "till is serving");
+            shutdown_signal().await;
+            tracing::info!("draining: /readyz answers 503, in-flight requests and passes finish");
+            let notice = Duration::from_millis(cfg.drain_notice_ms);
+            let drain = Duration::from_secs(cfg.drain_secs);
+            // A second signal stops at once.
             tokio::select! {
-                _ = running_until_stopped(running) => {}
-                _ = shutdown_signal() => tracing::info!("shutting down"),
+                finished = running.shutdown(notice, drain) => match finished {
+                    true => tracing::info!("drained; stopped"),
+                    false => tracing::warn!(drain_secs = cfg.drain_secs, "drain time ran out; stopped with work cut off"),
+                },
+                _ = shutdown_signal() => tracing::warn!("second signal: stopped without draining"),
             }
         }
         Command::Migrate(args) => {
@@ -91,10 +101,6 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-async fn running_until_stopped(running: till::Running) {
-    running.wait().await;
 }
 
 async fn shutdown_signal() {

@@ -69,6 +69,8 @@ pub struct AppState {
     pub stripe_publishable_key: Option<Arc<str>>,
     /// The orders waiting, per SKU, to be created in one transaction (the flash-sale path).
     pub batches: Arc<crate::checkout::batch::Batches>,
+    /// Whether this instance is shutting down (see `Stopping`).
+    pub stopping: crate::stopping::Stopping,
 }
 
 impl AppState {
@@ -149,6 +151,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             rate_limit_per_sec: cfg.rate_limit_per_sec,
             gateway_health: Arc::new(RwLock::new(BTreeMap::new())),
+            stopping: Default::default(),
             read_timeout: std::time::Duration::from_millis(cfg.read_timeout_ms.max(1)),
             max_pending_per_customer: cfg.max_pending_per_customer,
             metrics_token_hash: cfg

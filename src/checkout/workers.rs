@@ -34,7 +34,8 @@ pub async fn run_once(state: &AppState) -> Result<usize> {
     Ok(handled)
 }
 
-/// Starts the worker loop; a failed pass is logged and retried on the next tick.
+/// Starts the worker loop; a failed pass is logged and retried on the next tick. The loop
+/// ends after its current pass once the instance stops (`Stopping`).
 pub fn spawn(state: AppState) -> JoinHandle<()> {
     tokio::spawn(async move {
         let tick = Duration::from_millis(state.worker_tick_ms);
@@ -56,7 +57,9 @@ pub fn spawn(state: AppState) -> JoinHandle<()> {
                     Err(err) => tracing::warn!(error = %err, "reconciliation failed"),
                 }
             }
-            tokio::time::sleep(tick).await;
+            if !state.stopping.pause(tick).await {
+                return;
+            }
         }
     })
 }

@@ -34,6 +34,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (13, include_str!("0013_timeline.sql")),
     (14, include_str!("0014_webhook_endpoints.sql")),
     (15, include_str!("0015_mail.sql")),
+    (16, include_str!("0016_sink_lease.sql")),
     (17, include_str!("0017_admin_sessions.sql")),
 ];
 

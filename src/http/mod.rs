@@ -40,11 +40,29 @@ pub fn app(state: AppState) -> Router {
     if let Some(sim) = &state.sim {
         routes = routes.merge(sim.router());
     }
+    edge(
+        routes.route("/openapi.json", get(|| async { Json(openapi::document()) })),
+        state,
+    )
+}
+
+/// What a worker instance (`TILL_ROLE=worker`) serves: the service endpoints and nothing of
+/// the API (every other path is 404) — and the embedded simulator's routes while it takes
+/// payments, since its own gateway calls go there.
+pub fn service_app(state: AppState) -> Router {
+    let routes = match &state.sim {
+        Some(sim) => sim.router(),
+        None => Router::new(),
+    };
+    edge(routes, state)
+}
+
+/// The service endpoints and the layers every request goes through, around `routes`.
+fn edge(routes: Router<AppState>, state: AppState) -> Router {
     routes
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/openapi.json", get(|| async { Json(openapi::document()) }))
         .fallback(|| async { Error::NotFound("route") })
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT_BYTES))
         .layer(middleware::from_fn_with_state(
@@ -93,8 +111,9 @@ pub struct Health {
 /// `GET /readyz`: whether the database answers, and each remote gateway's last probe.
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct Readiness {
-    /// `ready`, or `unavailable` (503) when the database does not answer.
-    #[schema(value_type = String, pattern = "^(ready|unavailable)$")]
+    /// `ready`; `unavailable` (503) when the database does not answer; `draining` (503) once
+    /// the instance is shutting down, so a load balancer sends it nothing new.
+    #[schema(value_type = String, pattern = "^(ready|unavailable|draining)$")]
     pub status: &'static str,
     /// `up` or `down`.
     #[schema(value_type = String, pattern = "^(up|down)$")]
@@ -112,11 +131,25 @@ async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-/// 200 while the database answers; `gateways` details the last probe of each remote gateway
-/// (a gateway that is down stops its payment methods, not the rest of Till).
+/// 200 while the database answers and the instance is not shutting down; `gateways` details
+/// the last probe of each remote gateway (a gateway that is down stops its payment methods,
+/// not the rest of Till).
 async fn readyz(State(state): State<AppState>) -> Response {
     let gateways = state.gateway_health();
     let broker = state.amqp.as_ref().map(|b| b.health());
+    if state.stopping.is_draining() {
+        let database = match state.db.ping().await {
+            true => "up",
+            false => "down",
+        };
+        let draining = Readiness {
+            status: "draining",
+            database,
+            gateways,
+            broker,
+        };
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(draining)).into_response();
+    }
     if state.db.ping().await {
         Json(Readiness {
             status: "ready",

@@ -1,7 +1,8 @@
 //! Serving the router on a listener with limits axum's own `serve` does not set: a client
 //! gets `read_timeout` to send its headers (a half-open "slowloris" connection is closed)
 //! and again for its body (`read_body`), and at most `max_connections` are served at once —
-//! past that, new connections wait in the kernel's listen queue and cost Till nothing.
+//! past that, new connections wait in the kernel's listen queue and cost Till nothing. On
+//! shutdown it stops accepting and lets each connection finish the request it is serving.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use tower::ServiceExt;
 
 use super::extract::BODY_LIMIT_BYTES;
 use crate::error::Error;
+use crate::stopping::Stopping;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -25,15 +27,25 @@ pub struct Limits {
     pub max_connections: usize,
 }
 
-/// Accepts and serves connections until the task is dropped. Each request carries its
-/// peer's address (`ConnectInfo<SocketAddr>`) for the rate limiter.
-pub async fn serve(listener: TcpListener, app: Router, limits: Limits) {
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+/// Accepts and serves connections until `stopping` says stop; then the listener is closed,
+/// each connection ends after the request it is serving, and this returns once all have.
+/// Each request carries its peer's address (`ConnectInfo<SocketAddr>`) for the rate limiter.
+pub async fn serve(listener: TcpListener, app: Router, limits: Limits, stopping: Stopping) {
+    let max = limits.max_connections.clamp(1, 1 << 20) as u32;
+    let slots = Arc::new(Semaphore::new(max as usize));
     loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else {
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => permit,
+            _ = stopping.stopped() => break,
+        };
+        let Ok(permit) = permit else {
             return;
         };
-        let (stream, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stopping.stopped() => break,
+        };
+        let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(err) => {
                 // Out of file descriptors and the like: wait instead of spinning.
@@ -43,23 +55,35 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits) {
             }
         };
         let app = app.clone();
+        let stopping = stopping.clone();
         tokio::spawn(async move {
             let service =
                 hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(ConnectInfo(peer));
                     app.clone().oneshot(req.map(Body::new))
                 });
-            let served = hyper::server::conn::http1::Builder::new()
+            let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.read_timeout)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            let served = tokio::select! {
+                served = connection.as_mut() => served,
+                _ = stopping.stopped() => {
+                    // The request being served is answered; the connection then closes.
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
             if let Err(err) = served {
                 tracing::debug!(%peer, error = %err, "connection ended");
             }
             drop(permit);
         });
     }
+    drop(listener);
+    // Every connection holds a slot until it ends: all of them back, all have ended.
+    let _ = slots.acquire_many(max).await;
 }
 
 /// Reads the whole body (Till's bodies are small) within the read timeout and the body

@@ -171,6 +171,42 @@ pub async fn advance(
     Ok(moved == 1)
 }
 
+/// Takes `sink` for `owner` until `until` unless another relay holds it (its lease not run
+/// out); true if `owner` holds it now. The sink's cursor row must exist (`cursor`).
+pub async fn take(
+    conn: &mut AnyConnection,
+    sink: &str,
+    owner: &str,
+    now: i64,
+    until: i64,
+) -> Result<bool> {
+    let taken = sqlx::query(
+        "UPDATE sink_cursors SET leased_by = $1, leased_until = $2 \
+         WHERE sink = $3 AND (leased_until <= $4 OR leased_by = $1)",
+    )
+    .bind(owner)
+    .bind(until)
+    .bind(sink)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(taken == 1)
+}
+
+/// Lets go of `sink` if `owner` still holds it.
+pub async fn release(conn: &mut AnyConnection, sink: &str, owner: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE sink_cursors SET leased_by = NULL, leased_until = 0 \
+         WHERE sink = $1 AND leased_by = $2",
+    )
+    .bind(sink)
+    .bind(owner)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 /// Every sink with the number of events it has not taken (sequenced or not yet) and the age
 /// (ms, at `now`) of the oldest of them (0 when none wait).
 pub async fn lags(conn: &mut AnyConnection, now: i64) -> Result<Vec<(String, i64, i64)>> {

@@ -62,16 +62,20 @@ pub fn spawn(state: AppState) -> JoinHandle<()> {
         let tick = Duration::from_millis(state.worker_tick_ms);
         let mut backoff = tick;
         loop {
-            match send_due(&state).await {
+            let wait = match send_due(&state).await {
                 Ok(_) => {
                     backoff = tick;
-                    tokio::time::sleep(tick).await;
+                    tick
                 }
                 Err(err) => {
                     tracing::warn!(error = %err, "mail send pass failed");
-                    tokio::time::sleep(backoff).await;
+                    let wait = backoff;
                     backoff = (backoff * 2).min(super::BACKOFF_MAX);
+                    wait
                 }
+            };
+            if !state.stopping.pause(wait).await {
+                return;
             }
         }
     })

@@ -18,7 +18,8 @@ use std::time::Duration;
 use sqlx::Connection;
 use tokio::task::JoinHandle;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::ids::random_token;
 use crate::notify::{self, store, Event, Position};
 use crate::state::AppState;
 
@@ -107,23 +108,61 @@ impl Sink {
     }
 }
 
+/// How long one pass holds a sink that hands events on (`store::take`). Its delivery is cut
+/// off at half of it, so no other relay takes the sink while this one may still publish.
+const LEASE: Duration = Duration::from_secs(30);
+
 /// One pass of `sink`: the events after its cursor, handed on, the cursor moved past those
-/// taken. Returns how many were taken.
+/// taken. Returns how many were taken. A sink that hands events on is held by one pass at a
+/// time across every instance, so each event is published once per id (once more only if a
+/// relay dies between publishing and moving the cursor).
 pub async fn pass(state: &AppState, sink: &mut Sink) -> Result<usize> {
-    let now = state.now_ms();
-    let (from, events) = {
-        let mut conn = state.db.pool.acquire().await?;
-        let from = store::cursor(&mut conn, sink.name(), now).await?;
-        let events = notify::after(&mut conn, state.db.kind, from, None, BATCH).await?;
-        (from, events)
-    };
+    let (from, events) = waiting(state, sink.name()).await?;
     if events.is_empty() {
         return Ok(0);
     }
     if sink.queues() {
         return queue(state, sink, from, &events).await;
     }
-    let delivered = sink.deliver(&events).await;
+    let owner = random_token(16);
+    let now = state.now_ms();
+    let until = now.saturating_add(LEASE.as_millis() as i64);
+    {
+        let mut conn = state.db.pool.acquire().await?;
+        if !store::take(&mut conn, sink.name(), &owner, now, until).await? {
+            return Ok(0);
+        }
+    }
+    let handed = hand_on(state, sink).await;
+    let mut conn = state.db.pool.acquire().await?;
+    store::release(&mut conn, sink.name(), &owner).await?;
+    handed
+}
+
+/// The cursor of `sink` and the events after it.
+async fn waiting(state: &AppState, sink: &str) -> Result<(Position, Vec<Event>)> {
+    let mut conn = state.db.pool.acquire().await?;
+    let from = store::cursor(&mut conn, sink, state.now_ms()).await?;
+    let events = notify::after(&mut conn, state.db.kind, from, None, BATCH).await?;
+    Ok((from, events))
+}
+
+/// Hands on the events after the cursor of a sink this pass holds, and moves the cursor.
+async fn hand_on(state: &AppState, sink: &mut Sink) -> Result<usize> {
+    // Read again now that the sink is held: the relay that held it before may have moved it.
+    let (from, events) = waiting(state, sink.name()).await?;
+    if events.is_empty() {
+        return Ok(0);
+    }
+    let delivered = tokio::time::timeout(LEASE / 2, sink.deliver(&events))
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::Internal(anyhow::anyhow!(
+                "sink {} did not take its events within {:?}",
+                sink.name(),
+                LEASE / 2
+            )))
+        });
     let taken = match &delivered {
         Ok(n) => *n,
         Err(_) => 0,
@@ -198,7 +237,8 @@ pub async fn run_once(state: &AppState) -> Result<usize> {
 
 /// Starts one task per sink, each draining its events and then waiting a tick; a failing
 /// sink backs off (doubling, up to `BACKOFF_MAX`) without holding up the others. Beside them,
-/// the webhook sender's loop and the mail sender's.
+/// the webhook sender's loop and the mail sender's. Each ends after its current pass once
+/// the instance stops.
 pub fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
     let sender = webhook_sender::spawn(state.clone());
     Sink::configured(state)
@@ -208,20 +248,28 @@ pub fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
             tokio::spawn(async move {
                 let tick = Duration::from_millis(state.worker_tick_ms);
                 let mut backoff = tick;
-                loop {
-                    match pass(&state, &mut sink).await {
+                while !state.stopping.is_stopped() {
+                    let wait = match pass(&state, &mut sink).await {
                         Ok(0) => {
                             backoff = tick;
-                            tokio::time::sleep(tick).await;
+                            tick
                         }
-                        Ok(_) => backoff = tick,
+                        Ok(_) => {
+                            backoff = tick;
+                            Duration::ZERO
+                        }
                         Err(err) => {
                             tracing::warn!(sink = sink.name(), error = %err, "sink pass failed");
-                            tokio::time::sleep(backoff).await;
+                            let wait = backoff;
                             backoff = (backoff * 2).min(BACKOFF_MAX);
+                            wait
                         }
+                    };
+                    if !wait.is_zero() && !state.stopping.pause(wait).await {
+                        break;
                     }
                 }
+                sink.close().await;
             })
         })
         .chain([sender, mail::spawn(state.clone())])

@@ -47,6 +47,13 @@ pub fn spawn(state: AppState) -> JoinHandle<()> {
             while let Some(done) = sending.try_join_next() {
                 report(done);
             }
+            if state.stopping.is_stopped() {
+                // The deliveries under way finish; no more are leased.
+                while let Some(done) = sending.join_next().await {
+                    report(done);
+                }
+                return;
+            }
             let free = SENDS_MAX - sending.len();
             let leased = match free {
                 0 => Vec::new(),
@@ -58,7 +65,7 @@ pub fn spawn(state: AppState) -> JoinHandle<()> {
             if leased.is_empty() {
                 // Wait for a tick, or for a slot to free up when all are taken.
                 tokio::select! {
-                    _ = tokio::time::sleep(tick) => {}
+                    _ = state.stopping.pause(tick) => {}
                     Some(done) = sending.join_next(), if free == 0 => report(done),
                 }
             }

@@ -219,6 +219,11 @@ impl TestApp {
         }
     }
 
+    /// The running server, for a test that stops it its own way (`Running::shutdown`).
+    pub fn take_running(&mut self) -> Running {
+        self.running.take().expect("server is running")
+    }
+
     pub fn state(&self) -> &till::AppState {
         &self.running.as_ref().expect("server is running").state
     }

@@ -26,6 +26,7 @@ mod pricing;
 mod races;
 mod razorpay;
 mod restart;
+mod scale;
 mod seed;
 mod service;
 mod shop;

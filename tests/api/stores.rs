@@ -1025,6 +1025,28 @@ async fn events_store(b: Backend) {
         store::lags(&mut conn, 10).await.unwrap(),
         [("log".to_string(), 1, 8)]
     );
+
+    // One relay holds a sink until its lease runs out or it lets go.
+    assert!(store::take(&mut conn, "log", "relay-a", 10, 40)
+        .await
+        .unwrap());
+    assert!(!store::take(&mut conn, "log", "relay-b", 20, 50)
+        .await
+        .unwrap());
+    assert!(store::take(&mut conn, "log", "relay-a", 30, 60)
+        .await
+        .unwrap());
+    store::release(&mut conn, "log", "relay-b").await.unwrap();
+    assert!(!store::take(&mut conn, "log", "relay-b", 40, 70)
+        .await
+        .unwrap());
+    assert!(store::take(&mut conn, "log", "relay-b", 60, 90)
+        .await
+        .unwrap());
+    store::release(&mut conn, "log", "relay-b").await.unwrap();
+    assert!(store::take(&mut conn, "log", "relay-a", 61, 91)
+        .await
+        .unwrap());
     drop(conn);
     done(test_db, db).await;
 }
