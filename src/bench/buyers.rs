@@ -145,19 +145,24 @@ pub async fn mix_once(target: &Target, sku: &str, n: usize) -> (String, Option<S
     (settled_status(target, &id).await, None)
 }
 
+/// `GET /v1/orders/{id}` on the target.
+async fn order(target: &Target, id: &str) -> Result<(u16, Value), String> {
+    target
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/orders/{id}"),
+            Value::Null,
+            None,
+        )
+        .await
+}
+
 /// Waits for an order to leave `pending`; answers its status (`cancelled` for a payment
 /// that failed), or `still_pending` when the wait runs out.
 pub async fn settled_status(target: &Target, id: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(SETTLE_WAIT_SECS);
     while Instant::now() < deadline {
-        let got = target
-            .call(
-                reqwest::Method::GET,
-                &format!("/v1/orders/{id}"),
-                Value::Null,
-                None,
-            )
-            .await;
+        let got = order(target, id).await;
         match &got {
             Ok((200, order)) if order["status"] != "pending" => {
                 return match order["status"].as_str() {
@@ -181,14 +186,7 @@ pub async fn watch_expiry(target: &Target, ids: &[String], hold_ttl_secs: i64) -
     let mut expired = 0;
     for id in ids {
         loop {
-            let got = target
-                .call(
-                    reqwest::Method::GET,
-                    &format!("/v1/orders/{id}"),
-                    Value::Null,
-                    None,
-                )
-                .await;
+            let got = order(target, id).await;
             let status = match &got {
                 Ok((200, order)) => order["status"].as_str().unwrap_or("?").to_string(),
                 _ => break,
