@@ -142,7 +142,7 @@ impl Running {
                 finished = false;
             }
         }
-        self.state.db.pool.close().await;
+        self.state.db.close().await;
         finished
     }
 }

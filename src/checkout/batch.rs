@@ -4,7 +4,8 @@
 //!
 //! Each buyer prices its own cart, then joins its SKU's queue. The first to find no batch
 //! running starts one (a task of its own); a batch takes everyone waiting (up to
-//! `BATCH_MAX`), in arrival order, each order inside a savepoint: its writes are kept, or —
+//! `BATCH_MAX`), in arrival order, each order inside a savepoint (a batch of one in the
+//! transaction itself): its writes are kept, or —
 //! when it is refused (out of stock, too many pending orders) — undone, and that buyer told
 //! why. Once this batch has found the SKU short for some quantity, the later buyers asking
 //! as much are told so without another statement. One commit answers them all. A batch
@@ -24,6 +25,7 @@ use tokio::sync::oneshot;
 use super::create::{fill, price_cart, Draft, OrderInput};
 use super::OrderView;
 use crate::error::{Error, Result};
+use crate::failpoint;
 use crate::idempotency::KeyRef;
 use crate::inventory;
 use crate::metrics::Metrics;
@@ -71,7 +73,7 @@ struct Job {
 pub async fn create(state: &AppState, input: OrderInput, key: Option<KeyRef>) -> Result<OrderView> {
     let (sku, qty) = input.lines[0].clone();
     let priced = {
-        let mut conn = state.db.pool.acquire().await?;
+        let mut conn = state.db.reads.acquire().await?;
         let priced = price_cart(&mut conn, state, &input, state.now_ms()).await?;
         if inventory::store::available(&mut conn, sku.as_str()).await? < qty {
             Metrics::inc(&state.metrics.orders_out_of_stock);
@@ -166,6 +168,9 @@ async fn attempt(state: &AppState, jobs: Vec<Job>) -> std::result::Result<(), Fa
         Err(err) => return Err(Failed::Retry(jobs, err.into())),
     };
     let mut answers: Vec<Result<OrderView>> = Vec::with_capacity(jobs.len());
+    // A batch of one needs no savepoint: a refusal rolls the whole transaction back.
+    let single = jobs.len() == 1;
+    let mut refused_alone = false;
     let written = async {
         let mut tx = conn.begin().await?;
         // The smallest quantity this transaction found the SKU short of.
@@ -177,27 +182,32 @@ async fn attempt(state: &AppState, jobs: Vec<Job>) -> std::result::Result<(), Fa
                 answers.push(Err(Error::OutOfStock(vec![sku.as_str().to_string()])));
                 continue;
             }
-            let draft = Draft::new(&job.input, &job.priced);
-            let order = draft.order(state, &job.input, &job.priced, now);
-            let mut one = tx.begin().await?;
-            orders::store::insert(&mut one, &order, now).await?;
-            match fill(
-                &mut one,
-                state,
-                &job.input,
-                &draft,
-                &order,
-                job.key.as_ref(),
-                now,
-            )
-            .await
-            {
-                Ok(view) => {
-                    one.commit().await?;
-                    answers.push(Ok(view));
+            let written = if single {
+                write_one(state, &mut tx, job, now).await
+            } else {
+                let mut one = tx.begin().await?;
+                let email = job
+                    .input
+                    .customer
+                    .as_ref()
+                    .and_then(|c| c["email"].as_str());
+                if failpoint::armed(failpoint::BATCH_WRITE_FAILS, email.unwrap_or_default()) {
+                    return Err(Error::Internal(anyhow::anyhow!(
+                        "failpoint: an order of the batch could not be written"
+                    )));
                 }
+                let written = write_one(state, &mut one, job, now).await;
+                match &written {
+                    Ok(_) => one.commit().await?,
+                    Err(err) if !err.status().is_server_error() => one.rollback().await?,
+                    Err(_) => {}
+                }
+                written
+            };
+            match written {
+                Ok(view) => answers.push(Ok(view)),
                 Err(err) if !err.status().is_server_error() => {
-                    one.rollback().await?;
+                    refused_alone = single;
                     if matches!(err, Error::OutOfStock(_)) {
                         short_of = Some(short_of.map_or(*qty, |s| s.min(*qty)));
                     }
@@ -213,16 +223,49 @@ async fn attempt(state: &AppState, jobs: Vec<Job>) -> std::result::Result<(), Fa
         Ok(tx) => tx,
         Err(err) => return Err(Failed::Retry(jobs, err)),
     };
-    if let Err(err) = tx.commit().await {
-        return Err(Failed::Unknown(jobs, err.into()));
+    let ended = if refused_alone {
+        tx.rollback().await
+    } else {
+        tx.commit().await
+    };
+    if let Err(err) = ended {
+        if !refused_alone {
+            return Err(Failed::Unknown(jobs, err.into()));
+        }
     }
     for (job, answer) in jobs.into_iter().zip(answers) {
         if answer.is_ok() {
             Metrics::inc(&state.metrics.orders_created);
+            // `fill` stored the answer under the key, and that has committed.
+            if let Some(key) = &job.key {
+                key.mark_answered();
+            }
         }
         let _ = job.answer.send(answer);
     }
     Ok(())
+}
+
+/// One buyer's order, written in the batch's transaction (or its savepoint).
+async fn write_one(
+    state: &AppState,
+    conn: &mut sqlx::AnyConnection,
+    job: &Job,
+    now: i64,
+) -> Result<OrderView> {
+    let draft = Draft::new(&job.input, &job.priced);
+    let order = draft.order(state, &job.input, &job.priced, now);
+    orders::store::insert(conn, &order, now).await?;
+    fill(
+        conn,
+        state,
+        &job.input,
+        &draft,
+        &order,
+        job.key.as_ref(),
+        now,
+    )
+    .await
 }
 
 /// The failure of a batch for each of its buyers (errors are not `Clone`): the database

@@ -144,7 +144,7 @@ pub async fn refund_order(
     payments::store::insert_refund(&mut tx, &refund, now).await?;
     refund_step(&mut tx, &refund, Kind::RefundRequested, now).await?;
     if let Some(key) = key {
-        record_resource(&mut tx, key, Resource::Refund(refund.id.as_str())).await?;
+        record_resource(&mut tx, key, Resource::Refund(refund.id.as_str()), now).await?;
     }
     tx.commit().await?;
     drop(conn);

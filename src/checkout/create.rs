@@ -20,7 +20,7 @@ use crate::notify::{self, Type};
 use crate::orders::{self, Line, NewOrder};
 use crate::pricing::{self, CartLine, Invalid, Place, PriceError, Priced, Seller, TaxCode};
 use crate::state::AppState;
-use crate::timeline::{self, Kind};
+use crate::timeline::{Kind, Steps};
 
 /// The most lines an order may have.
 pub const LINES_MAX: usize = 100;
@@ -148,8 +148,8 @@ pub async fn create_order(
         return super::batch::create(state, input, key.cloned()).await;
     }
     let now = state.now_ms();
+    let priced = price_cart(&mut *state.db.reads.acquire().await?, state, &input, now).await?;
     let mut conn = state.db.pool.acquire().await?;
-    let priced = price_cart(&mut conn, state, &input, now).await?;
     let draft = Draft::new(&input, &priced);
     let order = draft.order(state, &input, &priced, now);
     let mut tx = conn.begin().await?;
@@ -166,6 +166,9 @@ pub async fn create_order(
     match fill(&mut tx, state, &input, &draft, &order, key, now).await {
         Ok(view) => {
             tx.commit().await?;
+            if let Some(key) = key {
+                key.mark_answered();
+            }
             Metrics::inc(&state.metrics.orders_created);
             Ok(view)
         }
@@ -276,9 +279,14 @@ pub(super) async fn fill(
         return Err(Error::OutOfStock(locking.short));
     }
     record_creation(&mut *tx, order, &locking.held, now).await?;
-    let mut view = super::order_view(&mut *tx, id.as_str())
-        .await?
-        .ok_or(Error::NotFound("order"))?;
+    // What `GET` would show inside this transaction, without reading it back: the order
+    // as written, and no payment or refund yet.
+    let mut view = OrderView {
+        record: orders::record_of_new(order, now),
+        client_secret: None,
+        payments: Vec::new(),
+        refunds: Vec::new(),
+    };
     notify::enqueue(&mut *tx, Type::OrderCreated, &view, now).await?;
     view.client_secret = Some(draft.secret.clone());
     if let Some(key) = key {
@@ -295,20 +303,17 @@ async fn record_creation(
     held: &[inventory::Held],
     now: i64,
 ) -> Result<()> {
+    let mut steps = Steps::new(order.id, now);
     let created = json!({"total": order.total, "currency": order.currency.code(), "lines": order.lines.len()});
-    timeline::record(tx, order.id, Kind::OrderCreated, &created, now).await?;
+    steps.add(Kind::OrderCreated, created);
     if let Some(code) = order.coupon {
-        let reserved = json!({"code": code, "discount": order.discount});
-        timeline::record(tx, order.id, Kind::CouponReserved, &reserved, now).await?;
+        steps.add(
+            Kind::CouponReserved,
+            json!({"code": code, "discount": order.discount}),
+        );
     }
-    timeline::record(
-        tx,
-        order.id,
-        Kind::StockLocked,
-        &json!({"locks": held}),
-        now,
-    )
-    .await
+    steps.add(Kind::StockLocked, json!({"locks": held}));
+    steps.write(tx).await
 }
 
 /// The figures an order of `input` would have now; locks and writes nothing.

@@ -1,33 +1,19 @@
 //! The saga's events: each written in the transaction of the change it reports, carrying the
-//! object as `GET` shows it inside that transaction (see `notify`).
+//! object as `GET` shows it inside that transaction (see `notify`). A payment's move and the
+//! order's confirmation gather theirs in `trail::Gathered` instead, written in one statement.
 
 use sqlx::AnyConnection;
 
-use super::OrderView;
 use crate::error::{Error, Result};
-use crate::ids::{OrderId, PaymentId, RefundId};
+use crate::ids::{OrderId, RefundId};
 use crate::notify::{self, Type};
 use crate::payments;
 
 /// `order.*`: the order with its payments and refunds.
 pub async fn order(tx: &mut AnyConnection, kind: Type, id: &OrderId, now: i64) -> Result<()> {
-    let view = order_now(tx, id).await?;
-    notify::enqueue(tx, kind, &view, now).await?;
-    Ok(())
-}
-
-/// The order as `GET` shows it inside the caller's transaction.
-pub async fn order_now(tx: &mut AnyConnection, id: &OrderId) -> Result<OrderView> {
-    super::order_view(tx, id.as_str())
+    let view = super::order_view(tx, id.as_str())
         .await?
-        .ok_or(Error::NotFound("order"))
-}
-
-/// `payment.*`: the payment attempt.
-pub async fn payment(tx: &mut AnyConnection, kind: Type, id: &PaymentId, now: i64) -> Result<()> {
-    let view = payments::view(tx, id.as_str())
-        .await?
-        .ok_or(Error::NotFound("payment"))?;
+        .ok_or(Error::NotFound("order"))?;
     notify::enqueue(tx, kind, &view, now).await?;
     Ok(())
 }

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::ids::PaymentId;
 use crate::metrics::Metrics;
 use crate::payments::gateway::WebhookEvent;
-use crate::payments::{self, Payment};
+use crate::payments::{self, Payment, Status};
 use crate::state::AppState;
 use crate::timeline::{self, Kind};
 use serde_json::json;
@@ -27,7 +27,7 @@ pub enum Received {
 /// Dedupes, binds and applies one verified event of `gateway`.
 pub async fn receive(state: &AppState, gateway: &str, event: &WebhookEvent) -> Result<Received> {
     let (seen, payment) = {
-        let mut conn = state.db.pool.acquire().await?;
+        let mut conn = state.db.reads.acquire().await?;
         let seen = payments::store::webhook_seen(&mut conn, gateway, &event.event_id).await?;
         let key = PaymentId::from(event.payment_key.as_str());
         (seen, payments::store::get(&mut conn, &key).await?)
@@ -56,9 +56,15 @@ pub async fn receive(state: &AppState, gateway: &str, event: &WebhookEvent) -> R
     note(state, gateway, event, &payment, Received::Applied).await?;
     // The effect first, then the dedupe record: a crash between them replays an effect that
     // is idempotent anyway, while the other order could lose the event.
-    match apply_outcome(state, &payment.id, &event.payment).await {
-        Ok(()) | Err(Error::NotFound(_)) => {}
-        Err(err) => return Err(err),
+    // A payment already settled as the event reports (a card's success, answered at once,
+    // then announced) cannot move: statuses only go forward, so there is nothing to apply.
+    let reported = Status::from_outcome(&event.payment.outcome);
+    let settled_already = payment.status == reported && !reported.in_flight();
+    if !settled_already {
+        match apply_outcome(state, &payment.id, &event.payment).await {
+            Ok(()) | Err(Error::NotFound(_)) => {}
+            Err(err) => return Err(err),
+        }
     }
     let mut conn = state.db.pool.acquire().await?;
     payments::store::record_webhook(&mut conn, gateway, &event.event_id, state.now_ms()).await?;

@@ -7,18 +7,18 @@ use serde_json::json;
 use sqlx::{AnyConnection, Connection};
 
 use super::emit;
-use super::trail::{self, Settled};
+use super::trail::{self, Gathered, Settled};
 use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::ids::{OrderId, PaymentId, RefundId};
 use crate::inventory::{self, LockEnd};
 use crate::metrics::Metrics;
-use crate::notify::{self, Type};
+use crate::notify::Type;
 use crate::orders::{self, CancelReason, Status as OrderStatus};
 use crate::payments::{self, Fate, Payment, Status};
 use crate::pricing::{self, store::UseEnd};
 use crate::state::AppState;
-use crate::timeline::{self, Kind};
+use crate::timeline::{self, Kind, Steps};
 
 /// Ends a pending order inside the caller's transaction, which holds its row lock: status
 /// (compare-and-set), stock released, every attempt still in flight decided `void`, the
@@ -50,7 +50,9 @@ pub async fn end_in_tx(
         coupon: coupon.then_some(Kind::CouponReleased),
         stock: (Kind::StockReleased, locks),
     };
-    trail::settled(tx, order_id, ended, now).await?;
+    let mut steps = Steps::new(order_id, now);
+    trail::settled(&mut steps, ended);
+    steps.write(tx).await?;
     emit::order(tx, kind, order_id, now).await?;
     Metrics::inc(match to {
         OrderStatus::Expired => &state.metrics.orders_expired,
@@ -65,13 +67,15 @@ pub async fn end_in_tx(
 /// that arrives after the hold expired is voided — with one exception: money already
 /// captured for an attempt that was in flight when the hold expired (the customer was still
 /// paying, and the void came too late) locks the stock again and confirms the order if the
-/// stock is still there. Returns whether the money is kept.
+/// stock is still there. Returns whether the money is kept. The confirmation's timeline
+/// steps and events join `gathered`, which the caller writes before it commits.
 pub(super) async fn keep_money(
     state: &AppState,
     tx: &mut AnyConnection,
     payment: &Payment,
     head: &orders::OrderHead,
     to: Status,
+    gathered: &mut Gathered,
     now: i64,
 ) -> Result<bool> {
     let order_id = &payment.order_id;
@@ -90,6 +94,8 @@ pub(super) async fn keep_money(
             .await?
         }
         OrderStatus::Expired if to == Status::Succeeded => {
+            // The steps so far come before the re-lock's own.
+            gathered.flush(tx).await?;
             relock(tx, order_id, head.status, now).await?
         }
         OrderStatus::Pending
@@ -103,7 +109,9 @@ pub(super) async fn keep_money(
         tracing::warn!(%order_id, payment_id = %payment.id, order_status = head.status.as_str(), "payment cannot be kept; giving it back");
         return Ok(false);
     }
-    let coupon = pricing::store::settle_use(tx, order_id, UseEnd::Confirmed, now).await?;
+    // Only an order priced with a coupon holds a use of one.
+    let coupon = head.coupon.is_some()
+        && pricing::store::settle_use(tx, order_id, UseEnd::Confirmed, now).await?;
     let locks = inventory::store::settle_locks(tx, order_id, LockEnd::Committed, now).await?;
     failpoint::hit("mid_finalize");
     let confirmed_step = Settled {
@@ -114,20 +122,24 @@ pub(super) async fn keep_money(
         coupon: coupon.then_some(Kind::CouponSettled),
         stock: (Kind::StockCommitted, locks),
     };
-    trail::settled(tx, order_id, confirmed_step, now).await?;
+    trail::settled(&mut gathered.steps, confirmed_step);
     // The invoice and the confirmed order's view are drawn up before the number is taken:
     // the series' counter row, which every confirmation waits for, is then held only for
     // the number and four inserts (the document, its timeline step and the two events).
-    let draft = super::documents::draft_invoice(tx, order_id, now).await?;
-    let mut confirmed = emit::order_now(tx, order_id).await?;
+    let record = orders::record_view(tx, order_id.as_str())
+        .await?
+        .ok_or(Error::NotFound("order"))?;
+    let draft = super::documents::draft_invoice(tx, record.clone(), now).await?;
+    let mut confirmed = super::views::with_money(tx, record).await?;
     let number = orders::store::record_paid(tx, order_id, &payment.id, now).await?;
     // All `record_paid` changed that the order's view shows.
     confirmed.record.invoice_number = Some(number.clone());
-    let issued = json!({"number": number});
-    timeline::record(tx, order_id, Kind::InvoiceIssued, &issued, now).await?;
+    gathered
+        .steps
+        .add(Kind::InvoiceIssued, json!({"number": number}));
     let invoice = super::documents::issue_invoice(tx, draft, number, now).await?;
-    notify::enqueue(tx, Type::OrderConfirmed, &confirmed, now).await?;
-    notify::enqueue(tx, Type::InvoiceIssued, &invoice, now).await?;
+    gathered.events.add(Type::OrderConfirmed, &confirmed)?;
+    gathered.events.add(Type::InvoiceIssued, &invoice)?;
     Metrics::inc(&state.metrics.orders_confirmed);
     if head.status != OrderStatus::Pending {
         Metrics::inc(&state.metrics.late_payments_relocked);

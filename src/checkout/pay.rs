@@ -4,21 +4,24 @@
 
 use std::time::Instant;
 
-use serde_json::json;
+use axum::http::StatusCode;
+use serde_json::{json, Value};
 use sqlx::Connection;
 
-use super::trail::{failure_code, gateway_call, payment_kind, Op};
-use super::{emit, finalize};
+use super::finalize;
+use super::trail::{
+    self, failure_code, gateway_call, gateway_call_step, payment_kind, Gathered, Op,
+};
 use crate::db::is_unique_violation;
 use crate::error::{Error, Result};
 use crate::failpoint;
-use crate::idempotency::{record_resource, KeyRef, Resource};
+use crate::idempotency::{complete_in, record_resource, KeyRef, Resource};
 use crate::ids::{OrderId, PaymentId, RefundId};
 use crate::metrics::Metrics;
 use crate::notify::Type;
 use crate::orders::{self, CancelReason, Status as OrderStatus};
 use crate::payments::gateway::{GatewayError, GatewayPayment, Outcome};
-use crate::payments::{self, Fate, Method, Payment, PaymentView, Status};
+use crate::payments::{self, Fate, Method, NextAction, Payment, PaymentView, Status};
 use crate::state::AppState;
 use crate::timeline::{self, Kind};
 
@@ -40,8 +43,8 @@ pub async fn start_payment(state: &AppState, input: PaymentInput) -> Result<Paym
         .check_source(input.method, &input.source)
         .map_err(Error::InvalidRequest)?;
     let now = state.now_ms();
-    let mut conn = state.db.pool.acquire().await?;
-    let head = orders::store::head(&mut conn, &input.order_id)
+    // Read before the transaction, which takes the row lock only if the order is pending.
+    let head = orders::store::head(&mut *state.db.reads.acquire().await?, &input.order_id)
         .await?
         .ok_or(Error::NotFound("order"))?;
     if let Some(amount) = input.expected_amount_minor {
@@ -63,7 +66,13 @@ pub async fn start_payment(state: &AppState, input: PaymentInput) -> Result<Paym
         gateway_ref: None,
         fate: Fate::Open,
     };
+    let mut conn = state.db.pool.acquire().await?;
     let mut tx = conn.begin().await?;
+    // The key first, before any row lock: a request that claims it here waits for one that
+    // holds it, and holds nothing meanwhile.
+    if let Some(key) = &input.key {
+        record_resource(&mut tx, key, Resource::Payment(payment.id.as_str()), now).await?;
+    }
     if !orders::store::lock_pending(&mut tx, &head.id, now).await? {
         return Err(Error::NotPayable(format!(
             "order is {}",
@@ -91,18 +100,19 @@ pub async fn start_payment(state: &AppState, input: PaymentInput) -> Result<Paym
         }
         Err(err) => return Err(err.into()),
     }
-    if let Some(key) = &input.key {
-        record_resource(&mut tx, key, Resource::Payment(payment.id.as_str())).await?;
-    }
     let attempted = json!({"payment_id": payment.id, "method": payment.method.as_str(), "gateway": payment.gateway, "amount": payment.amount.minor, "currency": payment.amount.currency.code()});
     timeline::record(&mut tx, &head.id, Kind::PaymentAttempted, &attempted, now).await?;
     tx.commit().await?;
+    if let Some(key) = &input.key {
+        key.mark_claimed();
+    }
     drop(conn);
     Metrics::inc(&state.metrics.payments_started);
     failpoint::hit("after_attempt_commit");
 
     let charge = payment.charge();
-    let answer = gateway_call(state, &payment, Op::Create, gateway.create(&charge)).await;
+    let (answer, call_step) =
+        gateway_call_step(state, &payment, Op::Create, gateway.create(&charge)).await;
     failpoint::hit("after_gateway_answer");
     let stripe_js = match &answer {
         Ok(GatewayPayment {
@@ -115,7 +125,18 @@ pub async fn start_payment(state: &AppState, input: PaymentInput) -> Result<Paym
         }) => Some(payments::stripe_js_action(redirect_url, secret)),
         _ => None,
     };
-    settle_answer(state, &payment.id, answer, Call::Create).await?;
+    let asker = Asker {
+        call_step: Some((&payment.order_id, call_step)),
+        answer: input.key.as_ref().map(|key| (key, stripe_js.clone())),
+    };
+    let settled = settle(state, &payment.id, answer, Call::Create, asker).await?;
+    if let Some(view) = settled {
+        // Stored under the request's key by the transaction that made it so.
+        if let Some(key) = &input.key {
+            key.mark_answered();
+        }
+        return Ok(view);
+    }
     let mut conn = state.db.pool.acquire().await?;
     let mut view = payments::view(&mut conn, payment.id.as_str())
         .await?
@@ -126,6 +147,16 @@ pub async fn start_payment(state: &AppState, input: PaymentInput) -> Result<Paym
     Ok(view)
 }
 
+/// What the payment request adds to the transaction that applies its own gateway call's
+/// answer: that call's timeline step, and — when nothing is left to do after it (no capture,
+/// void or refund to follow) — its answer, the payment's view as the transaction leaves it
+/// (with the answer's `next_action`), stored under the request's key. Two commits fewer.
+#[derive(Default)]
+pub struct Asker<'a> {
+    pub call_step: Option<(&'a OrderId, Value)>,
+    pub answer: Option<(&'a KeyRef, Option<NextAction>)>,
+}
+
 /// Applies a gateway's answer to a call. An unknown outcome (no answer, 5xx) leaves the
 /// attempt `processing` for the recovery worker; a rejection fails it.
 pub async fn settle_answer(
@@ -134,13 +165,27 @@ pub async fn settle_answer(
     answer: Result<GatewayPayment, GatewayError>,
     call: Call,
 ) -> Result<()> {
+    settle(state, payment_id, answer, call, Asker::default()).await?;
+    Ok(())
+}
+
+/// `settle_answer` for the request that made the call (`asker`): returns the view it stored
+/// as that request's answer, if it stored one.
+async fn settle(
+    state: &AppState,
+    payment_id: &PaymentId,
+    answer: Result<GatewayPayment, GatewayError>,
+    call: Call,
+    asker: Asker<'_>,
+) -> Result<Option<PaymentView>> {
     match answer {
-        Ok(gp) => apply_outcome(state, payment_id, &gp).await,
+        Ok(gp) => apply(state, payment_id, &gp, asker).await,
         // A refused capture or void says nothing about the money: the payment stays as it is,
         // recovery asks again, and reconciliation flags a capture that never happens.
         Err(GatewayError::Rejected(reason)) if call == Call::FollowUp => {
             tracing::error!(%payment_id, %reason, "gateway refused a capture or void");
-            Ok(())
+            write_call_step(state, asker.call_step).await;
+            Ok(None)
         }
         Err(GatewayError::Rejected(reason)) => {
             tracing::warn!(%payment_id, %reason, "gateway rejected the payment");
@@ -150,13 +195,21 @@ pub async fn settle_answer(
                     code: "gateway_rejected".into(),
                 },
             };
-            apply_outcome(state, payment_id, &gp).await
+            apply(state, payment_id, &gp, asker).await
         }
         Err(GatewayError::Unavailable(reason)) => {
             Metrics::inc(&state.metrics.gateway_errors);
             tracing::warn!(%payment_id, %reason, "gateway outcome unknown; recovery will ask again");
-            Ok(())
+            write_call_step(state, asker.call_step).await;
+            Ok(None)
         }
+    }
+}
+
+/// A gateway call's step whose answer applies nothing, written on its own.
+async fn write_call_step(state: &AppState, step: Option<(&OrderId, Value)>) {
+    if let Some((order_id, step)) = step {
+        trail::write_call(state, order_id, &step).await;
     }
 }
 
@@ -193,29 +246,45 @@ pub async fn apply_outcome(
     payment_id: &PaymentId,
     gp: &GatewayPayment,
 ) -> Result<()> {
+    apply(state, payment_id, gp, Asker::default()).await?;
+    Ok(())
+}
+
+/// `apply_outcome` with what the asking request adds (see `Asker`); returns the view stored
+/// as its answer, if one was.
+async fn apply(
+    state: &AppState,
+    payment_id: &PaymentId,
+    gp: &GatewayPayment,
+    asker: Asker<'_>,
+) -> Result<Option<PaymentView>> {
     let now = state.now_ms();
     let mut conn = state.db.pool.acquire().await?;
     let mut tx = conn.begin().await?;
-    let order_id = payments::store::get(&mut tx, payment_id)
+    let head = orders::store::lock_head_of_payment(&mut tx, payment_id)
         .await?
-        .ok_or(Error::NotFound("payment"))?
-        .order_id;
-    orders::store::lock_row(&mut tx, &order_id).await?;
+        .ok_or(Error::NotFound("payment"))?;
     let payment = payments::store::get(&mut tx, payment_id)
         .await?
         .ok_or(Error::NotFound("payment"))?;
-    let head = orders::store::head(&mut tx, &order_id)
-        .await?
-        .ok_or(Error::NotFound("order"))?;
+    let order_id = head.id.clone();
+    let mut gathered = Gathered::new(&order_id, now);
+    if let Some((_, step)) = asker.call_step {
+        gathered.steps.add(Kind::GatewayCall, step);
+    }
     let paid_by_this = head.paid_by.as_ref() == Some(&payment.id);
     let to = Status::from_outcome(&gp.outcome);
     if payment.status == to || !payment.status.can_become(to) {
-        if payment.status.in_flight() {
+        let touched = payment.status.in_flight();
+        if touched {
             // Nothing moved, but the gateway's id for the payment may be news.
             payments::store::touch(&mut tx, payment_id, &gp.gateway_ref, now).await?;
+        }
+        if touched || !gathered.is_empty() {
+            gathered.flush(&mut tx).await?;
             tx.commit().await?;
         }
-        return Ok(());
+        return Ok(None);
     }
     if paid_by_this && matches!(to, Status::Canceled | Status::Failed) {
         Metrics::inc(&state.metrics.payments_contradicted);
@@ -230,25 +299,35 @@ pub async fn apply_outcome(
             to.as_str()
         );
         payments::store::record_contradiction(&mut tx, payment_id, &what, now).await?;
+        gathered.flush(&mut tx).await?;
         tx.commit().await?;
-        return Ok(());
+        return Ok(None);
     }
-    if !payments::store::record_outcome(&mut tx, payment_id, payment.status, gp, now).await? {
-        return Ok(()); // another writer moved it first; its transaction did the work
-    }
+    let Some(moved_to) =
+        payments::store::record_outcome(&mut tx, payment_id, payment.status, gp, now).await?
+    else {
+        // Another writer moved it first; its transaction did the work.
+        if !gathered.is_empty() {
+            gathered.flush(&mut tx).await?;
+            tx.commit().await?;
+        }
+        return Ok(None);
+    };
     if let Some(kind) = payment_kind(to) {
         let mut moved = json!({"payment_id": payment_id, "from": payment.status.as_str()});
         if let Some(code) = failure_code(&gp.outcome) {
             moved["code"] = json!(code);
         }
-        timeline::record(&mut tx, &order_id, kind, &moved, now).await?;
+        gathered.steps.add(kind, moved);
     }
-    match to {
-        Status::Succeeded => {
-            emit::payment(&mut tx, Type::PaymentSucceeded, payment_id, now).await?
-        }
-        Status::Failed => emit::payment(&mut tx, Type::PaymentFailed, payment_id, now).await?,
-        _ => {}
+    let view = payments::payment_view(moved_to);
+    let event = match to {
+        Status::Succeeded => Some(Type::PaymentSucceeded),
+        Status::Failed => Some(Type::PaymentFailed),
+        _ => None,
+    };
+    if let Some(kind) = event {
+        gathered.events.add(kind, &view)?;
     }
     let mut next = Next::Nothing;
     match to {
@@ -257,7 +336,9 @@ pub async fn apply_outcome(
         // any capture.)
         Status::Succeeded if payment.status == Status::Authorized && paid_by_this => {}
         Status::Succeeded | Status::Authorized => {
-            let kept = finalize::keep_money(state, &mut tx, &payment, &head, to, now).await?;
+            let kept =
+                finalize::keep_money(state, &mut tx, &payment, &head, to, &mut gathered, now)
+                    .await?;
             next = match (kept, to) {
                 (true, Status::Authorized) => Next::Capture,
                 (true, _) => Next::Nothing,
@@ -269,6 +350,7 @@ pub async fn apply_outcome(
             };
         }
         Status::Failed => {
+            gathered.flush(&mut tx).await?;
             let decided = finalize::end_in_tx(
                 state,
                 &mut tx,
@@ -284,6 +366,20 @@ pub async fn apply_outcome(
         }
         Status::Processing | Status::RequiresAction | Status::Canceled | Status::Refunded => {}
     }
+    gathered.flush(&mut tx).await?;
+    // The asking request's answer, when this transaction leaves the payment as it will be
+    // answered with: nothing follows it.
+    let answered = match (asker.answer, &next) {
+        (Some((key, next_action)), Next::Nothing) => {
+            let mut view = view;
+            if let Some(action) = next_action.filter(|_| to == Status::RequiresAction) {
+                view.next_action = Some(action);
+            }
+            complete_in(&mut tx, key, StatusCode::CREATED, &view).await?;
+            Some(view)
+        }
+        _ => None,
+    };
     tx.commit().await?;
     drop(conn);
     let mut charge = payment.charge();
@@ -291,21 +387,29 @@ pub async fn apply_outcome(
         .filter(|r| !r.is_empty())
         .or(charge.gateway_ref);
     match next {
-        Next::Nothing => Ok(()),
-        Next::Refund(refund_id) => super::process_refund(state, &refund_id).await,
-        Next::VoidDecided(ids) => Box::pin(super::compensate::void_decided(state, &ids)).await,
+        Next::Nothing => Ok(answered),
+        Next::Refund(refund_id) => super::process_refund(state, &refund_id)
+            .await
+            .map(|()| None),
+        Next::VoidDecided(ids) => Box::pin(super::compensate::void_decided(state, &ids))
+            .await
+            .map(|()| None),
         Next::Capture => {
             if failpoint::armed(failpoint::CAPTURE_NOT_SENT, order_id.as_str()) {
-                return Ok(());
+                return Ok(None);
             }
             let gateway = state.gateway(&payment.gateway)?;
             let answer = gateway_call(state, &payment, Op::Capture, gateway.capture(&charge)).await;
-            Box::pin(settle_answer(state, payment_id, answer, Call::FollowUp)).await
+            Box::pin(settle_answer(state, payment_id, answer, Call::FollowUp))
+                .await
+                .map(|()| None)
         }
         Next::Void => {
             let gateway = state.gateway(&payment.gateway)?;
             let answer = gateway_call(state, &payment, Op::Void, gateway.cancel(&charge)).await;
-            Box::pin(settle_answer(state, payment_id, answer, Call::FollowUp)).await
+            Box::pin(settle_answer(state, payment_id, answer, Call::FollowUp))
+                .await
+                .map(|()| None)
         }
     }
 }

@@ -320,10 +320,10 @@ async fn post_payment(
         return Error::invalid("Idempotency-Key header is required").into_response();
     };
     let path = format!("/v1/orders/{id}/payments");
-    idempotency::run(
+    idempotency::run_claiming_in_effect(
         &state,
         &caller,
-        Some(&key),
+        &key,
         ("POST", &path, &body),
         |key_ref| async {
             caller.check_order(id.as_str())?;

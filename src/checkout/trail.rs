@@ -1,6 +1,6 @@
 //! The saga's side of the timeline: gateway calls timed and written down, and the names of
-//! payment moves. Every other step writes its entry where it happens, in its own
-//! transaction (`timeline::record`).
+//! payment moves. Every other step writes its entry in the transaction of the change it
+//! reports (`timeline::record`, or gathered in `timeline::Steps` and written in one statement).
 
 use std::future::Future;
 use std::time::Instant;
@@ -11,10 +11,11 @@ use sqlx::AnyConnection;
 use super::pay::timed;
 use crate::error::Result;
 use crate::ids::OrderId;
+use crate::notify::Outbox;
 use crate::payments::gateway::{GatewayError, GatewayPayment, GatewayRecord, Outcome};
 use crate::payments::{Payment, Refund, Status};
 use crate::state::AppState;
-use crate::timeline::{self, Kind};
+use crate::timeline::{self, Kind, Steps};
 
 /// Which gateway operation a call was.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,6 +110,19 @@ pub async fn gateway_call<T: Answer>(
     op: Op,
     call: impl Future<Output = T>,
 ) -> T {
+    let (answer, step) = gateway_call_step(state, payment, op, call).await;
+    write_call(state, &payment.order_id, &step).await;
+    answer
+}
+
+/// `gateway_call` that hands back the call's step (its detail) instead of writing it, for
+/// the transaction that applies the answer to write with its own.
+pub async fn gateway_call_step<T: Answer>(
+    state: &AppState,
+    payment: &Payment,
+    op: Op,
+    call: impl Future<Output = T>,
+) -> (T, Value) {
     let started = Instant::now();
     let answer = timed(state, call).await;
     let ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
@@ -121,22 +135,25 @@ pub async fn gateway_call<T: Answer>(
     if let (Some(detail), Value::Object(more)) = (detail.as_object_mut(), answer.describe()) {
         detail.extend(more);
     }
-    if let Err(err) = write_call(state, payment, &detail).await {
-        tracing::warn!(payment_id = %payment.id, error = %err, "gateway call not written to the timeline");
-    }
-    answer
+    (answer, detail)
 }
 
-async fn write_call(state: &AppState, payment: &Payment, detail: &Value) -> Result<()> {
-    let mut conn = state.db.pool.acquire().await?;
-    timeline::record(
-        &mut conn,
-        &payment.order_id,
-        Kind::GatewayCall,
-        detail,
-        state.now_ms(),
-    )
-    .await
+/// Writes a gateway call's step on its own. A timeline that cannot be written is logged.
+pub async fn write_call(state: &AppState, order_id: &OrderId, detail: &Value) {
+    let written = async {
+        let mut conn = state.db.pool.acquire().await?;
+        timeline::record(
+            &mut conn,
+            order_id,
+            Kind::GatewayCall,
+            detail,
+            state.now_ms(),
+        )
+        .await
+    };
+    if let Err(err) = written.await {
+        tracing::warn!(%order_id, error = %err, "gateway call not written to the timeline");
+    }
 }
 
 /// A refund's step (`refund.requested`, `.succeeded`, `.failed`) in the caller's
@@ -156,6 +173,33 @@ pub async fn refund_step(
     timeline::record(tx, &refund.order_id, kind, &detail, now).await
 }
 
+/// What one transaction of the saga writes beside its changes — the order's timeline steps
+/// and the events — gathered as it runs and written just before it commits: two statements
+/// however many there are. `flush` writes what is gathered so far, where a step written
+/// directly must come after it.
+pub struct Gathered {
+    pub steps: Steps,
+    pub events: Outbox,
+}
+
+impl Gathered {
+    pub fn new(order_id: &OrderId, now: i64) -> Gathered {
+        Gathered {
+            steps: Steps::new(order_id, now),
+            events: Outbox::new(now),
+        }
+    }
+
+    pub async fn flush(&mut self, tx: &mut AnyConnection) -> Result<()> {
+        self.steps.flush(tx).await?;
+        self.events.flush(tx).await
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty() && self.events.is_empty()
+    }
+}
+
 /// How an order settled: its own step (confirmed, cancelled, expired) with its detail, the
 /// step of its coupon's use if it had one, and its stock's with how many locks moved.
 pub struct Settled {
@@ -164,20 +208,15 @@ pub struct Settled {
     pub stock: (Kind, usize),
 }
 
-/// Writes how an order settled, in the transaction that settled it.
-pub async fn settled(
-    tx: &mut AnyConnection,
-    order_id: &OrderId,
-    settled: Settled,
-    now: i64,
-) -> Result<()> {
+/// Adds how an order settled to the steps of the transaction that settled it.
+pub fn settled(steps: &mut Steps, settled: Settled) {
     let (kind, detail) = settled.order;
-    timeline::record(tx, order_id, kind, &detail, now).await?;
+    steps.add(kind, detail);
     if let Some(kind) = settled.coupon {
-        timeline::record(tx, order_id, kind, &json!({}), now).await?;
+        steps.add(kind, json!({}));
     }
     let (kind, locks) = settled.stock;
-    timeline::record(tx, order_id, kind, &json!({"locks": locks}), now).await
+    steps.add(kind, json!({"locks": locks}));
 }
 
 /// The gateway's code for a failed payment, if it failed.

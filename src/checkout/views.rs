@@ -29,12 +29,19 @@ pub async fn order_view(conn: &mut AnyConnection, id: &str) -> Result<Option<Ord
     let Some(record) = orders::record_view(conn, id).await? else {
         return Ok(None);
     };
-    Ok(Some(OrderView {
+    Ok(Some(with_money(conn, record).await?))
+}
+
+/// The order whose record the caller has just read, with its payments and refunds.
+pub async fn with_money(conn: &mut AnyConnection, record: OrderRecord) -> Result<OrderView> {
+    let payments = payments::views_for_order(conn, &record.id).await?;
+    let refunds = payments::refund_views_for_order(conn, &record.id).await?;
+    Ok(OrderView {
         record,
         client_secret: None,
-        payments: payments::views_for_order(conn, id).await?,
-        refunds: payments::refund_views_for_order(conn, id).await?,
-    }))
+        payments,
+        refunds,
+    })
 }
 
 /// A cart priced as an order of it would be (`POST /v1/quotes`): the same figures, no id.

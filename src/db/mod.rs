@@ -42,6 +42,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
 /// process instead of letting them fail with `SQLITE_BUSY` under a flash sale.
 const SQLITE_MAX_CONNECTIONS: u32 = 1;
 
+/// SQLite's reading connections beside the writer (`Db::reads`), each with a thread of its
+/// own in sqlx: reads that need not wait for the writer's queue run beside it.
+const SQLITE_READERS: u32 = 4;
+
 /// How long a request waits for SQLite's one connection before it is answered 503: long
 /// enough for a 2,000-buyer flash-sale queue to drain through the single writer.
 const SQLITE_ACQUIRE_TIMEOUT_SECS: u64 = 30;
@@ -81,7 +85,54 @@ impl Kind {
 #[derive(Clone, Debug)]
 pub struct Db {
     pub pool: AnyPool,
+    /// For reads outside any transaction that may see anything committed (a cart's prices,
+    /// an order's head before its transaction re-checks it under the row lock): on SQLite,
+    /// connections of their own that do not queue behind the writer; on PostgreSQL, `pool`.
+    pub reads: AnyPool,
     pub kind: Kind,
+}
+
+/// Opens a pool with each connection set up for Till: SQLite in WAL with foreign keys (a
+/// reader refusing writes), PostgreSQL with the statement timeout.
+async fn open(
+    options: &AnyConnectOptions,
+    kind: Kind,
+    max: u32,
+    acquire_timeout_secs: u64,
+    read_only: bool,
+) -> anyhow::Result<AnyPool> {
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(acquire_timeout_secs))
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                let setup: &[&str] = match kind {
+                    Kind::Sqlite => &[
+                        "PRAGMA journal_mode = WAL",
+                        "PRAGMA synchronous = NORMAL",
+                        "PRAGMA busy_timeout = 5000",
+                        "PRAGMA foreign_keys = ON",
+                    ],
+                    Kind::Postgres => &[],
+                };
+                for statement in setup {
+                    conn.execute(*statement).await?;
+                }
+                if read_only {
+                    conn.execute("PRAGMA query_only = ON").await?;
+                }
+                if kind == Kind::Postgres {
+                    conn.execute(
+                        format!("SET statement_timeout = {PG_STATEMENT_TIMEOUT_MS}").as_str(),
+                    )
+                    .await?;
+                }
+                Ok(())
+            })
+        })
+        .connect_with(options.clone())
+        .await
+        .context("connect to the database")
 }
 
 impl Db {
@@ -106,36 +157,16 @@ impl Db {
             Kind::Sqlite => (SQLITE_MAX_CONNECTIONS, SQLITE_ACQUIRE_TIMEOUT_SECS),
             Kind::Postgres => (max_connections.max(1), PG_ACQUIRE_TIMEOUT_SECS),
         };
-        let pool = AnyPoolOptions::new()
-            .max_connections(max)
-            .acquire_timeout(Duration::from_secs(acquire_timeout_secs))
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    let setup: &[&str] = match kind {
-                        Kind::Sqlite => &[
-                            "PRAGMA journal_mode = WAL",
-                            "PRAGMA synchronous = NORMAL",
-                            "PRAGMA busy_timeout = 5000",
-                            "PRAGMA foreign_keys = ON",
-                        ],
-                        Kind::Postgres => &[],
-                    };
-                    for statement in setup {
-                        conn.execute(*statement).await?;
-                    }
-                    if kind == Kind::Postgres {
-                        conn.execute(
-                            format!("SET statement_timeout = {PG_STATEMENT_TIMEOUT_MS}").as_str(),
-                        )
-                        .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
-            .await
-            .context("connect to the database")?;
-        Ok(Db { pool, kind })
+        let pool = open(&options, kind, max, acquire_timeout_secs, false).await?;
+        // SQLite's readers beside its one writer (WAL lets them read what has committed
+        // while it writes); an in-memory database is one connection's own, so it has none.
+        let reads =
+            if kind == Kind::Sqlite && !url.contains(":memory:") && !url.contains("mode=memory") {
+                open(&options, kind, SQLITE_READERS, acquire_timeout_secs, true).await?
+            } else {
+                pool.clone()
+            };
+        Ok(Db { pool, reads, kind })
     }
 
     /// Applies every migration not yet applied.
@@ -159,6 +190,12 @@ impl Db {
                 .await?;
         }
         result
+    }
+
+    /// Closes the connections, the readers' too.
+    pub async fn close(&self) {
+        self.pool.close().await;
+        self.reads.close().await;
     }
 
     /// True when the database answers a trivial query.

@@ -11,7 +11,9 @@ use serde_json::Value;
 
 use super::extract::Caller;
 use crate::error::{Error, Result};
-use crate::idempotency::{check_key, claim, fingerprint, finish, to_value, Claim, KeyRef};
+use crate::idempotency::{
+    check_key, claim, fingerprint, finish, finish_unclaimed, to_value, Claim, KeyRef,
+};
 use crate::state::AppState;
 
 /// The `Idempotency-Key` header, checked; absent is `None`.
@@ -72,10 +74,53 @@ where
     }
     let key_ref = KeyRef::claimed(&scope, key, seal_key);
     let result = as_json(handler(Some(key_ref.clone())).await);
-    if crate::failpoint::armed(crate::failpoint::ANSWER_LOST, key) {
+    // The handler stored its answer in the transaction of its effect, or the process died
+    // (the failpoint) before the answer could be stored.
+    if key_ref.is_answered() || crate::failpoint::armed(crate::failpoint::ANSWER_LOST, key) {
         return respond(result);
     }
     let stored = finish(state, &scope, key, seal_key, &result).await;
+    if let Err(err) = stored {
+        tracing::error!(error = %err, "could not store the idempotent response");
+    }
+    respond(result)
+}
+
+/// `run` for a handler that claims the key itself, in the transaction of its effect
+/// (`idempotency::record_resource`; the payment request): the claim costs no commit of its
+/// own. A key already taken is answered as `run` would — replayed, in use, or reused — and
+/// a refusal before the handler's transaction committed is kept as `run` keeps it.
+pub async fn run_claiming_in_effect<F, Fut, B>(
+    state: &AppState,
+    caller: &Caller,
+    key: &str,
+    request: (&str, &str, &[u8]),
+    handler: F,
+) -> Response
+where
+    F: Fn(Option<KeyRef>) -> Fut,
+    Fut: Future<Output = Result<(StatusCode, B)>>,
+    B: Serialize,
+{
+    if let Err(err) = check_key(key) {
+        return err.into_response();
+    }
+    let (method, path, body) = request;
+    let fingerprint = fingerprint(method, path, body);
+    let key_ref = KeyRef::unclaimed(&caller.scope(), key, caller.seal_key(), &fingerprint);
+    let result = as_json(handler(Some(key_ref.clone())).await);
+    if matches!(result, Err(Error::IdempotencyKeyInUse)) && !key_ref.is_claimed() {
+        // Another request holds or held the key: answer as a claim first would have.
+        return run(state, caller, Some(key), request, handler).await;
+    }
+    if key_ref.is_answered() || crate::failpoint::armed(crate::failpoint::ANSWER_LOST, key) {
+        return respond(result);
+    }
+    let stored = if key_ref.is_claimed() {
+        finish(state, &caller.scope(), key, caller.seal_key(), &result).await
+    } else {
+        finish_unclaimed(state, &key_ref, &result).await
+    };
     if let Err(err) = stored {
         tracing::error!(error = %err, "could not store the idempotent response");
     }

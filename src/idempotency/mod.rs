@@ -7,6 +7,9 @@
 //! after; 5xx responses are not kept, so a retry runs again. A claim left by a process that
 //! died mid-request is taken over after `STALE_CLAIM_MS`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use axum::http::StatusCode;
 use serde_json::Value;
 
@@ -48,6 +51,14 @@ pub struct KeyRef {
     pub key: String,
     /// Seals secrets in the stored answer (see `seal`); derived from the credential.
     seal_key: [u8; 32],
+    /// Set once a transaction that stored the answer (`complete_in`) has committed: the
+    /// edge then has nothing left to store. Shared by the key's clones.
+    answered: Arc<AtomicBool>,
+    /// The request's fingerprint, when the key is to be claimed in the transaction of the
+    /// request's effect (`record_resource`) rather than by the edge before it runs.
+    unclaimed: Option<String>,
+    /// Set once that transaction has committed.
+    claimed: Arc<AtomicBool>,
 }
 
 /// What a request whose effect spans several transactions created first.
@@ -68,14 +79,30 @@ impl Resource<'_> {
 
 /// Records, inside the caller's transaction, the payment or refund a request created: if
 /// the process dies before the answer is stored, a retry answers with that resource as it
-/// now stands instead of creating another.
+/// now stands instead of creating another. A key whose claim was left to this transaction
+/// (`KeyRef::unclaimed`) is claimed here, with the resource; if another request holds or
+/// held it, this is `IdempotencyKeyInUse`, and the edge answers as a claim would have.
+/// Call it first in the transaction, before any row lock, and `KeyRef::mark_claimed` once
+/// the transaction has committed.
 pub async fn record_resource(
     conn: &mut sqlx::AnyConnection,
     key: &KeyRef,
     resource: Resource<'_>,
+    now: i64,
 ) -> Result<()> {
     let (Resource::Payment(id) | Resource::Refund(id)) = resource;
-    store::set_resource(conn, &key.scope, &key.key, resource.kind(), id).await
+    match &key.unclaimed {
+        Some(fingerprint) if !key.is_claimed() => {
+            let kind_id = (resource.kind(), id);
+            if !store::insert_claim(conn, &key.scope, &key.key, fingerprint, Some(kind_id), now)
+                .await?
+            {
+                return Err(Error::IdempotencyKeyInUse);
+            }
+            Ok(())
+        }
+        _ => store::set_resource(conn, &key.scope, &key.key, resource.kind(), id).await,
+    }
 }
 
 /// The view of a resource an interrupted request created, as it now stands.
@@ -118,7 +145,39 @@ impl KeyRef {
             scope: scope.to_string(),
             key: key.to_string(),
             seal_key: *seal_key,
+            answered: Arc::new(AtomicBool::new(false)),
+            unclaimed: None,
+            claimed: Arc::new(AtomicBool::new(true)),
         }
+    }
+
+    /// The key of a request that claims it in the transaction of its effect: one commit
+    /// fewer than a claim of its own (see `record_resource`).
+    pub fn unclaimed(scope: &str, key: &str, seal_key: &[u8; 32], fingerprint: &str) -> KeyRef {
+        KeyRef {
+            unclaimed: Some(fingerprint.to_string()),
+            claimed: Arc::new(AtomicBool::new(false)),
+            ..KeyRef::claimed(scope, key, seal_key)
+        }
+    }
+
+    /// Says the transaction that claimed the key has committed.
+    pub fn mark_claimed(&self) {
+        self.claimed.store(true, Ordering::Release);
+    }
+
+    pub fn is_claimed(&self) -> bool {
+        self.claimed.load(Ordering::Acquire)
+    }
+
+    /// Says the answer is stored: call it after the commit of the transaction in which
+    /// `complete_in` stored it, never before.
+    pub fn mark_answered(&self) {
+        self.answered.store(true, Ordering::Release);
+    }
+
+    pub fn is_answered(&self) -> bool {
+        self.answered.load(Ordering::Acquire)
     }
 
     /// The key a request with bearer `token` runs under in `scope` (as `run` makes it).
@@ -154,7 +213,7 @@ pub async fn claim(
 ) -> Result<Claim> {
     let now = state.now_ms();
     let mut conn = state.db.pool.acquire().await?;
-    if store::insert_claim(&mut conn, scope, key, fingerprint, now).await? {
+    if store::insert_claim(&mut conn, scope, key, fingerprint, None, now).await? {
         return Ok(Claim::Won);
     }
     let Some(record) = store::get(&mut conn, scope, key).await? else {
@@ -237,6 +296,36 @@ pub async fn finish(
         }
         Err(_) => release(state, scope, key).await,
     }
+}
+
+/// `finish` for a key whose claim was left to the handler's transaction and never taken
+/// (the handler refused, or failed, before that transaction committed): a refusal is kept,
+/// claimed and answered now, unless another request has claimed the key meanwhile.
+pub async fn finish_unclaimed(
+    state: &AppState,
+    key: &KeyRef,
+    result: &Result<(StatusCode, Value)>,
+) -> Result<()> {
+    let (status, body) = match result {
+        Ok((status, body)) => (*status, body.clone()),
+        Err(err) if !err.status().is_server_error() => (err.status(), err.body()),
+        Err(_) => return Ok(()),
+    };
+    let fingerprint = key.unclaimed.as_deref().unwrap_or_default();
+    let mut conn = state.db.pool.acquire().await?;
+    let now = state.now_ms();
+    if store::insert_claim(&mut conn, &key.scope, &key.key, fingerprint, None, now).await? {
+        store(
+            &mut conn,
+            &key.scope,
+            &key.key,
+            &key.seal_key,
+            status,
+            &body,
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 pub async fn release(state: &AppState, scope: &str, key: &str) -> Result<()> {

@@ -18,22 +18,28 @@ pub struct Record {
     pub resource: Option<(String, Option<String>)>,
 }
 
-/// Claims `key` in `scope` for a new request; false when the key is there already.
+/// Claims the key as `running`, with the resource (`kind`, `id`) the request creates when
+/// it claims in the transaction that creates it; false if the key is already taken (the
+/// insert waits for a transaction that took it and has not ended).
 pub async fn insert_claim(
     conn: &mut AnyConnection,
     scope: &str,
     key: &str,
     fingerprint: &str,
+    resource: Option<(&str, &str)>,
     now: i64,
 ) -> Result<bool> {
+    let (kind, id) = resource.unzip();
     let inserted = sqlx::query(
-        "INSERT INTO idempotency_keys (scope, idem_key, fingerprint, state, created_at)
-         VALUES ($1, $2, $3, 'running', $4) ON CONFLICT DO NOTHING",
+        "INSERT INTO idempotency_keys (scope, idem_key, fingerprint, state, created_at, resource_id, resource_kind)
+         VALUES ($1, $2, $3, 'running', $4, $5, $6) ON CONFLICT DO NOTHING",
     )
     .bind(scope)
     .bind(key)
     .bind(fingerprint)
     .bind(now)
+    .bind(id)
+    .bind(kind)
     .execute(&mut *conn)
     .await?
     .rows_affected();

@@ -164,6 +164,49 @@ pub async fn enqueue(
     Ok(id)
 }
 
+/// Events gathered while a transaction runs and written with one statement (`flush`) just
+/// before it commits, in the order they were added: a confirmation's three events cost one
+/// round trip. Events not written are lost with the value, as they would be with a rollback.
+#[must_use = "events are only kept once written"]
+pub struct Outbox {
+    now: i64,
+    events: Vec<(String, Type, String)>,
+}
+
+impl Outbox {
+    pub fn new(now: i64) -> Outbox {
+        Outbox {
+            now,
+            events: Vec::with_capacity(3),
+        }
+    }
+
+    /// Adds an event carrying `data`; returns its id.
+    pub fn add(&mut self, kind: Type, data: &impl Serialize) -> Result<String> {
+        let id = new_id("evt");
+        let data =
+            serde_json::to_string(data).map_err(|e| crate::error::Error::Internal(e.into()))?;
+        self.events.push((id.clone(), kind, data));
+        Ok(id)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// Writes the events gathered so far in the caller's transaction, and forgets them.
+    pub async fn flush(&mut self, conn: &mut AnyConnection) -> Result<()> {
+        let rows: Vec<(&str, &str, &str)> = self
+            .events
+            .iter()
+            .map(|(id, kind, data)| (id.as_str(), kind.as_str(), data.as_str()))
+            .collect();
+        store::insert_all(conn, &rows, self.now).await?;
+        self.events.clear();
+        Ok(())
+    }
+}
+
 /// Up to `limit` events after `after`, oldest first, of `kind` when given: the events
 /// committed so far are numbered first (the connection must not be in a transaction).
 pub async fn after(

@@ -53,6 +53,31 @@ pub async fn insert(
     Ok(())
 }
 
+/// Writes events (id, type, data) in the caller's transaction with one statement, in the
+/// order given: their serial keys, which the sequencer numbers them by, follow that order.
+pub async fn insert_all(
+    conn: &mut AnyConnection,
+    events: &[(&str, &str, &str)],
+    now: i64,
+) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<String> = (0..events.len())
+        .map(|i| format!("(${}, ${}, ${}, $1)", 3 * i + 2, 3 * i + 3, 3 * i + 4))
+        .collect();
+    let sql = format!(
+        "INSERT INTO events (id, type, data, created_at) VALUES {}",
+        rows.join(", ")
+    );
+    let mut query = sqlx::query(&sql).bind(now);
+    for (id, kind, data) in events {
+        query = query.bind(*id).bind(*kind).bind(*data);
+    }
+    query.execute(&mut *conn).await?;
+    Ok(())
+}
+
 /// Numbers up to `limit` committed events that have no position yet, in insertion order,
 /// after the highest position given so far; returns how many. Its own transaction.
 pub async fn sequence(conn: &mut AnyConnection, kind: Kind, limit: i64) -> Result<u64> {

@@ -13,7 +13,7 @@ use crate::ids::{OrderId, PaymentId, Sku};
 use crate::money::{Currency, Money, TaxLine};
 
 mod view;
-pub use view::{record_view, Address, Customer, OrderRecord};
+pub use view::{record_of_new, record_view, Address, Customer, OrderRecord};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -127,6 +127,8 @@ pub struct OrderHead {
     pub fingerprint: Option<String>,
     /// The payment the order was confirmed with; the only one of its payments Till keeps.
     pub paid_by: Option<PaymentId>,
+    /// The coupon the order was priced with; it holds a use of it while pending.
+    pub coupon: Option<String>,
 }
 
 /// The order a client secret (`{order id}_secret_{random}`) belongs to, when it is that

@@ -59,31 +59,27 @@ pub async fn insert(
     Ok(())
 }
 
-/// What the saga needs to decide about an order; `None` if there is none.
-pub async fn head(conn: &mut AnyConnection, id: &OrderId) -> Result<Option<OrderHead>> {
-    type Row = (
-        String,
-        String,
-        String,
-        i64,
-        i64,
-        String,
-        Option<String>,
-        Option<String>,
-    );
-    let row: Option<Row> = sqlx::query_as(
-        "SELECT id, status, currency, total, expires_at, secret_hash, fingerprint, paid_by FROM orders WHERE id = $1",
-    )
-    .bind(id.as_str())
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some((id, status, currency, total, expires_at, secret_hash, fingerprint, paid_by)) = row
-    else {
-        return Ok(None);
-    };
+/// The columns `OrderHead` is read from.
+const HEAD_COLUMNS: &str =
+    "id, status, currency, total, expires_at, secret_hash, fingerprint, paid_by, coupon";
+
+type HeadRow = (
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+fn head_of(row: HeadRow) -> Result<OrderHead> {
+    let (id, status, currency, total, expires_at, secret_hash, fingerprint, paid_by, coupon) = row;
     let currency =
         Currency::parse(&currency).ok_or_else(|| corrupt("orders.currency", &currency))?;
-    Ok(Some(OrderHead {
+    Ok(OrderHead {
         id: id.into(),
         status: Status::try_from(status.as_str())?,
         total: Money::new(total, currency),
@@ -91,7 +87,34 @@ pub async fn head(conn: &mut AnyConnection, id: &OrderId) -> Result<Option<Order
         secret_hash,
         fingerprint,
         paid_by: paid_by.map(PaymentId::from),
-    }))
+        coupon,
+    })
+}
+
+/// What the saga needs to decide about an order; `None` if there is none.
+pub async fn head(conn: &mut AnyConnection, id: &OrderId) -> Result<Option<OrderHead>> {
+    let row: Option<HeadRow> =
+        sqlx::query_as(&format!("SELECT {HEAD_COLUMNS} FROM orders WHERE id = $1"))
+            .bind(id.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+    row.map(head_of).transpose()
+}
+
+/// Takes the row lock on the order of `payment_id` (as `lock_row`) and reads its head under
+/// it, in one statement; `None` if there is no such payment.
+pub async fn lock_head_of_payment(
+    conn: &mut AnyConnection,
+    payment_id: &PaymentId,
+) -> Result<Option<OrderHead>> {
+    let row: Option<HeadRow> = sqlx::query_as(&format!(
+        "UPDATE orders SET updated_at = updated_at
+         WHERE id = (SELECT order_id FROM payments WHERE id = $1) RETURNING {HEAD_COLUMNS}"
+    ))
+    .bind(payment_id.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(head_of).transpose()
 }
 
 /// The order's lines, in the order they were written.
@@ -325,34 +348,28 @@ pub async fn lock_row(conn: &mut AnyConnection, id: &OrderId) -> Result<()> {
     Ok(())
 }
 
-/// Records which payment paid for the order, and gives it its invoice number.
+/// Records which payment paid for the order, and gives it the next number of the financial
+/// year's invoice series, taken in the confirming transaction: the counter row is held to
+/// its end, so numbers are consecutive — no gap (a rolled-back confirmation gives its number
+/// back) and no duplicate. One update of the order for both.
 pub async fn record_paid(
     conn: &mut AnyConnection,
     id: &OrderId,
     payment_id: &PaymentId,
     now: i64,
 ) -> Result<String> {
-    sqlx::query("UPDATE orders SET paid_by = $1 WHERE id = $2")
-        .bind(payment_id.as_str())
-        .bind(id.as_str())
-        .execute(&mut *conn)
-        .await?;
-    set_invoice_number(conn, id, now).await
-}
-
-/// The next number of the financial year's invoice series, taken in the confirming
-/// transaction: the counter row is held to its end, so numbers are consecutive — no gap (a
-/// rolled-back confirmation gives its number back) and no duplicate.
-async fn set_invoice_number(conn: &mut AnyConnection, id: &OrderId, now: i64) -> Result<String> {
     let year = financial_year(now);
     let n = crate::db::next_in_series(conn, &format!("invoice/{year}")).await?;
     let number = invoice_number(&year, n);
-    sqlx::query("UPDATE orders SET invoice_number = $1, updated_at = $2 WHERE id = $3")
-        .bind(&number)
-        .bind(now)
-        .bind(id.as_str())
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "UPDATE orders SET paid_by = $1, invoice_number = $2, updated_at = $3 WHERE id = $4",
+    )
+    .bind(payment_id.as_str())
+    .bind(&number)
+    .bind(now)
+    .bind(id.as_str())
+    .execute(&mut *conn)
+    .await?;
     Ok(number)
 }
 

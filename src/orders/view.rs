@@ -5,14 +5,14 @@ use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
-use super::{store, Line};
+use super::{store, Line, NewOrder, Status};
 use crate::clock::rfc3339;
 use crate::error::Result;
 use crate::ids::OrderId;
 use crate::money::TaxLine;
 
 /// An order without its payments and refunds.
-#[derive(Serialize, ToSchema)]
+#[derive(Clone, Serialize, ToSchema)]
 pub struct OrderRecord {
     /// `ord_…`, or the client-chosen id of the seed's `/inventory/lock`.
     pub id: String,
@@ -55,7 +55,7 @@ pub struct OrderRecord {
 }
 
 /// The customer as the order was created with it (absent fields were not given).
-#[derive(Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 pub struct Customer {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
@@ -76,7 +76,7 @@ pub struct Customer {
 }
 
 /// The shipping address as the order was created with it.
-#[derive(Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 pub struct Address {
     pub country: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -103,7 +103,35 @@ pub async fn record_view(conn: &mut AnyConnection, id: &str) -> Result<Option<Or
         return Ok(None);
     };
     let items = store::lines(conn, &id).await?;
-    Ok(Some(OrderRecord {
+    Ok(Some(record_of(o, items)))
+}
+
+/// The record of an order its creating transaction has just written (`store::insert` of
+/// `o` at `now`), as `record_view` would read it back there, without reading.
+pub fn record_of_new(o: &NewOrder<'_>, now: i64) -> OrderRecord {
+    let stored = store::StoredOrder {
+        id: o.id.to_string(),
+        status: Status::Pending,
+        cancel_reason: None,
+        currency: o.currency.code().to_string(),
+        subtotal: o.subtotal,
+        discount: o.discount,
+        tax: o.tax,
+        total: o.total,
+        customer: o.customer.as_ref().map(|v| v.to_string()),
+        ship_to: o.ship_to.as_ref().map(|v| v.to_string()),
+        invoice_number: None,
+        tax_lines: o.tax_lines.to_vec(),
+        coupon: o.coupon.map(str::to_string),
+        expires_at: o.expires_at,
+        created_at: now,
+        updated_at: now,
+    };
+    record_of(stored, o.lines.to_vec())
+}
+
+fn record_of(o: store::StoredOrder, items: Vec<Line>) -> OrderRecord {
+    OrderRecord {
         id: o.id,
         object: "order",
         status: o.status.as_str().to_string(),
@@ -122,5 +150,5 @@ pub async fn record_view(conn: &mut AnyConnection, id: &str) -> Result<Option<Or
         expires_at: rfc3339(o.expires_at),
         created_at: rfc3339(o.created_at),
         updated_at: rfc3339(o.updated_at),
-    }))
+    }
 }

@@ -13,8 +13,8 @@ pub mod stripe;
 
 mod view;
 pub use view::{
-    refund_view_by_id, refund_views_for_order, stripe_js_action, view, views_for_order, NextAction,
-    PaymentView, RefundView,
+    payment_view, refund_view_by_id, refund_views_for_order, stripe_js_action, view,
+    views_for_order, NextAction, PaymentView, RefundView,
 };
 
 use crate::error::{corrupt, Error, Result};

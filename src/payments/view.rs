@@ -40,7 +40,7 @@ pub struct PaymentView {
 }
 
 /// What the customer does to complete a payment that `requires_action`.
-#[derive(Serialize, ToSchema)]
+#[derive(Clone, Serialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum NextAction {
     /// Visit `redirect_url` (3-D Secure, a gateway's page).
@@ -89,7 +89,8 @@ pub async fn views_for_order(conn: &mut AnyConnection, order_id: &str) -> Result
     Ok(records.into_iter().map(payment_view).collect())
 }
 
-fn payment_view(r: PaymentRecord) -> PaymentView {
+/// The attempt as the API shows it, from its record.
+pub fn payment_view(r: PaymentRecord) -> PaymentView {
     let p = r.payment;
     let next_action = match (p.status, r.redirect_url) {
         // A UPI intent: the link opens the customer's UPI app.

@@ -25,6 +25,32 @@ pub async fn insert(
     Ok(())
 }
 
+/// Appends `steps` in the caller's transaction with one statement, in the order given (the
+/// serial key is taken row by row, so they read back in that order).
+pub async fn insert_all(
+    conn: &mut AnyConnection,
+    order_id: &OrderId,
+    steps: &[(Kind, Value)],
+    now: i64,
+) -> Result<()> {
+    if steps.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<String> = (0..steps.len())
+        .map(|i| format!("($1, $2, ${}, ${})", 2 * i + 3, 2 * i + 4))
+        .collect();
+    let sql = format!(
+        "INSERT INTO timeline (order_id, at, kind, detail) VALUES {}",
+        rows.join(", ")
+    );
+    let mut query = sqlx::query(&sql).bind(order_id.as_str()).bind(now);
+    for (kind, detail) in steps {
+        query = query.bind(kind.as_str()).bind(detail.to_string());
+    }
+    query.execute(&mut *conn).await?;
+    Ok(())
+}
+
 /// Every step of the order, in the order they were written.
 pub async fn for_order(conn: &mut AnyConnection, order_id: &OrderId) -> Result<Vec<Entry>> {
     let rows: Vec<(i64, String, String)> =

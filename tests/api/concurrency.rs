@@ -119,3 +119,39 @@ async fn flash_sale_of_mixed_quantities_turns_nobody_away_wrongly(b: Backend) {
     );
     app.finish().await;
 }
+
+both!(a_batch_that_fails_part_way_is_tried_again_in_halves);
+
+/// One buyer's order fails to be written in the middle of a batch (a failpoint: the
+/// statement errs after the orders before it were written in the same transaction). The
+/// batch is tried again in halves and, the failure not recurring, every buyer gets an
+/// order: each exactly once, none left over from the attempt that failed.
+async fn a_batch_that_fails_part_way_is_tried_again_in_halves(b: Backend) {
+    const ASKING: usize = 40;
+    let app = TestApp::spawn(b).await;
+    app.stocked("HOT-3", 1999, 100).await;
+    let email = |n: usize| format!("buyer-{n}@example.com");
+    // A buyer in the middle, who finds the first buyer's batch running and waits in the
+    // next one with the others.
+    let failing = email(ASKING / 2);
+    till::failpoint::arm(till::failpoint::BATCH_WRITE_FAILS, &failing);
+    let buyers = (0..ASKING).map(|n| {
+        let body = json!({"customer": {"email": email(n)}, "items": [{"sku": "HOT-3", "qty": 1}]});
+        app.call(reqwest::Method::POST, "/v1/orders", Some(body))
+    });
+    let results = futures::future::join_all(buyers).await;
+    let mut ids = std::collections::BTreeSet::new();
+    for (status, body) in &results {
+        assert_eq!(status.as_u16(), 201, "{body}");
+        ids.insert(body["id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(ids.len(), ASKING, "every buyer has an order of its own");
+    assert!(
+        !till::failpoint::armed(till::failpoint::BATCH_WRITE_FAILS, &failing),
+        "the failing buyer's order was written in a batch of several, and failed there"
+    );
+    assert_eq!(app.stock("HOT-3").await, (100, ASKING as i64));
+    let report = till::verify::check(&app.state().db).await.unwrap();
+    assert!(report.is_clean(), "{}", report.render());
+    app.finish().await;
+}

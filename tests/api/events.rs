@@ -16,6 +16,7 @@ use crate::helpers::{assert_error, Backend, Outcomes, TestApp};
 
 both!(
     each_step_is_reported_with_its_object,
+    the_events_carry_exactly_what_get_showed,
     bad_queries_are_refused,
     concurrent_commits_page_without_skip_or_repeat,
     each_sink_reports_its_lag
@@ -140,6 +141,62 @@ async fn each_step_is_reported_with_its_object(b: Backend) {
         .await;
     assert_eq!(status, 200);
     assert_eq!(page, json!({"data": [], "has_more": false}));
+    app.finish().await;
+}
+
+/// The order a create answers with and its `order.created` event are built from what was
+/// written, and the confirmation's events gathered and written in one statement: each must
+/// still be exactly what `GET` shows once nothing has changed since, field for field.
+async fn the_events_carry_exactly_what_get_showed(b: Backend) {
+    let app = TestApp::spawn_with(b, Workers::Manual, |c| c.hold_ttl_secs = 60).await;
+    app.stocked("TEE-1", 49_900, 5).await;
+    let (status, created) = app
+        .call(
+            Method::POST,
+            "/v1/orders",
+            Some(json!({
+                "customer": {"id": "u_7", "email": "asha@example.com", "name": "Asha Rao", "phone": "+919800000001"},
+                "ship_to": {"country": "IN", "region": "KA", "postal_code": "560001", "city": "Bengaluru", "line1": "1 Residency Rd"},
+                "items": [{"sku": "TEE-1", "qty": 2}],
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let shown = app.order(&id).await;
+    let mut answered = created.clone();
+    answered.as_object_mut().unwrap().remove("client_secret");
+    assert_eq!(
+        answered, shown,
+        "the create's answer is the order as GET shows it"
+    );
+
+    let (status, paid) = app.pay(&id, "card", "pm_card_visa").await;
+    assert_eq!(
+        (status.as_u16(), paid["status"].as_str()),
+        (201, Some("succeeded")),
+        "{paid}"
+    );
+    let confirmed = app.order(&id).await;
+    let payment = &confirmed["payments"][0];
+    assert_eq!(payment["id"], paid["id"]);
+    let events = all_events(&app, "", 100).await;
+    assert_eq!(
+        types(&events),
+        [
+            "order.created",
+            "payment.succeeded",
+            "order.confirmed",
+            "invoice.issued"
+        ]
+    );
+    assert_eq!(events[0]["data"], shown);
+    assert_eq!(&events[1]["data"], payment);
+    assert_eq!(events[2]["data"], confirmed);
+    let (_, invoice) = app
+        .call(Method::GET, &format!("/v1/orders/{id}/invoice"), None)
+        .await;
+    assert_eq!(events[3]["data"], invoice);
     app.finish().await;
 }
 

@@ -378,6 +378,22 @@ async fn orders_store(b: Backend) {
         (head.status, head.paid_by),
         (OrderStatus::Confirmed, Some(payment.id.clone()))
     );
+    // The head of a payment's order, read under the order's row lock in one statement.
+    let locked = orders::store::lock_head_of_payment(&mut conn, &payment.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (locked.id, locked.status, locked.total, locked.coupon),
+        (head.id, head.status, head.total, head.coupon)
+    );
+    assert_eq!(locked.paid_by, Some(payment.id.clone()));
+    assert!(
+        orders::store::lock_head_of_payment(&mut conn, &"pay_none".into())
+            .await
+            .unwrap()
+            .is_none()
+    );
     // Invoice numbers count up, one per paid order.
     let other = pending_order(&mut conn, "ord_2", "A", 1, None).await;
     let second = orders::store::record_paid(&mut conn, &other, &payment.id, 17)
@@ -429,7 +445,7 @@ async fn payments_store(b: Backend) {
     payments::store::touch(&mut conn, &first.id, "pi_other", 23)
         .await
         .unwrap();
-    assert!(!payments::store::record_outcome(
+    assert!(payments::store::record_outcome(
         &mut conn,
         &first.id,
         Status::RequiresAction,
@@ -437,16 +453,23 @@ async fn payments_store(b: Backend) {
         24
     )
     .await
-    .unwrap());
-    assert!(payments::store::record_outcome(
+    .unwrap()
+    .is_none());
+    // The move made returns the attempt as it now stands.
+    let moved = payments::store::record_outcome(
         &mut conn,
         &first.id,
         Status::Processing,
         &answer("pi_2", Outcome::Authorized),
-        24
+        24,
     )
     .await
-    .unwrap());
+    .unwrap()
+    .expect("the move was made");
+    assert_eq!(
+        (moved.payment.status, moved.payment.gateway_ref.as_deref()),
+        (Status::Authorized, Some("pi_1"))
+    );
     let got = payments::store::get(&mut conn, &first.id)
         .await
         .unwrap()
@@ -715,18 +738,31 @@ async fn idempotency_store(b: Backend) {
     let mut conn = db.pool.acquire().await.unwrap();
     use idempotency::store;
     assert!(
-        store::insert_claim(&mut conn, "merchant", "k1", "fp1", 1_000)
+        store::insert_claim(&mut conn, "merchant", "k1", "fp1", None, 1_000)
             .await
             .unwrap()
     );
     assert!(
-        !store::insert_claim(&mut conn, "merchant", "k1", "fp2", 1_001)
+        !store::insert_claim(&mut conn, "merchant", "k1", "fp2", None, 1_001)
             .await
             .unwrap()
     );
-    assert!(store::insert_claim(&mut conn, "ord_x", "k1", "fp1", 1_001)
-        .await
-        .unwrap());
+    // Claimed with the resource it creates, in the transaction creating it.
+    assert!(store::insert_claim(
+        &mut conn,
+        "ord_x",
+        "k1",
+        "fp1",
+        Some(("payment", "pay_0")),
+        1_001
+    )
+    .await
+    .unwrap());
+    let with_resource = store::get(&mut conn, "ord_x", "k1").await.unwrap().unwrap();
+    assert_eq!(
+        with_resource.resource,
+        Some(("pay_0".to_string(), Some("payment".to_string())))
+    );
     let running = store::get(&mut conn, "merchant", "k1")
         .await
         .unwrap()
@@ -922,23 +958,39 @@ async fn timeline_store(b: Backend) {
     )
     .await
     .unwrap();
+    // Several steps in one statement keep the order they were given in; none is no
+    // statement at all.
+    let steps = [
+        (TimelineKind::PaymentSucceeded, json!({"n": 1})),
+        (TimelineKind::OrderConfirmed, json!({"n": 2})),
+        (TimelineKind::InvoiceIssued, json!({"n": 3})),
+    ];
+    timeline::store::insert_all(&mut tx, &order, &steps, 7)
+        .await
+        .unwrap();
+    timeline::store::insert_all(&mut tx, &order, &[], 8)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     let entries = timeline::store::for_order(&mut conn, &order).await.unwrap();
-    assert_eq!(
-        entries,
-        [
-            timeline::Entry {
-                at: 5,
-                kind: TimelineKind::OrderCreated,
-                detail: json!({"total": 1})
-            },
-            timeline::Entry {
-                at: 4,
-                kind: TimelineKind::StockLocked,
-                detail: json!({"locks": []})
-            },
-        ]
-    );
+    let mut expected = vec![
+        timeline::Entry {
+            at: 5,
+            kind: TimelineKind::OrderCreated,
+            detail: json!({"total": 1}),
+        },
+        timeline::Entry {
+            at: 4,
+            kind: TimelineKind::StockLocked,
+            detail: json!({"locks": []}),
+        },
+    ];
+    expected.extend(steps.iter().map(|(kind, detail)| timeline::Entry {
+        at: 7,
+        kind: *kind,
+        detail: detail.clone(),
+    }));
+    assert_eq!(entries, expected);
     // A kind or detail Till did not write is corrupt, never skipped.
     for statement in [
         "UPDATE timeline SET kind = 'order.teleported'",
@@ -1047,6 +1099,30 @@ async fn events_store(b: Backend) {
     assert!(store::take(&mut conn, "log", "relay-a", 61, 91)
         .await
         .unwrap());
+
+    // Several events in one statement are numbered in the order given, after those before.
+    let mut tx = conn.begin().await.unwrap();
+    let batch = [
+        ("evt_3", "payment.succeeded", r#"{"id":"pay_3"}"#),
+        ("evt_4", "order.confirmed", r#"{"id":"ord_3"}"#),
+    ];
+    store::insert_all(&mut tx, &batch, 3).await.unwrap();
+    store::insert_all(&mut tx, &[], 3).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store::sequence(&mut conn, db.kind, 10).await.unwrap(), 2);
+    let added = store::after(&mut conn, Position(2), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        added
+            .iter()
+            .map(|e| (e.id.as_str(), e.kind.as_str(), e.position, e.created_at))
+            .collect::<Vec<_>>(),
+        [
+            ("evt_3", "payment.succeeded", Position(3), 3),
+            ("evt_4", "order.confirmed", Position(4), 3)
+        ]
+    );
     drop(conn);
     done(test_db, db).await;
 }

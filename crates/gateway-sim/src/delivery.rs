@@ -15,6 +15,20 @@ use super::{
 use crate::support::{hmac_hex, sign, system_now_ms};
 use crate::wire::STRIPE_API_VERSION as API_VERSION;
 
+/// An event due for delivery, with what rendering it needs of its payment.
+struct Due {
+    event_id: String,
+    payment_id: String,
+    outcome: String,
+    failure_code: Option<String>,
+    attempts: i64,
+    object: Option<String>,
+    idem_key: String,
+    protocol: String,
+    amount: i64,
+    currency: String,
+}
+
 impl Simulator {
     /// How many webhooks are due and not yet delivered: a run has settled only at zero.
     pub async fn due_webhooks(&self) -> Result<i64, sqlx::Error> {
@@ -27,7 +41,9 @@ impl Simulator {
     }
 
     /// One pass of the webhook sender: completes due asynchronous payments and POSTs their
-    /// events. Returns how many were delivered. No connection is held during a POST.
+    /// events. Returns how many were delivered. No connection is held during a POST. Each
+    /// payment's events go in the order they fell due, one after another; different
+    /// payments' go at once, so one slow answer from Till holds up no other payment.
     pub async fn deliver_due(&self) -> anyhow::Result<usize> {
         let now = self.inner.clock.now_ms();
         let due = sqlx::query(
@@ -39,96 +55,152 @@ impl Simulator {
         .bind(DELIVERY_BATCH)
         .fetch_all(&self.inner.pool)
         .await?;
-        let mut delivered = 0;
+        let mut by_payment: Vec<(String, Vec<Due>)> = Vec::new();
         for row in due {
-            let (event_id, payment_id, outcome): (String, String, String) =
-                (row.get("id"), row.get("payment_id"), row.get("outcome"));
-            let failure_code: Option<String> = row.get("failure_code");
-            if row.get::<String, _>("protocol") == "razorpay" {
-                let Some(body) = self
-                    .razorpay_event(&payment_id, &outcome, failure_code, row.get("object"), now)
-                    .await?
-                else {
-                    self.mark_delivered(&event_id, now).await?;
-                    continue;
-                };
-                let signature = hmac_hex(&self.inner.razorpay_webhook_secret, body.as_bytes());
-                let headers = [
-                    ("x-razorpay-signature", signature),
-                    ("x-razorpay-event-id", event_id.clone()),
-                ];
-                if self.post_webhook("razorpay", &headers, &body).await {
-                    self.mark_delivered(&event_id, now).await?;
-                    delivered += 1;
-                } else {
-                    self.reschedule(&event_id, row.get("attempts"), now).await?;
-                }
-                continue;
-            }
-            if row.get::<String, _>("protocol") == "stripe" {
-                let Some(body) = self
-                    .stripe_event(&event_id, &payment_id, &outcome, row.get("object"), now)
-                    .await?
-                else {
-                    self.mark_delivered(&event_id, now).await?;
-                    continue;
-                };
-                let signature = sign(
-                    &self.inner.stripe_webhook_secret,
-                    system_now_ms() / 1000,
-                    body.as_bytes(),
-                );
-                if self
-                    .post_webhook("stripe", &[("stripe-signature", signature)], &body)
-                    .await
-                {
-                    self.mark_delivered(&event_id, now).await?;
-                    delivered += 1;
-                } else {
-                    self.reschedule(&event_id, row.get("attempts"), now).await?;
-                }
-                continue;
-            }
-            // The customer completes the payment now, unless it was voided meanwhile.
-            sqlx::query(
-                "UPDATE sim_payments SET status = $1, failure_code = $2, updated_at = $3
-                 WHERE id = $4 AND status IN ('processing', 'requires_action')",
-            )
-            .bind(&outcome)
-            .bind(&failure_code)
-            .bind(now)
-            .bind(&payment_id)
-            .execute(&self.inner.pool)
-            .await?;
-            let status: Option<String> =
-                sqlx::query_scalar("SELECT status FROM sim_payments WHERE id = $1")
-                    .bind(&payment_id)
-                    .fetch_optional(&self.inner.pool)
-                    .await?;
-            if status.as_deref() != Some(outcome.as_str()) {
-                self.mark_delivered(&event_id, now).await?;
-                continue;
-            }
-            let body = json!({
-                "id": event_id,
-                "type": format!("payment.{outcome}"),
-                "created": now / 1000,
-                "data": {"id": payment_id, "key": row.get::<String, _>("idem_key"), "status": outcome, "failure_code": failure_code,
-                         "amount": row.get::<i64, _>("amount"), "currency": row.get::<String, _>("currency")},
-            })
-            .to_string();
-            let signature = sign(&self.inner.secret, system_now_ms() / 1000, body.as_bytes());
-            if self
-                .post_webhook("sim", &[(SIGNATURE_HEADER, signature)], &body)
-                .await
+            let event = Due {
+                event_id: row.get("id"),
+                payment_id: row.get("payment_id"),
+                outcome: row.get("outcome"),
+                failure_code: row.get("failure_code"),
+                attempts: row.get("attempts"),
+                object: row.get("object"),
+                idem_key: row.get("idem_key"),
+                protocol: row.get("protocol"),
+                amount: row.get("amount"),
+                currency: row.get("currency"),
+            };
+            match by_payment
+                .iter_mut()
+                .find(|(id, _)| *id == event.payment_id)
             {
-                self.mark_delivered(&event_id, now).await?;
-                delivered += 1;
-            } else {
-                self.reschedule(&event_id, row.get("attempts"), now).await?;
+                Some((_, events)) => events.push(event),
+                None => by_payment.push((event.payment_id.clone(), vec![event])),
             }
         }
-        Ok(delivered)
+        let mut sending = tokio::task::JoinSet::new();
+        for (_, events) in by_payment {
+            let sim = self.clone();
+            sending.spawn(async move {
+                let mut delivered = 0;
+                for event in events {
+                    if sim.deliver(event, now).await? {
+                        delivered += 1;
+                    }
+                }
+                anyhow::Ok(delivered)
+            });
+        }
+        let mut delivered = 0;
+        let mut failed = None;
+        while let Some(sent) = sending.join_next().await {
+            match sent.map_err(anyhow::Error::from).and_then(|sent| sent) {
+                Ok(n) => delivered += n,
+                Err(err) => failed = failed.or(Some(err)),
+            }
+        }
+        failed.map_or(Ok(delivered), Err)
+    }
+
+    /// Renders, signs and POSTs one due event; true when it was delivered.
+    async fn deliver(&self, due: Due, now: i64) -> anyhow::Result<bool> {
+        let Due {
+            event_id,
+            payment_id,
+            outcome,
+            failure_code,
+            attempts,
+            object,
+            idem_key,
+            protocol,
+            amount,
+            currency,
+        } = due;
+        if protocol == "razorpay" {
+            let Some(body) = self
+                .razorpay_event(&payment_id, &outcome, failure_code, object, now)
+                .await?
+            else {
+                self.mark_delivered(&event_id, now).await?;
+                return Ok(false);
+            };
+            let signature = hmac_hex(&self.inner.razorpay_webhook_secret, body.as_bytes());
+            let headers = [
+                ("x-razorpay-signature", signature),
+                ("x-razorpay-event-id", event_id.clone()),
+            ];
+            return self
+                .post_or_reschedule(&event_id, attempts, "razorpay", &headers, &body, now)
+                .await;
+        }
+        if protocol == "stripe" {
+            let Some(body) = self
+                .stripe_event(&event_id, &payment_id, &outcome, object, now)
+                .await?
+            else {
+                self.mark_delivered(&event_id, now).await?;
+                return Ok(false);
+            };
+            let signature = sign(
+                &self.inner.stripe_webhook_secret,
+                system_now_ms() / 1000,
+                body.as_bytes(),
+            );
+            let headers = [("stripe-signature", signature)];
+            return self
+                .post_or_reschedule(&event_id, attempts, "stripe", &headers, &body, now)
+                .await;
+        }
+        // The customer completes the payment now, unless it was voided meanwhile.
+        sqlx::query(
+            "UPDATE sim_payments SET status = $1, failure_code = $2, updated_at = $3
+             WHERE id = $4 AND status IN ('processing', 'requires_action')",
+        )
+        .bind(&outcome)
+        .bind(&failure_code)
+        .bind(now)
+        .bind(&payment_id)
+        .execute(&self.inner.pool)
+        .await?;
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM sim_payments WHERE id = $1")
+                .bind(&payment_id)
+                .fetch_optional(&self.inner.pool)
+                .await?;
+        if status.as_deref() != Some(outcome.as_str()) {
+            self.mark_delivered(&event_id, now).await?;
+            return Ok(false);
+        }
+        let body = json!({
+            "id": event_id,
+            "type": format!("payment.{outcome}"),
+            "created": now / 1000,
+            "data": {"id": payment_id, "key": idem_key, "status": outcome, "failure_code": failure_code,
+                     "amount": amount, "currency": currency},
+        })
+        .to_string();
+        let signature = sign(&self.inner.secret, system_now_ms() / 1000, body.as_bytes());
+        let headers = [(SIGNATURE_HEADER, signature)];
+        self.post_or_reschedule(&event_id, attempts, "sim", &headers, &body, now)
+            .await
+    }
+
+    /// POSTs a rendered event: marked delivered when Till took it, else tried again later.
+    async fn post_or_reschedule(
+        &self,
+        event_id: &str,
+        attempts: i64,
+        gateway: &str,
+        headers: &[(&str, String)],
+        body: &str,
+        now: i64,
+    ) -> anyhow::Result<bool> {
+        if self.post_webhook(gateway, headers, body).await {
+            self.mark_delivered(event_id, now).await?;
+            Ok(true)
+        } else {
+            self.reschedule(event_id, attempts, now).await?;
+            Ok(false)
+        }
     }
 
     /// Sends a webhook (or, when a fault knob says so, loses it or sends it twice). True when

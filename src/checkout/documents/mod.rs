@@ -78,12 +78,9 @@ pub async fn credit_note_pdf(
 /// before its number is taken (all the reads); `issue_invoice` numbers and stores it.
 pub async fn draft_invoice(
     tx: &mut AnyConnection,
-    order_id: &OrderId,
+    order: OrderRecord,
     now: i64,
 ) -> Result<InvoiceDoc> {
-    let order = orders::record_view(tx, order_id.as_str())
-        .await?
-        .ok_or(Error::NotFound("order"))?;
     build_invoice(tx, order, String::new(), now).await
 }
 

@@ -124,16 +124,17 @@ pub async fn for_order(conn: &mut AnyConnection, order_id: &OrderId) -> Result<V
     .collect()
 }
 
-/// Compare-and-set of an attempt's status with what the gateway said. Returns whether this
-/// call made the move. The gateway's id is set the first time and never replaced: an answer
-/// naming another gateway payment does not re-point the attempt.
+/// Compare-and-set of an attempt's status with what the gateway said. Returns the attempt
+/// as it now stands when this call made the move, `None` when another writer moved it
+/// first. The gateway's id is set the first time and never replaced: an answer naming
+/// another gateway payment does not re-point the attempt.
 pub async fn record_outcome(
     conn: &mut AnyConnection,
     id: &PaymentId,
     from: Status,
     gp: &GatewayPayment,
     now: i64,
-) -> Result<bool> {
+) -> Result<Option<PaymentRecord>> {
     let to = Status::from_outcome(&gp.outcome);
     assert!(
         from == to || from.can_become(to),
@@ -146,10 +147,11 @@ pub async fn record_outcome(
         Outcome::RequiresAction { redirect_url, .. } => (None, Some(redirect_url.as_str())),
         _ => (None, None),
     };
-    let n = sqlx::query(
+    sqlx::query_as::<_, PaymentRecordRow>(&format!(
         "UPDATE payments SET status = $1, gateway_ref = COALESCE(gateway_ref, NULLIF($2, '')), failure_code = $3, redirect_url = $4, updated_at = $5
-         WHERE id = $6 AND status = $7",
-    )
+         WHERE id = $6 AND status = $7
+         RETURNING {PAYMENT_COLUMNS}, failure_code, redirect_url, created_at"
+    ))
     .bind(to.as_str())
     .bind(&gp.gateway_ref)
     .bind(failure_code)
@@ -157,10 +159,10 @@ pub async fn record_outcome(
     .bind(now)
     .bind(id.as_str())
     .bind(from.as_str())
-    .execute(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?
-    .rows_affected();
-    Ok(n == 1)
+    .map(payment_record)
+    .transpose()
 }
 
 /// Compare-and-set of an attempt's status along `Status::can_become`.
