@@ -130,7 +130,17 @@ pub(super) async fn keep_money(
         .await?
         .ok_or(Error::NotFound("order"))?;
     let draft = super::documents::draft_invoice(tx, record.clone(), now).await?;
-    let mut confirmed = super::views::with_money(tx, record).await?;
+    // A pending order was never paid for, so it has no refund to read.
+    let mut confirmed = if head.status == OrderStatus::Pending {
+        super::OrderView {
+            payments: payments::views_for_order(tx, &record.id).await?,
+            record,
+            client_secret: None,
+            refunds: Vec::new(),
+        }
+    } else {
+        super::views::with_money(tx, record).await?
+    };
     let number = orders::store::record_paid(tx, order_id, &payment.id, now).await?;
     // All `record_paid` changed that the order's view shows.
     confirmed.record.invoice_number = Some(number.clone());
