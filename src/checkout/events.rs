@@ -11,7 +11,6 @@ use crate::payments::{self, Payment, Status};
 use crate::state::AppState;
 use crate::timeline::{self, Kind};
 use serde_json::json;
-use sqlx::Connection;
 
 use super::pay::apply_outcome;
 
@@ -52,27 +51,20 @@ pub async fn receive(state: &AppState, gateway: &str, event: &WebhookEvent) -> R
         note(state, gateway, event, &payment, Received::Ignored(reason)).await?;
         return Ok(Received::Ignored(reason));
     }
-    // A payment already settled as the event reports (a card's success, answered at once,
-    // then announced) cannot move: statuses only go forward, so there is nothing to apply,
-    // and its receipt and dedupe record are one transaction.
-    let reported = Status::from_outcome(&event.payment.outcome);
-    if payment.status == reported && !reported.in_flight() {
-        let mut conn = state.db.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
-        note_in(&mut tx, state, gateway, event, &payment, Received::Applied).await?;
-        payments::store::record_webhook(&mut tx, gateway, &event.event_id, state.now_ms()).await?;
-        tx.commit().await?;
-        Metrics::inc(&state.metrics.webhooks_received);
-        return Ok(Received::Applied);
-    }
     // Written before its effect, so the order's timeline shows the event before what it
     // caused; an effect that fails is asked for again by the gateway's retry, a new receipt.
     note(state, gateway, event, &payment, Received::Applied).await?;
     // The effect first, then the dedupe record: a crash between them replays an effect that
     // is idempotent anyway, while the other order could lose the event.
-    match apply_outcome(state, &payment.id, &event.payment).await {
-        Ok(()) | Err(Error::NotFound(_)) => {}
-        Err(err) => return Err(err),
+    // A payment already settled as the event reports (a card's success, answered at once,
+    // then announced) cannot move: statuses only go forward, so there is nothing to apply.
+    let reported = Status::from_outcome(&event.payment.outcome);
+    let settled_already = payment.status == reported && !reported.in_flight();
+    if !settled_already {
+        match apply_outcome(state, &payment.id, &event.payment).await {
+            Ok(()) | Err(Error::NotFound(_)) => {}
+            Err(err) => return Err(err),
+        }
     }
     let mut conn = state.db.pool.acquire().await?;
     payments::store::record_webhook(&mut conn, gateway, &event.event_id, state.now_ms()).await?;
@@ -83,19 +75,6 @@ pub async fn receive(state: &AppState, gateway: &str, event: &WebhookEvent) -> R
 /// Writes the event's receipt to the order's timeline: what the gateway reported, and what
 /// Till made of it.
 async fn note(
-    state: &AppState,
-    gateway: &str,
-    event: &WebhookEvent,
-    payment: &Payment,
-    received: Received,
-) -> Result<()> {
-    let mut conn = state.db.pool.acquire().await?;
-    note_in(&mut conn, state, gateway, event, payment, received).await
-}
-
-/// `note` in the caller's transaction.
-async fn note_in(
-    conn: &mut sqlx::AnyConnection,
     state: &AppState,
     gateway: &str,
     event: &WebhookEvent,
@@ -117,8 +96,16 @@ async fn note_in(
     if let Some(reason) = reason {
         detail["reason"] = json!(reason);
     }
+    let mut conn = state.db.pool.acquire().await?;
     let now = state.now_ms();
-    timeline::record(conn, &payment.order_id, Kind::WebhookReceived, &detail, now).await
+    timeline::record(
+        &mut conn,
+        &payment.order_id,
+        Kind::WebhookReceived,
+        &detail,
+        now,
+    )
+    .await
 }
 
 /// Why an event cannot be about `payment`, if it cannot.
