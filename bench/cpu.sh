@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Where a checkout's CPU goes, by process: `till serve` (with its embedded simulator), the
+# PostgreSQL server's processes, and the `till bench` client, over one run of checkouts (32
+# in flight) after a warm-up. Figures are CPU milliseconds per confirmed checkout, from
+# /proc (utime + stime), beside the run's wall time. Run by hand, as root:
+#   bench/cpu.sh sqlite|postgres [checkouts]
+# TILL_BIN=path measures another build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BACKEND="${1:?sqlite or postgres}"
+COUNT="${2:-2000}"
+if [ -z "${TILL_BIN:-}" ]; then
+  export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/till-target}"
+  cargo build --release --quiet
+  TILL_BIN="$CARGO_TARGET_DIR/release/till"
+fi
+export RUST_LOG=warn PGOPTIONS='-c client_min_messages=warning'
+if [ "$BACKEND" = postgres ]; then
+  psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS till_cpu" -c "CREATE DATABASE till_cpu" 2>/dev/null
+  url="postgres://postgres@127.0.0.1:5432/till_cpu"
+else
+  rm -f /var/tmp/till-cpu.db /var/tmp/till-cpu.db-wal /var/tmp/till-cpu.db-shm
+  url="sqlite:///var/tmp/till-cpu.db"
+fi
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+key="bench_$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+TILL_API_KEY=$key TILL_DATABASE_URL=$url TILL_LISTEN=127.0.0.1:$port "$TILL_BIN" serve 2>/dev/null &
+pid=$!
+trap 'kill $pid 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
+bench() {
+  "$TILL_BIN" bench --url "http://127.0.0.1:$port" --api-key "$key" --database-url "$url" --json \
+    --scenario checkout "$@"
+}
+bench --count 200 >/dev/null 2>&1
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+pg_ticks() {
+  local total=0
+  for p in $(pgrep -u postgres postgres || true); do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+serve0=$(ticks $pid); pg0=$(pg_ticks); started=$(date +%s.%N)
+/usr/bin/time -f "%U %S" -o /var/tmp/till-cpu-client.txt "$TILL_BIN" bench --url "http://127.0.0.1:$port" \
+  --api-key "$key" --database-url "$url" --json --scenario checkout --count "$COUNT" >/var/tmp/till-cpu-run.json 2>/dev/null
+ended=$(date +%s.%N); serve1=$(ticks $pid); pg1=$(pg_ticks)
+hz=$(getconf CLK_TCK)
+read -r client_user client_sys </var/tmp/till-cpu-client.txt
+confirmed=$(jq '.outcomes.confirmed // 0' /var/tmp/till-cpu-run.json)
+per() { echo "$1 / $confirmed" | bc -l | xargs printf '%.2f'; }
+echo "$BACKEND: $confirmed confirmed, $(jq .confirmed_per_sec /var/tmp/till-cpu-run.json | xargs printf '%.0f')/s"
+echo "CPU ms per checkout: till serve $(per "($serve1 - $serve0) * 1000 / $hz"), postgres $(per "($pg1 - $pg0) * 1000 / $hz"), bench client $(per "($client_user + $client_sys) * 1000")"
+echo "wall ms per checkout: $(per "($ended - $started) * 1000") (on $(nproc) cores: $(per "($ended - $started) * 1000 * $(nproc)") core-ms)"
