@@ -179,7 +179,7 @@ async fn settle(
     asker: Asker<'_>,
 ) -> Result<Option<PaymentView>> {
     match answer {
-        Ok(gp) => apply(state, payment_id, &gp, asker).await,
+        Ok(gp) => apply_asked(state, payment_id, &gp, asker).await,
         // A refused capture or void says nothing about the money: the payment stays as it is,
         // recovery asks again, and reconciliation flags a capture that never happens.
         Err(GatewayError::Rejected(reason)) if call == Call::FollowUp => {
@@ -195,7 +195,7 @@ async fn settle(
                     code: "gateway_rejected".into(),
                 },
             };
-            apply(state, payment_id, &gp, asker).await
+            apply_asked(state, payment_id, &gp, asker).await
         }
         Err(GatewayError::Unavailable(reason)) => {
             Metrics::inc(&state.metrics.gateway_errors);
@@ -204,6 +204,22 @@ async fn settle(
             Ok(None)
         }
     }
+}
+
+/// `apply` for the asking request; should the transaction applying the answer fail, the
+/// call's step is written on its own all the same.
+async fn apply_asked(
+    state: &AppState,
+    payment_id: &PaymentId,
+    gp: &GatewayPayment,
+    asker: Asker<'_>,
+) -> Result<Option<PaymentView>> {
+    let step = asker.call_step.clone();
+    let applied = apply(state, payment_id, gp, asker).await;
+    if applied.is_err() {
+        write_call_step(state, step).await;
+    }
+    applied
 }
 
 /// A gateway call's step whose answer applies nothing, written on its own.
