@@ -289,12 +289,19 @@ pub async fn finish(
     seal_key: &[u8; 32],
     result: &Result<(StatusCode, Value)>,
 ) -> Result<()> {
+    match kept_answer(result) {
+        Some((status, body)) => complete(state, scope, key, seal_key, status, &body).await,
+        None => release(state, scope, key).await,
+    }
+}
+
+/// What of a handler's result is kept for replays: a success or a refusal; not a failure of
+/// Till's own (5xx).
+fn kept_answer(result: &Result<(StatusCode, Value)>) -> Option<(StatusCode, Value)> {
     match result {
-        Ok((status, body)) => complete(state, scope, key, seal_key, *status, body).await,
-        Err(err) if !err.status().is_server_error() => {
-            complete(state, scope, key, seal_key, err.status(), &err.body()).await
-        }
-        Err(_) => release(state, scope, key).await,
+        Ok((status, body)) => Some((*status, body.clone())),
+        Err(err) if !err.status().is_server_error() => Some((err.status(), err.body())),
+        Err(_) => None,
     }
 }
 
@@ -306,10 +313,8 @@ pub async fn finish_unclaimed(
     key: &KeyRef,
     result: &Result<(StatusCode, Value)>,
 ) -> Result<()> {
-    let (status, body) = match result {
-        Ok((status, body)) => (*status, body.clone()),
-        Err(err) if !err.status().is_server_error() => (err.status(), err.body()),
-        Err(_) => return Ok(()),
+    let Some((status, body)) = kept_answer(result) else {
+        return Ok(());
     };
     let fingerprint = key.unclaimed.as_deref().unwrap_or_default();
     let mut conn = state.db.pool.acquire().await?;
