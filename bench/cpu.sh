@@ -19,7 +19,7 @@ if [ "$BACKEND" = postgres ]; then
   psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS till_cpu" -c "CREATE DATABASE till_cpu" 2>/dev/null
   url="postgres://postgres@127.0.0.1:5432/till_cpu"
 else
-  rm -f /var/tmp/till-cpu.db /var/tmp/till-cpu.db-wal /var/tmp/till-cpu.db-shm
+  rm -f /var/tmp/till-cpu.db /var/tmp/till-cpu.db-wal /var/tmp/till-cpu.db-shm /var/tmp/till-cpu.gateway-sim.db*
   url="sqlite:///var/tmp/till-cpu.db"
 fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

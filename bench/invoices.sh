@@ -39,5 +39,5 @@ rate = d["confirmed_per_sec"]
 print("till %-8s checkout: %.0f invoices issued/s (= confirmed/s), p99 %.1f ms, verify %s; %.2f of raw, %.2f of raw with the counter row"
       % (sys.argv[1], rate, d["latency_ms"]["p99"], d["verify"], rate / base, rate / with_counter))
 ' "$backend" "$BASE" "$WITH"
-  rm -f /var/tmp/till-bench-invoices-$$.db*
+  rm -f /var/tmp/till-bench-invoices-$$.db* /var/tmp/till-bench-invoices-$$.gateway-sim.db*
 done

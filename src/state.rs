@@ -128,7 +128,9 @@ impl AppState {
             .filter_map(|m| routes.of(m))
             .any(|name| embedded.contains(name));
         let sim = match in_use {
-            true => Some(embed_simulator(&db, &clock, embedded_sim, self_url).await?),
+            true => {
+                Some(embed_simulator(&db, &cfg.database_url, &clock, embedded_sim, self_url).await?)
+            }
             // Nothing to reach there: reconciliation and recovery see only real gateways.
             false => {
                 gateways.retain(|name, _| !embedded.contains(name));
@@ -426,23 +428,46 @@ fn build_gateways(cfg: &Config, self_url: &str) -> anyhow::Result<Built> {
     Ok((sim_cfg, gateways, embedded))
 }
 
-/// The simulator Till embeds: its tables in Till's database (by its own migrations), its
-/// clock Till's (tests move it), its webhooks to Till's own address.
+/// The simulator Till embeds: its clock Till's (tests move it), its webhooks to Till's own
+/// address, and its records by its own migrations. On a SQLite file they are in a file of
+/// their own beside Till's (`embedded_simulator_file`), where its writes never queue behind
+/// Till's one writer; what an earlier Till kept for it in Till's file is copied there on the
+/// first start. On PostgreSQL, or SQLite in memory, they sit beside Till's tables.
 async fn embed_simulator(
     db: &Db,
+    database_url: &str,
     clock: &Clock,
     cfg: SimConfig,
     self_url: &str,
 ) -> anyhow::Result<Simulator> {
-    till_gateway_sim::migrate(&db.pool).await?;
+    let pool = match crate::db::sqlite_file(database_url) {
+        Some(till_file) => {
+            let own = embedded_simulator_file(till_file);
+            let pool = till_gateway_sim::connect(&format!("sqlite://{own}")).await?;
+            till_gateway_sim::migrate(&pool).await?;
+            till_gateway_sim::take_over_records(&pool, till_file).await?;
+            pool
+        }
+        None => {
+            till_gateway_sim::migrate(&db.pool).await?;
+            db.pool.clone()
+        }
+    };
     let clock = clock.clone();
     let sim = Simulator::new(
-        db.pool.clone(),
+        pool,
         till_gateway_sim::Clock::from_fn(move || clock.now_ms()),
         cfg,
     );
     sim.set_till_url(self_url.to_string());
     Ok(sim)
+}
+
+/// Where the embedded simulator keeps its records beside Till's SQLite file at `till_file`:
+/// `till.db` gives `till.gateway-sim.db`.
+pub fn embedded_simulator_file(till_file: &str) -> String {
+    let stem = till_file.strip_suffix(".db").unwrap_or(till_file);
+    format!("{stem}.gateway-sim.db")
 }
 
 /// With `TILL_API_KEY` set, that key is the one. Without it, the key generated on first

@@ -70,6 +70,15 @@ pub async fn checkout_once(target: &Target, sku: &str) -> String {
     }
 }
 
+/// One request of the HTTP floor: `GET /healthz`, which reads nothing.
+pub async fn floor_once(target: &Target) -> String {
+    outcome_of(
+        &target
+            .call(reqwest::Method::GET, "/healthz", Value::Null, None)
+            .await,
+    )
+}
+
 /// The mix's shares, per twenty buyers: what each pays with (and whether it pays at all).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shopper {

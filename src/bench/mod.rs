@@ -29,6 +29,10 @@ pub enum Scenario {
     Checkout,
     /// Many buyers at once for one hot SKU with little stock; the winners pay.
     FlashSale,
+    /// As many requests at once as a flash sale's buyers, each answered without the database
+    /// (`GET /healthz`): what Till's HTTP stack alone answers on this machine, the ceiling
+    /// over the flash sale's throughput and the floor under its latency.
+    Floor,
     /// Checkouts as shoppers make them: cards, UPI and wallets, some declined, some through
     /// 3-D Secure, some carts abandoned and left to expire (see `buyers::Shopper`).
     Mix,
@@ -163,11 +167,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::Checkout | Scenario::Mix => (0..args.skus.max(1))
             .map(|i| format!("BENCH-{run_tag}-{i}"))
             .collect(),
-        Scenario::FlashSale => vec![format!("HOT-{run_tag}")],
+        Scenario::FlashSale | Scenario::Floor => vec![format!("HOT-{run_tag}")],
     };
     let stock_each = match args.scenario {
         Scenario::Checkout | Scenario::Mix => (args.count / skus.len() + 1) as i64 * 2,
-        Scenario::FlashSale => args.stock,
+        Scenario::FlashSale | Scenario::Floor => args.stock,
     };
     for sku in &skus {
         let (s, b) = target
@@ -202,7 +206,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let concurrency = match args.scenario {
         Scenario::Checkout | Scenario::Mix => args.concurrency.max(1),
         // Every buyer arrives at once: that is what makes it a flash sale.
-        Scenario::FlashSale => args.count.max(1),
+        Scenario::FlashSale | Scenario::Floor => args.count.max(1),
     };
     let finished = Arc::new(AtomicBool::new(false));
     let progress = tokio::spawn(progress_bar(
@@ -239,7 +243,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                         }
                         outcome
                     }
-                    _ => buyers::checkout_once(&target, sku).await,
+                    Scenario::Floor => buyers::floor_once(&target).await,
+                    Scenario::Checkout | Scenario::FlashSale => {
+                        buyers::checkout_once(&target, sku).await
+                    }
                 };
                 lock(&samples).push((t0.elapsed(), outcome));
                 done.fetch_add(1, Ordering::Relaxed);
@@ -351,7 +358,7 @@ fn summarize(
     // The figure set beside the raw baseline: a flash sale's buyers answered (its baseline is
     // one conditional update per buyer), otherwise checkouts confirmed.
     let measured = match args.scenario {
-        Scenario::FlashSale => samples.len() as f64 / secs,
+        Scenario::FlashSale | Scenario::Floor => samples.len() as f64 / secs,
         Scenario::Checkout | Scenario::Mix => confirmed as f64 / secs,
     };
     json!({

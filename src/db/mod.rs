@@ -65,6 +65,14 @@ const PG_STATEMENT_TIMEOUT_MS: u64 = 20_000;
 /// Lock id for `pg_advisory_lock` so two instances starting together migrate one at a time.
 const PG_MIGRATION_LOCK_ID: i64 = 0x7117_0001;
 
+/// The file behind a `sqlite://PATH[?…]` URL; `None` for PostgreSQL or a database in memory.
+pub fn sqlite_file(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("sqlite://")?;
+    let (path, params) = rest.split_once('?').unwrap_or((rest, ""));
+    let in_memory = path.is_empty() || path == ":memory:" || params.contains("mode=memory");
+    (!in_memory).then_some(path)
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Sqlite,
@@ -160,12 +168,11 @@ impl Db {
         let pool = open(&options, kind, max, acquire_timeout_secs, false).await?;
         // SQLite's readers beside its one writer (WAL lets them read what has committed
         // while it writes); an in-memory database is one connection's own, so it has none.
-        let reads =
-            if kind == Kind::Sqlite && !url.contains(":memory:") && !url.contains("mode=memory") {
-                open(&options, kind, SQLITE_READERS, acquire_timeout_secs, true).await?
-            } else {
-                pool.clone()
-            };
+        let reads = if kind == Kind::Sqlite && sqlite_file(&url).is_some() {
+            open(&options, kind, SQLITE_READERS, acquire_timeout_secs, true).await?
+        } else {
+            pool.clone()
+        };
         Ok(Db { pool, reads, kind })
     }
 

@@ -22,10 +22,11 @@ const SKUS: usize = 10;
 const CLIENTS: usize = 16;
 
 async fn count(app: &TestApp, sql: &str) -> i64 {
-    sqlx::query_scalar(sql)
-        .fetch_one(&app.state().db.pool)
-        .await
-        .unwrap()
+    count_in(&app.state().db.pool, sql).await
+}
+
+async fn count_in(pool: &sqlx::AnyPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }
 
 async fn chaos_checkouts_then_reconcile(b: Backend) {
@@ -155,13 +156,14 @@ async fn chaos_checkouts_then_reconcile(b: Backend) {
         again.render()
     );
 
-    // The gateway's books are read from its tables (the embedded simulator keeps them in
-    // Till's database), not over its API: that API is under the very faults injected here.
+    // The gateway's books are read from its tables (the embedded simulator's records), not
+    // over its API: that API is under the very faults injected here.
     // No double charge: at most one capture kept per order.
-    let double = count(&app, "SELECT COUNT(*) FROM (SELECT p.order_id FROM payments p JOIN sim_payments s ON s.id = p.gateway_ref
+    let books = app.db.books().await;
+    let double = count_in(&books, "SELECT COUNT(*) FROM (SELECT p.order_id FROM payments p JOIN sim_payments s ON s.id = p.gateway_ref
         WHERE s.status IN ('succeeded', 'captured') AND s.refunded < s.amount GROUP BY p.order_id HAVING COUNT(*) > 1) d").await;
     // No capture without the confirmed order it paid for (or a full refund).
-    let orphan = count(&app, "SELECT COUNT(*) FROM sim_payments s LEFT JOIN payments p ON p.gateway_ref = s.id LEFT JOIN orders o ON o.id = p.order_id
+    let orphan = count_in(&books, "SELECT COUNT(*) FROM sim_payments s LEFT JOIN payments p ON p.gateway_ref = s.id LEFT JOIN orders o ON o.id = p.order_id
         WHERE s.protocol IN ('stripe', 'razorpay') AND s.status IN ('succeeded', 'captured') AND s.refunded < s.amount
           AND (o.id IS NULL OR o.paid_by IS NULL OR o.paid_by <> p.id OR o.status NOT IN ('confirmed', 'partially_refunded', 'refunded'))").await;
     let not_terminal = count(&app, "SELECT COUNT(*) FROM orders WHERE status = 'pending'").await;

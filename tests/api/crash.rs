@@ -153,7 +153,11 @@ async fn checkout(http: &reqwest::Client, url: &str) -> Option<String> {
 }
 
 async fn count(db: &Db, sql: &str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(&db.pool).await.unwrap()
+    count_in(&db.pool, sql).await
+}
+
+async fn count_in(pool: &sqlx::AnyPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }
 
 async fn crash_loop_loses_nothing(b: Backend) {
@@ -302,16 +306,17 @@ async fn crash_loop_loses_nothing(b: Backend) {
         report.render()
     );
     // The gateway's side agrees: every capture is kept by a paid order or refunded in full.
-    // (Read from the tables the killed process's embedded simulator kept in its database.)
-    let orphan_captures = count(
-        &checker,
+    // (Read from the records the killed process's embedded simulator kept.)
+    let books = db.books().await;
+    let orphan_captures = count_in(
+        &books,
         "SELECT COUNT(*) FROM sim_payments s JOIN payments p ON p.id = s.idem_key
          WHERE s.status = 'succeeded' AND NOT (p.status = 'succeeded' OR (p.status = 'refunded' AND s.refunded = s.amount))",
     )
     .await;
-    let lost_captures = count(&checker, "SELECT COUNT(*) FROM payments p LEFT JOIN sim_payments s ON s.idem_key = p.id WHERE p.status IN ('succeeded', 'refunded') AND (s.status IS NULL OR s.status <> 'succeeded')").await;
-    let double_charged = count(
-        &checker,
+    let lost_captures = count_in(&books, "SELECT COUNT(*) FROM payments p LEFT JOIN sim_payments s ON s.idem_key = p.id WHERE p.status IN ('succeeded', 'refunded') AND (s.status IS NULL OR s.status <> 'succeeded')").await;
+    let double_charged = count_in(
+        &books,
         "SELECT COUNT(*) FROM (SELECT p.order_id FROM sim_payments s JOIN payments p ON p.id = s.idem_key
          WHERE s.status = 'succeeded' AND s.refunded < s.amount GROUP BY p.order_id HAVING COUNT(*) > 1) d",
     )

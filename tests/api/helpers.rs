@@ -92,6 +92,33 @@ impl TestDb {
         }
     }
 
+    /// One connection that sees Till's tables and the embedded simulator's, to compare the
+    /// gateway's books with Till's: on SQLite the simulator's file is attached beside Till's.
+    pub async fn books(&self) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        let options = sqlx::any::AnyPoolOptions::new().max_connections(1);
+        let options = match till::db::sqlite_file(&self.url) {
+            Some(file) => {
+                let gateway = till::state::embedded_simulator_file(file);
+                options.after_connect(move |conn, _meta| {
+                    let gateway = gateway.clone();
+                    Box::pin(async move {
+                        sqlx::query("ATTACH DATABASE $1 AS gateway")
+                            .bind(gateway)
+                            .execute(conn)
+                            .await?;
+                        Ok(())
+                    })
+                })
+            }
+            None => options,
+        };
+        options
+            .connect(&self.url)
+            .await
+            .expect("connect to read the books")
+    }
+
     pub async fn drop_db(&self) {
         if self.dropped.swap(true, std::sync::atomic::Ordering::SeqCst) {
             return;
@@ -215,6 +242,9 @@ impl TestApp {
     pub async fn stop(&mut self) {
         if let Some(running) = self.running.take() {
             running.state.db.pool.close().await;
+            if let Some(sim) = &running.state.sim {
+                sim.close().await;
+            }
             running.abort();
         }
     }

@@ -138,3 +138,82 @@ async fn two_workers_share_stuck_payments_without_doubling_calls(b: Backend) {
     }
     app.finish().await;
 }
+
+/// On SQLite the embedded simulator keeps its records in a file of its own beside Till's.
+/// A Till file an earlier Till left with the simulator's records inside has them taken
+/// over on the first start: the gateway still knows the payment it took (a refund of it
+/// goes through), and Till's file is not written again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_earlier_tills_gateway_records_are_taken_over() {
+    let mut app = TestApp::spawn(Backend::Sqlite).await;
+    app.stocked("TEE-1", 49_900, 10).await;
+    let paid = app.new_order("TEE-1", 1).await;
+    assert_eq!(app.pay(&paid, "card", "pm_card_visa").await.0, 201);
+    let till_file = till::db::sqlite_file(&app.db.url).unwrap().to_string();
+    let own_file = till::state::embedded_simulator_file(&till_file);
+    let in_tills = sqlx::query("SELECT 1 FROM sim_payments")
+        .fetch_optional(&app.state().db.pool)
+        .await;
+    assert!(
+        in_tills.is_err(),
+        "the simulator's tables are in Till's file"
+    );
+    app.stop().await;
+
+    // Put the records back where an earlier Till kept them, and take away the separate file.
+    {
+        let db = till::db::Db::connect(&app.db.url, 1).await.unwrap();
+        till_gateway_sim::migrate(&db.pool).await.unwrap();
+        let mut conn = db.pool.acquire().await.unwrap();
+        sqlx::query("ATTACH DATABASE $1 AS gateway")
+            .bind(&own_file)
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        for table in [
+            "sim_payments",
+            "sim_events",
+            "sim_refunds",
+            "sim_rzp_orders",
+        ] {
+            sqlx::query(&format!(
+                "INSERT INTO main.{table} SELECT * FROM gateway.{table}"
+            ))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        }
+        sqlx::query("DETACH DATABASE gateway")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        drop(conn);
+        db.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{own_file}{suffix}"));
+        }
+    }
+
+    app.restart(Workers::Run, |_| {}).await;
+    let (status, refund) = app
+        .call(
+            reqwest::Method::POST,
+            &format!("/v1/orders/{paid}/refunds"),
+            Some(serde_json::json!({"amount": 10_000})),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), refund["status"].as_str()),
+        (201, Some("succeeded")),
+        "{refund}"
+    );
+    let books = app.db.books().await;
+    let (payments, refunded): (i64, i64) =
+        sqlx::query_as("SELECT COUNT(*), MAX(refunded) FROM gateway.sim_payments")
+            .fetch_one(&books)
+            .await
+            .unwrap();
+    assert_eq!((payments, refunded), (1, 10_000));
+    books.close().await;
+    app.finish().await;
+}

@@ -10,6 +10,7 @@
 //! the table in docs/api.md. It knows nothing of Till's code: Till embeds its router and
 //! reaches it through adapters that know a base URL and keys, as for a real gateway.
 
+mod database;
 mod delivery;
 pub mod faults;
 mod migrate;
@@ -34,6 +35,7 @@ use axum::Router;
 use serde_json::json;
 use sqlx::AnyPool;
 
+pub use database::{connect, take_over_records};
 use faults::{CallFault, Faults};
 pub use faults::{FaultCounts, FaultSpec};
 pub use migrate::migrate;
@@ -172,6 +174,11 @@ impl Simulator {
                 http,
             }),
         }
+    }
+
+    /// Closes its database connections (the shop's own, where it keeps its records there).
+    pub async fn close(&self) {
+        self.inner.pool.close().await;
     }
 
     /// Inside Till: webhooks go to `url`, and the simulator is reached there too.

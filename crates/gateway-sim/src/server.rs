@@ -19,15 +19,6 @@ use crate::support::{random_token, Clock};
 /// How often the standalone simulator sends due webhooks.
 const DELIVERY_TICK_MS: u64 = 50;
 
-/// Connections to its own database: webhook delivery and a few concurrent API calls.
-const DB_MAX_CONNECTIONS: u32 = 4;
-
-/// SQLite allows one writer; one pooled connection queues writers instead of failing busy.
-const SQLITE_MAX_CONNECTIONS: u32 = 1;
-
-/// How long a call waits for a database connection before it fails.
-const DB_ACQUIRE_TIMEOUT_SECS: u64 = 30;
-
 #[derive(Args, Clone, Debug)]
 pub struct GatewaySimArgs {
     /// Address the simulator serves on.
@@ -73,7 +64,7 @@ pub struct GatewaySimArgs {
 }
 
 pub async fn run(args: GatewaySimArgs) -> anyhow::Result<()> {
-    let pool = connect(&args.database_url).await?;
+    let pool = crate::database::connect(&args.database_url).await?;
     crate::migrate(&pool).await?;
     let faults = FaultSpec::parse(args.faults.as_deref().unwrap_or_default())
         .map_err(|e| anyhow::anyhow!("faults: {e}"))?;
@@ -118,37 +109,4 @@ pub async fn run(args: GatewaySimArgs) -> anyhow::Result<()> {
     );
     axum::serve(listener, app).await?;
     Ok(())
-}
-
-/// Opens the simulator's database: `sqlite://PATH` (created if missing, WAL) or PostgreSQL.
-async fn connect(url: &str) -> anyhow::Result<sqlx::AnyPool> {
-    sqlx::any::install_default_drivers();
-    let sqlite = url.starts_with("sqlite:");
-    let url = if sqlite && !url.contains("mode=") {
-        let sep = if url.contains('?') { '&' } else { '?' };
-        format!("{url}{sep}mode=rwc")
-    } else {
-        url.to_string()
-    };
-    let pool = sqlx::any::AnyPoolOptions::new()
-        .max_connections(if sqlite {
-            SQLITE_MAX_CONNECTIONS
-        } else {
-            DB_MAX_CONNECTIONS
-        })
-        .acquire_timeout(Duration::from_secs(DB_ACQUIRE_TIMEOUT_SECS))
-        .after_connect(move |conn, _meta| {
-            Box::pin(async move {
-                if sqlite {
-                    use sqlx::Executor;
-                    conn.execute("PRAGMA journal_mode = WAL").await?;
-                    conn.execute("PRAGMA busy_timeout = 5000").await?;
-                }
-                Ok(())
-            })
-        })
-        .connect(&url)
-        .await
-        .with_context(|| "connect to the simulator's database".to_string())?;
-    Ok(pool)
 }
