@@ -41,14 +41,18 @@ pg_ticks() {
   done
   echo "$total"
 }
-serve0=$(ticks $pid); pg0=$(pg_ticks); started=$(date +%s.%N)
+# Context switches of every thread of the server (each statement handed to SQLite's thread and
+# back is two; a thread that ended during the run is not counted).
+switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {n += $2} END {printf "%d\n", n}'; }
+serve0=$(ticks $pid); pg0=$(pg_ticks); sw0=$(switches $pid); started=$(date +%s.%N)
 /usr/bin/time -f "%U %S" -o /var/tmp/till-cpu-client.txt "$TILL_BIN" bench --url "http://127.0.0.1:$port" \
   --api-key "$key" --database-url "$url" --json --scenario checkout --count "$COUNT" >/var/tmp/till-cpu-run.json 2>/dev/null
-ended=$(date +%s.%N); serve1=$(ticks $pid); pg1=$(pg_ticks)
+ended=$(date +%s.%N); serve1=$(ticks $pid); pg1=$(pg_ticks); sw1=$(switches $pid)
 hz=$(getconf CLK_TCK)
 read -r client_user client_sys </var/tmp/till-cpu-client.txt
 confirmed=$(jq '.outcomes.confirmed // 0' /var/tmp/till-cpu-run.json)
 per() { echo "$1 / $confirmed" | bc -l | xargs printf '%.2f'; }
 echo "$BACKEND: $confirmed confirmed, $(jq .confirmed_per_sec /var/tmp/till-cpu-run.json | xargs printf '%.0f')/s"
 echo "CPU ms per checkout: till serve $(per "($serve1 - $serve0) * 1000 / $hz"), postgres $(per "($pg1 - $pg0) * 1000 / $hz"), bench client $(per "($client_user + $client_sys) * 1000")"
+echo "context switches per checkout, till serve: $(per "($sw1 - $sw0)")"
 echo "wall ms per checkout: $(per "($ended - $started) * 1000") (on $(nproc) cores: $(per "($ended - $started) * 1000 * $(nproc)") core-ms)"

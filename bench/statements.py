@@ -9,6 +9,7 @@ the most frequent statements.
 
 import collections
 import re
+import os
 import sys
 
 LINE = re.compile(r"\[(\d+)\] \S+@(\S+) LOG:  (?:statement|execute [^:]*): (.*)")
@@ -51,7 +52,7 @@ def main(path, database, checkouts):
         tx, single = writes[(who, "transaction")], writes[(who, "single write")]
         print(f"  {who:<10} {(tx + single) / n:5.2f}  ({tx / n:.2f} transactions, {single / n:.2f} single writes)")
     print("the most frequent statements, per confirmed checkout:")
-    for shape, count in shapes.most_common(30):
+    for shape, count in shapes.most_common(int(os.environ.get("TOP", "30"))):
         print(f"  {count / n:5.2f}  {shape}")
 
 

@@ -132,14 +132,31 @@ async fn a_batch_that_fails_part_way_is_tried_again_in_halves(b: Backend) {
     app.stocked("HOT-3", 1999, 100).await;
     let email = |n: usize| format!("buyer-{n}@example.com");
     // A buyer in the middle, who finds the first buyer's batch running and waits in the
-    // next one with the others.
+    // next one with the others: the SKU's stock row is held (on SQLite, the one writer with
+    // it) until every buyer has queued, so the first batch holds only the first buyer.
     let failing = email(ASKING / 2);
     till::failpoint::arm(till::failpoint::BATCH_WRITE_FAILS, &failing);
+    let mut holder = app.state().db.pool.begin().await.unwrap();
+    sqlx::query("UPDATE inventory SET locked = locked WHERE sku = 'HOT-3'")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let shop = &app;
     let buyers = (0..ASKING).map(|n| {
         let body = json!({"customer": {"email": email(n)}, "items": [{"sku": "HOT-3", "qty": 1}]});
-        app.call(reqwest::Method::POST, "/v1/orders", Some(body))
+        async move {
+            if n > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            }
+            shop.call(reqwest::Method::POST, "/v1/orders", Some(body))
+                .await
+        }
     });
-    let results = futures::future::join_all(buyers).await;
+    let release = async {
+        tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+        holder.commit().await.unwrap();
+    };
+    let (results, ()) = futures::future::join(futures::future::join_all(buyers), release).await;
     let mut ids = std::collections::BTreeSet::new();
     for (status, body) in &results {
         assert_eq!(status.as_u16(), 201, "{body}");

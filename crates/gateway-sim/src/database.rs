@@ -47,6 +47,9 @@ pub async fn connect(url: &str) -> anyhow::Result<AnyPool> {
             DB_MAX_CONNECTIONS
         })
         .acquire_timeout(Duration::from_secs(DB_ACQUIRE_TIMEOUT_SECS))
+        // A SQLite connection (a file in this process) cannot break between uses; asking it
+        // first would cost a round trip to its thread on every acquire.
+        .test_before_acquire(!sqlite)
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
                 if sqlite {
