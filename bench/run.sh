@@ -3,8 +3,9 @@
 # same checkout on raw SQLite) and `till bench` against a `till serve` process on SQLite and on
 # PostgreSQL, in one run so the figures compare; then each row of the table with Till's ratio
 # to its baseline, and the server's memory (idle, and its peak with 2,000 buyers connected).
-# The HTTP floor (as many requests at once as flash-sale buyers, each answered without the
-# database) shows what this machine's cores allow any flash sale before Till does any work.
+# The HTTP floor (requests answered without the database: as many at once as flash-sale
+# buyers, then four per checkout at 32 in flight) shows what this machine's cores allow the
+# flash sale and the checkout before Till does any work.
 # Needs PostgreSQL on 127.0.0.1:5432 (user postgres), pgbench, python3 and jq.
 #   bench/run.sh [checkouts] [flash-sale buyers]
 # TILL_BIN=path runs another build of till (say, main's) instead of building this one.
@@ -54,8 +55,11 @@ for backend in sqlite postgres; do
     "$TILL_BIN" bench --url "http://127.0.0.1:$port" --api-key "$key" --database-url "$url" --json "$@"
   }
   echo "== $backend: HTTP floor, $BUYERS requests at once that read nothing (GET /healthz)"
-  floor=$(bench --scenario floor --count "$BUYERS" --baseline-per-sec "$PG_HOT")
+  floor=$(bench --scenario floor --count "$BUYERS" --concurrency "$BUYERS" --baseline-per-sec "$PG_HOT")
   echo "$floor" | jq -c .
+  echo "== $backend: HTTP floor, $((COUNT * 4)) such requests, 32 in flight (a checkout is four requests)"
+  floor32=$(bench --scenario floor --count "$((COUNT * 4))")
+  echo "$floor32" | jq -c .
   echo "== $backend: flash sale, $BUYERS buyers at once for 100 units"
   flash=$(bench --scenario flash-sale --count "$BUYERS" --stock 100 --baseline-per-sec "$PG_HOT")
   peak=$(rss_kb $pid VmHWM)
@@ -75,6 +79,7 @@ for backend in sqlite postgres; do
   rows+=("$(jq -r --arg b "$backend" '"| mix, \($b), 32 in flight | \(.baseline_per_sec | round)/s | \(.confirmed_per_sec | round)/s confirmed (\(.ratio_to_baseline * 100 | round / 100)x), p99 \(.latency_ms.p99 | round) ms, \(.outcomes | tostring) | verify \(.verify) |"' <<<"$mix")")
   rows+=("$(jq -r --arg b "$backend" '"| flash sale, \($b), \(.requests) buyers, 100 units | \(.baseline_per_sec | round)/s | \(.throughput_per_sec | round) answered/s (\(.ratio_to_baseline * 100 | round / 100)x), p99 \(.latency_ms.p99 | round) ms, \(.outcomes.confirmed // 0) sold | verify \(.verify) |"' <<<"$flash")")
   rows+=("$(jq -r --arg b "$backend" '"| HTTP floor, \($b) server, \(.requests) requests at once, no database | \(.baseline_per_sec | round)/s | \(.throughput_per_sec | round) answered/s (\(.ratio_to_baseline * 100 | round / 100)x), p99 \(.latency_ms.p99 | round) ms | |"' <<<"$floor")")
+  rows+=("$(jq -r --arg b "$backend" '"| HTTP floor, \($b) server, \(.requests) requests, 32 in flight, no database | — | \(.throughput_per_sec | round) answered/s (\(.throughput_per_sec / 4 | round) checkouts/s at four requests each), p99 \(.latency_ms.p99 | round) ms | |"' <<<"$floor32")")
   rows+=("| memory, $backend | — | $((idle / 1024)) MB idle, $((peak / 1024)) MB peak with $BUYERS buyers connected | |")
 done
 

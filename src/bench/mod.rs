@@ -29,9 +29,10 @@ pub enum Scenario {
     Checkout,
     /// Many buyers at once for one hot SKU with little stock; the winners pay.
     FlashSale,
-    /// As many requests at once as a flash sale's buyers, each answered without the database
-    /// (`GET /healthz`): what Till's HTTP stack alone answers on this machine, the ceiling
-    /// over the flash sale's throughput and the floor under its latency.
+    /// `--count` requests, `--concurrency` at a time, each answered without the database
+    /// (`GET /healthz`): what Till's HTTP stack alone answers on this machine. With as many
+    /// at once as a flash sale's buyers, the ceiling over its throughput and the floor under
+    /// its latency; with a checkout's 32, the ceiling over checkouts (four requests each).
     Floor,
     /// Checkouts as shoppers make them: cards, UPI and wallets, some declined, some through
     /// 3-D Secure, some carts abandoned and left to expire (see `buyers::Shopper`).
@@ -204,9 +205,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let abandoned = Arc::new(Mutex::new(Vec::<String>::new()));
     let deadline = Instant::now() + Duration::from_secs(args.duration_secs);
     let concurrency = match args.scenario {
-        Scenario::Checkout | Scenario::Mix => args.concurrency.max(1),
+        Scenario::Checkout | Scenario::Mix | Scenario::Floor => args.concurrency.max(1),
         // Every buyer arrives at once: that is what makes it a flash sale.
-        Scenario::FlashSale | Scenario::Floor => args.count.max(1),
+        Scenario::FlashSale => args.count.max(1),
     };
     let finished = Arc::new(AtomicBool::new(false));
     let progress = tokio::spawn(progress_bar(
