@@ -8,8 +8,8 @@ the most frequent statements.
 """
 
 import collections
-import re
 import os
+import re
 import sys
 
 LINE = re.compile(r"\[(\d+)\] \S+@(\S+) LOG:  (?:statement|execute [^:]*): (.*)")

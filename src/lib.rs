@@ -128,7 +128,8 @@ impl Running {
     /// are still served for `notice` (a load balancer's time to see it); then the listener
     /// closes, each connection ends after the request it is serving, and each worker loop
     /// after its current pass — all within `drain`, past which they are cut off. The pools
-    /// (Till's, and the embedded simulator's) are closed last. Returns whether everything finished within `drain`.
+    /// (Till's, and the embedded simulator's) are closed last. Returns whether everything
+    /// finished within `drain`.
     pub async fn shutdown(self, notice: Duration, drain: Duration) -> bool {
         self.state.stopping.drain();
         tokio::time::sleep(notice).await;
@@ -142,10 +143,7 @@ impl Running {
                 finished = false;
             }
         }
-        self.state.db.close().await;
-        if let Some(sim) = &self.state.sim {
-            sim.close().await;
-        }
+        self.state.close_databases().await;
         finished
     }
 }

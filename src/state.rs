@@ -235,6 +235,14 @@ impl AppState {
         }
     }
 
+    /// Closes the database pools: Till's, and the embedded simulator's where it has one.
+    pub async fn close_databases(&self) {
+        self.db.close().await;
+        if let Some(sim) = &self.sim {
+            sim.close().await;
+        }
+    }
+
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
     }

@@ -241,10 +241,7 @@ impl TestApp {
     /// Stops the server without starting another (the database stays).
     pub async fn stop(&mut self) {
         if let Some(running) = self.running.take() {
-            running.state.db.pool.close().await;
-            if let Some(sim) = &running.state.sim {
-                sim.close().await;
-            }
+            running.state.close_databases().await;
             running.abort();
         }
     }
