@@ -1,10 +1,10 @@
 """Reads the PostgreSQL log lines `bench/statements.sh` cut out (one database, every
-statement logged) and prints what one confirmed checkout cost: statements by kind, and
+statement logged) and prints what one confirmed checkout (or UNIT) cost: statements by kind, and
 the transactions that wrote — explicit ones and single writes outside a transaction (each
 its own commit) — split into Till's and the embedded simulator's (`sim_*` tables), then
 the most frequent statements.
 
-    python3 bench/statements.py LOG_EXCERPT DATABASE CHECKOUTS
+    python3 bench/statements.py LOG_EXCERPT DATABASE CHECKOUTS [UNIT]
 """
 
 import collections
@@ -15,7 +15,7 @@ import sys
 LINE = re.compile(r"\[(\d+)\] \S+@(\S+) LOG:  (?:statement|execute [^:]*): (.*)")
 
 
-def main(path, database, checkouts):
+def main(path, database, checkouts, unit):
     kinds = collections.Counter()
     shapes = collections.Counter()
     writes = collections.Counter()  # ("till" | "simulator", "transaction" | "single write")
@@ -44,17 +44,17 @@ def main(path, database, checkouts):
                 writes[(who, "single write")] += 1
     n = checkouts
     total = sum(kinds.values())
-    print(f"statements per confirmed checkout: {total / n:.2f}")
+    print(f"statements per {unit}: {total / n:.2f}")
     for word, count in kinds.most_common():
         print(f"  {word:<10} {count / n:6.2f}")
-    print("commits that wrote, per confirmed checkout:")
+    print(f"commits that wrote, per {unit}:")
     for who in ("till", "simulator"):
         tx, single = writes[(who, "transaction")], writes[(who, "single write")]
         print(f"  {who:<10} {(tx + single) / n:5.2f}  ({tx / n:.2f} transactions, {single / n:.2f} single writes)")
-    print("the most frequent statements, per confirmed checkout:")
+    print(f"the most frequent statements, per {unit}:")
     for shape, count in shapes.most_common(int(os.environ.get("TOP", "30"))):
         print(f"  {count / n:5.2f}  {shape}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else "confirmed checkout")

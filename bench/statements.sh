@@ -9,6 +9,8 @@
 # Run by hand, as root (it reads PostgreSQL's log):
 #   bench/statements.sh [checkouts]
 # TILL_BIN=path measures another build of till. PG_LOG names the server's log file.
+# SCENARIO=flash-sale counts a flash sale instead (that many buyers at once for 100 units,
+# the winners paying), per buyer answered.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNT="${1:-1000}"
@@ -39,11 +41,18 @@ bench() {
 bench --scenario checkout --count 50 --concurrency 8 >/dev/null
 sleep 3
 from=$(stat -c %s "$PG_LOG")
-run=$(bench --scenario checkout --count "$COUNT" --concurrency "${CONCURRENCY:-8}")
+SCENARIO="${SCENARIO:-checkout}"
+run=$(bench --scenario "$SCENARIO" --count "$COUNT" --concurrency "${CONCURRENCY:-8}")
 sleep 3
 to=$(stat -c %s "$PG_LOG")
 kill $pid; wait $pid 2>/dev/null || true
-confirmed=$(jq '.outcomes.confirmed // 0' <<<"$run")
-echo "confirmed checkouts: $confirmed of $COUNT"
+if [ "$SCENARIO" = checkout ]; then
+  per=$(jq '.outcomes.confirmed // 0' <<<"$run")
+  unit="confirmed checkout"
+else
+  per=$(jq '.requests' <<<"$run")
+  unit="buyer answered"
+fi
+echo "$SCENARIO: $per of $COUNT counted; outcomes $(jq -c .outcomes <<<"$run")"
 tail -c +"$((from + 1))" "$PG_LOG" | head -c "$((to - from))" >/var/tmp/till-statements.log
-python3 bench/statements.py /var/tmp/till-statements.log "$db" "$confirmed"
+python3 bench/statements.py /var/tmp/till-statements.log "$db" "$per" "$unit"

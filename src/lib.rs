@@ -16,6 +16,7 @@ pub mod inventory;
 pub mod mail;
 pub mod metrics;
 pub mod money;
+pub mod multirow;
 pub mod notify;
 pub mod orders;
 pub mod payments;

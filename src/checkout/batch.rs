@@ -4,14 +4,14 @@
 //!
 //! Each buyer prices its own cart, then joins its SKU's queue. The first to find no batch
 //! running starts one (a task of its own); a batch takes everyone waiting (up to
-//! `BATCH_MAX`), in arrival order, each order inside a savepoint (a batch of one in the
-//! transaction itself): its writes are kept, or —
-//! when it is refused (out of stock, too many pending orders) — undone, and that buyer told
-//! why. Once this batch has found the SKU short for some quantity, the later buyers asking
-//! as much are told so without another statement. One commit answers them all. A batch
-//! that fails before its commit is tried again as two halves, down to single orders; one
-//! whose commit failed is answered with that failure (its outcome is unknown, as it would be
-//! for an order of its own).
+//! `BATCH_MAX`), in arrival order. It reads the SKU's stock rows once, under lock, and
+//! decides from them who gets stock, in that order: a buyer asking more than is left is told
+//! `out_of_stock` and has nothing written. The orders of those who got stock are written
+//! together — one statement per kind of row (orders, lines, locks, timeline, events) for the
+//! whole batch, one update per warehouse — and one commit answers them all. A batch that
+//! fails before its commit is tried again as two halves, down to single orders; one whose
+//! commit failed is answered with that failure (its outcome is unknown, as it would be for
+//! an order of its own).
 //!
 //! A buyer who finds, before queueing, that the SKU has less than it asks for in stock is
 //! answered `out_of_stock` at once: that read is a moment the stock was short.
@@ -22,16 +22,21 @@ use std::sync::Mutex;
 use sqlx::Connection;
 use tokio::sync::oneshot;
 
-use super::create::{fill, price_cart, Draft, OrderInput};
+use axum::http::StatusCode;
+
+use super::create::{creation_steps, new_view, price_cart, Draft, OrderInput};
 use super::OrderView;
 use crate::error::{Error, Result};
 use crate::failpoint;
-use crate::idempotency::KeyRef;
+use crate::idempotency::{complete_in, KeyRef};
+use crate::ids::OrderId;
 use crate::inventory;
 use crate::metrics::Metrics;
-use crate::orders;
+use crate::notify::{Outbox, Type};
+use crate::orders::{self, NewOrder};
 use crate::pricing::Priced;
 use crate::state::AppState;
+use crate::timeline::Steps;
 
 /// The most orders one transaction creates: enough that a crowd drains in a few commits,
 /// few enough that the SKU's row (which a confirmation also takes) is not held for long.
@@ -167,76 +172,29 @@ async fn attempt(state: &AppState, jobs: Vec<Job>) -> std::result::Result<(), Fa
         Ok(conn) => conn,
         Err(err) => return Err(Failed::Retry(jobs, err.into())),
     };
-    let mut answers: Vec<Result<OrderView>> = Vec::with_capacity(jobs.len());
-    // A batch of one needs no savepoint: a refusal rolls the whole transaction back.
-    let single = jobs.len() == 1;
-    let mut refused_alone = false;
     let written = async {
         let mut tx = conn.begin().await?;
-        // The smallest quantity this transaction found the SKU short of.
-        let mut short_of: Option<i64> = None;
-        for job in &jobs {
-            let (sku, qty) = &job.input.lines[0];
-            if short_of.is_some_and(|short| *qty >= short) {
-                Metrics::inc(&state.metrics.orders_out_of_stock);
-                answers.push(Err(Error::OutOfStock(vec![sku.as_str().to_string()])));
-                continue;
-            }
-            let written = if single {
-                write_one(state, &mut tx, job, now).await
-            } else {
-                let mut one = tx.begin().await?;
-                let email = job
-                    .input
-                    .customer
-                    .as_ref()
-                    .and_then(|c| c["email"].as_str());
-                if failpoint::armed(failpoint::BATCH_WRITE_FAILS, email.unwrap_or_default()) {
-                    return Err(Error::Internal(anyhow::anyhow!(
-                        "failpoint: an order of the batch could not be written"
-                    )));
-                }
-                let written = write_one(state, &mut one, job, now).await;
-                match &written {
-                    Ok(_) => one.commit().await?,
-                    Err(err) if !err.status().is_server_error() => one.rollback().await?,
-                    Err(_) => {}
-                }
-                written
-            };
-            match written {
-                Ok(view) => answers.push(Ok(view)),
-                Err(err) if !err.status().is_server_error() => {
-                    refused_alone = single;
-                    if matches!(err, Error::OutOfStock(_)) {
-                        short_of = Some(short_of.map_or(*qty, |s| s.min(*qty)));
-                    }
-                    answers.push(Err(err));
-                }
-                Err(err) => return Err(err),
-            }
-        }
-        Ok::<_, Error>(tx)
+        let answers = write_all(state, &mut tx, &jobs, now).await?;
+        Ok::<_, Error>((tx, answers))
     }
     .await;
-    let tx = match written {
-        Ok(tx) => tx,
+    let (tx, answers) = match written {
+        Ok(written) => written,
         Err(err) => return Err(Failed::Retry(jobs, err)),
     };
-    let ended = if refused_alone {
-        tx.rollback().await
-    } else {
+    // A batch that sold nothing wrote nothing.
+    let ended = if answers.iter().any(Result::is_ok) {
         tx.commit().await
+    } else {
+        tx.rollback().await
     };
     if let Err(err) = ended {
-        if !refused_alone {
-            return Err(Failed::Unknown(jobs, err.into()));
-        }
+        return Err(Failed::Unknown(jobs, err.into()));
     }
     for (job, answer) in jobs.into_iter().zip(answers) {
         if answer.is_ok() {
             Metrics::inc(&state.metrics.orders_created);
-            // `fill` stored the answer under the key, and that has committed.
+            // The answer was stored under the key, and that has committed.
             if let Some(key) = &job.key {
                 key.mark_answered();
             }
@@ -246,26 +204,73 @@ async fn attempt(state: &AppState, jobs: Vec<Job>) -> std::result::Result<(), Fa
     Ok(())
 }
 
-/// One buyer's order, written in the batch's transaction (or its savepoint).
-async fn write_one(
+/// The batch's orders, written in its transaction: who gets stock is decided in arrival
+/// order from the SKU's rows, read once under lock; then each kind of row — the orders,
+/// their lines, the stock's locks, the timeline, the events — is written for every buyer
+/// who got stock with one statement per run of them (`db::runs`). A buyer asking more than
+/// is left is answered `out_of_stock` and has nothing written.
+async fn write_all(
     state: &AppState,
-    conn: &mut sqlx::AnyConnection,
-    job: &Job,
+    tx: &mut sqlx::AnyConnection,
+    jobs: &[Job],
     now: i64,
-) -> Result<OrderView> {
-    let draft = Draft::new(&job.input, &job.priced);
-    let order = draft.order(state, &job.input, &job.priced, now);
-    orders::store::insert(conn, &order, now).await?;
-    fill(
-        conn,
-        state,
-        &job.input,
-        &draft,
-        &order,
-        job.key.as_ref(),
-        now,
-    )
-    .await
+) -> Result<Vec<Result<OrderView>>> {
+    let drafts: Vec<Draft> = jobs
+        .iter()
+        .map(|job| Draft::new(&job.input, &job.priced))
+        .collect();
+    let sku = &jobs[0].input.lines[0].0;
+    let wants: Vec<(&OrderId, i64)> = jobs
+        .iter()
+        .zip(&drafts)
+        .map(|(job, draft)| (&draft.id, job.input.lines[0].1))
+        .collect();
+    let grants = inventory::store::lock_for_orders(tx, state.db.kind, sku, &wants, now).await?;
+    // The buyers who got stock, and their orders.
+    let sold: Vec<usize> = (0..jobs.len()).filter(|&i| !grants[i].is_empty()).collect();
+    let orders: Vec<NewOrder<'_>> = sold
+        .iter()
+        .map(|&i| drafts[i].order(state, &jobs[i].input, &jobs[i].priced, now))
+        .collect();
+    orders::store::insert_all(tx, &orders, now).await?;
+    if jobs.len() > 1 {
+        for &i in &sold {
+            let customer = jobs[i].input.customer.as_ref();
+            let email = customer.and_then(|c| c["email"].as_str());
+            if failpoint::armed(failpoint::BATCH_WRITE_FAILS, email.unwrap_or_default()) {
+                return Err(Error::Internal(anyhow::anyhow!(
+                    "failpoint: the batch's writes failed after its orders were written"
+                )));
+            }
+        }
+    }
+    let mut steps = Steps::new(&drafts[0].id, now);
+    let mut events = Outbox::new(now);
+    let mut views = Vec::with_capacity(sold.len());
+    for (&i, order) in sold.iter().zip(&orders) {
+        creation_steps(&mut steps, order, &grants[i]);
+        let view = new_view(order, now);
+        events.add(Type::OrderCreated, &view)?;
+        views.push(view);
+    }
+    steps.write(tx).await?;
+    events.flush(tx).await?;
+    let mut views = views.into_iter();
+    let mut answers = Vec::with_capacity(jobs.len());
+    for ((job, draft), held) in jobs.iter().zip(&drafts).zip(&grants) {
+        if held.is_empty() {
+            Metrics::inc(&state.metrics.orders_out_of_stock);
+            answers.push(Err(Error::OutOfStock(vec![sku.as_str().to_string()])));
+            continue;
+        }
+        let mut view = views.next().expect("a view for every order sold");
+        view.client_secret = Some(draft.secret.clone());
+        if let Some(key) = &job.key {
+            complete_in(tx, key, StatusCode::CREATED, &view).await?;
+        }
+        answers.push(Ok(view));
+    }
+    Ok(answers)
 }
 
 /// The failure of a batch for each of its buyers (errors are not `Clone`): the database

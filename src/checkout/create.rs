@@ -186,7 +186,8 @@ pub async fn create_order(
 /// secret's hash), and the fingerprint of its items.
 pub(super) struct Draft {
     pub id: OrderId,
-    secret: String,
+    /// The client secret, answered once to the order's creator.
+    pub secret: String,
     secret_hash: String,
     fingerprint: String,
     lines: Vec<Line>,
@@ -278,15 +279,10 @@ pub(super) async fn fill(
         Metrics::inc(&state.metrics.orders_out_of_stock);
         return Err(Error::OutOfStock(locking.short));
     }
-    record_creation(&mut *tx, order, &locking.held, now).await?;
-    // What `GET` would show inside this transaction, without reading it back: the order
-    // as written, and no payment or refund yet.
-    let mut view = OrderView {
-        record: orders::record_of_new(order, now),
-        client_secret: None,
-        payments: Vec::new(),
-        refunds: Vec::new(),
-    };
+    let mut steps = Steps::new(id, now);
+    creation_steps(&mut steps, order, &locking.held);
+    steps.write(&mut *tx).await?;
+    let mut view = new_view(order, now);
     notify::enqueue(&mut *tx, Type::OrderCreated, &view, now).await?;
     view.client_secret = Some(draft.secret.clone());
     if let Some(key) = key {
@@ -295,25 +291,31 @@ pub(super) async fn fill(
     Ok(view)
 }
 
-/// The order's first steps on its timeline, in its creating transaction: created, its
-/// coupon's use reserved, its stock locked.
-async fn record_creation(
-    tx: &mut sqlx::AnyConnection,
-    order: &NewOrder<'_>,
-    held: &[inventory::Held],
-    now: i64,
-) -> Result<()> {
-    let mut steps = Steps::new(order.id, now);
+/// What `GET` would show of a new order inside its creating transaction, without reading it
+/// back: the order as written, and no payment or refund yet. (The client secret goes only
+/// into the creator's answer, after the event is written.)
+pub(super) fn new_view(order: &NewOrder<'_>, now: i64) -> OrderView {
+    OrderView {
+        record: orders::record_of_new(order, now),
+        client_secret: None,
+        payments: Vec::new(),
+        refunds: Vec::new(),
+    }
+}
+
+/// The order's first steps on its timeline, written in its creating transaction: created,
+/// its coupon's use reserved, its stock locked.
+pub(super) fn creation_steps(steps: &mut Steps, order: &NewOrder<'_>, held: &[inventory::Held]) {
     let created = json!({"total": order.total, "currency": order.currency.code(), "lines": order.lines.len()});
-    steps.add(Kind::OrderCreated, created);
+    steps.add_for(order.id, Kind::OrderCreated, created);
     if let Some(code) = order.coupon {
-        steps.add(
+        steps.add_for(
+            order.id,
             Kind::CouponReserved,
             json!({"code": code, "discount": order.discount}),
         );
     }
-    steps.add(Kind::StockLocked, json!({"locks": held}));
-    steps.write(tx).await
+    steps.add_for(order.id, Kind::StockLocked, json!({"locks": held}));
 }
 
 /// The figures an order of `input` would have now; locks and writes nothing.

@@ -7,6 +7,7 @@ use super::{Held, LedgerEntry, LockEnd, Locking, Product, Stock, WarehouseStock}
 use crate::db::Kind;
 use crate::error::{Error, Result};
 use crate::ids::{new_id, OrderId, Sku};
+use crate::multirow;
 
 /// A lock that moves concurrently with ours makes a conditional update miss; each miss means
 /// another checkout took stock, so a few re-reads per warehouse always settle it.
@@ -234,27 +235,113 @@ async fn lock_one_sku(
         }
         let taken = take_from_warehouse(conn, sku, &warehouse, remaining).await?;
         if taken > 0 {
-            sqlx::query(
-                "INSERT INTO locks (id, order_id, sku, warehouse, qty, state, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, 'held', $6, $6)",
-            )
-            .bind(new_id("lck"))
-            .bind(order_id.as_str())
-            .bind(sku)
-            .bind(&warehouse)
-            .bind(taken)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
-            held.push(Held {
+            let lock = Held {
                 sku: sku.to_string(),
                 warehouse: warehouse.clone(),
                 qty: taken,
-            });
+            };
+            insert_locks(conn, &[(order_id, &lock)], now).await?;
+            held.push(lock);
             remaining -= taken;
         }
     }
     Ok(remaining)
+}
+
+/// Locks stock of one SKU for each of a batch's orders, in the order given: each gets its
+/// whole quantity, spread over warehouses in name order, or nothing (an empty `Vec`) when
+/// less is left. The SKU's rows are read once under lock (held to the transaction's end),
+/// what each order gets is decided from them, each warehouse's share is taken with one
+/// update, and the locks are written with one statement per run of them.
+pub async fn lock_for_orders(
+    conn: &mut AnyConnection,
+    kind: Kind,
+    sku: &Sku,
+    wants: &[(&OrderId, i64)],
+    now: i64,
+) -> Result<Vec<Vec<Held>>> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(&format!(
+        "SELECT warehouse, on_hand - locked FROM inventory WHERE sku = $1 ORDER BY warehouse{}",
+        kind.for_update()
+    ))
+    .bind(sku.as_str())
+    .fetch_all(&mut *conn)
+    .await?;
+    // Each warehouse: what is free, and what this batch takes of it.
+    let mut shares: Vec<(String, i64, i64)> = rows
+        .into_iter()
+        .map(|(warehouse, free)| (warehouse, free.max(0), 0))
+        .collect();
+    let mut grants = Vec::with_capacity(wants.len());
+    for (_, qty) in wants {
+        let left: i64 = shares.iter().map(|(_, free, _)| free).sum();
+        let mut held = Vec::new();
+        let mut needed = if left >= *qty { *qty } else { 0 };
+        for (warehouse, free, taken) in shares.iter_mut() {
+            let take = needed.min(*free);
+            if take > 0 {
+                *free -= take;
+                *taken += take;
+                needed -= take;
+                held.push(Held {
+                    sku: sku.as_str().to_string(),
+                    warehouse: warehouse.clone(),
+                    qty: take,
+                });
+            }
+        }
+        grants.push(held);
+    }
+    for (warehouse, _, taken) in shares.iter().filter(|(_, _, taken)| *taken > 0) {
+        let done = sqlx::query(
+            "UPDATE inventory SET locked = locked + $1 WHERE sku = $2 AND warehouse = $3 AND on_hand - locked >= $1",
+        )
+        .bind(taken)
+        .bind(sku.as_str())
+        .bind(warehouse)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if done != 1 {
+            return Err(Error::Internal(anyhow::anyhow!(
+                "the stock of {} in {warehouse} moved while the batch held it",
+                sku.as_str()
+            )));
+        }
+    }
+    let locks: Vec<(&OrderId, &Held)> = wants
+        .iter()
+        .zip(&grants)
+        .flat_map(|((order_id, _), held)| held.iter().map(move |lock| (*order_id, lock)))
+        .collect();
+    insert_locks(conn, &locks, now).await?;
+    Ok(grants)
+}
+
+/// Writes held locks, with one statement per run of them (`multirow::runs`).
+async fn insert_locks(
+    conn: &mut AnyConnection,
+    locks: &[(&OrderId, &Held)],
+    now: i64,
+) -> Result<()> {
+    for run in multirow::runs(locks.len()) {
+        let sql = format!(
+            "INSERT INTO locks (id, order_id, sku, warehouse, qty, state, created_at, updated_at)
+             VALUES {}",
+            multirow::values("(?, ?, ?, ?, ?, 'held', $1, $1)", run.len(), 2)
+        );
+        let mut query = sqlx::query(&sql).bind(now);
+        for (order_id, lock) in &locks[run] {
+            query = query
+                .bind(new_id("lck"))
+                .bind(order_id.as_str())
+                .bind(&lock.sku)
+                .bind(&lock.warehouse)
+                .bind(lock.qty);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// One warehouse's share: ask for everything still needed in one conditional update; if the
@@ -294,55 +381,51 @@ async fn take_from_warehouse(
     Ok(0)
 }
 
-/// Moves every `held` lock of the order to `end`, each with a compare-and-set so a second
-/// call (or a call after the other end) changes nothing. Returns how many locks moved.
+/// Moves every `held` lock of the order to `end` with one compare-and-set, so a second call
+/// (or a call after the other end) changes nothing, then gives each lock's units back to its
+/// warehouse (or out of it, recorded in the ledger), in SKU and warehouse order. Returns how
+/// many locks moved.
 pub async fn settle_locks(
     conn: &mut AnyConnection,
     order_id: &OrderId,
     end: LockEnd,
     now: i64,
 ) -> Result<usize> {
-    let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
-        "SELECT id, sku, warehouse, qty FROM locks WHERE order_id = $1 AND state = 'held' ORDER BY sku, warehouse",
-    )
-    .bind(order_id.as_str())
-    .fetch_all(&mut *conn)
-    .await?;
     let state = match end {
         LockEnd::Released => "released",
         LockEnd::Committed => "committed",
     };
-    let mut moved = 0;
-    for (id, sku, warehouse, qty) in rows {
-        let changed = sqlx::query(
-            "UPDATE locks SET state = $1, updated_at = $2 WHERE id = $3 AND state = 'held'",
-        )
-        .bind(state)
-        .bind(now)
-        .bind(&id)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-        if changed == 0 {
-            continue;
+    let mut moved: Vec<(String, String, i64)> = sqlx::query_as(
+        "UPDATE locks SET state = $1, updated_at = $2 WHERE order_id = $3 AND state = 'held'
+         RETURNING sku, warehouse, qty",
+    )
+    .bind(state)
+    .bind(now)
+    .bind(order_id.as_str())
+    .fetch_all(&mut *conn)
+    .await?;
+    // The stock rows in the order every transaction takes them in.
+    moved.sort();
+    let stock_sql = match end {
+        LockEnd::Released => {
+            "UPDATE inventory SET locked = locked - $1 WHERE sku = $2 AND warehouse = $3"
         }
-        let stock_sql = match end {
-            LockEnd::Released => "UPDATE inventory SET locked = locked - $1 WHERE sku = $2 AND warehouse = $3",
-            LockEnd::Committed => {
-                "UPDATE inventory SET locked = locked - $1, on_hand = on_hand - $1 WHERE sku = $2 AND warehouse = $3"
-            }
-        };
+        LockEnd::Committed => {
+            "UPDATE inventory SET locked = locked - $1, on_hand = on_hand - $1 WHERE sku = $2 AND warehouse = $3"
+        }
+    };
+    for (sku, warehouse, qty) in &moved {
         sqlx::query(stock_sql)
             .bind(qty)
-            .bind(&sku)
-            .bind(&warehouse)
+            .bind(sku)
+            .bind(warehouse)
             .execute(&mut *conn)
             .await?;
         if end == LockEnd::Committed {
             record_ledger(
                 conn,
-                &sku,
-                &warehouse,
+                sku,
+                warehouse,
                 "sale",
                 -qty,
                 Some(order_id.as_str()),
@@ -350,9 +433,8 @@ pub async fn settle_locks(
             )
             .await?;
         }
-        moved += 1;
     }
-    Ok(moved)
+    Ok(moved.len())
 }
 
 /// The catalog in SKU order, `limit` products from the first SKU after `after`.

@@ -9,6 +9,7 @@ use sqlx::{AnyConnection, Connection};
 
 use crate::db::Kind;
 use crate::error::Result;
+use crate::multirow;
 
 /// Where an event stands in the stream: 1, 2, 3… in the order events were sequenced.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
@@ -60,21 +61,17 @@ pub async fn insert_all(
     events: &[(&str, &str, &str)],
     now: i64,
 ) -> Result<()> {
-    if events.is_empty() {
-        return Ok(());
+    for run in multirow::runs(events.len()) {
+        let sql = format!(
+            "INSERT INTO events (id, type, data, created_at) VALUES {}",
+            multirow::values("(?, ?, ?, $1)", run.len(), 2)
+        );
+        let mut query = sqlx::query(&sql).bind(now);
+        for (id, kind, data) in &events[run] {
+            query = query.bind(*id).bind(*kind).bind(*data);
+        }
+        query.execute(&mut *conn).await?;
     }
-    let rows: Vec<String> = (0..events.len())
-        .map(|i| format!("(${}, ${}, ${}, $1)", 3 * i + 2, 3 * i + 3, 3 * i + 4))
-        .collect();
-    let sql = format!(
-        "INSERT INTO events (id, type, data, created_at) VALUES {}",
-        rows.join(", ")
-    );
-    let mut query = sqlx::query(&sql).bind(now);
-    for (id, kind, data) in events {
-        query = query.bind(*id).bind(*kind).bind(*data);
-    }
-    query.execute(&mut *conn).await?;
     Ok(())
 }
 

@@ -9,6 +9,7 @@ use super::{financial_year, invoice_number, CancelReason, Line, NewOrder, OrderH
 use crate::error::{corrupt, Result};
 use crate::ids::{OrderId, PaymentId, Sku};
 use crate::money::{Currency, Money, TaxLine};
+use crate::multirow;
 
 /// Writes the order and its lines. Fails with a unique violation if the id is taken.
 pub async fn insert(
@@ -16,45 +17,73 @@ pub async fn insert(
     o: &NewOrder<'_>,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO orders (id, status, currency, subtotal, discount, tax, total, customer, ship_to,
-           secret_hash, fingerprint, expires_at, created_at, updated_at, customer_id, tax_lines, coupon)
-         VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15)",
-    )
-    .bind(o.id.as_str())
-    .bind(o.currency.code())
-    .bind(o.subtotal)
-    .bind(o.discount)
-    .bind(o.tax)
-    .bind(o.total)
-    .bind(o.customer.as_ref().map(Value::to_string))
-    .bind(o.ship_to.as_ref().map(Value::to_string))
-    .bind(o.secret_hash)
-    .bind(o.fingerprint)
-    .bind(o.expires_at)
-    .bind(now)
-    .bind(o.customer_id)
-    .bind(tax_lines_json(o.tax_lines))
-    .bind(o.coupon)
-    .execute(&mut *conn)
-    .await?;
-    for (n, line) in o.lines.iter().enumerate() {
-        sqlx::query(
+    insert_all(conn, std::slice::from_ref(o), now).await
+}
+
+/// Writes the orders and their lines, with one statement for each run of orders and one for
+/// each run of lines (`multirow::runs`). Fails with a unique violation if an id is taken.
+pub async fn insert_all(
+    conn: &mut AnyConnection,
+    orders: &[NewOrder<'_>],
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    for run in multirow::runs(orders.len()) {
+        let sql = format!(
+            "INSERT INTO orders (id, status, currency, subtotal, discount, tax, total, customer, ship_to,
+               secret_hash, fingerprint, expires_at, created_at, updated_at, customer_id, tax_lines, coupon)
+             VALUES {}",
+            multirow::values("(?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, $1, $1, ?, ?, ?)", run.len(), 2)
+        );
+        let mut query = sqlx::query(&sql).bind(now);
+        for o in &orders[run] {
+            query = query
+                .bind(o.id.as_str())
+                .bind(o.currency.code())
+                .bind(o.subtotal)
+                .bind(o.discount)
+                .bind(o.tax)
+                .bind(o.total)
+                .bind(o.customer.as_ref().map(Value::to_string))
+                .bind(o.ship_to.as_ref().map(Value::to_string))
+                .bind(o.secret_hash)
+                .bind(o.fingerprint)
+                .bind(o.expires_at)
+                .bind(o.customer_id)
+                .bind(tax_lines_json(o.tax_lines))
+                .bind(o.coupon);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    let lines: Vec<(&OrderId, usize, &Line)> = orders
+        .iter()
+        .flat_map(|o| {
+            o.lines
+                .iter()
+                .enumerate()
+                .map(move |(n, line)| (o.id, n, line))
+        })
+        .collect();
+    for run in multirow::runs(lines.len()) {
+        let sql = format!(
             "INSERT INTO order_items (order_id, line, sku, qty, unit_amount, amount, discount, hsn, tax, tax_lines)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(o.id.as_str())
-        .bind(n as i64)
-        .bind(line.sku.as_str())
-        .bind(line.qty)
-        .bind(line.unit_amount)
-        .bind(line.amount)
-        .bind(line.discount)
-        .bind(&line.hsn)
-        .bind(line.tax)
-        .bind(tax_lines_json(&line.tax_lines))
-        .execute(&mut *conn)
-        .await?;
+             VALUES {}",
+            multirow::values("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", run.len(), 1)
+        );
+        let mut query = sqlx::query(&sql);
+        for (order_id, n, line) in &lines[run] {
+            query = query
+                .bind(order_id.as_str())
+                .bind(*n as i64)
+                .bind(line.sku.as_str())
+                .bind(line.qty)
+                .bind(line.unit_amount)
+                .bind(line.amount)
+                .bind(line.discount)
+                .bind(&line.hsn)
+                .bind(line.tax)
+                .bind(tax_lines_json(&line.tax_lines));
+        }
+        query.execute(&mut *conn).await?;
     }
     Ok(())
 }

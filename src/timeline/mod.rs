@@ -174,7 +174,7 @@ pub use store::insert as record;
 pub struct Steps {
     order_id: OrderId,
     now: i64,
-    steps: Vec<(Kind, Value)>,
+    steps: Vec<(OrderId, Kind, Value)>,
 }
 
 impl Steps {
@@ -186,8 +186,14 @@ impl Steps {
         }
     }
 
+    /// A step of the order these steps were made for.
     pub fn add(&mut self, kind: Kind, detail: Value) {
-        self.steps.push((kind, detail));
+        self.steps.push((self.order_id.clone(), kind, detail));
+    }
+
+    /// A step of another order, written with the rest (a batch's orders).
+    pub fn add_for(&mut self, order_id: &OrderId, kind: Kind, detail: Value) {
+        self.steps.push((order_id.clone(), kind, detail));
     }
 
     pub fn is_empty(&self) -> bool {
@@ -196,7 +202,7 @@ impl Steps {
 
     /// Writes the steps gathered so far in the caller's transaction, and forgets them.
     pub async fn flush(&mut self, conn: &mut AnyConnection) -> Result<()> {
-        store::insert_all(conn, &self.order_id, &self.steps, self.now).await?;
+        store::insert_all(conn, &self.steps, self.now).await?;
         self.steps.clear();
         Ok(())
     }

@@ -6,6 +6,7 @@ use sqlx::AnyConnection;
 use super::{Entry, Kind};
 use crate::error::{corrupt, Result};
 use crate::ids::OrderId;
+use crate::multirow;
 
 /// Appends one step in the caller's transaction; the serial key orders the steps.
 pub async fn insert(
@@ -25,29 +26,28 @@ pub async fn insert(
     Ok(())
 }
 
-/// Appends `steps` in the caller's transaction with one statement, in the order given (the
-/// serial key is taken row by row, so they read back in that order).
+/// Appends `steps`, of one order or several, in the caller's transaction with one statement
+/// per run of them (`multirow::runs`), in the order given (the serial key is taken row by row, so
+/// they read back in that order).
 pub async fn insert_all(
     conn: &mut AnyConnection,
-    order_id: &OrderId,
-    steps: &[(Kind, Value)],
+    steps: &[(OrderId, Kind, Value)],
     now: i64,
 ) -> Result<()> {
-    if steps.is_empty() {
-        return Ok(());
+    for run in multirow::runs(steps.len()) {
+        let sql = format!(
+            "INSERT INTO timeline (order_id, at, kind, detail) VALUES {}",
+            multirow::values("(?, $1, ?, ?)", run.len(), 2)
+        );
+        let mut query = sqlx::query(&sql).bind(now);
+        for (order_id, kind, detail) in &steps[run] {
+            query = query
+                .bind(order_id.as_str())
+                .bind(kind.as_str())
+                .bind(detail.to_string());
+        }
+        query.execute(&mut *conn).await?;
     }
-    let rows: Vec<String> = (0..steps.len())
-        .map(|i| format!("($1, $2, ${}, ${})", 2 * i + 3, 2 * i + 4))
-        .collect();
-    let sql = format!(
-        "INSERT INTO timeline (order_id, at, kind, detail) VALUES {}",
-        rows.join(", ")
-    );
-    let mut query = sqlx::query(&sql).bind(order_id.as_str()).bind(now);
-    for (kind, detail) in steps {
-        query = query.bind(kind.as_str()).bind(detail.to_string());
-    }
-    query.execute(&mut *conn).await?;
     Ok(())
 }
 

@@ -203,6 +203,44 @@ async fn inventory_store(b: Backend) {
     assert_eq!(locking.short, vec!["B".to_string()]);
     tx.rollback().await.unwrap();
 
+    // A batch's orders for one SKU: each, in the order given, gets its whole quantity,
+    // spread over warehouses in name order, or nothing when less is left.
+    let mut tx = conn.begin().await.unwrap();
+    stock_product(&mut tx, db.kind, "C", 3).await;
+    inventory::store::set_on_hand(&mut tx, &sku("C"), "annex", 2, 2, db.kind)
+        .await
+        .unwrap();
+    let ids: Vec<OrderId> = ["ord_c1", "ord_c2", "ord_c3", "ord_c4"]
+        .into_iter()
+        .map(OrderId::from)
+        .collect();
+    let wants = [(&ids[0], 1), (&ids[1], 3), (&ids[2], 2), (&ids[3], 1)];
+    let grants = inventory::store::lock_for_orders(&mut tx, db.kind, &sku("C"), &wants, 3)
+        .await
+        .unwrap();
+    let got: Vec<Vec<(&str, i64)>> = grants
+        .iter()
+        .map(|held| held.iter().map(|h| (h.warehouse.as_str(), h.qty)).collect())
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            vec![("annex", 1)],
+            vec![("annex", 1), ("main", 2)],
+            vec![],
+            vec![("main", 1)]
+        ]
+    );
+    let stock = inventory::store::get_stock(&mut tx, "C").await.unwrap();
+    assert_eq!((stock.on_hand, stock.locked), (5, 5));
+    let written: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM locks WHERE sku = 'C' AND state = 'held'")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+    assert_eq!(written, 4);
+    tx.rollback().await.unwrap();
+
     // On-hand below what is locked is refused and changes nothing.
     let below = inventory::store::set_on_hand(&mut conn, &sku("A"), "main", 1, 4, db.kind).await;
     assert!(
@@ -965,12 +1003,14 @@ async fn timeline_store(b: Backend) {
         (TimelineKind::OrderConfirmed, json!({"n": 2})),
         (TimelineKind::InvoiceIssued, json!({"n": 3})),
     ];
-    timeline::store::insert_all(&mut tx, &order, &steps, 7)
+    let rows: Vec<_> = steps
+        .iter()
+        .map(|(kind, detail)| (order.clone(), *kind, detail.clone()))
+        .collect();
+    timeline::store::insert_all(&mut tx, &rows, 7)
         .await
         .unwrap();
-    timeline::store::insert_all(&mut tx, &order, &[], 8)
-        .await
-        .unwrap();
+    timeline::store::insert_all(&mut tx, &[], 8).await.unwrap();
     tx.commit().await.unwrap();
     let entries = timeline::store::for_order(&mut conn, &order).await.unwrap();
     let mut expected = vec![
