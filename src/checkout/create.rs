@@ -97,7 +97,7 @@ impl OrderInput {
     }
 
     /// Where the order ships, for tax: `ship_to.country` (two letters) and `region`.
-    fn ship_to_place(&self) -> Result<Option<Place>> {
+    pub(super) fn ship_to_place(&self) -> Result<Option<Place>> {
         let Some(ship_to) = &self.ship_to else {
             return Ok(None);
         };

@@ -176,14 +176,17 @@ pub async fn get_stock(conn: &mut AnyConnection, sku: &str) -> Result<Stock> {
     })
 }
 
-/// The units of `sku` free to lock now, over all its warehouses (a read: the flash-sale
-/// path answers `out_of_stock` from it before queueing, see `checkout::batch`).
-pub async fn available(conn: &mut AnyConnection, sku: &str) -> Result<i64> {
-    Ok(sqlx::query_scalar(
-        "SELECT CAST(COALESCE(SUM(on_hand - locked), 0) AS BIGINT) FROM inventory WHERE sku = $1 AND on_hand > locked",
+/// The units of `sku` free to lock now, over all its warehouses, and the currency it is
+/// priced in; `None` when the catalog has no such product. One read: the flash-sale path
+/// answers `out_of_stock` from it before pricing or queueing (see `checkout::batch`).
+pub async fn available(conn: &mut AnyConnection, sku: &str) -> Result<Option<(String, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT p.currency, CAST(COALESCE((SELECT SUM(i.on_hand - i.locked) FROM inventory i
+                                           WHERE i.sku = p.sku AND i.on_hand > i.locked), 0) AS BIGINT)
+         FROM products p WHERE p.sku = $1",
     )
     .bind(sku)
-    .fetch_one(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?)
 }
 

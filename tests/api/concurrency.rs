@@ -13,6 +13,7 @@ use crate::helpers::{Backend, TestApp};
 both!(flash_sale_sells_out_exactly);
 both!(flash_sale_of_mixed_quantities_turns_nobody_away_wrongly);
 both!(flash_sale_over_two_warehouses_takes_from_both);
+both!(a_sold_out_sku_is_refused_before_pricing_but_bad_input_still_first);
 
 const BUYERS: usize = 200;
 const UNITS: i64 = 20;
@@ -150,6 +151,31 @@ async fn flash_sale_over_two_warehouses_takes_from_both(b: Backend) {
     );
     let report = till::verify::check(&app.state().db).await.unwrap();
     assert!(report.is_clean(), "{}", report.render());
+    app.finish().await;
+}
+
+/// A flash-sale buyer is told `out_of_stock` from one read of the SKU before its cart is
+/// priced; a SKU the catalog lacks and an address that is not one are still 400s, stock
+/// or none.
+async fn a_sold_out_sku_is_refused_before_pricing_but_bad_input_still_first(b: Backend) {
+    use crate::helpers::assert_error;
+    let app = TestApp::spawn(b).await;
+    app.stocked("HOT-5", 1999, 0).await;
+    let order = |body: serde_json::Value| app.call(reqwest::Method::POST, "/v1/orders", Some(body));
+    assert_error(
+        &order(json!({"items": [{"sku": "HOT-5", "qty": 1}]})).await,
+        409,
+        "out_of_stock",
+    );
+    assert_error(
+        &order(json!({"items": [{"sku": "NOPE-5", "qty": 1}]})).await,
+        400,
+        "invalid_request",
+    );
+    let bad_address =
+        json!({"items": [{"sku": "HOT-5", "qty": 1}], "ship_to": {"country": "not a code"}});
+    assert_error(&order(bad_address).await, 400, "invalid_request");
+    assert_eq!(app.stock("HOT-5").await, (0, 0));
     app.finish().await;
 }
 

@@ -185,16 +185,17 @@ async fn inventory_store(b: Backend) {
     let order = pending_order(&mut conn, "ord_inv", "A", 6, None).await;
     let stock = inventory::store::get_stock(&mut conn, "A").await.unwrap();
     assert_eq!((stock.on_hand, stock.locked, stock.available), (7, 6, 1));
-    // What is free to lock, over the warehouses; nothing of a SKU never stocked.
+    // What is free to lock, over the warehouses, with the currency it sells in; nothing of
+    // a SKU the catalog lacks.
     assert_eq!(
         inventory::store::available(&mut conn, "A").await.unwrap(),
-        1
+        Some(("INR".to_string(), 1))
     );
     assert_eq!(
         inventory::store::available(&mut conn, "NONE")
             .await
             .unwrap(),
-        0
+        None
     );
     let mut tx = conn.begin().await.unwrap();
     let locking = inventory::store::lock_lines(&mut tx, &"ord_probe".into(), &[(sku("B"), 2)], 3)
