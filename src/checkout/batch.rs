@@ -199,12 +199,16 @@ async fn attempt(state: &AppState, jobs: Vec<Job>) -> std::result::Result<(), Fa
         return Err(Failed::Unknown(jobs, err.into()));
     }
     for (job, answer) in jobs.into_iter().zip(answers) {
-        if answer.is_ok() {
-            Metrics::inc(&state.metrics.orders_created);
-            // The answer was stored under the key, and that has committed.
-            if let Some(key) = &job.key {
-                key.mark_answered();
+        match &answer {
+            Ok(_) => {
+                Metrics::inc(&state.metrics.orders_created);
+                // The answer was stored under the key, and that has committed.
+                if let Some(key) = &job.key {
+                    key.mark_answered();
+                }
             }
+            Err(Error::OutOfStock(_)) => Metrics::inc(&state.metrics.orders_out_of_stock),
+            Err(_) => {}
         }
         let _ = job.answer.send(answer);
     }
@@ -214,8 +218,8 @@ async fn attempt(state: &AppState, jobs: Vec<Job>) -> std::result::Result<(), Fa
 /// The batch's orders, written in its transaction: who gets stock is decided in arrival
 /// order from the SKU's rows, read once under lock; then each kind of row — the orders,
 /// their lines, the stock's locks, the timeline, the events — is written for every buyer
-/// who got stock with one statement per run of them (`db::runs`). A buyer asking more than
-/// is left is answered `out_of_stock` and has nothing written.
+/// who got stock with one statement per run of them (`multirow::runs`). A buyer asking more
+/// than is left is answered `out_of_stock` and has nothing written.
 async fn write_all(
     state: &AppState,
     tx: &mut sqlx::AnyConnection,
@@ -253,24 +257,22 @@ async fn write_all(
     }
     let mut steps = Steps::new(&drafts[0].id, now);
     let mut events = Outbox::new(now);
-    let mut views = Vec::with_capacity(sold.len());
+    // Each buyer's new order as `GET` would show it; none for a buyer who got no stock.
+    let mut views: Vec<Option<OrderView>> = jobs.iter().map(|_| None).collect();
     for (&i, order) in sold.iter().zip(&orders) {
         creation_steps(&mut steps, order, &grants[i]);
         let view = new_view(order, now);
         events.add(Type::OrderCreated, &view)?;
-        views.push(view);
+        views[i] = Some(view);
     }
     steps.write(tx).await?;
     events.flush(tx).await?;
-    let mut views = views.into_iter();
     let mut answers = Vec::with_capacity(jobs.len());
-    for ((job, draft), held) in jobs.iter().zip(&drafts).zip(&grants) {
-        if held.is_empty() {
-            Metrics::inc(&state.metrics.orders_out_of_stock);
+    for ((job, draft), view) in jobs.iter().zip(&drafts).zip(views) {
+        let Some(mut view) = view else {
             answers.push(Err(Error::OutOfStock(vec![sku.as_str().to_string()])));
             continue;
-        }
-        let mut view = views.next().expect("a view for every order sold");
+        };
         view.client_secret = Some(draft.secret.clone());
         if let Some(key) = &job.key {
             complete_in(tx, key, StatusCode::CREATED, &view).await?;
