@@ -4,7 +4,9 @@
 # in flight) after a warm-up. Figures are CPU milliseconds per confirmed checkout, from
 # /proc (utime + stime), beside the run's wall time. Run by hand, as root:
 #   bench/cpu.sh sqlite|postgres [checkouts]
-# TILL_BIN=path measures another build.
+# TILL_BIN=path measures another build. PIN="taskset -c 0" runs the server pinned to one core.
+# Also prints each busy thread of the server: its CPU per checkout and how much of the run
+# it was busy (on SQLite, the writer connection's thread is the busiest of sqlx's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BACKEND="${1:?sqlite or postgres}"
@@ -24,7 +26,8 @@ else
 fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 key="bench_$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-TILL_API_KEY=$key TILL_DATABASE_URL=$url TILL_LISTEN=127.0.0.1:$port "$TILL_BIN" serve 2>/dev/null &
+# shellcheck disable=SC2086 # PIN is a command prefix, split into words on purpose
+TILL_API_KEY=$key TILL_DATABASE_URL=$url TILL_LISTEN=127.0.0.1:$port ${PIN:-} "$TILL_BIN" serve 2>/dev/null &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
@@ -44,10 +47,14 @@ pg_ticks() {
 # Context switches of every thread of the server (each statement handed to SQLite's thread and
 # back is two; a thread that ended during the run is not counted).
 switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {n += $2} END {printf "%d\n", n}'; }
+# Each thread of the server: id, name, CPU ticks.
+threads() { for t in /proc/"$1"/task/*; do echo "${t##*/} $(tr ' ' _ <"$t/comm") $(awk '{print $14 + $15}' "$t/stat")"; done | sort; }
+threads $pid >/var/tmp/till-cpu-threads0
 serve0=$(ticks $pid); pg0=$(pg_ticks); sw0=$(switches $pid); started=$(date +%s.%N)
 /usr/bin/time -f "%U %S" -o /var/tmp/till-cpu-client.txt "$TILL_BIN" bench --url "http://127.0.0.1:$port" \
   --api-key "$key" --database-url "$url" --json --scenario checkout --count "$COUNT" >/var/tmp/till-cpu-run.json 2>/dev/null
 ended=$(date +%s.%N); serve1=$(ticks $pid); pg1=$(pg_ticks); sw1=$(switches $pid)
+threads $pid >/var/tmp/till-cpu-threads1
 hz=$(getconf CLK_TCK)
 read -r client_user client_sys </var/tmp/till-cpu-client.txt
 confirmed=$(jq '.outcomes.confirmed // 0' /var/tmp/till-cpu-run.json)
@@ -56,3 +63,7 @@ echo "$BACKEND: $confirmed confirmed, $(jq .confirmed_per_sec /var/tmp/till-cpu-
 echo "CPU ms per checkout: till serve $(per "($serve1 - $serve0) * 1000 / $hz"), postgres $(per "($pg1 - $pg0) * 1000 / $hz"), bench client $(per "($client_user + $client_sys) * 1000")"
 echo "context switches per checkout, till serve: $(per "($sw1 - $sw0)")"
 echo "wall ms per checkout: $(per "($ended - $started) * 1000") (on $(nproc) cores: $(per "($ended - $started) * 1000 * $(nproc)") core-ms)"
+echo "the server's busy threads: CPU ms per checkout, and the share of the run each was busy"
+join /var/tmp/till-cpu-threads0 /var/tmp/till-cpu-threads1 |
+  awk -v hz="$hz" -v n="$confirmed" -v wall="$(echo "$ended - $started" | bc -l)" '
+    { ms = ($5 - $3) * 1000 / hz; if (ms >= 10) printf "  %-18s %6.3f ms  %5.1f%%\n", $2 " " $1, ms / n, ms / (wall * 10) }'
