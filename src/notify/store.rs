@@ -54,8 +54,9 @@ pub async fn insert(
     Ok(())
 }
 
-/// Writes events (id, type, data) in the caller's transaction with one statement, in the
-/// order given: their serial keys, which the sequencer numbers them by, follow that order.
+/// Writes events (id, type, data) in the caller's transaction with one statement per run of
+/// them (`multirow::runs`), in the order given: their serial keys, which the sequencer
+/// numbers them by, follow that order.
 pub async fn insert_all(
     conn: &mut AnyConnection,
     events: &[(&str, &str, &str)],

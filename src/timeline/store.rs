@@ -27,8 +27,8 @@ pub async fn insert(
 }
 
 /// Appends `steps`, of one order or several, in the caller's transaction with one statement
-/// per run of them (`multirow::runs`), in the order given (the serial key is taken row by row, so
-/// they read back in that order).
+/// per run of them (`multirow::runs`), in the order given (the serial key is taken row by
+/// row, so they read back in that order).
 pub async fn insert_all(
     conn: &mut AnyConnection,
     steps: &[(OrderId, Kind, Value)],
