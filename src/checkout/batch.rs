@@ -244,7 +244,8 @@ async fn write_all(
         .map(|&i| drafts[i].order(state, &jobs[i].input, &jobs[i].priced, now))
         .collect();
     orders::store::insert_all(tx, &orders, now).await?;
-    if jobs.len() > 1 {
+    // Only a test build has failpoints; a shipped one does not look for buyers' emails here.
+    if cfg!(feature = "failpoints") && jobs.len() > 1 {
         for &i in &sold {
             let customer = jobs[i].input.customer.as_ref();
             let email = customer.and_then(|c| c["email"].as_str());
