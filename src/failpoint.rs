@@ -85,7 +85,7 @@ pub const ANSWER_LOST: &str = "answer_lost";
 /// gateway. Tagged by the order id.
 pub const CAPTURE_NOT_SENT: &str = "capture_not_sent";
 
-/// A flash-sale batch's writes fail (a statement error) after its orders were written, when
-/// one of them is this buyer's: the batch is tried again in halves. Tagged by the buyer's
+/// A flash-sale batch fails after all its writes (its orders among them), before it commits,
+/// when one of its orders is this buyer's: the batch is tried again in halves. Tagged by the buyer's
 /// customer email; fires only in a batch of more than one order.
 pub const BATCH_WRITE_FAILS: &str = "batch_write_fails";

@@ -1,7 +1,7 @@
 //! The layering rule of ARCHITECTURE.md, checked: a module imports only modules below it.
 //!
 //! Layers, bottom up: the pure core (money, ids, clock, errors, metrics, config, failpoints,
-//! TLS roots, stopping, multi-row statement text) · `db`, and beside it `timeline` (the per-order audit trail anything above
+//! TLS roots, stopping, multi-row statement text) · `db` · `timeline` (the per-order audit trail anything above
 //! may write) · the capabilities (`inventory`, `orders`, `payments`, `pricing`, `notify`,
 //! `documents`, `mail`, and `verify` beside them), which never import one another ·
 //! `idempotency` · `checkout` (the saga) · `relay` (events to their sinks, which may render the
@@ -21,8 +21,10 @@ fn layer(module: &str) -> Option<u8> {
     Some(match module {
         "money" | "ids" | "clock" | "error" | "metrics" | "config" | "failpoint" | "tls"
         | "stopping" | "multirow" => 0,
-        // The timeline sits beside `db`: every capability and the saga may write to it.
-        "db" | "timeline" => 2,
+        "db" => 1,
+        // The timeline sits right above `db` (its writes join a transaction's `db::Script`):
+        // every capability and the saga may write to it.
+        "timeline" => 2,
         "inventory" | "orders" | "payments" | "pricing" | "notify" | "verify" | "documents"
         | "mail" => 3,
         "idempotency" => 4,

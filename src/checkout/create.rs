@@ -8,15 +8,15 @@ use serde_json::{json, Value};
 use sqlx::Connection;
 
 use super::{OrderView, QuoteView};
-use crate::db::is_unique_violation;
+use crate::db::{is_unique_violation, Script};
 use axum::http::StatusCode;
 
 use crate::error::{Error, Result};
-use crate::idempotency::{complete_in, KeyRef};
+use crate::idempotency::{complete_into, KeyRef};
 use crate::ids::{random_token, sha256_hex, OrderId, Sku};
 use crate::inventory;
 use crate::metrics::Metrics;
-use crate::notify::{self, Type};
+use crate::notify::{Outbox, Type};
 use crate::orders::{self, Line, NewOrder};
 use crate::pricing::{self, CartLine, Invalid, Place, PriceError, Priced, Seller, TaxCode};
 use crate::state::AppState;
@@ -279,15 +279,20 @@ pub(super) async fn fill(
         Metrics::inc(&state.metrics.orders_out_of_stock);
         return Err(Error::OutOfStock(locking.short));
     }
+    // The rest reads nothing back: one script.
+    let mut writes = Script::new();
     let mut steps = Steps::new(id, now);
     creation_steps(&mut steps, order, &locking.held);
-    steps.write(&mut *tx).await?;
+    steps.flush_into(&mut writes);
     let mut view = new_view(order, now);
-    notify::enqueue(&mut *tx, Type::OrderCreated, &view, now).await?;
+    let mut events = Outbox::new(now);
+    events.add(Type::OrderCreated, &view)?;
+    events.flush_into(&mut writes);
     view.client_secret = Some(draft.secret.clone());
     if let Some(key) = key {
-        complete_in(&mut *tx, key, StatusCode::CREATED, &view).await?;
+        complete_into(&mut writes, key, StatusCode::CREATED, &view)?;
     }
+    writes.run(&mut *tx).await?;
     Ok(view)
 }
 

@@ -15,6 +15,7 @@ use crate::inventory::{self, LockEnd};
 use crate::metrics::Metrics;
 use crate::notify::Type;
 use crate::orders::{self, CancelReason, Status as OrderStatus};
+use crate::payments::store::PaymentRecord;
 use crate::payments::{self, Fate, Payment, Status};
 use crate::pricing::{self, store::UseEnd};
 use crate::state::AppState;
@@ -68,11 +69,13 @@ pub async fn end_in_tx(
 /// captured for an attempt that was in flight when the hold expired (the customer was still
 /// paying, and the void came too late) locks the stock again and confirms the order if the
 /// stock is still there. Returns whether the money is kept. The confirmation's timeline
-/// steps and events join `gathered`, which the caller writes before it commits.
+/// steps and events join `gathered`, which the caller writes before it commits. `attempts`
+/// are the order's attempts as this transaction leaves them (`payment` among them), read
+/// under the order's lock: the confirmed order's view shows them.
 pub(super) async fn keep_money(
     state: &AppState,
     tx: &mut AnyConnection,
-    payment: &Payment,
+    (payment, attempts): (&Payment, Vec<PaymentRecord>),
     head: &orders::OrderHead,
     to: Status,
     gathered: &mut Gathered,
@@ -133,7 +136,7 @@ pub(super) async fn keep_money(
     // A pending order was never paid for, so it has no refund to read.
     let mut confirmed = if head.status == OrderStatus::Pending {
         super::OrderView {
-            payments: payments::views_for_order(tx, &record.id).await?,
+            payments: attempts.into_iter().map(payments::payment_view).collect(),
             record,
             client_secret: None,
             refunds: Vec::new(),
@@ -141,13 +144,14 @@ pub(super) async fn keep_money(
     } else {
         super::views::with_money(tx, record).await?
     };
-    let number = orders::store::record_paid(tx, order_id, &payment.id, now).await?;
+    let number =
+        orders::store::record_paid(tx, &mut gathered.writes, order_id, &payment.id, now).await?;
     // All `record_paid` changed that the order's view shows.
     confirmed.record.invoice_number = Some(number.clone());
     gathered
         .steps
         .add(Kind::InvoiceIssued, json!({"number": number}));
-    let invoice = super::documents::issue_invoice(tx, draft, number, now).await?;
+    let invoice = super::documents::issue_invoice(&mut gathered.writes, draft, number, now)?;
     gathered.events.add(Type::OrderConfirmed, &confirmed)?;
     gathered.events.add(Type::InvoiceIssued, &invoice)?;
     Metrics::inc(&state.metrics.orders_confirmed);

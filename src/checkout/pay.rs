@@ -12,10 +12,10 @@ use super::finalize;
 use super::trail::{
     self, failure_code, gateway_call, gateway_call_step, payment_kind, Gathered, Op,
 };
-use crate::db::is_unique_violation;
+use crate::db::{is_unique_violation, Script};
 use crate::error::{Error, Result};
 use crate::failpoint;
-use crate::idempotency::{complete_in, record_resource, KeyRef, Resource};
+use crate::idempotency::{complete_into, record_resource, KeyRef, Resource};
 use crate::ids::{OrderId, PaymentId, RefundId};
 use crate::metrics::Metrics;
 use crate::notify::Type;
@@ -91,7 +91,18 @@ pub async fn start_payment(state: &AppState, input: PaymentInput) -> Result<Paym
             "a payment for this order is already in progress".into(),
         ));
     }
-    match payments::store::insert_attempt(&mut tx, &payment, now).await {
+    // The attempt and its step, together.
+    let mut writes = Script::new();
+    payments::store::insert_attempt_into(&mut writes, &payment, now);
+    let attempted = json!({"payment_id": payment.id, "method": payment.method.as_str(), "gateway": payment.gateway, "amount": payment.amount.minor, "currency": payment.amount.currency.code()});
+    timeline::record_into(
+        &mut writes,
+        &head.id,
+        Kind::PaymentAttempted,
+        attempted,
+        now,
+    );
+    match writes.run(&mut tx).await {
         Ok(()) => {}
         Err(err) if is_unique_violation(&err) => {
             return Err(Error::NotPayable(
@@ -100,8 +111,6 @@ pub async fn start_payment(state: &AppState, input: PaymentInput) -> Result<Paym
         }
         Err(err) => return Err(err.into()),
     }
-    let attempted = json!({"payment_id": payment.id, "method": payment.method.as_str(), "gateway": payment.gateway, "amount": payment.amount.minor, "currency": payment.amount.currency.code()});
-    timeline::record(&mut tx, &head.id, Kind::PaymentAttempted, &attempted, now).await?;
     tx.commit().await?;
     if let Some(key) = &input.key {
         key.mark_claimed();
@@ -280,8 +289,13 @@ async fn apply(
     let head = orders::store::lock_head_of_payment(&mut tx, payment_id)
         .await?
         .ok_or(Error::NotFound("payment"))?;
-    let payment = payments::store::get(&mut tx, payment_id)
-        .await?
+    // Every attempt of the order, read once under its lock: this one, and the rest for the
+    // confirmed order's view.
+    let mut attempts = payments::store::records_for_order(&mut tx, &head.id).await?;
+    let payment = attempts
+        .iter()
+        .find(|r| &r.payment.id == payment_id)
+        .map(|r| r.payment.clone())
         .ok_or(Error::NotFound("payment"))?;
     let order_id = head.id.clone();
     let mut gathered = Gathered::new(&order_id, now);
@@ -336,7 +350,10 @@ async fn apply(
         }
         gathered.steps.add(kind, moved);
     }
-    let view = payments::payment_view(moved_to);
+    let view = payments::payment_view(moved_to.clone());
+    if let Some(slot) = attempts.iter_mut().find(|r| &r.payment.id == payment_id) {
+        *slot = moved_to;
+    }
     let event = match to {
         Status::Succeeded => Some(Type::PaymentSucceeded),
         Status::Failed => Some(Type::PaymentFailed),
@@ -352,9 +369,16 @@ async fn apply(
         // any capture.)
         Status::Succeeded if payment.status == Status::Authorized && paid_by_this => {}
         Status::Succeeded | Status::Authorized => {
-            let kept =
-                finalize::keep_money(state, &mut tx, &payment, &head, to, &mut gathered, now)
-                    .await?;
+            let kept = finalize::keep_money(
+                state,
+                &mut tx,
+                (&payment, attempts),
+                &head,
+                to,
+                &mut gathered,
+                now,
+            )
+            .await?;
             next = match (kept, to) {
                 (true, Status::Authorized) => Next::Capture,
                 (true, _) => Next::Nothing,
@@ -382,20 +406,22 @@ async fn apply(
         }
         Status::Processing | Status::RequiresAction | Status::Canceled | Status::Refunded => {}
     }
-    gathered.flush(&mut tx).await?;
-    // The asking request's answer, when this transaction leaves the payment as it will be
-    // answered with: nothing follows it.
+    // The transaction's last writes go together: what was gathered and, when this
+    // transaction leaves the payment as it will be answered with (nothing follows it), the
+    // asking request's answer.
+    let mut writes = gathered.take();
     let answered = match (asker.answer, &next) {
         (Some((key, next_action)), Next::Nothing) => {
             let mut view = view;
             if let Some(action) = next_action.filter(|_| to == Status::RequiresAction) {
                 view.next_action = Some(action);
             }
-            complete_in(&mut tx, key, StatusCode::CREATED, &view).await?;
+            complete_into(&mut writes, key, StatusCode::CREATED, &view)?;
             Some(view)
         }
         _ => None,
     };
+    writes.run(&mut tx).await?;
     tx.commit().await?;
     drop(conn);
     let mut charge = payment.charge();

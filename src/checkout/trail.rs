@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use sqlx::AnyConnection;
 
 use super::pay::timed;
+use crate::db::Script;
 use crate::error::Result;
 use crate::ids::OrderId;
 use crate::notify::Outbox;
@@ -178,6 +179,8 @@ pub async fn refund_step(
 /// however many there are. `flush` writes what is gathered so far, where a step written
 /// directly must come after it.
 pub struct Gathered {
+    /// Other writes that read nothing back (the invoice document), written first.
+    pub writes: Script,
     pub steps: Steps,
     pub events: Outbox,
 }
@@ -185,18 +188,29 @@ pub struct Gathered {
 impl Gathered {
     pub fn new(order_id: &OrderId, now: i64) -> Gathered {
         Gathered {
+            writes: Script::new(),
             steps: Steps::new(order_id, now),
             events: Outbox::new(now),
         }
     }
 
+    /// Writes everything gathered so far in the caller's transaction, as one script.
     pub async fn flush(&mut self, tx: &mut AnyConnection) -> Result<()> {
-        self.steps.flush(tx).await?;
-        self.events.flush(tx).await
+        self.take().run(tx).await?;
+        Ok(())
+    }
+
+    /// Everything gathered so far as one script, for the caller to add its own last writes
+    /// to and run; forgets it.
+    pub fn take(&mut self) -> Script {
+        let mut script = std::mem::take(&mut self.writes);
+        self.steps.flush_into(&mut script);
+        self.events.flush_into(&mut script);
+        script
     }
 
     pub fn is_empty(&self) -> bool {
-        self.steps.is_empty() && self.events.is_empty()
+        self.writes.is_empty() && self.steps.is_empty() && self.events.is_empty()
     }
 }
 

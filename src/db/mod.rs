@@ -4,6 +4,10 @@
 //! places that differ ask `Db::kind`. Every module takes a `&mut AnyConnection` for its
 //! queries so a caller can group them into one transaction.
 
+mod script;
+
+pub use script::{Bind, Script};
+
 use std::str::FromStr;
 use std::time::Duration;
 

@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use sqlx::AnyConnection;
 
 use super::{CreditNoteDoc, InvoiceDoc, Kind};
-use crate::db;
+use crate::db::{self, Script};
 use crate::error::{corrupt, Error, Result};
 use crate::ids::{OrderId, RefundId};
 
@@ -38,6 +38,23 @@ pub async fn insert(conn: &mut AnyConnection, doc: &NewDocument<'_>) -> Result<b
     .await?
     .rows_affected();
     Ok(n == 1)
+}
+
+/// `insert`'s statement, added to `script` for the caller to run with its other writes (its
+/// count of rows stored is not told apart from theirs).
+pub fn insert_into(script: &mut Script, doc: &NewDocument<'_>) {
+    script.push(
+        "INSERT INTO documents (kind, number, order_id, refund_id, issued_at, body)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        vec![
+            doc.kind.as_str().into(),
+            doc.number.into(),
+            doc.order_id.as_str().into(),
+            doc.refund_id.map(RefundId::as_str).into(),
+            doc.issued_at.into(),
+            doc.body.as_str().into(),
+        ],
+    );
 }
 
 /// The next number of a document series (see `db::next_in_series`), in the issuing

@@ -19,6 +19,7 @@ pub mod store;
 
 pub use fingerprint::fingerprint;
 
+use crate::db::Script;
 use crate::error::{Error, Result};
 use crate::state::AppState;
 
@@ -194,9 +195,25 @@ pub async fn complete_in(
     status: StatusCode,
     body: &impl serde::Serialize,
 ) -> Result<()> {
-    let body = to_value(body)?;
     // If the caller's transaction then fails, its 5xx releases the claim anyway.
-    store(conn, &key.scope, &key.key, &key.seal_key, status, &body).await
+    let mut script = Script::new();
+    complete_into(&mut script, key, status, body)?;
+    script.run(conn).await?;
+    Ok(())
+}
+
+/// `complete_in`'s write, added to `script` for the caller to run in its transaction with
+/// its other writes.
+pub fn complete_into(
+    script: &mut Script,
+    key: &KeyRef,
+    status: StatusCode,
+    body: &impl serde::Serialize,
+) -> Result<()> {
+    let body = to_value(body)?;
+    let sealed = seal::seal(&body, &key.seal_key, &key.scope, &key.key).to_string();
+    store::set_answer_into(script, &key.scope, &key.key, status.as_u16(), &sealed);
+    Ok(())
 }
 
 pub enum Claim {

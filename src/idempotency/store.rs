@@ -4,6 +4,7 @@
 
 use sqlx::AnyConnection;
 
+use crate::db::Script;
 use crate::error::{corrupt, Result};
 
 /// A key's record, as a retry of its request finds it.
@@ -140,14 +141,23 @@ pub async fn set_answer(
     status_code: u16,
     body: &str,
 ) -> Result<()> {
-    sqlx::query("UPDATE idempotency_keys SET state = 'done', status_code = $1, body = $2 WHERE scope = $3 AND idem_key = $4 AND state = 'running'")
-        .bind(i64::from(status_code))
-        .bind(body)
-        .bind(scope)
-        .bind(key)
-        .execute(&mut *conn)
-        .await?;
+    let mut script = Script::new();
+    set_answer_into(&mut script, scope, key, status_code, body);
+    script.run(conn).await?;
     Ok(())
+}
+
+/// `set_answer`'s statement, added to `script` for the caller to run with its other writes.
+pub fn set_answer_into(script: &mut Script, scope: &str, key: &str, status_code: u16, body: &str) {
+    script.push(
+        "UPDATE idempotency_keys SET state = 'done', status_code = $1, body = $2 WHERE scope = $3 AND idem_key = $4 AND state = 'running'",
+        vec![
+            i64::from(status_code).into(),
+            body.into(),
+            scope.into(),
+            key.into(),
+        ],
+    );
 }
 
 /// Forgets a claim whose request ended without an answer worth keeping (a 5xx).

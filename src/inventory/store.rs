@@ -4,7 +4,7 @@
 use sqlx::AnyConnection;
 
 use super::{Held, LedgerEntry, LockEnd, Locking, Product, Stock, WarehouseStock};
-use crate::db::Kind;
+use crate::db::{Kind, Script};
 use crate::error::{Error, Result};
 use crate::ids::{new_id, OrderId, Sku};
 use crate::multirow;
@@ -105,48 +105,47 @@ pub async fn set_on_hand(
             message: format!("on_hand {on_hand} is below the {locked} units locked in {warehouse}"),
         });
     }
-    sqlx::query("UPDATE inventory SET on_hand = $1 WHERE sku = $2 AND warehouse = $3")
-        .bind(on_hand)
-        .bind(sku.as_str())
-        .bind(warehouse)
-        .execute(&mut *conn)
-        .await?;
+    // The new figure and its ledger line, together.
+    let mut writes = Script::new();
+    writes.push(
+        "UPDATE inventory SET on_hand = $1 WHERE sku = $2 AND warehouse = $3",
+        vec![on_hand.into(), sku.as_str().into(), warehouse.into()],
+    );
     if on_hand != old {
-        record_ledger(
-            conn,
+        record_ledger_into(
+            &mut writes,
             sku.as_str(),
             warehouse,
             "adjustment",
             on_hand - old,
             None,
             now,
-        )
-        .await?;
+        );
     }
+    writes.run(conn).await?;
     Ok(())
 }
 
-async fn record_ledger(
-    conn: &mut AnyConnection,
+fn record_ledger_into(
+    script: &mut Script,
     sku: &str,
     warehouse: &str,
     kind: &str,
     delta: i64,
     order_id: Option<&str>,
     now: i64,
-) -> Result<()> {
-    sqlx::query(
+) {
+    script.push(
         "INSERT INTO stock_ledger (sku, warehouse, kind, delta, order_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(sku)
-    .bind(warehouse)
-    .bind(kind)
-    .bind(delta)
-    .bind(order_id)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+        vec![
+            sku.into(),
+            warehouse.into(),
+            kind.into(),
+            delta.into(),
+            order_id.into(),
+            now.into(),
+        ],
+    );
 }
 
 pub async fn get_stock(conn: &mut AnyConnection, sku: &str) -> Result<Stock> {
@@ -417,26 +416,30 @@ pub async fn settle_locks(
             "UPDATE inventory SET locked = locked - $1, on_hand = on_hand - $1 WHERE sku = $2 AND warehouse = $3"
         }
     };
+    // Sent together: each stock row's update in that order, and its ledger line.
+    let mut writes = Script::new();
     for (sku, warehouse, qty) in &moved {
-        sqlx::query(stock_sql)
-            .bind(qty)
-            .bind(sku)
-            .bind(warehouse)
-            .execute(&mut *conn)
-            .await?;
+        writes.push(
+            stock_sql,
+            vec![
+                (*qty).into(),
+                sku.as_str().into(),
+                warehouse.as_str().into(),
+            ],
+        );
         if end == LockEnd::Committed {
-            record_ledger(
-                conn,
+            record_ledger_into(
+                &mut writes,
                 sku,
                 warehouse,
                 "sale",
                 -qty,
                 Some(order_id.as_str()),
                 now,
-            )
-            .await?;
+            );
         }
     }
+    writes.run(conn).await?;
     Ok(moved.len())
 }
 

@@ -17,7 +17,7 @@ use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
 use crate::clock;
-use crate::db::Kind;
+use crate::db::{Kind, Script};
 use crate::error::{corrupt, Result};
 use crate::ids::{new_id, OrderId};
 
@@ -197,14 +197,22 @@ impl Outbox {
 
     /// Writes the events gathered so far in the caller's transaction, and forgets them.
     pub async fn flush(&mut self, conn: &mut AnyConnection) -> Result<()> {
+        let mut script = Script::new();
+        self.flush_into(&mut script);
+        script.run(conn).await?;
+        Ok(())
+    }
+
+    /// Adds the statements writing the events gathered so far to `script`, which the caller
+    /// runs in its transaction, and forgets them.
+    pub fn flush_into(&mut self, script: &mut Script) {
         let rows: Vec<(&str, &str, &str)> = self
             .events
             .iter()
             .map(|(id, kind, data)| (id.as_str(), kind.as_str(), data.as_str()))
             .collect();
-        store::insert_all(conn, &rows, self.now).await?;
+        store::insert_all_into(script, &rows, self.now);
         self.events.clear();
-        Ok(())
     }
 }
 

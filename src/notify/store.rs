@@ -7,7 +7,7 @@
 
 use sqlx::{AnyConnection, Connection};
 
-use crate::db::Kind;
+use crate::db::{Bind, Kind, Script};
 use crate::error::Result;
 use crate::multirow;
 
@@ -62,18 +62,26 @@ pub async fn insert_all(
     events: &[(&str, &str, &str)],
     now: i64,
 ) -> Result<()> {
+    let mut script = Script::new();
+    insert_all_into(&mut script, events, now);
+    script.run(conn).await?;
+    Ok(())
+}
+
+/// `insert_all`'s statements, added to `script` for the caller to run with its other writes.
+pub fn insert_all_into(script: &mut Script, events: &[(&str, &str, &str)], now: i64) {
     for run in multirow::runs(events.len()) {
         let sql = format!(
             "INSERT INTO events (id, type, data, created_at) VALUES {}",
             multirow::values("(?, ?, ?, $1)", run.len(), 2)
         );
-        let mut query = sqlx::query(&sql).bind(now);
+        let mut binds = Vec::with_capacity(1 + 3 * run.len());
+        binds.push(Bind::from(now));
         for (id, kind, data) in &events[run] {
-            query = query.bind(*id).bind(*kind).bind(*data);
+            binds.extend([Bind::from(*id), Bind::from(*kind), Bind::from(*data)]);
         }
-        query.execute(&mut *conn).await?;
+        script.push(sql, binds);
     }
-    Ok(())
 }
 
 /// Numbers up to `limit` committed events that have no position yet, in insertion order,

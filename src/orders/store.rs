@@ -6,6 +6,7 @@ use serde_json::Value;
 use sqlx::AnyConnection;
 
 use super::{financial_year, invoice_number, CancelReason, Line, NewOrder, OrderHead, Status};
+use crate::db::{Bind, Script};
 use crate::error::{corrupt, Result};
 use crate::ids::{OrderId, PaymentId, Sku};
 use crate::money::{Currency, Money, TaxLine};
@@ -27,6 +28,14 @@ pub async fn insert_all(
     orders: &[NewOrder<'_>],
     now: i64,
 ) -> Result<(), sqlx::Error> {
+    let mut script = Script::new();
+    insert_all_into(&mut script, orders, now);
+    script.run(conn).await?;
+    Ok(())
+}
+
+/// `insert_all`'s statements, added to `script` for the caller to run with its other writes.
+pub fn insert_all_into(script: &mut Script, orders: &[NewOrder<'_>], now: i64) {
     for run in multirow::runs(orders.len()) {
         let sql = format!(
             "INSERT INTO orders (id, status, currency, subtotal, discount, tax, total, customer, ship_to,
@@ -34,25 +43,27 @@ pub async fn insert_all(
              VALUES {}",
             multirow::values("(?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, $1, $1, ?, ?, ?)", run.len(), 2)
         );
-        let mut query = sqlx::query(&sql).bind(now);
+        let mut binds = Vec::with_capacity(1 + 15 * run.len());
+        binds.push(Bind::from(now));
         for o in &orders[run] {
-            query = query
-                .bind(o.id.as_str())
-                .bind(o.currency.code())
-                .bind(o.subtotal)
-                .bind(o.discount)
-                .bind(o.tax)
-                .bind(o.total)
-                .bind(o.customer.as_ref().map(Value::to_string))
-                .bind(o.ship_to.as_ref().map(Value::to_string))
-                .bind(o.secret_hash)
-                .bind(o.fingerprint)
-                .bind(o.expires_at)
-                .bind(o.customer_id)
-                .bind(tax_lines_json(o.tax_lines))
-                .bind(o.coupon);
+            binds.extend([
+                o.id.as_str().into(),
+                o.currency.code().into(),
+                o.subtotal.into(),
+                o.discount.into(),
+                o.tax.into(),
+                o.total.into(),
+                o.customer.as_ref().map(Value::to_string).into(),
+                o.ship_to.as_ref().map(Value::to_string).into(),
+                o.secret_hash.into(),
+                o.fingerprint.into(),
+                o.expires_at.into(),
+                o.customer_id.into(),
+                tax_lines_json(o.tax_lines).into(),
+                o.coupon.into(),
+            ]);
         }
-        query.execute(&mut *conn).await?;
+        script.push(sql, binds);
     }
     let lines: Vec<(&OrderId, usize, &Line)> = orders
         .iter()
@@ -69,23 +80,23 @@ pub async fn insert_all(
              VALUES {}",
             multirow::values("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", run.len(), 1)
         );
-        let mut query = sqlx::query(&sql);
+        let mut binds = Vec::with_capacity(10 * run.len());
         for (order_id, n, line) in &lines[run] {
-            query = query
-                .bind(order_id.as_str())
-                .bind(*n as i64)
-                .bind(line.sku.as_str())
-                .bind(line.qty)
-                .bind(line.unit_amount)
-                .bind(line.amount)
-                .bind(line.discount)
-                .bind(&line.hsn)
-                .bind(line.tax)
-                .bind(tax_lines_json(&line.tax_lines));
+            binds.extend([
+                order_id.as_str().into(),
+                (*n as i64).into(),
+                line.sku.as_str().into(),
+                line.qty.into(),
+                line.unit_amount.into(),
+                line.amount.into(),
+                line.discount.into(),
+                line.hsn.clone().into(),
+                line.tax.into(),
+                tax_lines_json(&line.tax_lines).into(),
+            ]);
         }
-        query.execute(&mut *conn).await?;
+        script.push(sql, binds);
     }
-    Ok(())
 }
 
 /// The columns `OrderHead` is read from.
@@ -380,9 +391,11 @@ pub async fn lock_row(conn: &mut AnyConnection, id: &OrderId) -> Result<()> {
 /// Records which payment paid for the order, and gives it the next number of the financial
 /// year's invoice series, taken in the confirming transaction: the counter row is held to
 /// its end, so numbers are consecutive — no gap (a rolled-back confirmation gives its number
-/// back) and no duplicate. One update of the order for both.
+/// back) and no duplicate. One update of the order for both, which reads nothing back: it
+/// joins `writes`, for the caller to run before it commits.
 pub async fn record_paid(
     conn: &mut AnyConnection,
+    writes: &mut Script,
     id: &OrderId,
     payment_id: &PaymentId,
     now: i64,
@@ -390,15 +403,15 @@ pub async fn record_paid(
     let year = financial_year(now);
     let n = crate::db::next_in_series(conn, &format!("invoice/{year}")).await?;
     let number = invoice_number(&year, n);
-    sqlx::query(
+    writes.push(
         "UPDATE orders SET paid_by = $1, invoice_number = $2, updated_at = $3 WHERE id = $4",
-    )
-    .bind(payment_id.as_str())
-    .bind(&number)
-    .bind(now)
-    .bind(id.as_str())
-    .execute(&mut *conn)
-    .await?;
+        vec![
+            payment_id.as_str().into(),
+            number.as_str().into(),
+            now.into(),
+            id.as_str().into(),
+        ],
+    );
     Ok(number)
 }
 

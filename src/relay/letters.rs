@@ -40,6 +40,21 @@ struct About {
     id: String,
     amount: Option<i64>,
     failure_code: Option<String>,
+    /// On an order's own events, whom the order is for, as stored (it never changes).
+    customer: Option<orders::Customer>,
+}
+
+impl About {
+    /// Whether the event's object is the order and names no one to mail: then there is
+    /// nothing to read.
+    fn order_without_email(&self, kind: Type) -> bool {
+        matches!(kind, Type::OrderConfirmed | Type::OrderExpired)
+            && self
+                .customer
+                .as_ref()
+                .and_then(|c| c.email.as_deref())
+                .is_none_or(|e| e.trim().is_empty())
+    }
 }
 
 /// The message for `event`, or `None` when it mails nobody (another type, an order without
@@ -50,6 +65,9 @@ pub async fn compose(tx: &mut AnyConnection, event: &Event) -> Result<Option<Com
     }
     let about: About =
         serde_json::from_str(event.data.get()).map_err(|_| corrupt("events.data", &event.id))?;
+    if about.order_without_email(event.kind) {
+        return Ok(None);
+    }
     let order_id = event
         .order_id()
         .ok_or_else(|| corrupt("events.data", &event.id))?
@@ -235,6 +253,23 @@ impl Body {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_order_event_naming_no_email_is_skipped_unread() {
+        let about = |data: &str| serde_json::from_str::<About>(data).unwrap();
+        let no_one = about(r#"{"id": "ord_1", "customer": null}"#);
+        let blank = about(r#"{"id": "ord_1", "customer": {"id": "u_1", "email": " "}}"#);
+        let asha = about(r#"{"id": "ord_1", "customer": {"email": "asha@example.com"}}"#);
+        let payment = about(r#"{"id": "pay_1", "amount": 100, "failure_code": "card_declined"}"#);
+        for kind in [Type::OrderConfirmed, Type::OrderExpired] {
+            assert!(no_one.order_without_email(kind));
+            assert!(blank.order_without_email(kind));
+            assert!(!asha.order_without_email(kind));
+        }
+        // A payment's or refund's event does not carry the order's customer: it is read.
+        assert!(!payment.order_without_email(Type::PaymentFailed));
+        assert!(!no_one.order_without_email(Type::RefundSucceeded));
+    }
 
     #[test]
     fn text_and_html_say_the_same_and_html_is_escaped() {

@@ -20,6 +20,7 @@ use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
 use crate::clock::rfc3339;
+use crate::db::Script;
 use crate::error::{corrupt, Result};
 use crate::ids::OrderId;
 
@@ -167,6 +168,11 @@ impl From<Entry> for EntryView {
 /// commits. `detail` should be a JSON object.
 pub use store::insert as record;
 
+/// `record`'s statement, added to `script` for the caller to run with its other writes.
+pub fn record_into(script: &mut Script, order_id: &OrderId, kind: Kind, detail: Value, now: i64) {
+    store::insert_all_into(script, &[(order_id.clone(), kind, detail)], now);
+}
+
 /// Steps of one order gathered while its transaction runs and written with one statement
 /// (`write`) just before it commits: a confirmation's five steps cost one round trip, not
 /// five. Steps not written are lost with the value, as they would be with a rollback.
@@ -205,6 +211,13 @@ impl Steps {
         store::insert_all(conn, &self.steps, self.now).await?;
         self.steps.clear();
         Ok(())
+    }
+
+    /// Adds the statements writing the steps gathered so far to `script`, which the caller
+    /// runs in its transaction, and forgets them.
+    pub fn flush_into(&mut self, script: &mut Script) {
+        store::insert_all_into(script, &self.steps, self.now);
+        self.steps.clear();
     }
 
     /// Writes the steps in the caller's transaction.

@@ -4,6 +4,7 @@ use serde_json::Value;
 use sqlx::AnyConnection;
 
 use super::{Entry, Kind};
+use crate::db::{Bind, Script};
 use crate::error::{corrupt, Result};
 use crate::ids::OrderId;
 use crate::multirow;
@@ -34,21 +35,28 @@ pub async fn insert_all(
     steps: &[(OrderId, Kind, Value)],
     now: i64,
 ) -> Result<()> {
+    let mut script = Script::new();
+    insert_all_into(&mut script, steps, now);
+    script.run(conn).await?;
+    Ok(())
+}
+
+/// `insert_all`'s statements, added to `script` for the caller to run with its other writes.
+pub fn insert_all_into(script: &mut Script, steps: &[(OrderId, Kind, Value)], now: i64) {
     for run in multirow::runs(steps.len()) {
         let sql = format!(
             "INSERT INTO timeline (order_id, at, kind, detail) VALUES {}",
             multirow::values("(?, $1, ?, ?)", run.len(), 2)
         );
-        let mut query = sqlx::query(&sql).bind(now);
+        let mut binds = Vec::with_capacity(1 + 3 * run.len());
+        binds.push(Bind::from(now));
         for (order_id, kind, detail) in &steps[run] {
-            query = query
-                .bind(order_id.as_str())
-                .bind(kind.as_str())
-                .bind(detail.to_string());
+            binds.push(order_id.as_str().into());
+            binds.push(kind.as_str().into());
+            binds.push(detail.to_string().into());
         }
-        query.execute(&mut *conn).await?;
+        script.push(sql, binds);
     }
-    Ok(())
 }
 
 /// Every step of the order, in the order they were written.

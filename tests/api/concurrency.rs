@@ -181,8 +181,8 @@ async fn a_sold_out_sku_is_refused_before_pricing_but_bad_input_still_first(b: B
 
 both!(a_batch_that_fails_part_way_is_tried_again_in_halves);
 
-/// A batch holding one buyer's order fails part-way (a failpoint: a statement errs after
-/// the batch's orders were written in its transaction). The batch is tried again in halves
+/// A batch holding one buyer's order fails part-way (a failpoint: it errs after the
+/// batch's orders and the rest were written in its transaction, before its commit). The batch is tried again in halves
 /// and, the failure not recurring, every buyer gets an order: each exactly once, none left
 /// over from the attempt that failed.
 async fn a_batch_that_fails_part_way_is_tried_again_in_halves(b: Backend) {

@@ -408,9 +408,13 @@ async fn orders_store(b: Backend) {
     payments::store::insert_attempt(&mut conn, &payment, 15)
         .await
         .unwrap();
-    let first = orders::store::record_paid(&mut conn, &id, &payment.id, 16)
+    // The order's update joins the caller's writes.
+    let mut writes = till::db::Script::new();
+    let first = orders::store::record_paid(&mut conn, &mut writes, &id, &payment.id, 16)
         .await
         .unwrap();
+    assert!(!writes.is_empty());
+    writes.run(&mut conn).await.unwrap();
     assert!(first.starts_with("INV/"), "{first}");
     let head = orders::store::head(&mut conn, &id).await.unwrap().unwrap();
     assert_eq!(
@@ -435,9 +439,11 @@ async fn orders_store(b: Backend) {
     );
     // Invoice numbers count up, one per paid order.
     let other = pending_order(&mut conn, "ord_2", "A", 1, None).await;
-    let second = orders::store::record_paid(&mut conn, &other, &payment.id, 17)
+    let mut writes = till::db::Script::new();
+    let second = orders::store::record_paid(&mut conn, &mut writes, &other, &payment.id, 17)
         .await
         .unwrap();
+    writes.run(&mut conn).await.unwrap();
     assert!(second > first, "{second} after {first}");
     assert_eq!(
         orders::store::pending_of_customer(&mut conn, "cus_1", 18)
@@ -1357,9 +1363,11 @@ async fn confirm_with(conn: &mut AnyConnection, order: &OrderId, payment: &Payme
     inventory::store::settle_locks(conn, order, LockEnd::Committed, 6)
         .await
         .unwrap();
-    orders::store::record_paid(conn, order, payment, 6)
+    let mut writes = till::db::Script::new();
+    orders::store::record_paid(conn, &mut writes, order, payment, 6)
         .await
         .unwrap();
+    writes.run(conn).await.unwrap();
 }
 
 fn coupon(code: &str) -> Coupon {

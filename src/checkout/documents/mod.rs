@@ -13,6 +13,7 @@ pub mod routes;
 use sqlx::AnyConnection;
 
 use crate::clock::{parse_rfc3339, rfc3339};
+use crate::db::Script;
 use crate::documents::store::{self as docs, NewDocument};
 use crate::documents::{
     self, Buyer, CreditNoteDoc, CreditNoteLine, DocAddress, InvoiceDoc, InvoiceLine, Kind, Seller,
@@ -43,7 +44,9 @@ pub async fn invoice_document(
     let issued_at = parse_rfc3339(&order.updated_at)
         .ok_or_else(|| corrupt("orders.updated_at", &order.updated_at))?;
     let doc = build_invoice(conn, order, number, issued_at).await?;
-    store_invoice(conn, &doc, issued_at).await?;
+    let mut script = Script::new();
+    store_invoice(&mut script, &doc, issued_at)?;
+    script.run(conn).await?;
     docs::invoice(conn, order_id).await
 }
 
@@ -84,24 +87,24 @@ pub async fn draft_invoice(
     build_invoice(tx, order, String::new(), now).await
 }
 
-/// Issues the drafted invoice as number `number` (from `orders::store::record_paid`), in the
-/// same transaction: one insert. Returns it, for an event that carries it to be written in
-/// that transaction too.
-pub async fn issue_invoice(
-    tx: &mut AnyConnection,
+/// Issues the drafted invoice as number `number` (from `orders::store::record_paid`): its
+/// insert joins `writes`, which the confirming transaction runs before it commits. Returns
+/// it, for an event that carries it to be written in that transaction too.
+pub fn issue_invoice(
+    writes: &mut Script,
     draft: InvoiceDoc,
     number: String,
     now: i64,
 ) -> Result<InvoiceDoc> {
     let doc = InvoiceDoc { number, ..draft };
-    store_invoice(tx, &doc, now).await?;
+    store_invoice(writes, &doc, now)?;
     Ok(doc)
 }
 
-async fn store_invoice(conn: &mut AnyConnection, doc: &InvoiceDoc, issued_at: i64) -> Result<()> {
+fn store_invoice(writes: &mut Script, doc: &InvoiceDoc, issued_at: i64) -> Result<()> {
     let body = serde_json::to_string(doc).map_err(|e| Error::Internal(e.into()))?;
-    docs::insert(
-        conn,
+    docs::insert_into(
+        writes,
         &NewDocument {
             kind: Kind::Invoice,
             number: &doc.number,
@@ -110,8 +113,7 @@ async fn store_invoice(conn: &mut AnyConnection, doc: &InvoiceDoc, issued_at: i6
             issued_at,
             body,
         },
-    )
-    .await?;
+    );
     Ok(())
 }
 

@@ -11,7 +11,7 @@ use sqlx::AnyConnection;
 
 use super::gateway::{GatewayPayment, Outcome};
 use super::{Fate, Method, Payment, Status};
-use crate::db::{lease_due, Db};
+use crate::db::{lease_due, Db, Script};
 use crate::error::{corrupt, Result};
 use crate::ids::{OrderId, PaymentId};
 use crate::money::{Currency, Money};
@@ -69,21 +69,28 @@ pub async fn insert_attempt(
     p: &Payment,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    let mut script = Script::new();
+    insert_attempt_into(&mut script, p, now);
+    script.run(conn).await
+}
+
+/// `insert_attempt`'s statement, added to `script` for the caller to run with its other
+/// writes (a second attempt in flight for the order is still a unique violation).
+pub fn insert_attempt_into(script: &mut Script, p: &Payment, now: i64) {
+    script.push(
         "INSERT INTO payments (id, order_id, status, amount, currency, method, source, gateway, created_at, updated_at)
          VALUES ($1, $2, 'processing', $3, $4, $5, $6, $7, $8, $8)",
-    )
-    .bind(p.id.as_str())
-    .bind(p.order_id.as_str())
-    .bind(p.amount.minor)
-    .bind(p.amount.currency.code())
-    .bind(p.method.as_str())
-    .bind(&p.source)
-    .bind(&p.gateway)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+        vec![
+            p.id.as_str().into(),
+            p.order_id.as_str().into(),
+            p.amount.minor.into(),
+            p.amount.currency.code().into(),
+            p.method.as_str().into(),
+            p.source.as_str().into(),
+            p.gateway.as_str().into(),
+            now.into(),
+        ],
+    );
 }
 
 pub async fn get(conn: &mut AnyConnection, id: &PaymentId) -> Result<Option<Payment>> {
@@ -288,13 +295,19 @@ pub async fn record_webhook(
     event_id: &str,
     now: i64,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO webhook_events (gateway, event_id, received_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-        .bind(gateway)
-        .bind(event_id)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
+    let mut script = Script::new();
+    record_webhook_into(&mut script, gateway, event_id, now);
+    script.run(conn).await?;
     Ok(())
+}
+
+/// `record_webhook`'s statement, added to `script` for the caller to run with its other
+/// writes.
+pub fn record_webhook_into(script: &mut Script, gateway: &str, event_id: &str, now: i64) {
+    script.push(
+        "INSERT INTO webhook_events (gateway, event_id, received_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        vec![gateway.into(), event_id.into(), now.into()],
+    );
 }
 
 /// The recovery worker's leases: attempts in flight nobody touched since `untouched_since`.
@@ -310,6 +323,7 @@ pub async fn lease_due_attempts(
 }
 
 /// An attempt with what the API shows of it beyond `Payment`.
+#[derive(Clone)]
 pub struct PaymentRecord {
     pub payment: Payment,
     pub failure_code: Option<String>,
