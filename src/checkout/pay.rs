@@ -82,16 +82,9 @@ pub async fn start_payment(state: &AppState, input: PaymentInput) -> Result<Paym
     if head.expires_at <= now {
         return Err(Error::NotPayable("the order's hold has expired".into()));
     }
-    if payments::store::for_order(&mut tx, &head.id)
-        .await?
-        .iter()
-        .any(|p| p.status.in_flight())
-    {
-        return Err(Error::NotPayable(
-            "a payment for this order is already in progress".into(),
-        ));
-    }
-    // The attempt and its step, together.
+    // The attempt and its step, together. A second attempt in flight for the order is a
+    // unique violation (`payments_one_in_flight` indexes exactly `Status::IN_FLIGHT`), so
+    // there is nothing to read first.
     let mut writes = Script::new();
     payments::store::insert_attempt_into(&mut writes, &payment, now);
     let attempted = json!({"payment_id": payment.id, "method": payment.method.as_str(), "gateway": payment.gateway, "amount": payment.amount.minor, "currency": payment.amount.currency.code()});

@@ -408,3 +408,20 @@ pub async fn attempts_since(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A second attempt in flight is refused by this index alone (nothing reads first), so
+    /// it must cover exactly `Status::IN_FLIGHT`.
+    #[test]
+    fn the_one_in_flight_index_covers_exactly_the_in_flight_statuses() {
+        let index = include_str!("../../db/0008_one_in_flight.sql");
+        let wanted = format!(
+            "ON payments (order_id)\n  WHERE status IN {};",
+            *IN_FLIGHT_SQL
+        );
+        assert!(index.contains(&wanted), "{index}\nshould hold\n{wanted}");
+    }
+}
