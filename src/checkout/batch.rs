@@ -237,15 +237,17 @@ async fn write_all(
         .zip(&drafts)
         .map(|(job, draft)| (&draft.id, job.input.lines[0].1))
         .collect();
-    let grants = inventory::store::lock_for_orders(tx, state.db.kind, sku, &wants, now).await?;
+    // Everything the batch writes after the stock reads nothing back: one script, the
+    // locks first.
+    let mut writes = Script::new();
+    let grants =
+        inventory::store::lock_for_orders(tx, &mut writes, state.db.kind, sku, &wants, now).await?;
     // The buyers who got stock, and their orders.
     let sold: Vec<usize> = (0..jobs.len()).filter(|&i| !grants[i].is_empty()).collect();
     let orders: Vec<NewOrder<'_>> = sold
         .iter()
         .map(|&i| drafts[i].order(state, &jobs[i].input, &jobs[i].priced, now))
         .collect();
-    // Everything else the batch writes reads nothing back: one script.
-    let mut writes = Script::new();
     orders::store::insert_all_into(&mut writes, &orders, now);
     let mut steps = Steps::new(&drafts[0].id, now);
     let mut events = Outbox::new(now);

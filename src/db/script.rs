@@ -65,8 +65,8 @@ struct Statement {
     binds: Vec<Bind>,
 }
 
-/// Statements to run in order, in the caller's transaction (or, outside one, each committing
-/// on its own, as they would one by one).
+/// Statements to run in order, in the caller's transaction. Outside one, each text sent
+/// commits on its own: on SQLite each of its statements, on PostgreSQL the one statement.
 #[derive(Debug, Default)]
 pub struct Script {
     statements: Vec<Statement>,
@@ -87,11 +87,6 @@ impl Script {
             sql: sql.into(),
             binds,
         });
-    }
-
-    /// Adds every statement of `other` after this one's.
-    pub fn append(&mut self, other: Script) {
-        self.statements.extend(other.statements);
     }
 
     /// Runs the statements in order, as few round trips as the backend allows.
@@ -231,15 +226,13 @@ mod tests {
                 "INSERT INTO a (x, y, z) VALUES ($1, $2, $1)",
                 vec![1.into(), "x".into()],
             );
-            let mut more = Script::new();
-            more.push(
+            script.push(
                 "UPDATE b SET c = $2 WHERE d = $1",
                 vec![None::<i64>.into(), "y".into()],
             );
-            more.push("INSERT INTO a(x) VALUES ($1)", vec![2.into()]);
-            more.push("SELECT 1", vec![]);
-            more.push("DELETE FROM c WHERE e = $1", vec![3.into()]);
-            script.append(more);
+            script.push("INSERT INTO a(x) VALUES ($1)", vec![2.into()]);
+            script.push("SELECT 1", vec![]);
+            script.push("DELETE FROM c WHERE e = $1", vec![3.into()]);
             script
         };
         let sqlite = script().joined(true);

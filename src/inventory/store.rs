@@ -253,10 +253,12 @@ async fn lock_one_sku(
 /// Locks stock of one SKU for each of a batch's orders, in the order given: each gets its
 /// whole quantity, spread over warehouses in name order, or nothing (an empty `Vec`) when
 /// less is left. The SKU's rows are read once under lock (held to the transaction's end),
-/// what each order gets is decided from them, each warehouse's share is taken with one
-/// update, and the locks are written with one statement per run of them.
+/// what each order gets is decided from them, and each warehouse's share is taken with one
+/// update. The locks, which read nothing back, join `writes` (one statement per run of
+/// them), for the caller to run with the orders before it commits.
 pub async fn lock_for_orders(
     conn: &mut AnyConnection,
+    writes: &mut Script,
     kind: Kind,
     sku: &Sku,
     wants: &[(&OrderId, i64)],
@@ -316,7 +318,7 @@ pub async fn lock_for_orders(
         .zip(&grants)
         .flat_map(|((order_id, _), held)| held.iter().map(move |lock| (*order_id, lock)))
         .collect();
-    insert_locks(conn, &locks, now).await?;
+    insert_locks_into(writes, &locks, now);
     Ok(grants)
 }
 
@@ -326,24 +328,33 @@ async fn insert_locks(
     locks: &[(&OrderId, &Held)],
     now: i64,
 ) -> Result<()> {
+    let mut script = Script::new();
+    insert_locks_into(&mut script, locks, now);
+    script.run(conn).await?;
+    Ok(())
+}
+
+/// `insert_locks`'s statements, added to `script`.
+fn insert_locks_into(script: &mut Script, locks: &[(&OrderId, &Held)], now: i64) {
     for run in multirow::runs(locks.len()) {
         let sql = format!(
             "INSERT INTO locks (id, order_id, sku, warehouse, qty, state, created_at, updated_at)
              VALUES {}",
             multirow::values("(?, ?, ?, ?, ?, 'held', $1, $1)", run.len(), 2)
         );
-        let mut query = sqlx::query(&sql).bind(now);
+        let mut binds = Vec::with_capacity(1 + 5 * run.len());
+        binds.push(now.into());
         for (order_id, lock) in &locks[run] {
-            query = query
-                .bind(new_id("lck"))
-                .bind(order_id.as_str())
-                .bind(&lock.sku)
-                .bind(&lock.warehouse)
-                .bind(lock.qty);
+            binds.extend([
+                new_id("lck").into(),
+                order_id.as_str().into(),
+                lock.sku.as_str().into(),
+                lock.warehouse.as_str().into(),
+                lock.qty.into(),
+            ]);
         }
-        query.execute(&mut *conn).await?;
+        script.push(sql, binds);
     }
-    Ok(())
 }
 
 /// One warehouse's share: ask for everything still needed in one conditional update; if the

@@ -216,9 +216,13 @@ async fn inventory_store(b: Backend) {
         .map(OrderId::from)
         .collect();
     let wants = [(&ids[0], 1), (&ids[1], 3), (&ids[2], 2), (&ids[3], 1)];
-    let grants = inventory::store::lock_for_orders(&mut tx, db.kind, &sku("C"), &wants, 3)
-        .await
-        .unwrap();
+    // The locks join the caller's writes.
+    let mut writes = till::db::Script::new();
+    let grants =
+        inventory::store::lock_for_orders(&mut tx, &mut writes, db.kind, &sku("C"), &wants, 3)
+            .await
+            .unwrap();
+    writes.run(&mut tx).await.unwrap();
     let got: Vec<Vec<(&str, i64)>> = grants
         .iter()
         .map(|held| held.iter().map(|h| (h.warehouse.as_str(), h.qty)).collect())
