@@ -2,15 +2,33 @@
 # Where a checkout's CPU goes, by process: `till serve` (with its embedded simulator), the
 # PostgreSQL server's processes, and the `till bench` client, over one run of checkouts (32
 # in flight) after a warm-up. Figures are CPU milliseconds per confirmed checkout, from
-# /proc (utime + stime), beside the run's wall time. Run by hand, as root:
+# /proc (utime + stime), beside the run's wall time and the whole machine's busy time
+# (/proc/stat). Run by hand, as root:
 #   bench/cpu.sh sqlite|postgres [checkouts]
+#   bench/cpu.sh raw      # the same for ../shared/bench/checkout.sql under pgbench (c8, 15 s)
 # TILL_BIN=path measures another build. PIN="taskset -c 0" runs the server pinned to one core.
 # Also prints each busy thread of the server: its CPU per checkout and how much of the run
 # it was busy (on SQLite, the writer connection's thread is the busiest of sqlx's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BACKEND="${1:?sqlite or postgres}"
+BACKEND="${1:?sqlite, postgres or raw}"
 COUNT="${2:-2000}"
+# Busy time of the whole machine, in clock ticks (user, nice, system, irq, softirq).
+machine_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
+if [ "$BACKEND" = raw ]; then
+  export PGOPTIONS='-c client_min_messages=warning'
+  psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS till_cpu_raw" -c "CREATE DATABASE till_cpu_raw" 2>/dev/null
+  psql -q -h 127.0.0.1 -U postgres till_cpu_raw -f ../shared/bench/schema.sql >/dev/null 2>&1
+  m0=$(machine_ticks)
+  /usr/bin/time -f "%U %S" -o /var/tmp/till-cpu-client.txt pgbench -n -M prepared -c 8 -j 2 -T 15 \
+    -f ../shared/bench/checkout.sql -h 127.0.0.1 -U postgres till_cpu_raw >/var/tmp/till-cpu-raw.txt 2>/dev/null
+  m1=$(machine_ticks)
+  n=$(awk '/number of transactions actually processed/ {split($NF, a, "/"); print a[1]}' /var/tmp/till-cpu-raw.txt)
+  read -r client_user client_sys </var/tmp/till-cpu-client.txt
+  echo "raw checkout.sql: $n checkouts, $(awk '/^tps/ {printf "%.0f", $3; exit}' /var/tmp/till-cpu-raw.txt)/s"
+  echo "CPU ms per checkout: whole machine $(echo "($m1 - $m0) * 1000 / $(getconf CLK_TCK) / $n" | bc -l | xargs printf '%.2f'), pgbench $(echo "($client_user + $client_sys) * 1000 / $n" | bc -l | xargs printf '%.2f')"
+  exit 0
+fi
 if [ -z "${TILL_BIN:-}" ]; then
   export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/till-target}"
   cargo build --release --quiet
@@ -50,10 +68,10 @@ switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {n 
 # Each thread of the server: id, name, CPU ticks.
 threads() { for t in /proc/"$1"/task/*; do echo "${t##*/} $(tr ' ' _ <"$t/comm") $(awk '{print $14 + $15}' "$t/stat")"; done | sort; }
 threads $pid >/var/tmp/till-cpu-threads0
-serve0=$(ticks $pid); pg0=$(pg_ticks); sw0=$(switches $pid); started=$(date +%s.%N)
+serve0=$(ticks $pid); pg0=$(pg_ticks); sw0=$(switches $pid); m0=$(machine_ticks); started=$(date +%s.%N)
 /usr/bin/time -f "%U %S" -o /var/tmp/till-cpu-client.txt "$TILL_BIN" bench --url "http://127.0.0.1:$port" \
   --api-key "$key" --database-url "$url" --json --scenario checkout --count "$COUNT" >/var/tmp/till-cpu-run.json 2>/dev/null
-ended=$(date +%s.%N); serve1=$(ticks $pid); pg1=$(pg_ticks); sw1=$(switches $pid)
+ended=$(date +%s.%N); serve1=$(ticks $pid); pg1=$(pg_ticks); sw1=$(switches $pid); m1=$(machine_ticks)
 threads $pid >/var/tmp/till-cpu-threads1
 hz=$(getconf CLK_TCK)
 read -r client_user client_sys </var/tmp/till-cpu-client.txt
@@ -62,7 +80,7 @@ per() { echo "$1 / $confirmed" | bc -l | xargs printf '%.2f'; }
 echo "$BACKEND: $confirmed confirmed, $(jq .confirmed_per_sec /var/tmp/till-cpu-run.json | xargs printf '%.0f')/s"
 echo "CPU ms per checkout: till serve $(per "($serve1 - $serve0) * 1000 / $hz"), postgres $(per "($pg1 - $pg0) * 1000 / $hz"), bench client $(per "($client_user + $client_sys) * 1000")"
 echo "context switches per checkout, till serve: $(per "($sw1 - $sw0)")"
-echo "wall ms per checkout: $(per "($ended - $started) * 1000") (on $(nproc) cores: $(per "($ended - $started) * 1000 * $(nproc)") core-ms)"
+echo "wall ms per checkout: $(per "($ended - $started) * 1000") (on $(nproc) cores: $(per "($ended - $started) * 1000 * $(nproc)") core-ms, of which busy: $(per "($m1 - $m0) * 1000 / $hz"))"
 echo "the server's busy threads: CPU ms per checkout, and the share of the run each was busy"
 join /var/tmp/till-cpu-threads0 /var/tmp/till-cpu-threads1 |
   awk -v hz="$hz" -v n="$confirmed" -v wall="$(echo "$ended - $started" | bc -l)" '
