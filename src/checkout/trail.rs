@@ -179,7 +179,8 @@ pub async fn refund_step(
 /// however many there are. `flush` writes what is gathered so far, where a step written
 /// directly must come after it.
 pub struct Gathered {
-    /// Other writes that read nothing back (the invoice document), written first.
+    /// Other writes that read nothing back (a confirmation's paid-by and invoice number,
+    /// its invoice document), written first.
     pub writes: Script,
     pub steps: Steps,
     pub events: Outbox,
