@@ -77,6 +77,14 @@ impl Script {
         Script::default()
     }
 
+    /// The script `build` writes: for a store's function that runs its own statements at
+    /// once, `Script::of(|s| x_into(s, …)).run(conn)`.
+    pub fn of(build: impl FnOnce(&mut Script)) -> Script {
+        let mut script = Script::new();
+        build(&mut script);
+        script
+    }
+
     pub fn is_empty(&self) -> bool {
         self.statements.is_empty()
     }
@@ -103,29 +111,13 @@ impl Script {
     /// them the main statement. Each statement's placeholders are moved past the values of
     /// those before it in its text.
     fn joined(self, sqlite: bool) -> Vec<(String, Vec<Bind>)> {
-        // Runs of statements that go as one text.
-        let mut runs: Vec<Vec<Statement>> = Vec::new();
-        // The tables the last run writes; `None` when no statement may join it.
-        let mut written: Option<Vec<String>> = None;
-        for s in self.statements {
-            let t = table(&s.sql).map(str::to_string);
-            let joins = match (&written, &t) {
-                (Some(_), _) if sqlite => true,
-                (Some(tables), Some(t)) => !tables.contains(t),
-                _ => false,
-            };
-            if !joins {
-                runs.push(Vec::new());
-                written = Some(Vec::new());
-            }
-            match (t, &mut written) {
-                (Some(t), Some(tables)) => tables.push(t),
-                _ if !sqlite => written = None,
-                _ => {}
-            }
-            runs.last_mut().expect("a run was started").push(s);
-        }
+        let runs = if sqlite {
+            vec![self.statements]
+        } else {
+            runs_on_distinct_tables(self.statements)
+        };
         runs.into_iter()
+            .filter(|run| !run.is_empty())
             .map(|run| {
                 let mut parts = Vec::with_capacity(run.len());
                 let mut binds = Vec::new();
@@ -150,6 +142,28 @@ impl Script {
             })
             .collect()
     }
+}
+
+/// PostgreSQL's runs: a statement joins the run before it when it writes a table none of
+/// that run's statements writes; one that writes no table it can name runs alone.
+fn runs_on_distinct_tables(statements: Vec<Statement>) -> Vec<Vec<Statement>> {
+    let mut runs: Vec<Vec<Statement>> = Vec::new();
+    // The tables the last run writes; `None` when no statement may join it.
+    let mut written: Option<Vec<String>> = None;
+    for s in statements {
+        let t = table(&s.sql).map(str::to_string);
+        let joins = matches!((&written, &t), (Some(tables), Some(t)) if !tables.contains(t));
+        if !joins {
+            runs.push(Vec::new());
+            written = Some(Vec::new());
+        }
+        match (t, &mut written) {
+            (Some(t), Some(tables)) => tables.push(t),
+            _ => written = None,
+        }
+        runs.last_mut().expect("a run was started").push(s);
+    }
+    runs
 }
 
 /// The table a write statement writes (`INSERT INTO t`, `UPDATE t`, `DELETE FROM t`);

@@ -141,10 +141,11 @@ pub async fn set_answer(
     status_code: u16,
     body: &str,
 ) -> Result<()> {
-    let mut script = Script::new();
-    set_answer_into(&mut script, scope, key, status_code, body);
-    script.run(conn).await?;
-    Ok(())
+    Ok(
+        Script::of(|s| set_answer_into(s, scope, key, status_code, body))
+            .run(conn)
+            .await?,
+    )
 }
 
 /// `set_answer`'s statement, added to `script` for the caller to run with its other writes.

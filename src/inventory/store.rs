@@ -297,16 +297,7 @@ pub async fn lock_for_orders(
         grants.push(held);
     }
     for (warehouse, _, taken) in shares.iter().filter(|(_, _, taken)| *taken > 0) {
-        let done = sqlx::query(
-            "UPDATE inventory SET locked = locked + $1 WHERE sku = $2 AND warehouse = $3 AND on_hand - locked >= $1",
-        )
-        .bind(taken)
-        .bind(sku.as_str())
-        .bind(warehouse)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-        if done != 1 {
+        if !lock_units(conn, sku.as_str(), warehouse, *taken).await? {
             return Err(Error::Internal(anyhow::anyhow!(
                 "the stock of {} in {warehouse} moved while the batch held it",
                 sku.as_str()
@@ -328,10 +319,9 @@ async fn insert_locks(
     locks: &[(&OrderId, &Held)],
     now: i64,
 ) -> Result<()> {
-    let mut script = Script::new();
-    insert_locks_into(&mut script, locks, now);
-    script.run(conn).await?;
-    Ok(())
+    Ok(Script::of(|s| insert_locks_into(s, locks, now))
+        .run(conn)
+        .await?)
 }
 
 /// `insert_locks`'s statements, added to `script`.
@@ -357,6 +347,21 @@ fn insert_locks_into(script: &mut Script, locks: &[(&OrderId, &Held)], now: i64)
     }
 }
 
+/// Locks `n` units of the SKU in the warehouse if that many are free: a conditional update,
+/// so stock is never locked past what is on hand. Returns whether it took them.
+async fn lock_units(conn: &mut AnyConnection, sku: &str, warehouse: &str, n: i64) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE inventory SET locked = locked + $1 WHERE sku = $2 AND warehouse = $3 AND on_hand - locked >= $1",
+    )
+    .bind(n)
+    .bind(sku)
+    .bind(warehouse)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(done == 1)
+}
+
 /// One warehouse's share: ask for everything still needed in one conditional update; if the
 /// warehouse has less, re-read what it has and ask for exactly that.
 async fn take_from_warehouse(
@@ -367,16 +372,7 @@ async fn take_from_warehouse(
 ) -> Result<i64> {
     let mut ask = wanted;
     for _ in 0..LOCK_RETRIES_PER_WAREHOUSE {
-        let done = sqlx::query(
-            "UPDATE inventory SET locked = locked + $1 WHERE sku = $2 AND warehouse = $3 AND on_hand - locked >= $1",
-        )
-        .bind(ask)
-        .bind(sku)
-        .bind(warehouse)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-        if done == 1 {
+        if lock_units(conn, sku, warehouse, ask).await? {
             return Ok(ask);
         }
         let available: Option<i64> = sqlx::query_scalar(

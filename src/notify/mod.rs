@@ -165,7 +165,7 @@ pub async fn enqueue(
 }
 
 /// Events gathered while a transaction runs and written with one statement per run of them
-/// (`flush`, `multirow::runs`) just before it commits, in the order they were added: a
+/// (`flush_into` the transaction's `db::Script`, `multirow::runs`) just before it commits, in the order they were added: a
 /// confirmation's three events cost one round trip, a flash-sale batch's sixty-four one.
 /// Events not written are lost with the value, as they would be with a rollback.
 #[must_use = "events are only kept once written"]
@@ -193,14 +193,6 @@ impl Outbox {
 
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()
-    }
-
-    /// Writes the events gathered so far in the caller's transaction, and forgets them.
-    pub async fn flush(&mut self, conn: &mut AnyConnection) -> Result<()> {
-        let mut script = Script::new();
-        self.flush_into(&mut script);
-        script.run(conn).await?;
-        Ok(())
     }
 
     /// Adds the statements writing the events gathered so far to `script`, which the caller

@@ -54,21 +54,9 @@ pub async fn insert(
     Ok(())
 }
 
-/// Writes events (id, type, data) in the caller's transaction with one statement per run of
-/// them (`multirow::runs`), in the order given: their serial keys, which the sequencer
-/// numbers them by, follow that order.
-pub async fn insert_all(
-    conn: &mut AnyConnection,
-    events: &[(&str, &str, &str)],
-    now: i64,
-) -> Result<()> {
-    let mut script = Script::new();
-    insert_all_into(&mut script, events, now);
-    script.run(conn).await?;
-    Ok(())
-}
-
-/// `insert_all`'s statements, added to `script` for the caller to run with its other writes.
+/// Adds to `script`, for the caller to run in its transaction, the statements writing events
+/// (id, type, data), one per run of them (`multirow::runs`), in the order given: their
+/// serial keys, which the sequencer numbers them by, follow that order.
 pub fn insert_all_into(script: &mut Script, events: &[(&str, &str, &str)], now: i64) {
     for run in multirow::runs(events.len()) {
         let sql = format!(

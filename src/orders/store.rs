@@ -28,10 +28,9 @@ pub async fn insert_all(
     orders: &[NewOrder<'_>],
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    let mut script = Script::new();
-    insert_all_into(&mut script, orders, now);
-    script.run(conn).await?;
-    Ok(())
+    Script::of(|s| insert_all_into(s, orders, now))
+        .run(conn)
+        .await
 }
 
 /// `insert_all`'s statements, added to `script` for the caller to run with its other writes.

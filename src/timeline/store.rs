@@ -35,10 +35,9 @@ pub async fn insert_all(
     steps: &[(OrderId, Kind, Value)],
     now: i64,
 ) -> Result<()> {
-    let mut script = Script::new();
-    insert_all_into(&mut script, steps, now);
-    script.run(conn).await?;
-    Ok(())
+    Ok(Script::of(|s| insert_all_into(s, steps, now))
+        .run(conn)
+        .await?)
 }
 
 /// `insert_all`'s statements, added to `script` for the caller to run with its other writes.

@@ -1157,8 +1157,14 @@ async fn events_store(b: Backend) {
         ("evt_3", "payment.succeeded", r#"{"id":"pay_3"}"#),
         ("evt_4", "order.confirmed", r#"{"id":"ord_3"}"#),
     ];
-    store::insert_all(&mut tx, &batch, 3).await.unwrap();
-    store::insert_all(&mut tx, &[], 3).await.unwrap();
+    till::db::Script::of(|s| store::insert_all_into(s, &batch, 3))
+        .run(&mut tx)
+        .await
+        .unwrap();
+    till::db::Script::of(|s| store::insert_all_into(s, &[], 3))
+        .run(&mut tx)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(store::sequence(&mut conn, db.kind, 10).await.unwrap(), 2);
     let added = store::after(&mut conn, Position(2), None, 10)

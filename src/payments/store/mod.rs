@@ -69,9 +69,9 @@ pub async fn insert_attempt(
     p: &Payment,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    let mut script = Script::new();
-    insert_attempt_into(&mut script, p, now);
-    script.run(conn).await
+    Script::of(|s| insert_attempt_into(s, p, now))
+        .run(conn)
+        .await
 }
 
 /// `insert_attempt`'s statement, added to `script` for the caller to run with its other
@@ -295,10 +295,11 @@ pub async fn record_webhook(
     event_id: &str,
     now: i64,
 ) -> Result<()> {
-    let mut script = Script::new();
-    record_webhook_into(&mut script, gateway, event_id, now);
-    script.run(conn).await?;
-    Ok(())
+    Ok(
+        Script::of(|s| record_webhook_into(s, gateway, event_id, now))
+            .run(conn)
+            .await?,
+    )
 }
 
 /// `record_webhook`'s statement, added to `script` for the caller to run with its other
