@@ -8,7 +8,7 @@
 #   bench/cpu.sh raw      # the same for ../shared/bench/checkout.sql under pgbench (c8, 15 s)
 # TILL_BIN=path measures another build. PIN="taskset -c 0" runs the server pinned to one core.
 # Also prints each busy thread of the server: its CPU per checkout and how much of the run
-# it was busy (on SQLite, the writer connection's thread is the busiest of sqlx's).
+# it was busy (SQLite's statements run on the tokio workers, `crates/sqlite-inline`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BACKEND="${1:?sqlite, postgres or raw}"
@@ -62,8 +62,8 @@ pg_ticks() {
   done
   echo "$total"
 }
-# Context switches of every thread of the server (each statement handed to SQLite's thread and
-# back is two; a thread that ended during the run is not counted).
+# Context switches of every thread of the server (a statement handed to a connection's thread
+# and back would be two; a thread that ended during the run is not counted).
 switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {n += $2} END {printf "%d\n", n}'; }
 # Each thread of the server: id, name, CPU ticks.
 threads() { for t in /proc/"$1"/task/*; do echo "${t##*/} $(tr ' ' _ <"$t/comm") $(awk '{print $14 + $15}' "$t/stat")"; done | sort; }

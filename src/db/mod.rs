@@ -46,8 +46,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
 /// process instead of letting them fail with `SQLITE_BUSY` under a flash sale.
 const SQLITE_MAX_CONNECTIONS: u32 = 1;
 
-/// SQLite's reading connections beside the writer (`Db::reads`), each with a thread of its
-/// own in sqlx: reads that need not wait for the writer's queue run beside it.
+/// SQLite's reading connections beside the writer (`Db::reads`): reads that need not wait
+/// for the writer's queue run beside it, on another worker thread (WAL).
 const SQLITE_READERS: u32 = 4;
 
 /// How long a request waits for SQLite's one connection before it is answered 503: long
@@ -117,7 +117,7 @@ async fn open(
         .max_connections(max)
         .acquire_timeout(Duration::from_secs(acquire_timeout_secs))
         // A SQLite connection is a file in this process: nothing can break it between uses,
-        // and asking it first costs a round trip to its thread on every acquire. A PostgreSQL
+        // so it is not asked on every acquire. A PostgreSQL
         // one may have lost its server since it was last used, so it is asked.
         .test_before_acquire(kind == Kind::Postgres)
         .after_connect(move |conn, _meta| {
@@ -126,7 +126,6 @@ async fn open(
                     Kind::Sqlite => &[
                         "PRAGMA journal_mode = WAL",
                         "PRAGMA synchronous = NORMAL",
-                        "PRAGMA busy_timeout = 5000",
                         "PRAGMA foreign_keys = ON",
                     ],
                     Kind::Postgres => &[],
@@ -154,7 +153,7 @@ async fn open(
 impl Db {
     /// Opens the pool; `sqlite://PATH` creates the file if it is missing.
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Db> {
-        sqlx::any::install_default_drivers();
+        till_sqlite::install_drivers();
         let (kind, url) = if let Some(path) = url.strip_prefix("sqlite://") {
             let sep = if path.contains('?') { '&' } else { '?' };
             let url = if path.contains("mode=") {

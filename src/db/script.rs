@@ -1,10 +1,9 @@
 //! Writes sent together: the statements at the end of a transaction that read nothing back
 //! (a confirmation's document, timeline steps, events and stored answer; a batch's orders).
 //!
-//! On SQLite every statement is a message to the connection's thread and a wake-up back,
-//! and the one writer is held across each round trip. sqlx runs every statement of a query
-//! text in turn, binding `$N` from one list of values, so a script goes to SQLite as one
-//! text: one round trip for all of it.
+//! On SQLite a script is one text of several statements, which the driver
+//! (`crates/sqlite-inline`) runs in turn, binding each `$N` from one list of values: one
+//! call, with its statements kept prepared under that text.
 //!
 //! PostgreSQL refuses several statements in one prepared query, but one statement may carry
 //! others in its `WITH` clause (`WITH w0 AS (INSERT …), w1 AS (UPDATE …) INSERT …`): one

@@ -95,7 +95,7 @@ impl TestDb {
     /// One connection that sees Till's tables and the embedded simulator's, to compare the
     /// gateway's books with Till's: on SQLite the simulator's file is attached beside Till's.
     pub async fn books(&self) -> sqlx::AnyPool {
-        sqlx::any::install_default_drivers();
+        till_sqlite::install_drivers();
         let options = sqlx::any::AnyPoolOptions::new().max_connections(1);
         let options = match till::db::sqlite_file(&self.url) {
             Some(file) => {
@@ -167,7 +167,7 @@ impl Drop for TestDb {
 
 async fn admin_pg(sql: &str) {
     use sqlx::{Connection, Executor};
-    sqlx::any::install_default_drivers();
+    till_sqlite::install_drivers();
     let url = format!("{}/postgres", pg_base_url());
     let mut conn = sqlx::AnyConnection::connect(&url)
         .await

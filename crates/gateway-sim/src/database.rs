@@ -32,7 +32,7 @@ const RECORD_TABLES: &[&str] = &[
 
 /// Opens the simulator's database: `sqlite://PATH` (created if missing, WAL) or PostgreSQL.
 pub async fn connect(url: &str) -> anyhow::Result<AnyPool> {
-    sqlx::any::install_default_drivers();
+    till_sqlite::install_drivers();
     let sqlite = url.starts_with("sqlite:");
     let url = if sqlite && !url.contains("mode=") {
         let sep = if url.contains('?') { '&' } else { '?' };
@@ -47,8 +47,8 @@ pub async fn connect(url: &str) -> anyhow::Result<AnyPool> {
             DB_MAX_CONNECTIONS
         })
         .acquire_timeout(Duration::from_secs(DB_ACQUIRE_TIMEOUT_SECS))
-        // A SQLite connection (a file in this process) cannot break between uses; asking it
-        // first would cost a round trip to its thread on every acquire.
+        // A SQLite connection (a file in this process) cannot break between uses, so it is
+        // not asked on every acquire.
         .test_before_acquire(!sqlite)
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
@@ -56,7 +56,6 @@ pub async fn connect(url: &str) -> anyhow::Result<AnyPool> {
                     // As the shop's own file: an application crash loses nothing committed.
                     conn.execute("PRAGMA journal_mode = WAL").await?;
                     conn.execute("PRAGMA synchronous = NORMAL").await?;
-                    conn.execute("PRAGMA busy_timeout = 5000").await?;
                 }
                 Ok(())
             })

@@ -114,7 +114,7 @@ mod tests {
     use sqlx::Row;
 
     async fn memory() -> AnyPool {
-        sqlx::any::install_default_drivers();
+        till_sqlite::install_drivers();
         AnyPoolOptions::new()
             .max_connections(1)
             .connect("sqlite::memory:")

@@ -1,0 +1,287 @@
+//! The driver as Till uses it: through sqlx's `Any` API, on a real SQLite file.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyConnection, AnyPool, Connection, Executor, Row};
+
+/// A fresh database file's URL.
+fn fresh_url() -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "till-sqlite-{}-{}.db",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    format!("sqlite://{}?mode=rwc", path.display())
+}
+
+async fn connect(url: &str) -> AnyConnection {
+    till_sqlite::install_drivers();
+    let mut conn = AnyConnection::connect(url).await.unwrap();
+    conn.execute("PRAGMA journal_mode = WAL").await.unwrap();
+    conn
+}
+
+async fn with_table() -> (String, AnyConnection) {
+    let url = fresh_url();
+    let mut conn = connect(&url).await;
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, score REAL, data BLOB)")
+        .await
+        .unwrap();
+    (url, conn)
+}
+
+/// Runs `sql`, which must succeed; returns the rows it changed.
+async fn run(conn: &mut AnyConnection, sql: &str) -> u64 {
+    let done = sqlx::query(sql).execute(&mut *conn).await.unwrap();
+    done.rows_affected()
+}
+
+async fn count(conn: &mut AnyConnection) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM t")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_script_binds_each_statement_to_the_values_it_numbers() {
+    let (_, mut conn) = with_table().await;
+    let done = sqlx::query(
+        "INSERT INTO t (id, name) VALUES ($1, $2); INSERT INTO t (id, name) VALUES ($3, $2)",
+    )
+    .bind(1_i64)
+    .bind("same")
+    .bind(2_i64)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(done.rows_affected(), 2);
+    let names: Vec<(i64, String)> = sqlx::query_as("SELECT id, name FROM t ORDER BY id")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(names, vec![(1, "same".into()), (2, "same".into())]);
+    // The same text again runs from the statements kept prepared.
+    sqlx::query(
+        "INSERT INTO t (id, name) VALUES ($1, $2); INSERT INTO t (id, name) VALUES ($3, $2)",
+    )
+    .bind(3_i64)
+    .bind("again")
+    .bind(4_i64)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(count(&mut conn).await, 4);
+}
+
+#[tokio::test]
+async fn values_read_back_as_they_were_stored() {
+    let (_, mut conn) = with_table().await;
+    sqlx::query(
+        "INSERT INTO t (id, name, score, data) VALUES ($1, $2, $3, $4), ($5, NULL, NULL, NULL)",
+    )
+    .bind(i64::MAX)
+    .bind("Ünïcode ✓")
+    .bind(0.5_f64)
+    .bind(vec![0_u8, 1, 255])
+    .bind(7_i64)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let row = sqlx::query("SELECT id, name, score, data FROM t WHERE id = $1")
+        .bind(i64::MAX)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(row.get::<i64, _>("id"), i64::MAX);
+    assert_eq!(row.get::<String, _>(1), "Ünïcode ✓");
+    assert_eq!(row.get::<f64, _>("score"), 0.5);
+    assert_eq!(row.get::<Vec<u8>, _>("data"), vec![0, 1, 255]);
+    let empty = sqlx::query("SELECT name, score FROM t WHERE id = 7")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(empty.get::<Option<String>, _>("name"), None);
+    assert_eq!(empty.get::<Option<f64>, _>("score"), None);
+    let missing: Option<i64> = sqlx::query_scalar("SELECT id FROM t WHERE id = 8")
+        .fetch_optional(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(missing, None);
+}
+
+#[tokio::test]
+async fn a_write_reports_its_rows_and_a_read_none() {
+    let (_, mut conn) = with_table().await;
+    run(&mut conn, "INSERT INTO t (id) VALUES (1), (2), (3)").await;
+    let updated = sqlx::query("UPDATE t SET name = 'x' WHERE id >= $1")
+        .bind(2_i64)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(updated.rows_affected(), 2);
+    let read = run(&mut conn, "SELECT id FROM t").await;
+    assert_eq!(read, 0);
+    let returned: Vec<i64> =
+        sqlx::query_scalar("UPDATE t SET name = 'y' WHERE id < $1 RETURNING id")
+            .bind(3_i64)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(returned.len(), 2);
+}
+
+#[tokio::test]
+async fn errors_are_answers_not_panics() {
+    let (_, mut conn) = with_table().await;
+    run(&mut conn, "INSERT INTO t (id) VALUES (1)").await;
+    let duplicate = sqlx::query("INSERT INTO t (id) VALUES ($1)")
+        .bind(1_i64)
+        .execute(&mut conn)
+        .await
+        .unwrap_err();
+    let sqlx::Error::Database(db) = &duplicate else {
+        panic!("not a database error: {duplicate}");
+    };
+    assert!(db.is_unique_violation(), "{duplicate}");
+    assert_eq!(db.code().as_deref(), Some("1555"));
+    let unbound = sqlx::query("SELECT $2")
+        .bind(1_i64)
+        .fetch_one(&mut conn)
+        .await;
+    assert!(unbound.is_err());
+    let bad = sqlx::query("SELEC 1").execute(&mut conn).await.unwrap_err();
+    assert!(bad.to_string().contains("syntax error"), "{bad}");
+    // The connection goes on.
+    assert_eq!(count(&mut conn).await, 1);
+}
+
+#[tokio::test]
+async fn a_transaction_dropped_unfinished_is_rolled_back_at_once() {
+    let (_, mut conn) = with_table().await;
+    {
+        let mut tx = conn.begin().await.unwrap();
+        run(&mut tx, "INSERT INTO t (id) VALUES (1)").await;
+    }
+    assert_eq!(count(&mut conn).await, 0);
+    let mut tx = conn.begin().await.unwrap();
+    run(&mut tx, "INSERT INTO t (id) VALUES (2)").await;
+    tx.commit().await.unwrap();
+    assert_eq!(count(&mut conn).await, 1);
+}
+
+#[tokio::test]
+async fn savepoints_nest_inside_a_transaction() {
+    let (_, mut conn) = with_table().await;
+    let mut tx = conn.begin().await.unwrap();
+    run(&mut tx, "INSERT INTO t (id) VALUES (1)").await;
+    {
+        let mut inner = tx.begin().await.unwrap();
+        run(&mut inner, "INSERT INTO t (id) VALUES (2)").await;
+        inner.rollback().await.unwrap();
+    }
+    {
+        let mut inner = tx.begin().await.unwrap();
+        run(&mut inner, "INSERT INTO t (id) VALUES (3)").await;
+        inner.commit().await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM t ORDER BY id")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(ids, vec![1, 3]);
+}
+
+#[tokio::test]
+async fn a_write_waits_for_another_connections_transaction() {
+    let (url, mut holder) = with_table().await;
+    let mut other = connect(&url).await;
+    let mut tx = holder.begin().await.unwrap();
+    run(&mut tx, "INSERT INTO t (id) VALUES (1)").await;
+    let started = Instant::now();
+    let (written, ()) = tokio::join!(
+        sqlx::query("INSERT INTO t (id) VALUES (2)").execute(&mut other),
+        async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            tx.commit().await.unwrap();
+        }
+    );
+    written.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(90));
+    assert_eq!(count(&mut holder).await, 2);
+    // And a transaction of its own, begun while the lock is held, waits the same way.
+    let tx = holder.begin().await.unwrap();
+    let (begun, ()) = tokio::join!(
+        async {
+            let mut theirs = other.begin().await?;
+            sqlx::query("INSERT INTO t (id) VALUES (3)")
+                .execute(&mut *theirs)
+                .await?;
+            theirs.commit().await
+        },
+        async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            tx.rollback().await.unwrap();
+        }
+    );
+    begun.unwrap();
+    assert_eq!(count(&mut holder).await, 3);
+}
+
+#[tokio::test]
+async fn a_query_only_connection_reads_in_a_transaction_beside_the_writer() {
+    let (url, mut writer) = with_table().await;
+    run(&mut writer, "INSERT INTO t (id) VALUES (1)").await;
+    let mut reader = connect(&url).await;
+    reader.execute("PRAGMA query_only = ON").await.unwrap();
+    let mut read = reader.begin().await.unwrap();
+    let before: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t")
+        .fetch_one(&mut *read)
+        .await
+        .unwrap();
+    assert_eq!(before, 1);
+    // The writer is not kept waiting by the reader's transaction (WAL).
+    let mut write = writer.begin().await.unwrap();
+    run(&mut write, "INSERT INTO t (id) VALUES (2)").await;
+    write.commit().await.unwrap();
+    let seen: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t")
+        .fetch_one(&mut *read)
+        .await
+        .unwrap();
+    assert_eq!(seen, 1, "the reader's snapshot is from before the write");
+    read.commit().await.unwrap();
+    assert!(sqlx::query("INSERT INTO t (id) VALUES (3)")
+        .execute(&mut reader)
+        .await
+        .is_err());
+}
+
+#[tokio::test]
+async fn a_pool_serves_sqlite_urls_and_refuses_unknown_parameters() {
+    till_sqlite::install_drivers();
+    let url = fresh_url();
+    let pool: AnyPool = AnyPoolOptions::new()
+        .max_connections(2)
+        .connect(&url)
+        .await
+        .unwrap();
+    let one: i64 = sqlx::query_scalar("SELECT 1")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(one, 1);
+    assert_eq!(pool.acquire().await.unwrap().backend_name(), "SQLite");
+    let refused = AnyConnection::connect(&format!("{url}&cache=shared")).await;
+    assert!(refused.is_err());
+    let missing = AnyConnection::connect("sqlite:///nonexistent-dir/x.db").await;
+    assert!(missing.is_err());
+    let memory = AnyConnection::connect("sqlite::memory:").await;
+    assert!(memory.is_ok());
+}
