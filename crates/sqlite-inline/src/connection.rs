@@ -1,7 +1,7 @@
 //! One SQLite connection, driven through SQLite's C API on the thread that calls it.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::ptr::{self, NonNull};
 use std::sync::Arc;
@@ -127,9 +127,9 @@ impl Target {
 
 /// An open connection: its handle, its prepared statements and its transaction depth.
 pub struct Connection {
-    cache: HashMap<String, Vec<Prepared>>,
-    /// Cached texts, least recently used first.
-    used: VecDeque<String>,
+    /// Each kept query text's statements, with when the text last ran (`runs`).
+    cache: HashMap<String, (u64, Vec<Prepared>)>,
+    runs: u64,
     depth: usize,
     handle: Handle,
 }
@@ -174,7 +174,7 @@ impl Connection {
         };
         let connection = Connection {
             cache: HashMap::new(),
-            used: VecDeque::new(),
+            runs: 0,
             depth: 0,
             handle: Handle(db),
         };
@@ -218,7 +218,6 @@ impl Connection {
 
     pub(crate) fn clear_cache(&mut self) {
         self.cache.clear();
-        self.used.clear();
     }
 
     /// Runs `sql` — one statement or several, each bound to the values its `$N` names (a
@@ -236,7 +235,7 @@ impl Connection {
         limit: Option<usize>,
     ) -> Result<Answers, Error> {
         let cached = if persistent {
-            self.cache.remove(sql)
+            self.take_kept(sql)
         } else {
             None
         };
@@ -287,17 +286,31 @@ impl Connection {
         Ok(())
     }
 
+    /// The statements kept for `sql`, taken out for a run (`keep` puts them back); `None`
+    /// when none are, or a run that failed left none.
+    fn take_kept(&mut self, sql: &str) -> Option<Vec<Prepared>> {
+        let statements = std::mem::take(&mut self.cache.get_mut(sql)?.1);
+        (!statements.is_empty()).then_some(statements)
+    }
+
+    /// Keeps `statements` for `sql`, dropping the least recently run text when full.
     fn keep(&mut self, sql: &str, statements: Vec<Prepared>) {
-        if let Some(at) = self.used.iter().position(|s| s == sql) {
-            self.used.remove(at);
+        self.runs += 1;
+        if let Some(kept) = self.cache.get_mut(sql) {
+            *kept = (self.runs, statements);
+            return;
         }
-        while self.used.len() >= CACHE_CAPACITY {
-            if let Some(oldest) = self.used.pop_front() {
+        if self.cache.len() >= CACHE_CAPACITY {
+            let oldest = self
+                .cache
+                .iter()
+                .min_by_key(|(_, (ran, _))| *ran)
+                .map(|(text, _)| text.clone());
+            if let Some(oldest) = oldest {
                 self.cache.remove(&oldest);
             }
         }
-        self.used.push_back(sql.to_string());
-        self.cache.insert(sql.to_string(), statements);
+        self.cache.insert(sql.to_string(), (self.runs, statements));
     }
 
     /// Prepares the next statement of `rest` and moves `rest` past it; `None` when only

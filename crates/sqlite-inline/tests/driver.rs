@@ -158,8 +158,31 @@ async fn errors_are_answers_not_panics() {
     assert!(unbound.is_err());
     let bad = sqlx::query("SELEC 1").execute(&mut conn).await.unwrap_err();
     assert!(bad.to_string().contains("syntax error"), "{bad}");
+    // A kept statement that fails runs again afterwards.
+    for (id, fails) in [(2_i64, false), (2, true), (3, false)] {
+        let inserted = sqlx::query("INSERT INTO t (id) VALUES ($1)")
+            .bind(id)
+            .execute(&mut conn)
+            .await;
+        assert_eq!(inserted.is_err(), fails, "{inserted:?}");
+    }
     // The connection goes on.
-    assert_eq!(count(&mut conn).await, 1);
+    assert_eq!(count(&mut conn).await, 3);
+}
+
+#[tokio::test]
+async fn the_statements_kept_are_bounded() {
+    let (_, mut conn) = with_table().await;
+    for n in 0..600_i64 {
+        let sum: i64 = sqlx::query_scalar(&format!("SELECT $1 + {n}"))
+            .bind(1_i64)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(sum, n + 1);
+    }
+    let kept = conn.cached_statements_size();
+    assert!((500..=512).contains(&kept), "{kept} texts kept");
 }
 
 #[tokio::test]
