@@ -234,6 +234,37 @@ impl Connection {
         persistent: bool,
         limit: Option<usize>,
     ) -> Result<Answers, Error> {
+        if !tracing::enabled!(target: "till_sqlite::query", tracing::Level::DEBUG) {
+            return self.run_quietly(sql, args, persistent, limit).await;
+        }
+        let started = Instant::now();
+        let answers = self.run_quietly(sql, args, persistent, limit).await;
+        let (returned, changed) = answers.as_ref().map_or((0, 0), |answers| {
+            answers
+                .iter()
+                .fold((0, 0), |(rows, changed), answer| match answer {
+                    Either::Left(done) => (rows, changed + done.rows_affected),
+                    Either::Right(_) => (rows + 1, changed),
+                })
+        });
+        tracing::debug!(
+            target: "till_sqlite::query",
+            sql,
+            returned,
+            changed,
+            micros = started.elapsed().as_micros() as u64,
+            failed = answers.is_err(),
+        );
+        answers
+    }
+
+    async fn run_quietly(
+        &mut self,
+        sql: &str,
+        args: &[AnyValueKind<'_>],
+        persistent: bool,
+        limit: Option<usize>,
+    ) -> Result<Answers, Error> {
         let cached = if persistent {
             self.take_kept(sql)
         } else {

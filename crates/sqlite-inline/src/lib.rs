@@ -15,7 +15,8 @@
 //! - another process holding the write lock is waited for, up to five seconds, by pausing
 //!   the task (not the thread) and trying again, outside a transaction or at `COMMIT`;
 //! - a transaction dropped unfinished is rolled back at once;
-//! - statements are not logged.
+//! - each query is logged at `debug` under the target `till_sqlite::query` (its text, rows
+//!   returned and changed, and time), whatever sqlx's statement-logging settings say.
 //!
 //! A statement blocks its thread while it runs, as any synchronous work does: Till's are
 //! single-row reads and writes of microseconds.
@@ -112,7 +113,7 @@ impl ConnectOptions for Options {
         Box::pin(async move { opened })
     }
 
-    // Statements are not logged (see the crate's doc).
+    // Queries are logged under their own target (see the crate's doc).
     fn log_statements(self, _level: log::LevelFilter) -> Options {
         self
     }
