@@ -117,8 +117,8 @@ async fn open(
         .max_connections(max)
         .acquire_timeout(Duration::from_secs(acquire_timeout_secs))
         // A SQLite connection is a file in this process: nothing can break it between uses,
-        // so it is not asked on every acquire. A PostgreSQL
-        // one may have lost its server since it was last used, so it is asked.
+        // so it is not asked on every acquire. A PostgreSQL one may have lost its server
+        // since it was last used, so it is asked.
         .test_before_acquire(kind == Kind::Postgres)
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
