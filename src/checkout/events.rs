@@ -55,7 +55,7 @@ pub async fn receive(state: &AppState, gateway: &str, event: &WebhookEvent) -> R
     // A payment already settled as the event reports (a card's success, answered at once,
     // then announced) cannot move: statuses only go forward, so there is nothing to apply,
     // and the receipt and the dedupe record are written together (on PostgreSQL one
-    // statement and one commit; on SQLite one hand-off to the writer, two commits).
+    // statement and one commit; on SQLite one call to the writer, two commits).
     let reported = Status::from_outcome(&event.payment.outcome);
     if payment.status == reported && !reported.in_flight() {
         let now = state.now_ms();

@@ -165,8 +165,9 @@ pub async fn enqueue(
 }
 
 /// Events gathered while a transaction runs and written with one statement per run of them
-/// (`flush_into` the transaction's `db::Script`, `multirow::runs`) just before it commits, in the order they were added: a
-/// confirmation's three events cost one round trip, a flash-sale batch's sixty-four one.
+/// (`flush_into` the transaction's `db::Script`, `multirow::runs`) just before it commits,
+/// in the order they were added: a confirmation's three events cost one round trip, a
+/// flash-sale batch's sixty-four one.
 /// Events not written are lost with the value, as they would be with a rollback.
 #[must_use = "events are only kept once written"]
 pub struct Outbox {

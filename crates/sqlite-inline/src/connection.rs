@@ -461,19 +461,26 @@ impl Connection {
 
     /// Starts a transaction, or a savepoint inside one. The outermost is `BEGIN IMMEDIATE`
     /// (it takes the write lock at once, so a later write never finds another process
-    /// holding it mid-transaction) unless the connection is query-only.
+    /// holding it mid-transaction); a query-only connection, which SQLite refuses that
+    /// (`SQLITE_READONLY`), begins a plain `BEGIN` instead.
     pub(crate) async fn begin(
         &mut self,
         statement: Option<Cow<'static, str>>,
     ) -> Result<(), Error> {
-        let sql: Cow<'static, str> = match (statement, self.depth) {
-            (Some(statement), 0) => statement,
+        match (statement, self.depth) {
+            (Some(statement), 0) => self.run(&statement, &[], true, None).await.map(drop)?,
             (Some(_), _) => return Err(Error::InvalidSavePointStatement),
-            (None, 0) if self.query_only().await? => "BEGIN".into(),
-            (None, 0) => "BEGIN IMMEDIATE".into(),
-            (None, depth) => format!("SAVEPOINT till_{depth}").into(),
-        };
-        self.run(&sql, &[], true, None).await?;
+            (None, 0) => match self.run("BEGIN IMMEDIATE", &[], true, None).await {
+                Err(err) if read_only(&err) => {
+                    self.run("BEGIN", &[], true, None).await.map(drop)?
+                }
+                begun => begun.map(drop)?,
+            },
+            (None, depth) => {
+                let savepoint = format!("SAVEPOINT till_{depth}");
+                self.run(&savepoint, &[], true, None).await.map(drop)?
+            }
+        }
         self.depth += 1;
         Ok(())
     }
@@ -519,13 +526,6 @@ impl Connection {
         }
     }
 
-    async fn query_only(&mut self) -> Result<bool, Error> {
-        let answers = self.run("PRAGMA query_only", &[], true, Some(1)).await?;
-        Ok(answers.iter().any(|answer| {
-            matches!(answer, Either::Right(row) if matches!(row.values.first(), Some(AnyValue { kind: AnyValueKind::BigInt(1) })))
-        }))
-    }
-
     /// The first statement of `sql`'s parameters and columns, as declared.
     pub(crate) fn shape(&self, sql: &str) -> Result<(usize, Vec<AnyColumn>), Error> {
         let mut rest = sql.as_bytes();
@@ -548,6 +548,14 @@ impl Connection {
             Ok((parameters, columns))
         }
     }
+}
+
+/// Whether SQLite refused a write because the connection may not write (query-only, or
+/// opened read-only).
+fn read_only(err: &Error) -> bool {
+    matches!(err, Error::Database(db) if db.code().is_some_and(|code| {
+        code.parse::<c_int>().is_ok_and(|code| code & 0xff == ffi::SQLITE_READONLY)
+    }))
 }
 
 /// How many rows `answers` holds.
