@@ -153,6 +153,21 @@ impl Metrics {
     }
 }
 
+/// SQLite's group commits: groups begun, and the write transactions that ran in them.
+pub fn render_write_groups(groups: Option<(u64, u64)>) -> String {
+    let Some((groups, members)) = groups else {
+        return String::new();
+    };
+    format!(
+        "# HELP till_sqlite_write_groups_total Groups of write transactions committed together.\n\
+         # TYPE till_sqlite_write_groups_total counter\n\
+         till_sqlite_write_groups_total {groups}\n\
+         # HELP till_sqlite_grouped_writes_total Write transactions that ran in a group.\n\
+         # TYPE till_sqlite_grouped_writes_total counter\n\
+         till_sqlite_grouped_writes_total {members}\n"
+    )
+}
+
 /// Customer email by state (`pending`, `sent`, `failed`): `till_mail_messages{state=…}`.
 pub fn render_mail(counts: &[(&str, i64)]) -> String {
     let mut out = String::from(

@@ -19,7 +19,6 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use sqlx::Connection;
 use tokio::sync::oneshot;
 
 use axum::http::StatusCode;
@@ -176,12 +175,8 @@ async fn run(state: AppState, batch: Vec<Job>) {
 /// hands the jobs back unanswered.
 async fn attempt(state: &AppState, jobs: Vec<Job>) -> std::result::Result<(), Failed> {
     let now = state.now_ms();
-    let mut conn = match state.db.pool.acquire().await {
-        Ok(conn) => conn,
-        Err(err) => return Err(Failed::Retry(jobs, err.into())),
-    };
     let written = async {
-        let mut tx = conn.begin().await?;
+        let mut tx = state.db.write().await?;
         let answers = write_all(state, &mut tx, &jobs, now).await?;
         Ok::<_, Error>((tx, answers))
     }

@@ -5,7 +5,6 @@
 //! path that uses them alone.
 
 use serde_json::{json, Value};
-use sqlx::Connection;
 
 use super::{OrderView, QuoteView};
 use crate::db::{is_unique_violation, Script};
@@ -149,16 +148,16 @@ pub async fn create_order(
     }
     let now = state.now_ms();
     let priced = price_cart(&mut *state.db.reads.acquire().await?, state, &input, now).await?;
-    let mut conn = state.db.pool.acquire().await?;
     let draft = Draft::new(&input, &priced);
     let order = draft.order(state, &input, &priced, now);
-    let mut tx = conn.begin().await?;
+    let mut tx = state.db.write().await?;
     // The order row first: a second request for the same client-chosen id waits here,
     // before it has locked any stock.
     match orders::store::insert(&mut tx, &order, now).await {
         Ok(()) => {}
         Err(err) if is_unique_violation(&err) && input.id.is_some() => {
             tx.rollback().await?;
+            let mut conn = state.db.pool.acquire().await?;
             return existing_order(&mut conn, &draft.id, &draft.fingerprint).await;
         }
         Err(err) => return Err(err.into()),

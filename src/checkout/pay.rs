@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use axum::http::StatusCode;
 use serde_json::{json, Value};
-use sqlx::Connection;
 
 use super::finalize;
 use super::trail::{
@@ -66,8 +65,7 @@ pub async fn start_payment(state: &AppState, input: PaymentInput) -> Result<Paym
         gateway_ref: None,
         fate: Fate::Open,
     };
-    let mut conn = state.db.pool.acquire().await?;
-    let mut tx = conn.begin().await?;
+    let mut tx = state.db.write().await?;
     // The key first, before any row lock: a request that claims it here waits for one that
     // holds it, and holds nothing meanwhile.
     if let Some(key) = &input.key {
@@ -108,7 +106,6 @@ pub async fn start_payment(state: &AppState, input: PaymentInput) -> Result<Paym
     if let Some(key) = &input.key {
         key.mark_claimed();
     }
-    drop(conn);
     Metrics::inc(&state.metrics.payments_started);
     failpoint::hit("after_attempt_commit");
 
@@ -277,8 +274,7 @@ async fn apply(
     asker: Asker<'_>,
 ) -> Result<Option<PaymentView>> {
     let now = state.now_ms();
-    let mut conn = state.db.pool.acquire().await?;
-    let mut tx = conn.begin().await?;
+    let mut tx = state.db.write().await?;
     let head = orders::store::lock_head_of_payment(&mut tx, payment_id)
         .await?
         .ok_or(Error::NotFound("payment"))?;
@@ -416,7 +412,6 @@ async fn apply(
     };
     writes.run(&mut tx).await?;
     tx.commit().await?;
-    drop(conn);
     let mut charge = payment.charge();
     charge.gateway_ref = Some(gp.gateway_ref.clone())
         .filter(|r| !r.is_empty())

@@ -5,10 +5,14 @@
 //! queries so a caller can group them into one transaction.
 
 mod script;
+mod write;
 
 pub use script::{Bind, Script};
+pub use write::Writer;
 
 use std::str::FromStr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -102,6 +106,8 @@ pub struct Db {
     /// connections of their own that do not queue behind the writer; on PostgreSQL, `pool`.
     pub reads: AnyPool,
     pub kind: Kind,
+    /// SQLite's writer, on which `write`'s transactions group (`write.rs`).
+    group: Option<Arc<write::Group>>,
 }
 
 /// Opens a pool with each connection set up for Till: SQLite in WAL with foreign keys (a
@@ -184,7 +190,32 @@ impl Db {
         } else {
             pool.clone()
         };
-        Ok(Db { pool, reads, kind })
+        let group = (kind == Kind::Sqlite).then(|| Arc::new(write::Group::new(pool.clone())));
+        Ok(Db {
+            pool,
+            reads,
+            kind,
+            group,
+        })
+    }
+
+    /// Begins a write transaction: on SQLite a member of the writer's group, whose commit
+    /// returns once the group has committed it; on PostgreSQL one of its own.
+    pub async fn write(&self) -> Result<Writer, sqlx::Error> {
+        match &self.group {
+            Some(group) => group.join().await,
+            None => Ok(Writer::own(self.pool.begin().await?)),
+        }
+    }
+
+    /// SQLite's group commits so far: groups committed, and the transactions in them.
+    pub fn write_groups(&self) -> Option<(u64, u64)> {
+        self.group.as_ref().map(|group| {
+            (
+                group.groups.load(Ordering::Relaxed),
+                group.members.load(Ordering::Relaxed),
+            )
+        })
     }
 
     /// Applies every migration not yet applied.

@@ -187,6 +187,7 @@ async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) 
     let mail = relay::mail::counts(&state).await.unwrap_or_default();
     let text = state.metrics.render(&lags)
         + &Metrics::render_webhook_deliveries(pending, failed)
-        + &crate::metrics::render_mail(&mail);
+        + &crate::metrics::render_mail(&mail)
+        + &crate::metrics::render_write_groups(state.db.write_groups());
     ([("content-type", "text/plain; version=0.0.4")], text).into_response()
 }

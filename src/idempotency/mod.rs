@@ -229,36 +229,66 @@ pub async fn claim(
     seal_key: &[u8; 32],
 ) -> Result<Claim> {
     let now = state.now_ms();
-    let mut conn = state.db.pool.acquire().await?;
-    if store::insert_claim(&mut conn, scope, key, fingerprint, None, now).await? {
-        return Ok(Claim::Won);
-    }
-    let Some(record) = store::get(&mut conn, scope, key).await? else {
-        drop(conn);
+    // Committed whatever was found: a key read from another request's writes is answered
+    // once those are committed too (on SQLite they may share this one's group commit).
+    let mut tx = state.db.write().await?;
+    let found = find_claim(&mut tx, scope, key, fingerprint, now).await;
+    tx.commit().await?;
+    match found? {
+        Found::Won => Ok(Claim::Won),
         // Released (a 5xx) or purged between our insert and read: try the claim once more.
-        return Box::pin(claim(state, scope, key, fingerprint, seal_key)).await;
+        Found::Gone => Box::pin(claim(state, scope, key, fingerprint, seal_key)).await,
+        // The request that held the claim died after it had created its payment: answer
+        // with that payment (and keep the answer) rather than starting a second one.
+        Found::TakenOver(Some(view)) => {
+            complete(state, scope, key, seal_key, StatusCode::CREATED, &view).await?;
+            Ok(Claim::Replay(StatusCode::CREATED, view))
+        }
+        Found::TakenOver(None) => Ok(Claim::Won),
+        Found::Answered(status, stored) => Ok(Claim::Replay(
+            status,
+            seal::unseal(stored, seal_key, scope, key),
+        )),
+    }
+}
+
+/// What `claim` found under a key.
+enum Found {
+    /// The key is new: claimed.
+    Won,
+    /// Its claim went away between the insert and the read.
+    Gone,
+    /// A stale claim, taken over; with the view of what its request had created.
+    TakenOver(Option<Value>),
+    /// Answered: the status and the stored (sealed) answer.
+    Answered(StatusCode, Value),
+}
+
+async fn find_claim(
+    conn: &mut sqlx::AnyConnection,
+    scope: &str,
+    key: &str,
+    fingerprint: &str,
+    now: i64,
+) -> Result<Found> {
+    if store::insert_claim(conn, scope, key, fingerprint, None, now).await? {
+        return Ok(Found::Won);
+    }
+    let Some(record) = store::get(conn, scope, key).await? else {
+        return Ok(Found::Gone);
     };
     if record.fingerprint != fingerprint {
         return Err(Error::IdempotencyKeyReused);
     }
     let Some((code, body)) = record.answer else {
         let stale_before = now - STALE_CLAIM_MS;
-        if !store::take_over_stale(&mut conn, scope, key, record.created_at, stale_before, now)
-            .await?
-        {
+        if !store::take_over_stale(conn, scope, key, record.created_at, stale_before, now).await? {
             return Err(Error::IdempotencyKeyInUse);
         }
-        // The request that held the claim died. If it had created its payment, answer with
-        // that payment (and keep the answer) rather than starting a second one.
-        if let Some((resource_id, kind)) = record.resource {
-            let view = resource_view(&mut conn, kind.as_deref(), &resource_id).await?;
-            drop(conn);
-            if let Some(view) = view {
-                complete(state, scope, key, seal_key, StatusCode::CREATED, &view).await?;
-                return Ok(Claim::Replay(StatusCode::CREATED, view));
-            }
-        }
-        return Ok(Claim::Won);
+        return Ok(Found::TakenOver(match record.resource {
+            Some((resource_id, kind)) => resource_view(conn, kind.as_deref(), &resource_id).await?,
+            None => None,
+        }));
     };
     let status = u16::try_from(code)
         .ok()
@@ -266,10 +296,7 @@ pub async fn claim(
         .ok_or_else(|| crate::error::corrupt("idempotency_keys.status_code", &code.to_string()))?;
     let stored: Value = serde_json::from_str(&body)
         .map_err(|_| crate::error::corrupt("idempotency_keys.body", "(not JSON)"))?;
-    Ok(Claim::Replay(
-        status,
-        seal::unseal(stored, seal_key, scope, key),
-    ))
+    Ok(Found::Answered(status, stored))
 }
 
 pub async fn complete(

@@ -131,6 +131,8 @@ pub struct Connection {
     cache: HashMap<String, (u64, Vec<Prepared>)>,
     runs: u64,
     depth: usize,
+    /// Levels of a transaction SQLite ended under this connection, not yet told (`ended`).
+    lost: usize,
     handle: Handle,
 }
 
@@ -176,6 +178,7 @@ impl Connection {
             cache: HashMap::new(),
             runs: 0,
             depth: 0,
+            lost: 0,
             handle: Handle(db),
         };
         if rc != ffi::SQLITE_OK {
@@ -467,6 +470,9 @@ impl Connection {
         &mut self,
         statement: Option<Cow<'static, str>>,
     ) -> Result<(), Error> {
+        if self.ended() {
+            return Err(ended());
+        }
         match (statement, self.depth) {
             (Some(statement), 0) => self.run(&statement, &[], true, None).await.map(drop)?,
             (Some(_), _) => return Err(Error::InvalidSavePointStatement),
@@ -486,6 +492,10 @@ impl Connection {
     }
 
     pub(crate) async fn commit(&mut self) -> Result<(), Error> {
+        // Not counted as told: the failed commit is followed by a rollback or a drop.
+        if self.ended() {
+            return Err(ended());
+        }
         let sql: Cow<'static, str> = match self.depth {
             0 => return Ok(()),
             1 => "COMMIT".into(),
@@ -497,6 +507,10 @@ impl Connection {
     }
 
     pub(crate) async fn rollback(&mut self) -> Result<(), Error> {
+        if self.ended() {
+            self.lost -= 1;
+            return Ok(());
+        }
         let sql = self.rollback_sql();
         if let Some(sql) = sql {
             self.run(&sql, &[], true, None).await?;
@@ -507,12 +521,31 @@ impl Connection {
 
     /// The rollback of a transaction dropped unfinished, done at once.
     pub(crate) fn start_rollback(&mut self) {
+        if self.ended() {
+            self.lost -= 1;
+            return;
+        }
         if let Some(sql) = self.rollback_sql() {
             // A failed rollback leaves SQLite to roll back when the connection closes; the
             // depth is forgotten either way, as the transaction is.
             let _ = self.run_now(&sql);
             self.depth -= 1;
         }
+    }
+
+    /// Whether the transaction this connection began has ended under it: SQLite ends one of
+    /// its own accord on some errors (a full disk, an I/O error, `SQLITE_NOMEM`), and a
+    /// `ROLLBACK` run as a statement ends it too. Its changes are gone, so each of its levels
+    /// still open (`lost`) is told so: a commit fails, a rollback has nothing to do, and
+    /// a savepoint (which would begin a transaction of its own) is refused.
+    /// Each level ends in a rollback or a drop (`start_rollback`), which counts it told.
+    fn ended(&mut self) -> bool {
+        // SAFETY: an open handle.
+        if self.depth > 0 && unsafe { ffi::sqlite3_get_autocommit(self.db()) != 0 } {
+            self.lost = self.depth;
+            self.depth = 0;
+        }
+        self.lost > 0
     }
 
     fn rollback_sql(&self) -> Option<String> {
@@ -760,4 +793,9 @@ unsafe fn declared_kind(declared: *const c_char) -> AnyTypeInfoKind {
     } else {
         AnyTypeInfoKind::Null
     }
+}
+
+/// A commit, or a savepoint, asked of a transaction SQLite has already ended.
+fn ended() -> Error {
+    Error::Protocol("SQLite ended the transaction (rolled back): its changes are gone".into())
 }

@@ -223,6 +223,42 @@ async fn savepoints_nest_inside_a_transaction() {
 }
 
 #[tokio::test]
+async fn a_transaction_sqlite_ended_is_never_reported_committed() {
+    let (_, mut conn) = with_table().await;
+    {
+        let mut tx = conn.begin().await.unwrap();
+        let mut inner = tx.begin().await.unwrap();
+        run(&mut inner, "INSERT INTO t (id) VALUES (1)").await;
+        // SQLite ends a transaction of its own accord on a full disk or an I/O error; a
+        // `ROLLBACK` run as a statement ends it the same way, under the driver's feet.
+        run(&mut inner, "ROLLBACK").await;
+        assert!(
+            inner.commit().await.is_err(),
+            "a savepoint released after its end"
+        );
+        assert!(
+            tx.commit().await.is_err(),
+            "a transaction committed after its end"
+        );
+    }
+    assert_eq!(count(&mut conn).await, 0);
+    // The connection begins afresh; a savepoint is not taken for a transaction.
+    let mut tx = conn.begin().await.unwrap();
+    run(&mut tx, "INSERT INTO t (id) VALUES (2)").await;
+    run(&mut tx, "ROLLBACK").await;
+    assert!(tx.begin().await.is_err(), "a savepoint begun after its end");
+    drop(tx);
+    let mut tx = conn.begin().await.unwrap();
+    run(&mut tx, "INSERT INTO t (id) VALUES (3)").await;
+    tx.commit().await.unwrap();
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM t")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(ids, vec![3]);
+}
+
+#[tokio::test]
 async fn a_write_waits_for_another_connections_transaction() {
     let (url, mut holder) = with_table().await;
     let mut other = connect(&url).await;
