@@ -23,8 +23,20 @@ use crate::payments::Method;
 use crate::relay::amqp::Broker;
 use till_gateway_sim::{FaultSpec, SimConfig, Simulator};
 
+/// What every request and worker shares, behind one `Arc`: a request's copy (axum clones
+/// the state for each) is one count, not one for each of the fields.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub db: Db,
     pub clock: Clock,
     pub currency: Currency,
@@ -137,7 +149,7 @@ impl AppState {
                 None
             }
         };
-        Ok(AppState {
+        Ok(AppState(Arc::new(Shared {
             db,
             clock,
             currency,
@@ -181,7 +193,7 @@ impl AppState {
                 .filter(|_| cfg.stripe_url.is_some())
                 .map(Arc::from),
             batches: Arc::default(),
-        })
+        })))
     }
 
     /// Probes every remote gateway (a cheap authenticated call) and keeps the result for
