@@ -218,6 +218,15 @@ async fn flush(group: Arc<Group>) {
     }
 }
 
+/// Runs a group's end from a `drop`: as a task, on the runtime the drop happens in. A drop
+/// outside any (the process ending) leaves SQLite to roll the open transaction back when
+/// its connection closes.
+fn spawn_from_drop(task: impl std::future::Future<Output = ()> + Send + 'static) {
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(task);
+    }
+}
+
 /// A task counted in `Group::queued` until it holds the slot; one that gives up waiting
 /// (its request dropped) and was the last ends the open group, which its members left open
 /// for it.
@@ -244,7 +253,7 @@ impl<'a> Queued<'a> {
 impl Drop for Queued<'_> {
     fn drop(&mut self) {
         if self.waiting && self.group.queued.fetch_sub(1, Ordering::SeqCst) == 1 {
-            tokio::spawn(flush(self.group.clone()));
+            spawn_from_drop(flush(self.group.clone()));
         }
     }
 }
@@ -314,7 +323,7 @@ impl Drop for Writer {
             } = member;
             AnyTransactionManager::start_rollback(&mut conn);
             if let Some((slot, conn)) = hand_on(&group, slot, conn) {
-                tokio::spawn(end(slot, conn, Ok(())));
+                spawn_from_drop(end(slot, conn, Ok(())));
             }
         }
     }
