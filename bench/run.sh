@@ -2,7 +2,8 @@
 # Till's benchmark, run by hand: the raw baselines (../shared/bench/ under pgbench, and the
 # same checkout on raw SQLite) and `till bench` against a `till serve` process on SQLite and on
 # PostgreSQL, in one run so the figures compare; then each row of the table with Till's ratio
-# to its baseline, and the server's memory (idle, and its peak with 2,000 buyers connected).
+# to its baseline, the server's memory (idle, and its peak with 2,000 buyers connected) and, on
+# SQLite, the write transactions per group commit in the checkout scenario.
 # The HTTP floor (requests answered without the database: as many at once as flash-sale
 # buyers, then four per checkout at 32 in flight) shows what this machine's cores allow the
 # flash sale and the checkout before Till does any work.
@@ -24,6 +25,12 @@ export RUST_LOG=warn PGOPTIONS='-c client_min_messages=warning'
 ulimit -n 8192
 fresh_pg() { psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" 2>/dev/null; }
 tps() { awk '/^tps/ {printf "%.0f", $3; exit}'; }
+# SQLite's group commits so far (`/metrics`): groups committed, and the write transactions in
+# them; "0 0" on PostgreSQL, which has none.
+write_groups() {
+  curl -s "http://127.0.0.1:$1/metrics" | awk '/^till_sqlite_write_groups_total / {g = $2}
+    /^till_sqlite_grouped_writes_total / {m = $2} END {print g + 0, m + 0}'
+}
 rss_kb() { awk -v f="$2" '$1 == f":" {print $2}' "/proc/$1/status"; }
 
 echo "== raw PostgreSQL baselines (pgbench, $RAW)"
@@ -71,7 +78,9 @@ for backend in sqlite postgres; do
   mix=$(bench --scenario mix --count "$COUNT" --baseline-per-sec "$checkout_base")
   echo "$mix" | jq -c .
   echo "== $backend: checkout, $COUNT checkouts, 32 in flight"
+  read -r groups0 grouped0 < <(write_groups "$port")
   checkout=$(bench --scenario checkout --count "$COUNT" --baseline-per-sec "$checkout_base")
+  read -r groups1 grouped1 < <(write_groups "$port")
   echo "$checkout" | jq -c .
   kill "$pid"; wait "$pid" || true
   rm -f "$db" "$db-wal" "$db-shm" "${db%.db}".gateway-sim.db*
@@ -80,6 +89,10 @@ for backend in sqlite postgres; do
   rows+=("$(jq -r --arg b "$backend" '"| flash sale, \($b), \(.requests) buyers, 100 units | \(.baseline_per_sec | round)/s | \(.throughput_per_sec | round) answered/s (\(.ratio_to_baseline * 100 | round / 100)x), p99 \(.latency_ms.p99 | round) ms, \(.outcomes.confirmed // 0) sold | verify \(.verify) |"' <<<"$flash")")
   rows+=("$(jq -r --arg b "$backend" '"| HTTP floor, \($b) server, \(.requests) requests at once, no database | \(.baseline_per_sec | round)/s | \(.throughput_per_sec | round) answered/s (\(.ratio_to_baseline * 100 | round / 100)x), p99 \(.latency_ms.p99 | round) ms | |"' <<<"$floor")")
   rows+=("$(jq -r --arg b "$backend" '"| HTTP floor, \($b) server, \(.requests) requests, 32 in flight, no database | — | \(.throughput_per_sec | round) answered/s (\(.throughput_per_sec / 4 | round) checkouts/s at four requests each), p99 \(.latency_ms.p99 | round) ms | |"' <<<"$floor32")")
+  if [ "$groups1" -gt "$groups0" ]; then
+    groups=$((groups1 - groups0)); grouped=$((grouped1 - grouped0))
+    rows+=("| group commit, $backend checkout | — | $grouped write transactions in $groups commits ($(echo "$grouped / $groups" | bc -l | xargs printf '%.1f') a commit) | |")
+  fi
   rows+=("| memory, $backend | — | $((idle / 1024)) MB idle, $((peak / 1024)) MB peak with $BUYERS buyers connected | |")
 done
 
