@@ -232,18 +232,15 @@ pub async fn claim(
     // Committed whatever was found: a key read from another request's writes is answered
     // once those are committed too (on SQLite they may share this one's group commit).
     let mut tx = state.db.write().await?;
-    let found = find_claim(&mut tx, scope, key, fingerprint, now).await;
+    let found = find_claim(&mut tx, scope, key, fingerprint, seal_key, now).await;
     tx.commit().await?;
     match found? {
         Found::Won => Ok(Claim::Won),
         // Released (a 5xx) or purged between our insert and read: try the claim once more.
         Found::Gone => Box::pin(claim(state, scope, key, fingerprint, seal_key)).await,
-        // The request that held the claim died after it had created its payment: answer
-        // with that payment (and keep the answer) rather than starting a second one.
-        Found::TakenOver(Some(view)) => {
-            complete(state, scope, key, seal_key, StatusCode::CREATED, &view).await?;
-            Ok(Claim::Replay(StatusCode::CREATED, view))
-        }
+        // The request that held the claim died after it had created its payment: answered
+        // with that payment (the answer kept with the take-over) rather than a second one.
+        Found::TakenOver(Some(view)) => Ok(Claim::Replay(StatusCode::CREATED, view)),
         Found::TakenOver(None) => Ok(Claim::Won),
         Found::Answered(status, stored) => Ok(Claim::Replay(
             status,
@@ -258,7 +255,8 @@ enum Found {
     Won,
     /// Its claim went away between the insert and the read.
     Gone,
-    /// A stale claim, taken over; with the view of what its request had created.
+    /// A stale claim, taken over; with the view of what its request had created, stored as
+    /// the key's answer.
     TakenOver(Option<Value>),
     /// Answered: the status and the stored (sealed) answer.
     Answered(StatusCode, Value),
@@ -269,6 +267,7 @@ async fn find_claim(
     scope: &str,
     key: &str,
     fingerprint: &str,
+    seal_key: &[u8; 32],
     now: i64,
 ) -> Result<Found> {
     if store::insert_claim(conn, scope, key, fingerprint, None, now).await? {
@@ -285,10 +284,14 @@ async fn find_claim(
         if !store::take_over_stale(conn, scope, key, record.created_at, stale_before, now).await? {
             return Err(Error::IdempotencyKeyInUse);
         }
-        return Ok(Found::TakenOver(match record.resource {
+        let view = match record.resource {
             Some((resource_id, kind)) => resource_view(conn, kind.as_deref(), &resource_id).await?,
             None => None,
-        }));
+        };
+        if let Some(view) = &view {
+            store(conn, scope, key, seal_key, StatusCode::CREATED, view).await?;
+        }
+        return Ok(Found::TakenOver(view));
     };
     let status = u16::try_from(code)
         .ok()
