@@ -69,7 +69,11 @@ pub async fn receive(state: &AppState, gateway: &str, event: &WebhookEvent) -> R
             now,
         );
         payments::store::record_webhook_into(&mut writes, gateway, &event.event_id, now);
-        writes.run(&mut *state.db.pool.acquire().await?).await?;
+        // One write transaction: its two rows commit together (and, on SQLite, with the
+        // group's other writes) instead of a commit each.
+        let mut tx = state.db.write().await?;
+        writes.run(&mut tx).await?;
+        tx.commit().await?;
         Metrics::inc(&state.metrics.webhooks_received);
         return Ok(Received::Applied);
     }
@@ -82,8 +86,9 @@ pub async fn receive(state: &AppState, gateway: &str, event: &WebhookEvent) -> R
         Ok(()) | Err(Error::NotFound(_)) => {}
         Err(err) => return Err(err),
     }
-    let mut conn = state.db.pool.acquire().await?;
-    payments::store::record_webhook(&mut conn, gateway, &event.event_id, state.now_ms()).await?;
+    let mut tx = state.db.write().await?;
+    payments::store::record_webhook(&mut tx, gateway, &event.event_id, state.now_ms()).await?;
+    tx.commit().await?;
     Metrics::inc(&state.metrics.webhooks_received);
     Ok(Received::Applied)
 }
@@ -97,16 +102,17 @@ async fn note(
     received: Received,
 ) -> Result<()> {
     let detail = receipt(gateway, event, payment, received);
-    let mut conn = state.db.pool.acquire().await?;
+    let mut tx = state.db.write().await?;
     let now = state.now_ms();
     timeline::record(
-        &mut conn,
+        &mut tx,
         &payment.order_id,
         Kind::WebhookReceived,
         &detail,
         now,
     )
-    .await
+    .await?;
+    Ok(tx.commit().await?)
 }
 
 /// The event's receipt, as the order's timeline shows it: what the gateway reported, and

@@ -142,6 +142,11 @@ async fn open(
                         // a sixteenth as many, and a page written by many commits between
                         // them (a stock row's, an index's) is copied once.
                         "PRAGMA wal_autocheckpoint = 16000",
+                        // A savepoint keeps each page it changes as it was, to roll back to;
+                        // past 64 KiB SQLite spills them to a temporary file, a write per
+                        // page. A group commit's members each run in a savepoint, and a
+                        // group changes a few hundred KiB: kept in memory instead.
+                        "PRAGMA temp_store = MEMORY",
                         "PRAGMA foreign_keys = ON",
                     ],
                     Kind::Postgres => &[],

@@ -16,8 +16,9 @@
 //! still take back. The member that finds nobody waiting (or the group full) commits the
 //! group; a failed `COMMIT` fails every member (nothing of theirs was written), and so does
 //! a transaction SQLite ended of its own accord (the driver reports it on the next savepoint
-//! or release). Writes outside `Db::write` take the writer from the pool as before, between
-//! groups.
+//! or release). The writer waits a moment for the next group before it goes back to the
+//! pool (at most `IN_A_ROW_MAX` groups in a row), where writes outside `Db::write` take it
+//! between groups.
 //!
 //! Members see the writes of the members before them in their group, which commit with
 //! theirs or not at all; readers on other connections see a group's writes once it commits.
@@ -33,8 +34,16 @@ use tokio::sync::{oneshot, Mutex, OwnedMutexGuard};
 
 /// The most transactions one `COMMIT` takes: enough that a crowd of checkouts shares a few
 /// commits, few enough that a write outside the groups waits at most this many for the
-/// writer.
+/// writer (times `IN_A_ROW_MAX`).
 const GROUP_MAX: usize = 32;
+
+/// The most groups begun in a row on a writer kept between them; then it goes back to the
+/// pool, where a write outside the groups waiting for it takes it first.
+const IN_A_ROW_MAX: usize = 4;
+
+/// How long an ended group's writer waits for the next group when nobody has asked yet,
+/// before it goes back to the pool.
+const IDLE_GRACE: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// SQLite's writer, shared by the transactions that group on it.
 pub struct Group {
@@ -57,11 +66,16 @@ impl std::fmt::Debug for Group {
 }
 
 /// The open group, if any: the writer's connection in its transaction (out of the pool),
-/// and the members that committed into it, waiting for its `COMMIT`.
+/// and the members that committed into it, waiting for its `COMMIT`. Between two groups
+/// back to back, the writer waits here for the next (`idle`) rather than going back to the
+/// pool and being asked for again.
 #[derive(Default)]
 struct Slot {
     conn: Option<PoolConnection<Any>>,
     committed: Vec<oneshot::Sender<Result<(), String>>>,
+    idle: Option<PoolConnection<Any>>,
+    /// Groups begun in a row on a writer kept between them.
+    in_a_row: usize,
 }
 
 /// A write transaction (`Db::write`): its statements run on `&mut *writer`; `commit`
@@ -102,7 +116,13 @@ impl Group {
         let mut conn = match slot.conn.take() {
             Some(conn) => conn,
             None => {
-                let mut conn = self.pool.acquire().await?;
+                let mut conn = match slot.idle.take() {
+                    Some(conn) => conn,
+                    None => {
+                        slot.in_a_row = 0;
+                        self.pool.acquire().await?
+                    }
+                };
                 AnyTransactionManager::begin(&mut conn, None).await?;
                 self.groups.fetch_add(1, Ordering::Relaxed);
                 conn
@@ -110,7 +130,7 @@ impl Group {
         };
         if let Err(err) = AnyTransactionManager::begin(&mut conn, None).await {
             // The group's transaction has ended under it: its members' writes are gone.
-            end(slot, conn, Err(err.to_string())).await;
+            end(self, slot, conn, Err(err.to_string())).await;
             return Err(err);
         }
         self.members.fetch_add(1, Ordering::Relaxed);
@@ -153,7 +173,7 @@ impl Member {
     async fn leave(self) {
         let Member { group, slot, conn } = self;
         if let Some((slot, conn)) = hand_on(&group, slot, conn) {
-            let _ = tokio::spawn(end(slot, conn, Ok(()))).await;
+            let _ = tokio::spawn(async move { end(&group, slot, conn, Ok(())).await }).await;
         }
     }
 }
@@ -175,8 +195,10 @@ fn hand_on(
 }
 
 /// Ends the group: commits it (`Ok`) unless its transaction failed or is gone (`Err`),
-/// tells every member that committed into it, and gives the writer back to the pool.
+/// tells every member that committed into it, and keeps the writer for the next group or
+/// gives it back to the pool.
 async fn end(
+    group: &Group,
     mut slot: OwnedMutexGuard<Slot>,
     mut conn: PoolConnection<Any>,
     outcome: Result<(), String>,
@@ -200,6 +222,21 @@ async fn end(
     for member in slot.committed.drain(..) {
         let _ = member.send(outcome.clone());
     }
+    // The next group begins on this writer: at once when a member already waits for it,
+    // within `IDLE_GRACE` otherwise (or the writer goes back to the pool then). Taking it
+    // from the pool again would wait for its return there, a task of the pool's.
+    let reusable = outcome.is_ok() && AnyTransactionManager::get_transaction_depth(&conn) == 0;
+    if reusable && slot.in_a_row < IN_A_ROW_MAX {
+        slot.in_a_row += 1;
+        slot.idle = Some(conn);
+        if group.queued.load(Ordering::SeqCst) == 0 {
+            let slot = group.slot.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(IDLE_GRACE).await;
+                slot.lock().await.idle = None;
+            });
+        }
+    }
 }
 
 /// A member's commit after its group's failed: answered 503, as a database that refused the
@@ -214,7 +251,10 @@ fn group_failed(why: String) -> sqlx::Error {
 async fn flush(group: Arc<Group>) {
     let mut slot = group.slot.clone().lock_owned().await;
     if let Some(conn) = slot.conn.take() {
-        end(slot, conn, Ok(())).await;
+        end(&group, slot, conn, Ok(())).await;
+    } else {
+        // A writer kept for the next group nobody came for goes back to the pool.
+        slot.idle = None;
     }
 }
 
@@ -323,7 +363,7 @@ impl Drop for Writer {
             } = member;
             AnyTransactionManager::start_rollback(&mut conn);
             if let Some((slot, conn)) = hand_on(&group, slot, conn) {
-                spawn_from_drop(end(slot, conn, Ok(())));
+                spawn_from_drop(async move { end(&group, slot, conn, Ok(())).await });
             }
         }
     }
@@ -374,6 +414,59 @@ mod tests {
         while group.queued.load(Ordering::SeqCst) != n {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
+    }
+
+    /// The writer kept between groups goes back to the pool: a write outside the groups
+    /// gets it while groups keep arriving, and once they stop.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_outside_the_groups_is_not_kept_waiting() {
+        let db = fresh().await;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // More than a group takes: each group ends full with writers still waiting.
+        let writers: Vec<_> = (0..GROUP_MAX as i64 + 8)
+            .map(|n| {
+                let (db, stop) = (db.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let mut id = n * 1_000_000;
+                    while !stop.load(Ordering::SeqCst) {
+                        let mut writer = db.write().await.unwrap();
+                        insert(&mut writer, id).await;
+                        // Held long enough that the others always wait for the group.
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                        writer.commit().await.unwrap();
+                        id += 1;
+                    }
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for outside in 0..5 {
+            let mut conn = tokio::time::timeout(Duration::from_secs(5), db.pool.acquire())
+                .await
+                .expect("a write outside the groups waited 5 s for the writer")
+                .unwrap();
+            sqlx::query("INSERT INTO t (id) VALUES ($1)")
+                .bind(-1 - outside)
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+        }
+        stop.store(true, Ordering::SeqCst);
+        for writer in writers {
+            writer.await.unwrap();
+        }
+        let groups = db.write_groups().unwrap().0;
+        assert!(groups > 1, "the groups did not go on");
+        // Nobody asks for the next group: the writer is back in the pool soon after.
+        tokio::time::timeout(Duration::from_secs(5), db.pool.acquire())
+            .await
+            .expect("the writer kept for a next group never went back to the pool")
+            .unwrap();
+        let outside: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t WHERE id < 0")
+            .fetch_one(&db.reads)
+            .await
+            .unwrap();
+        assert_eq!(outside, 5);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

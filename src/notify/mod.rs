@@ -17,7 +17,7 @@ use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
 use crate::clock;
-use crate::db::{Kind, Script};
+use crate::db::{Db, Script};
 use crate::error::{corrupt, Result};
 use crate::ids::{new_id, OrderId};
 
@@ -210,16 +210,21 @@ impl Outbox {
 }
 
 /// Up to `limit` events after `after`, oldest first, of `kind` when given: the events
-/// committed so far are numbered first (the connection must not be in a transaction).
-pub async fn after(
-    conn: &mut AnyConnection,
-    db: Kind,
-    after: Position,
-    kind: Option<Type>,
-    limit: i64,
-) -> Result<Vec<Event>> {
-    while store::sequence(conn, db, SEQUENCE_BATCH).await? == SEQUENCE_BATCH as u64 {}
-    store::after(conn, after, kind.map(Type::as_str), limit)
+/// committed so far are numbered first (a write transaction of its own, only when one
+/// waits); the events are read on `db.reads`, which sees the numbering once it committed.
+pub async fn after(db: &Db, after: Position, kind: Option<Type>, limit: i64) -> Result<Vec<Event>> {
+    let mut conn = db.reads.acquire().await?;
+    if store::unsequenced(&mut conn).await? {
+        loop {
+            let mut tx = db.write().await?;
+            let numbered = store::sequence(&mut tx, db.kind, SEQUENCE_BATCH).await?;
+            tx.commit().await?;
+            if numbered < SEQUENCE_BATCH as u64 {
+                break;
+            }
+        }
+    }
+    store::after(&mut conn, after, kind.map(Type::as_str), limit)
         .await?
         .into_iter()
         .map(Event::try_from)

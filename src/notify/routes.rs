@@ -63,7 +63,7 @@ async fn list(
             Error::InvalidRequest(format!("type must be one of {}", known.join(", ")))
         })?),
     };
-    let mut conn = state.db.pool.acquire().await?;
+    let mut conn = state.db.reads.acquire().await?;
     let after = match &query.after {
         None => Position::default(),
         Some(id) => {
@@ -73,7 +73,8 @@ async fn list(
                 .position
         }
     };
-    let mut events = super::after(&mut conn, state.db.kind, after, kind, limit + 1).await?;
+    drop(conn);
+    let mut events = super::after(&state.db, after, kind, limit + 1).await?;
     let has_more = events.len() as i64 > limit;
     events.truncate(limit as usize);
     let page = EventPage {

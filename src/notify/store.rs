@@ -5,7 +5,7 @@
 //! the `events` counter row): an event whose transaction commits late is simply numbered in a
 //! later round. Readers see numbered events only, and page by number.
 
-use sqlx::{AnyConnection, Connection};
+use sqlx::AnyConnection;
 
 use crate::db::{Bind, Kind, Script};
 use crate::error::Result;
@@ -72,19 +72,18 @@ pub fn insert_all_into(script: &mut Script, events: &[(&str, &str, &str)], now: 
     }
 }
 
-/// Numbers up to `limit` committed events that have no position yet, in insertion order,
-/// after the highest position given so far; returns how many. Its own transaction.
-pub async fn sequence(conn: &mut AnyConnection, kind: Kind, limit: i64) -> Result<u64> {
-    // Every sink asks every tick: when nothing waits, no write and no lock (a read of the
-    // partial index).
+/// Whether a committed event waits for its position (a read of the partial index).
+pub async fn unsequenced(conn: &mut AnyConnection) -> Result<bool> {
     let waiting: Option<i64> =
         sqlx::query_scalar("SELECT seq FROM events WHERE position IS NULL LIMIT 1")
             .fetch_optional(&mut *conn)
             .await?;
-    if waiting.is_none() {
-        return Ok(0);
-    }
-    let mut tx = conn.begin().await?;
+    Ok(waiting.is_some())
+}
+
+/// Numbers up to `limit` committed events that have no position yet, in insertion order,
+/// after the highest position given so far; returns how many. In the caller's transaction.
+pub async fn sequence(tx: &mut AnyConnection, kind: Kind, limit: i64) -> Result<u64> {
     sqlx::query(
         "INSERT INTO counters (name, value) VALUES ('events', 0) ON CONFLICT (name) DO NOTHING",
     )
@@ -115,7 +114,6 @@ pub async fn sequence(conn: &mut AnyConnection, kind: Kind, limit: i64) -> Resul
             .execute(&mut *tx)
             .await?;
     }
-    tx.commit().await?;
     Ok(numbered)
 }
 
@@ -150,13 +148,17 @@ pub async fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<Row>> {
     Ok(found.map(row))
 }
 
-/// Where `sink` stands; a sink seen for the first time starts before the first event.
-pub async fn cursor(conn: &mut AnyConnection, sink: &str, now: i64) -> Result<Position> {
-    let read =
-        || sqlx::query_scalar("SELECT position FROM sink_cursors WHERE sink = $1").bind(sink);
-    if let Some(at) = read().fetch_optional(&mut *conn).await? {
-        return Ok(Position(at));
-    }
+/// Where `sink` stands, if it has a cursor yet.
+pub async fn cursor(conn: &mut AnyConnection, sink: &str) -> Result<Option<Position>> {
+    let at: Option<i64> = sqlx::query_scalar("SELECT position FROM sink_cursors WHERE sink = $1")
+        .bind(sink)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(at.map(Position))
+}
+
+/// Gives a sink seen for the first time its cursor, before the first event; where it stands.
+pub async fn start_cursor(conn: &mut AnyConnection, sink: &str, now: i64) -> Result<Position> {
     sqlx::query(
         "INSERT INTO sink_cursors (sink, position, updated_at) VALUES ($1, 0, $2) \
          ON CONFLICT (sink) DO NOTHING",
@@ -165,7 +167,9 @@ pub async fn cursor(conn: &mut AnyConnection, sink: &str, now: i64) -> Result<Po
     .bind(now)
     .execute(&mut *conn)
     .await?;
-    Ok(Position(read().fetch_one(&mut *conn).await?))
+    cursor(conn, sink)
+        .await?
+        .ok_or_else(|| crate::error::Error::Internal(anyhow::anyhow!("no cursor for sink {sink}")))
 }
 
 /// Moves `sink` from `from` to `to`; false if another relay moved it first (then what this

@@ -15,7 +15,6 @@ pub mod webhook_sender;
 
 use std::time::Duration;
 
-use sqlx::Connection;
 use tokio::task::JoinHandle;
 
 use crate::error::{Error, Result};
@@ -127,23 +126,31 @@ pub async fn pass(state: &AppState, sink: &mut Sink) -> Result<usize> {
     let owner = random_token(16);
     let now = state.now_ms();
     let until = now.saturating_add(LEASE.as_millis() as i64);
-    {
-        let mut conn = state.db.pool.acquire().await?;
-        if !store::take(&mut conn, sink.name(), &owner, now, until).await? {
-            return Ok(0);
-        }
+    let mut tx = state.db.write().await?;
+    if !store::take(&mut tx, sink.name(), &owner, now, until).await? {
+        return Ok(0);
     }
+    tx.commit().await?;
     let handed = hand_on(state, sink).await;
-    let mut conn = state.db.pool.acquire().await?;
-    store::release(&mut conn, sink.name(), &owner).await?;
+    let mut tx = state.db.write().await?;
+    store::release(&mut tx, sink.name(), &owner).await?;
+    tx.commit().await?;
     handed
 }
 
 /// The cursor of `sink` and the events after it.
 async fn waiting(state: &AppState, sink: &str) -> Result<(Position, Vec<Event>)> {
-    let mut conn = state.db.pool.acquire().await?;
-    let from = store::cursor(&mut conn, sink, state.now_ms()).await?;
-    let events = notify::after(&mut conn, state.db.kind, from, None, BATCH).await?;
+    let known = store::cursor(&mut *state.db.reads.acquire().await?, sink).await?;
+    let from = match known {
+        Some(at) => at,
+        None => {
+            let mut tx = state.db.write().await?;
+            let at = store::start_cursor(&mut tx, sink, state.now_ms()).await?;
+            tx.commit().await?;
+            at
+        }
+    };
+    let events = notify::after(&state.db, from, None, BATCH).await?;
     Ok((from, events))
 }
 
@@ -185,8 +192,7 @@ async fn queue(state: &AppState, sink: &Sink, from: Position, events: &[Event]) 
         return Ok(0);
     };
     let now = state.now_ms();
-    let mut conn = state.db.pool.acquire().await?;
-    let mut tx = conn.begin().await?;
+    let mut tx = state.db.write().await?;
     sink.queue_in(&mut tx, events, now).await?;
     if !store::advance(&mut tx, sink.name(), from, last.position, now).await? {
         tx.rollback().await?;
@@ -205,10 +211,11 @@ async fn queue(state: &AppState, sink: &Sink, from: Position, events: &[Event]) 
 }
 
 async fn advance(state: &AppState, sink: &str, from: Position, to: Position) -> Result<()> {
-    let mut conn = state.db.pool.acquire().await?;
-    if !store::advance(&mut conn, sink, from, to, state.now_ms()).await? {
+    let mut tx = state.db.write().await?;
+    if !store::advance(&mut tx, sink, from, to, state.now_ms()).await? {
         tracing::info!(sink, "another relay moved this sink's cursor first");
     }
+    tx.commit().await?;
     Ok(())
 }
 

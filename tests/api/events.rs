@@ -336,20 +336,17 @@ async fn postgres_an_event_committed_late_is_not_stepped_over() {
         .unwrap();
     second_tx.commit().await.unwrap();
 
-    let mut reader = db.pool.acquire().await.unwrap();
     let ids = |events: Vec<till::notify::Event>| -> Vec<String> {
         events.into_iter().map(|e| e.id).collect()
     };
-    let page = till::notify::after(&mut reader, db.kind, Position::default(), None, 10)
+    let page = till::notify::after(db, Position::default(), None, 10)
         .await
         .unwrap();
     let cursor = page.last().unwrap().position;
     assert_eq!(ids(page), ["evt_second"]);
     first_tx.commit().await.unwrap();
-    let page = till::notify::after(&mut reader, db.kind, cursor, None, 10)
-        .await
-        .unwrap();
+    let page = till::notify::after(db, cursor, None, 10).await.unwrap();
     assert_eq!(ids(page), ["evt_first"]);
-    drop((first, second, reader));
+    drop((first, second));
     app.close().await;
 }

@@ -1080,9 +1080,11 @@ async fn events_store(b: Backend) {
         .unwrap()
         .is_empty());
     assert!(store::get(&mut conn, "evt_1").await.unwrap().is_none());
+    assert!(store::unsequenced(&mut conn).await.unwrap());
     assert_eq!(store::sequence(&mut conn, db.kind, 1).await.unwrap(), 1);
     assert_eq!(store::sequence(&mut conn, db.kind, 10).await.unwrap(), 1);
     assert_eq!(store::sequence(&mut conn, db.kind, 10).await.unwrap(), 0);
+    assert!(!store::unsequenced(&mut conn).await.unwrap());
     let all = store::after(&mut conn, Position::default(), None, 10)
         .await
         .unwrap();
@@ -1108,7 +1110,8 @@ async fn events_store(b: Backend) {
     assert!(store::get(&mut conn, "evt_9").await.unwrap().is_none());
 
     // A sink starts before the first event and moves only from where it stands.
-    let start = store::cursor(&mut conn, "log", 5).await.unwrap();
+    assert_eq!(store::cursor(&mut conn, "log").await.unwrap(), None);
+    let start = store::start_cursor(&mut conn, "log", 5).await.unwrap();
     assert_eq!(start, Position::default());
     assert_eq!(
         store::lags(&mut conn, 10).await.unwrap(),
@@ -1121,7 +1124,12 @@ async fn events_store(b: Backend) {
         .await
         .unwrap());
     assert_eq!(
-        store::cursor(&mut conn, "log", 8).await.unwrap(),
+        store::cursor(&mut conn, "log").await.unwrap(),
+        Some(Position(1))
+    );
+    // Starting a sink that has a cursor leaves it where it stands.
+    assert_eq!(
+        store::start_cursor(&mut conn, "log", 8).await.unwrap(),
         Position(1)
     );
     assert_eq!(

@@ -246,15 +246,7 @@ pub async fn events(
     Query(query): Query<EventsQuery>,
     Query(notice): Query<Notice>,
 ) -> Result<Page> {
-    let mut conn = state.db.pool.acquire().await?;
-    let events = notify::after(
-        &mut conn,
-        state.db.kind,
-        Position(query.after.max(0)),
-        None,
-        PAGE_SIZE,
-    )
-    .await?;
+    let events = notify::after(&state.db, Position(query.after.max(0)), None, PAGE_SIZE).await?;
     let csrf = console.csrf();
     let body = html! {
         (notice.render())
