@@ -213,8 +213,9 @@ impl Outbox {
 /// committed so far are numbered first (a write transaction of its own, only when one
 /// waits); the events are read on `db.reads`, which sees the numbering once it committed.
 pub async fn after(db: &Db, after: Position, kind: Option<Type>, limit: i64) -> Result<Vec<Event>> {
-    let mut conn = db.reads.acquire().await?;
-    if store::unsequenced(&mut conn).await? {
+    // No connection is held while the write waits: on PostgreSQL `reads` is the writers' pool.
+    let waiting = store::unsequenced(&mut *db.reads.acquire().await?).await?;
+    if waiting {
         loop {
             let mut tx = db.write().await?;
             let numbered = store::sequence(&mut tx, db.kind, SEQUENCE_BATCH).await?;
@@ -224,6 +225,7 @@ pub async fn after(db: &Db, after: Position, kind: Option<Type>, limit: i64) -> 
             }
         }
     }
+    let mut conn = db.reads.acquire().await?;
     store::after(&mut conn, after, kind.map(Type::as_str), limit)
         .await?
         .into_iter()
