@@ -24,6 +24,8 @@ struct Due {
     attempts: i64,
     object: Option<String>,
     idem_key: String,
+    /// The payment's status when the event was found due.
+    status: String,
     protocol: String,
     amount: i64,
     currency: String,
@@ -65,6 +67,7 @@ impl Simulator {
                 attempts: row.get("attempts"),
                 object: row.get("object"),
                 idem_key: row.get("idem_key"),
+                status: row.get("status"),
                 protocol: row.get("protocol"),
                 amount: row.get("amount"),
                 currency: row.get("currency"),
@@ -111,6 +114,7 @@ impl Simulator {
             attempts,
             object,
             idem_key,
+            status,
             protocol,
             amount,
             currency,
@@ -150,22 +154,27 @@ impl Simulator {
                 .post_or_reschedule(&event_id, attempts, "stripe", &headers, &body, now)
                 .await;
         }
-        // The customer completes the payment now, unless it was voided meanwhile.
-        sqlx::query(
-            "UPDATE sim_payments SET status = $1, failure_code = $2, updated_at = $3
-             WHERE id = $4 AND status IN ('processing', 'requires_action')",
-        )
-        .bind(&outcome)
-        .bind(&failure_code)
-        .bind(now)
-        .bind(&payment_id)
-        .execute(&self.inner.pool)
-        .await?;
+        // The customer completes the payment now, unless it was voided meanwhile; one that
+        // was past waiting when the event fell due (a card's, at once) has nothing to do.
+        let mut conn = self.inner.pool.acquire().await?;
+        if matches!(status.as_str(), "processing" | "requires_action") {
+            sqlx::query(
+                "UPDATE sim_payments SET status = $1, failure_code = $2, updated_at = $3
+                 WHERE id = $4 AND status IN ('processing', 'requires_action')",
+            )
+            .bind(&outcome)
+            .bind(&failure_code)
+            .bind(now)
+            .bind(&payment_id)
+            .execute(&mut *conn)
+            .await?;
+        }
         let status: Option<String> =
             sqlx::query_scalar("SELECT status FROM sim_payments WHERE id = $1")
                 .bind(&payment_id)
-                .fetch_optional(&self.inner.pool)
+                .fetch_optional(&mut *conn)
                 .await?;
+        drop(conn);
         if status.as_deref() != Some(outcome.as_str()) {
             self.mark_delivered(&event_id, now).await?;
             return Ok(false);

@@ -36,19 +36,17 @@ enum SimError {
 }
 
 impl Simulator {
-    /// Creates a payment of the own protocol, idempotent by Till's key.
-    async fn create_inner(&self, charge: &Charge) -> Result<(), SimError> {
-        let seen: Option<String> =
-            sqlx::query_scalar("SELECT id FROM sim_payments WHERE idem_key = $1")
-                .bind(&charge.key)
-                .fetch_optional(&self.inner.pool)
-                .await
-                .map_err(unavailable)?;
-        if seen.is_some() {
-            return Ok(());
-        }
-        let plan = plan(charge.method, &charge.source)
-            .ok_or_else(|| SimError::Rejected("unknown source".into()))?;
+    /// Creates a payment of the own protocol, idempotent by Till's key, and returns its
+    /// record as it stands: created, written and read back in one transaction, so the
+    /// simulator's one connection is taken once. A key already seen answers with its
+    /// payment, whatever this call asks for.
+    async fn create_inner(&self, charge: &Charge) -> Result<Value, SimError> {
+        let Some(plan) = plan(charge.method, &charge.source) else {
+            return match self.record(&charge.key).await.map_err(unavailable)? {
+                Some(record) => Ok(record),
+                None => Err(SimError::Rejected("unknown source".into())),
+            };
+        };
         let (status, failure_code, event) = match &plan {
             Plan::SucceedNow => ("succeeded", None, Some(("succeeded", None, 0))),
             Plan::FailNow(code) => ("failed", Some(*code), Some(("failed", Some(*code), 0))),
@@ -94,7 +92,18 @@ impl Simulator {
                     .map_err(unavailable)?;
             }
         }
-        tx.commit().await.map_err(unavailable)
+        let record = record_by_key(self, &mut tx, &charge.key)
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| SimError::Unavailable("the payment just written is gone".into()))?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(record)
+    }
+
+    /// The payment of `key` as the API shows it, if there is one.
+    async fn record(&self, key: &str) -> Result<Option<Value>, sqlx::Error> {
+        let mut conn = self.inner.pool.acquire().await?;
+        record_by_key(self, &mut conn, key).await
     }
 
     /// Voids a payment that has not completed. A key the simulator has never seen (Till's
@@ -227,13 +236,22 @@ fn record_json(sim: &Simulator, r: &sqlx::any::AnyRow) -> Value {
     })
 }
 
-async fn by_key(sim: &Simulator, key: &str) -> Response {
+/// The payment of `key` as the API shows it, read on `conn`.
+async fn record_by_key(
+    sim: &Simulator,
+    conn: &mut sqlx::AnyConnection,
+    key: &str,
+) -> Result<Option<Value>, sqlx::Error> {
     let row = sqlx::query(&format!("{RECORD_SELECT} WHERE idem_key = $1"))
         .bind(key)
-        .fetch_optional(&sim.inner.pool)
-        .await;
-    match row {
-        Ok(Some(r)) => Json(record_json(sim, &r)).into_response(),
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(|r| record_json(sim, &r)))
+}
+
+async fn by_key(sim: &Simulator, key: &str) -> Response {
+    match sim.record(key).await {
+        Ok(Some(record)) => Json(record).into_response(),
         Ok(None) => error(StatusCode::NOT_FOUND, "no such payment"),
         Err(_) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -295,7 +313,7 @@ async fn create(State(sim): State<Simulator>, body: axum::body::Bytes) -> Respon
         );
     };
     match sim.create_inner(&charge).await {
-        Ok(_) => by_key(&sim, &charge.key).await,
+        Ok(record) => Json(record).into_response(),
         Err(err) => failed(err),
     }
 }
