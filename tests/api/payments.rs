@@ -323,7 +323,8 @@ async fn unknown_source_is_a_400_and_changes_nothing(b: Backend) {
 
 both!(
     a_cancelled_order_refunds_a_late_capture,
-    a_void_before_the_create_leaves_a_tombstone
+    a_void_before_the_create_leaves_a_tombstone,
+    the_simulator_answers_a_repeated_create_with_the_first_payment
 );
 
 /// The customer cancels while a UPI payment is out, and the money is taken before the
@@ -375,5 +376,47 @@ async fn a_void_before_the_create_leaves_a_tombstone(b: Backend) {
     let books = app.sim().own_payments(0).await.unwrap();
     let taken = books.iter().filter(|p| p["status"] != "canceled").count();
     assert_eq!((books.len(), taken), (1, 0), "{books:?}");
+    app.finish().await;
+}
+
+/// The simulator's create is idempotent by Till's key: a repeat answers with the payment the
+/// first call made (even when it names a source the simulator would refuse), the books hold
+/// one payment, and one webhook goes out for it.
+async fn the_simulator_answers_a_repeated_create_with_the_first_payment(b: Backend) {
+    const SIM_KEY: &str = "sim_key_repeated_create";
+    let app = TestApp::spawn_with(b, Workers::Manual, |cfg| {
+        cfg.sim_api_key = Some(SIM_KEY.into());
+    })
+    .await;
+    let create = |key: &'static str, source: &'static str| {
+        let request = app
+            .http
+            .post(format!("{}/sim/till/v1/payments", app.url))
+            .bearer_auth(SIM_KEY)
+            .json(&json!({"key": key, "amount": 49_900, "currency": "INR",
+                          "method": "card", "source": source}));
+        async move {
+            let resp = request.send().await.expect("the simulator answers");
+            let status = resp.status().as_u16();
+            (status, resp.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, first) = create("pay_repeated", "pm_card_visa").await;
+    assert_eq!(
+        (status, first["status"].as_str()),
+        (200, Some("succeeded")),
+        "{first}"
+    );
+    for source in ["pm_card_visa", "pm_card_unknown"] {
+        let (status, again) = create("pay_repeated", source).await;
+        assert_eq!(status, 200, "{again}");
+        assert_eq!(again, first, "a repeat with {source}");
+    }
+    let (status, refused) = create("pay_never_seen", "pm_card_unknown").await;
+    assert_eq!(status, 400, "{refused}");
+    let books = app.sim().own_payments(0).await.unwrap();
+    assert_eq!(books.len(), 1, "{books:?}");
+    assert_eq!(app.sim().deliver_due().await.unwrap(), 1);
+    assert_eq!(app.sim().due_webhooks().await.unwrap(), 0);
     app.finish().await;
 }
