@@ -168,12 +168,25 @@ impl Consumer {
 /// Till publishing to `exchange` on the test broker.
 async fn till_on(b: Backend, workers: Workers, exchange: &str) -> TestApp {
     let exchange = exchange.to_string();
-    TestApp::spawn_with(b, workers, move |c| {
+    let app = TestApp::spawn_with(b, workers, move |c| {
         c.amqp_url = Some(broker_url());
         c.amqp_exchange = exchange;
         c.max_pending_per_customer = 0;
     })
-    .await
+    .await;
+    // The start's probe of the broker reports "ok" when it connects: waited for here, so it
+    // cannot land after a test's own publish and overwrite what that publish reported.
+    for _ in 0..500 {
+        let (_, ready) = app.call(Method::GET, "/readyz", None).await;
+        if ready["broker"] == "ok" {
+            return app;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!(
+        "the broker at {} was never reported reachable",
+        broker_url()
+    );
 }
 
 /// The AMQP sink's events still waiting, as `/metrics` shows them.

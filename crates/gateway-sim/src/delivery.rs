@@ -15,6 +15,16 @@ use super::{
 use crate::support::{hmac_hex, sign, system_now_ms};
 use crate::wire::STRIPE_API_VERSION as API_VERSION;
 
+/// What became of a due event in a pass.
+enum Sent {
+    /// Till took it.
+    Delivered,
+    /// Nothing to send (its payment moved on, or it was given up on): no more sending.
+    Nothing,
+    /// Till did not take it: due again later.
+    Later,
+}
+
 /// An event due for delivery, with what rendering it needs of its payment.
 struct Due {
     event_id: String,
@@ -85,27 +95,43 @@ impl Simulator {
             let sim = self.clone();
             sending.spawn(async move {
                 let mut delivered = 0;
+                let mut done = Vec::new();
                 for event in events {
-                    if sim.deliver(event, now).await? {
-                        delivered += 1;
+                    let event_id = event.event_id.clone();
+                    match sim.deliver(event, now).await {
+                        Ok(Sent::Delivered) => {
+                            delivered += 1;
+                            done.push(event_id);
+                        }
+                        Ok(Sent::Nothing) => done.push(event_id),
+                        Ok(Sent::Later) => {}
+                        Err(err) => return (delivered, done, Some(err)),
                     }
                 }
-                anyhow::Ok(delivered)
+                (delivered, done, None)
             });
         }
         let mut delivered = 0;
+        let mut done = Vec::new();
         let mut failed = None;
         while let Some(sent) = sending.join_next().await {
-            match sent.map_err(anyhow::Error::from).and_then(|sent| sent) {
-                Ok(n) => delivered += n,
-                Err(err) => failed = failed.or(Some(err)),
+            match sent {
+                Ok((n, ids, err)) => {
+                    delivered += n;
+                    done.extend(ids);
+                    failed = failed.or(err);
+                }
+                Err(err) => failed = failed.or(Some(err.into())),
             }
         }
+        // The pass's events that need no more sending, marked in one statement: a crash
+        // before it sends them again, which Till's dedupe by event id absorbs.
+        self.mark_delivered(&done, now).await?;
         failed.map_or(Ok(delivered), Err)
     }
 
-    /// Renders, signs and POSTs one due event; true when it was delivered.
-    async fn deliver(&self, due: Due, now: i64) -> anyhow::Result<bool> {
+    /// Renders, signs and POSTs one due event.
+    async fn deliver(&self, due: Due, now: i64) -> anyhow::Result<Sent> {
         let Due {
             event_id,
             payment_id,
@@ -124,8 +150,7 @@ impl Simulator {
                 .razorpay_event(&payment_id, &outcome, failure_code, object, now)
                 .await?
             else {
-                self.mark_delivered(&event_id, now).await?;
-                return Ok(false);
+                return Ok(Sent::Nothing);
             };
             let signature = hmac_hex(&self.inner.razorpay_webhook_secret, body.as_bytes());
             let headers = [
@@ -141,8 +166,7 @@ impl Simulator {
                 .stripe_event(&event_id, &payment_id, &outcome, object, now)
                 .await?
             else {
-                self.mark_delivered(&event_id, now).await?;
-                return Ok(false);
+                return Ok(Sent::Nothing);
             };
             let signature = sign(
                 &self.inner.stripe_webhook_secret,
@@ -176,8 +200,7 @@ impl Simulator {
                 .await?;
         drop(conn);
         if status.as_deref() != Some(outcome.as_str()) {
-            self.mark_delivered(&event_id, now).await?;
-            return Ok(false);
+            return Ok(Sent::Nothing);
         }
         let body = json!({
             "id": event_id,
@@ -193,7 +216,7 @@ impl Simulator {
             .await
     }
 
-    /// POSTs a rendered event: marked delivered when Till took it, else tried again later.
+    /// POSTs a rendered event: delivered when Till took it, else tried again later.
     async fn post_or_reschedule(
         &self,
         event_id: &str,
@@ -202,13 +225,11 @@ impl Simulator {
         headers: &[(&str, String)],
         body: &str,
         now: i64,
-    ) -> anyhow::Result<bool> {
+    ) -> anyhow::Result<Sent> {
         if self.post_webhook(gateway, headers, body).await {
-            self.mark_delivered(event_id, now).await?;
-            Ok(true)
+            Ok(Sent::Delivered)
         } else {
-            self.reschedule(event_id, attempts, now).await?;
-            Ok(false)
+            self.reschedule(event_id, attempts, now).await
         }
     }
 
@@ -250,20 +271,31 @@ impl Simulator {
         }
     }
 
-    async fn mark_delivered(&self, event_id: &str, now: i64) -> anyhow::Result<()> {
-        sqlx::query("UPDATE sim_events SET delivered_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(event_id)
-            .execute(&self.inner.pool)
-            .await?;
+    /// Marks events that need no more sending (at most a pass's, `DELIVERY_BATCH`).
+    async fn mark_delivered(&self, event_ids: &[String], now: i64) -> anyhow::Result<()> {
+        if event_ids.is_empty() {
+            return Ok(());
+        }
+        let list = (2..event_ids.len() + 2)
+            .map(|n| format!("${n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("UPDATE sim_events SET delivered_at = $1 WHERE id IN ({list})");
+        let mut query = sqlx::query(&sql).bind(now);
+        for id in event_ids {
+            query = query.bind(id);
+        }
+        query.execute(&self.inner.pool).await?;
         Ok(())
     }
 
-    async fn reschedule(&self, event_id: &str, attempts: i64, now: i64) -> anyhow::Result<()> {
+    /// An event Till did not take: sent again after a backoff, or given up on (then it
+    /// needs no more sending).
+    async fn reschedule(&self, event_id: &str, attempts: i64, now: i64) -> anyhow::Result<Sent> {
         let attempts = attempts + 1;
         if attempts >= DELIVERY_ATTEMPTS_MAX {
             tracing::error!(event_id, "simulator gave up delivering a webhook");
-            return self.mark_delivered(event_id, now).await;
+            return Ok(Sent::Nothing);
         }
         let ceiling = DELIVERY_BACKOFF_CAP_MS.min(DELIVERY_BACKOFF_BASE_MS << attempts.min(20));
         let wait = rand::thread_rng().gen_range(0..=ceiling);
@@ -273,7 +305,7 @@ impl Simulator {
             .bind(event_id)
             .execute(&self.inner.pool)
             .await?;
-        Ok(())
+        Ok(Sent::Later)
     }
 }
 
