@@ -7,7 +7,7 @@ use till::{Clock, Config, Workers};
 
 /// Small allocations come and go by the thousand in every request (JSON, headers, rows):
 /// mimalloc serves them from per-thread pages, where glibc's malloc took a sixth of the
-/// server's CPU in the checkout's profile (README, "Performance").
+/// server's CPU in the checkout's profile (README, under `till bench`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

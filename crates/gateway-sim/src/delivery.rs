@@ -124,8 +124,8 @@ impl Simulator {
                 Err(err) => failed = failed.or(Some(err.into())),
             }
         }
-        // The pass's events that need no more sending, marked in one statement: a crash
-        // before it sends them again, which Till's dedupe by event id absorbs.
+        // The pass's events that need no more sending, marked in one statement. Should the
+        // process die before it, they are sent again: Till dedupes by event id.
         self.mark_delivered(&done, now).await?;
         failed.map_or(Ok(delivered), Err)
     }
