@@ -44,6 +44,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (15, include_str!("0015_mail.sql")),
     (16, include_str!("0016_sink_lease.sql")),
     (17, include_str!("0017_admin_sessions.sql")),
+    (18, include_str!("0018_events_counter.sql")),
 ];
 
 /// SQLite allows one writer at a time; one pooled connection serializes writers inside this

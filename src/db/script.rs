@@ -57,10 +57,12 @@ impl From<Option<&str>> for Bind {
     }
 }
 
-/// One statement of a script: its text, numbered from `$1`, and its values.
+/// One statement of a script: its text, numbered from `$1`, and its values; on SQLite,
+/// another text for the same values where one was given (`push_or_on_sqlite`).
 #[derive(Debug)]
 struct Statement {
     sql: String,
+    on_sqlite: Option<String>,
     binds: Vec<Bind>,
 }
 
@@ -92,6 +94,22 @@ impl Script {
     pub fn push(&mut self, sql: impl Into<String>, binds: Vec<Bind>) {
         self.statements.push(Statement {
             sql: sql.into(),
+            on_sqlite: None,
+            binds,
+        });
+    }
+
+    /// Adds a statement run as `sql` on PostgreSQL and as `on_sqlite` (which may be several
+    /// statements) on SQLite, both numbering the same `binds` from `$1`.
+    pub fn push_or_on_sqlite(
+        &mut self,
+        sql: impl Into<String>,
+        on_sqlite: impl Into<String>,
+        binds: Vec<Bind>,
+    ) {
+        self.statements.push(Statement {
+            sql: sql.into(),
+            on_sqlite: Some(on_sqlite.into()),
             binds,
         });
     }
@@ -111,7 +129,12 @@ impl Script {
     /// those before it in its text.
     fn joined(self, sqlite: bool) -> Vec<(String, Vec<Bind>)> {
         let runs = if sqlite {
-            vec![self.statements]
+            let on_sqlite = self.statements.into_iter().map(|s| Statement {
+                sql: s.on_sqlite.unwrap_or(s.sql),
+                on_sqlite: None,
+                binds: s.binds,
+            });
+            vec![on_sqlite.collect()]
         } else {
             runs_on_distinct_tables(self.statements)
         };

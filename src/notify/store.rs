@@ -1,9 +1,15 @@
 //! The event store: every statement on `events` and `sink_cursors`.
 //!
-//! Writers insert events in their own transactions with no position, so they never wait on
-//! one another. `sequence` then numbers the committed ones, one sequencer at a time (it holds
-//! the `events` counter row): an event whose transaction commits late is simply numbered in a
-//! later round. Readers see numbered events only, and page by number.
+//! On PostgreSQL writers insert events in their own transactions with no position, so they
+//! never wait on one another. `sequence` then numbers the committed ones, one sequencer at a
+//! time (it holds the `events` counter row): an event whose transaction commits late is
+//! simply numbered in a later round. Readers see numbered events only, and page by number.
+//!
+//! On SQLite the one writer commits transactions in the order they run, so an event takes
+//! its position from the counter as it is inserted, in the inserting transaction: no later
+//! commit can hold a lower one. Its row is written once instead of again by the sequencer
+//! (the biggest share of a checkout's pages in the log, `bench/wal.sh`). The sequencer
+//! still numbers any event without a position (written before the counter row existed).
 
 use sqlx::AnyConnection;
 
@@ -44,31 +50,48 @@ pub async fn insert(
     data: &str,
     now: i64,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO events (id, type, data, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(id)
-        .bind(event_type)
-        .bind(data)
-        .bind(now)
-        .execute(&mut *conn)
+    Script::of(|s| insert_all_into(s, &[(id, event_type, data)], now))
+        .run(conn)
         .await?;
     Ok(())
 }
 
+/// The `events` counter as a statement reads it, on SQLite: the last position given.
+const LAST_POSITION: &str = "(SELECT value FROM counters WHERE name = 'events')";
+
 /// Adds to `script`, for the caller to run in its transaction, the statements writing events
 /// (id, type, data), one per run of them (`multirow::runs`), in the order given: their
-/// serial keys, which the sequencer numbers them by, follow that order.
+/// serial keys, which the sequencer numbers them by, follow that order. On SQLite each also
+/// takes its position, the counter's next, and moves the counter past them.
 pub fn insert_all_into(script: &mut Script, events: &[(&str, &str, &str)], now: i64) {
     for run in multirow::runs(events.len()) {
+        let rows = run.len();
         let sql = format!(
             "INSERT INTO events (id, type, data, created_at) VALUES {}",
-            multirow::values("(?, ?, ?, $1)", run.len(), 2)
+            multirow::values("(?, ?, ?, $1)", rows, 2)
         );
-        let mut binds = Vec::with_capacity(1 + 3 * run.len());
+        let numbered: Vec<String> = (0..rows)
+            .map(|i| {
+                let n = 2 + 3 * i;
+                format!(
+                    "(${n}, ${}, ${}, $1, {LAST_POSITION} + {})",
+                    n + 1,
+                    n + 2,
+                    i + 1
+                )
+            })
+            .collect();
+        let on_sqlite = format!(
+            "INSERT INTO events (id, type, data, created_at, position) VALUES {};\n\
+             UPDATE counters SET value = value + {rows} WHERE name = 'events'",
+            numbered.join(", ")
+        );
+        let mut binds = Vec::with_capacity(1 + 3 * rows);
         binds.push(Bind::from(now));
         for (id, kind, data) in &events[run] {
             binds.extend([Bind::from(*id), Bind::from(*kind), Bind::from(*data)]);
         }
-        script.push(sql, binds);
+        script.push_or_on_sqlite(sql, on_sqlite, binds);
     }
 }
 

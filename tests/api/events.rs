@@ -350,3 +350,28 @@ async fn postgres_an_event_committed_late_is_not_stepped_over() {
     drop((first, second));
     app.close().await;
 }
+
+/// SQLite: the one writer commits transactions in the order they run, so an event is
+/// numbered in the transaction that writes it — none waits for the sequencer (no relay runs
+/// here), and positions follow insertion with no gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_events_are_numbered_as_they_are_written() {
+    let app = TestApp::spawn_with(Backend::Sqlite, Workers::Manual, |_| {}).await;
+    app.stocked("TEE-1", 49_900, 10).await;
+    let id = app.new_order("TEE-1", 1).await;
+    assert_eq!(app.pay(&id, "card", "pm_card_visa").await.0, 201);
+    let mut conn = app.state().db.reads.acquire().await.unwrap();
+    let positions: Vec<Option<i64>> =
+        sqlx::query_scalar("SELECT position FROM events ORDER BY seq")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+    assert!(positions.len() >= 3, "{positions:?}");
+    let numbered: Vec<Option<i64>> = (1..=positions.len() as i64).map(Some).collect();
+    assert_eq!(positions, numbered);
+    assert!(!store::unsequenced(&mut conn).await.unwrap());
+    drop(conn);
+    let listed = all_events(&app, "", 100).await;
+    assert_eq!(listed.len(), positions.len());
+    app.finish().await;
+}
