@@ -107,13 +107,8 @@ pub async fn unsequenced(conn: &mut AnyConnection) -> Result<bool> {
 /// Numbers up to `limit` committed events that have no position yet, in insertion order,
 /// after the highest position given so far; returns how many. In the caller's transaction.
 pub async fn sequence(tx: &mut AnyConnection, kind: Kind, limit: i64) -> Result<u64> {
-    sqlx::query(
-        "INSERT INTO counters (name, value) VALUES ('events', 0) ON CONFLICT (name) DO NOTHING",
-    )
-    .execute(&mut *tx)
-    .await?;
-    // The counter row is the sequencer's lock: a second sequencer waits here, and then sees
-    // (statement by statement) what the first numbered.
+    // The counter row (made by migration 0018) is the sequencer's lock: a second sequencer
+    // waits here, and then sees (statement by statement) what the first numbered.
     let last: i64 = sqlx::query_scalar(&format!(
         "SELECT value FROM counters WHERE name = 'events'{}",
         kind.for_update()
