@@ -14,6 +14,7 @@ use sqlx_core::any::{
 use sqlx_core::ext::ustr::UStr;
 use sqlx_core::{Either, Error};
 
+use crate::checkpoint::{self, Checkpointer};
 use crate::error::SqliteError;
 
 /// Query texts kept prepared per connection, the least recently used dropped first: more
@@ -134,6 +135,8 @@ pub struct Connection {
     /// Levels of a transaction SQLite ended under this connection, not yet told (`ended`).
     lost: usize,
     handle: Handle,
+    /// The file's background checkpoints (`checkpoint.rs`), for a file opened for writing.
+    _checkpoints: Option<Arc<Checkpointer>>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -174,15 +177,20 @@ impl Connection {
                 "SQLite could not allocate a connection",
             )));
         };
-        let connection = Connection {
+        let mut connection = Connection {
             cache: HashMap::new(),
             runs: 0,
             depth: 0,
             lost: 0,
             handle: Handle(db),
+            _checkpoints: None,
         };
         if rc != ffi::SQLITE_OK {
             return Err(connection.error(rc));
+        }
+        let in_memory = target.path == ":memory:" || target.flags & ffi::SQLITE_OPEN_MEMORY != 0;
+        if !in_memory && target.flags & ffi::SQLITE_OPEN_READWRITE != 0 {
+            connection._checkpoints = checkpoint::for_file(&target.path);
         }
         // SAFETY: an open handle.
         unsafe {

@@ -21,6 +21,7 @@
 //! A statement blocks its thread while it runs, as any synchronous work does: Till's are
 //! single-row reads and writes of microseconds.
 
+mod checkpoint;
 mod connection;
 mod error;
 mod types;

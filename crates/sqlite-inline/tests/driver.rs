@@ -344,3 +344,67 @@ async fn a_pool_serves_sqlite_urls_and_refuses_unknown_parameters() {
     let memory = AnyConnection::connect("sqlite::memory:").await;
     assert!(memory.is_ok());
 }
+
+/// The rows of `t` in a copy of the database file alone, without its log: what checkpoints
+/// have copied into the file so far (none while `t` itself is only in the log).
+async fn rows_in_file_alone(url: &str) -> i64 {
+    let path = url
+        .strip_prefix("sqlite://")
+        .and_then(|rest| rest.split('?').next())
+        .unwrap();
+    let copy = fresh_url();
+    let copy_path = copy
+        .strip_prefix("sqlite://")
+        .and_then(|rest| rest.split('?').next())
+        .unwrap();
+    std::fs::copy(path, copy_path).unwrap();
+    let mut conn = connect(&copy).await;
+    sqlx::query_scalar("SELECT COUNT(*) FROM t")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn the_log_is_copied_into_the_file_beside_the_writer() {
+    let (url, mut writer) = with_table().await;
+    // SQLite's own checkpoints off: only the driver's background ones copy the log.
+    writer
+        .execute("PRAGMA wal_autocheckpoint = 0")
+        .await
+        .unwrap();
+    let mut tx = writer.begin().await.unwrap();
+    for id in 1..=100 {
+        run(&mut tx, &format!("INSERT INTO t (id) VALUES ({id})")).await;
+    }
+    tx.commit().await.unwrap();
+    let started = Instant::now();
+    let mut in_file = rows_in_file_alone(&url).await;
+    while in_file < 100 && started.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        in_file = rows_in_file_alone(&url).await;
+    }
+    assert_eq!(in_file, 100, "the committed rows reached the database file");
+    // The writer goes on, and reads what it wrote, whatever was copied beside it.
+    run(&mut writer, "INSERT INTO t (id) VALUES (101)").await;
+    assert_eq!(count(&mut writer).await, 101);
+}
+
+#[tokio::test]
+async fn sqlite_is_built_with_a_page_cache_per_connection_and_no_allocation_statistics() {
+    let (_, mut conn) = with_table().await;
+    let options: Vec<String> = sqlx::query_scalar("PRAGMA compile_options")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    // `.cargo/config.toml` (LIBSQLITE3_FLAGS): one shared page cache would put every
+    // connection's page reads behind one lock.
+    assert!(
+        !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+        "{options:?}"
+    );
+    assert!(
+        options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+        "{options:?}"
+    );
+}
