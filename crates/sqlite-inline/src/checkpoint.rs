@@ -76,7 +76,13 @@ fn checkpoint_while(path: &str, kept: &mpsc::Receiver<()>) {
             own = Own::open(path);
         }
         let Some(conn) = &own else { continue };
-        let rc = conn.checkpoint();
+        let (rc, in_log) = conn.checkpoint();
+        if rc == ffi::SQLITE_OK && in_log < 0 {
+            // Not (yet) in WAL mode when this connection read it — a new file whose first
+            // connection sets the mode: opened again next time.
+            own = None;
+            continue;
+        }
         // Busy: another checkpoint is running (the writer's own, or another process's).
         if rc != ffi::SQLITE_OK && rc != ffi::SQLITE_BUSY && !warned {
             warned = true;
@@ -125,18 +131,23 @@ impl Own {
         (rc == ffi::SQLITE_OK).then_some(own)
     }
 
-    /// One passive checkpoint of the main database's log (nothing to do, nothing done).
-    fn checkpoint(&self) -> i32 {
-        // SAFETY: an open handle, used by this thread only; the counts are not asked for.
-        unsafe {
+    /// One passive checkpoint of the main database's log (nothing to do, nothing done):
+    /// SQLite's answer, and the pages in the log (-1 with `SQLITE_OK` when the connection
+    /// found the file not in WAL mode).
+    fn checkpoint(&self) -> (i32, i32) {
+        let mut in_log = -1;
+        let mut copied = -1;
+        // SAFETY: an open handle, used by this thread only, and two out counts SQLite fills.
+        let rc = unsafe {
             ffi::sqlite3_wal_checkpoint_v2(
                 self.0.as_ptr(),
                 ptr::null(),
                 ffi::SQLITE_CHECKPOINT_PASSIVE,
-                ptr::null_mut(),
-                ptr::null_mut(),
+                &mut in_log,
+                &mut copied,
             )
-        }
+        };
+        (rc, in_log)
     }
 }
 

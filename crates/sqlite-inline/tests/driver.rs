@@ -391,6 +391,35 @@ async fn the_log_is_copied_into_the_file_beside_the_writer() {
 }
 
 #[tokio::test]
+async fn a_file_put_in_wal_mode_later_is_checkpointed_too() {
+    till_sqlite::install_drivers();
+    let url = fresh_url();
+    // A rollback-journal file for a while: the background checkpoints see no log yet.
+    let mut writer = AnyConnection::connect(&url).await.unwrap();
+    writer
+        .execute("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, score REAL, data BLOB)")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    writer.execute("PRAGMA journal_mode = WAL").await.unwrap();
+    writer
+        .execute("PRAGMA wal_autocheckpoint = 0")
+        .await
+        .unwrap();
+    run(&mut writer, "INSERT INTO t (id) VALUES (1), (2), (3)").await;
+    let started = Instant::now();
+    let mut in_file = rows_in_file_alone(&url).await;
+    while in_file < 3 && started.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        in_file = rows_in_file_alone(&url).await;
+    }
+    assert_eq!(
+        in_file, 3,
+        "the rows written in WAL mode reached the database file"
+    );
+}
+
+#[tokio::test]
 async fn sqlite_is_built_with_a_page_cache_per_connection_and_no_allocation_statistics() {
     let (_, mut conn) = with_table().await;
     let options: Vec<String> = sqlx::query_scalar("PRAGMA compile_options")
