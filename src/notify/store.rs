@@ -70,15 +70,11 @@ pub fn insert_all_into(script: &mut Script, events: &[(&str, &str, &str)], now: 
             "INSERT INTO events (id, type, data, created_at) VALUES {}",
             multirow::values("(?, ?, ?, $1)", rows, 2)
         );
+        // Each row's position is the counter's next plus its place in the run.
         let numbered: Vec<String> = (0..rows)
             .map(|i| {
-                let n = 2 + 3 * i;
-                format!(
-                    "(${n}, ${}, ${}, $1, {LAST_POSITION} + {})",
-                    n + 1,
-                    n + 2,
-                    i + 1
-                )
+                let row = format!("(?, ?, ?, $1, {LAST_POSITION} + {})", i + 1);
+                multirow::values(&row, 1, 2 + 3 * i)
             })
             .collect();
         let on_sqlite = format!(

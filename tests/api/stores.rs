@@ -1062,6 +1062,11 @@ async fn timeline_store(b: Backend) {
     done(test_db, db).await;
 }
 
+/// Each event's id and position, in the order given.
+fn ids_at(events: &[notify::store::Row]) -> Vec<(&str, notify::Position)> {
+    events.iter().map(|e| (e.id.as_str(), e.position)).collect()
+}
+
 async fn events_store(b: Backend) {
     use notify::store::{self, Position};
     let (test_db, db) = fresh(b).await;
@@ -1095,9 +1100,7 @@ async fn events_store(b: Backend) {
         .await
         .unwrap();
     assert_eq!(
-        all.iter()
-            .map(|e| (e.id.as_str(), e.position))
-            .collect::<Vec<_>>(),
+        ids_at(&all),
         [("evt_1", Position(1)), ("evt_2", Position(2))]
     );
     assert_eq!(all[1].data, r#"{"id":"ord_2"}"#);
@@ -1219,9 +1222,7 @@ async fn events_store(b: Backend) {
         .await
         .unwrap();
     assert_eq!(
-        last.iter()
-            .map(|e| (e.id.as_str(), e.position))
-            .collect::<Vec<_>>(),
+        ids_at(&last),
         [("evt_5", Position(5)), ("evt_6", Position(6))]
     );
     drop(conn);
