@@ -110,7 +110,7 @@ impl Own {
                 path.as_ptr(),
                 &mut db,
                 ffi::SQLITE_OPEN_READWRITE | ffi::SQLITE_OPEN_NOMUTEX,
-                ptr::null(),
+                crate::vfs::name().map_or(ptr::null(), |name| name.as_ptr()),
             )
         };
         let own = Own(NonNull::new(db)?);

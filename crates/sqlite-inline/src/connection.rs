@@ -169,7 +169,7 @@ impl Connection {
                 path.as_ptr(),
                 &mut db,
                 target.flags | ffi::SQLITE_OPEN_NOMUTEX,
-                ptr::null(),
+                crate::vfs::name().map_or(ptr::null(), |name| name.as_ptr()),
             )
         };
         let Some(db) = NonNull::new(db) else {

@@ -25,6 +25,7 @@ mod checkpoint;
 mod connection;
 mod error;
 mod types;
+mod vfs;
 
 use std::borrow::Cow;
 use std::str::FromStr;
@@ -48,6 +49,7 @@ pub use connection::Connection;
 use connection::Target;
 pub use error::SqliteError;
 pub use types::{Arguments, Column, Row, Statement, Transactions, Value, ValueRef};
+pub use vfs::log_writes;
 
 /// SQLite, run in the calling thread (see the crate's doc).
 #[derive(Debug)]

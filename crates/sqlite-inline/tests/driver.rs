@@ -437,3 +437,65 @@ async fn sqlite_is_built_with_a_page_cache_per_connection_and_no_allocation_stat
         "{options:?}"
     );
 }
+
+/// The file path of a `sqlite://…?…` URL.
+fn path_of(url: &str) -> &str {
+    url.strip_prefix("sqlite://")
+        .and_then(|rest| rest.split('?').next())
+        .unwrap()
+}
+
+/// The rows of `t` and the bytes of their `data`, in a copy of the database file and its
+/// log as they are on disk now, without the shared index: what a process killed at this
+/// moment would leave for the next to open.
+async fn rows_on_disk(url: &str) -> (i64, i64) {
+    let copy = fresh_url();
+    std::fs::copy(path_of(url), path_of(&copy)).unwrap();
+    std::fs::copy(
+        format!("{}-wal", path_of(url)),
+        format!("{}-wal", path_of(&copy)),
+    )
+    .unwrap();
+    let mut conn = connect(&copy).await;
+    let row = sqlx::query("SELECT COUNT(*), COALESCE(SUM(LENGTH(data)), 0) FROM t")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+#[tokio::test]
+async fn every_commit_is_in_the_log_on_disk_when_it_returns() {
+    let (url, mut writer) = with_table().await;
+    let (mut rows, mut bytes) = (0, 0);
+    // One row; a few hundred rows over many pages; rows of 3 MB in all, more than the
+    // driver gathers before writing; a transaction rolled back between them.
+    for (n, size) in [(1, 10), (300, 600), (12, 256 * 1024), (2, 100)] {
+        let mut tx = writer.begin().await.unwrap();
+        for _ in 0..n {
+            rows += 1;
+            bytes += size;
+            run(
+                &mut tx,
+                &format!("INSERT INTO t (id, data) VALUES ({rows}, zeroblob({size}))"),
+            )
+            .await;
+        }
+        tx.commit().await.unwrap();
+        assert_eq!(rows_on_disk(&url).await, (rows, bytes));
+        let mut tx = writer.begin().await.unwrap();
+        run(
+            &mut tx,
+            "INSERT INTO t (id, data) VALUES (-1, zeroblob(100000))",
+        )
+        .await;
+        run(&mut tx, "UPDATE t SET data = zeroblob(7) WHERE id = 1").await;
+        tx.rollback().await.unwrap();
+    }
+    assert_eq!(rows_on_disk(&url).await, (rows, bytes));
+    let check: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&mut writer)
+        .await
+        .unwrap();
+    assert_eq!(check, "ok");
+}
