@@ -48,6 +48,36 @@ type Names = (Arc<sqlx_core::HashMap<UStr, usize>>, Vec<UStr>);
 struct Prepared {
     stmt: NonNull<ffi::sqlite3_stmt>,
     names: Option<Names>,
+    /// Which value each of its parameters takes, read from their names once, when prepared
+    /// (SQLite finds a parameter's name by walking the list of them, so naming each one at
+    /// every run cost a multi-row statement time in the square of its parameters).
+    params: Params,
+}
+
+/// A statement's parameters, in order: `Some(n)` takes the query's `n`th value (`$n`),
+/// `None` the next of the unnumbered (`?`); or the first name the driver cannot bind.
+type Params = Result<Vec<Option<usize>>, String>;
+
+/// The parameters of `stmt`, from their names.
+fn params_of(stmt: NonNull<ffi::sqlite3_stmt>) -> Params {
+    // SAFETY: a statement just prepared; a name SQLite returns lives as long as it.
+    unsafe {
+        let count = ffi::sqlite3_bind_parameter_count(stmt.as_ptr());
+        (1..=count)
+            .map(|i| {
+                let name = ffi::sqlite3_bind_parameter_name(stmt.as_ptr(), i);
+                if name.is_null() {
+                    return Ok(None);
+                }
+                let name = CStr::from_ptr(name).to_string_lossy();
+                name.get(1..)
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .filter(|n| *n > 0)
+                    .map(Some)
+                    .ok_or_else(|| name.into_owned())
+            })
+            .collect()
+    }
 }
 
 // SAFETY: as for `Handle`: owned by one connection, used by one caller at a time.
@@ -389,7 +419,11 @@ impl Connection {
             };
             *rest = &rest[used..];
             if let Some(stmt) = NonNull::new(stmt) {
-                return Ok(Some(Prepared { stmt, names: None }));
+                return Ok(Some(Prepared {
+                    stmt,
+                    names: None,
+                    params: params_of(stmt),
+                }));
             }
             if used == 0 {
                 break;
@@ -610,20 +644,16 @@ fn bind(prepared: &Prepared, args: &[AnyValueKind<'_>], unnamed: &mut usize) -> 
     // SAFETY: a statement of this connection; text and blobs are copied by SQLite
     // (`SQLITE_TRANSIENT`) before the call returns.
     unsafe {
-        let count = ffi::sqlite3_bind_parameter_count(stmt);
-        for i in 1..=count {
-            let name = ffi::sqlite3_bind_parameter_name(stmt, i);
-            let position = if name.is_null() {
-                *unnamed += 1;
-                *unnamed
-            } else {
-                let name = CStr::from_ptr(name).to_string_lossy();
-                name.get(1..)
-                    .and_then(|n| n.parse::<usize>().ok())
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| {
-                        Error::Protocol(format!("unsupported SQL parameter `{name}`: use $N"))
-                    })?
+        let params = prepared.params.as_ref().map_err(|name| {
+            Error::Protocol(format!("unsupported SQL parameter `{name}`: use $N"))
+        })?;
+        for (i, param) in (1..).zip(params) {
+            let position = match param {
+                Some(n) => *n,
+                None => {
+                    *unnamed += 1;
+                    *unnamed
+                }
             };
             let value = args.get(position - 1).ok_or_else(|| {
                 Error::Protocol(format!(

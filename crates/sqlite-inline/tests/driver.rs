@@ -156,6 +156,15 @@ async fn errors_are_answers_not_panics() {
         .fetch_one(&mut conn)
         .await;
     assert!(unbound.is_err());
+    // Parameters are numbered: a named one is refused, each time its statement runs.
+    for _ in 0..2 {
+        let named = sqlx::query("SELECT :name")
+            .bind(1_i64)
+            .execute(&mut conn)
+            .await
+            .unwrap_err();
+        assert!(named.to_string().contains("use $N"), "{named}");
+    }
     let bad = sqlx::query("SELEC 1").execute(&mut conn).await.unwrap_err();
     assert!(bad.to_string().contains("syntax error"), "{bad}");
     // A kept statement that fails runs again afterwards.
