@@ -53,7 +53,11 @@ pub async fn connect(url: &str) -> anyhow::Result<AnyPool> {
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
                 if sqlite {
-                    // As the shop's own file: an application crash loses nothing committed.
+                    // As the shop's own file: 2 KB pages for a new file (fixed once its
+                    // first table is made; a payment's rows are small and a commit writes
+                    // every page it touched to the log), and an application crash loses
+                    // nothing committed.
+                    conn.execute("PRAGMA page_size = 2048").await?;
                     conn.execute("PRAGMA journal_mode = WAL").await?;
                     conn.execute("PRAGMA synchronous = NORMAL").await?;
                     // Each payment is a few commits of a few pages: at SQLite's 1,000-page
@@ -240,5 +244,32 @@ mod tests {
             .unwrap();
         crate::migrate(&own).await.unwrap();
         assert_eq!(take_over_records(&own, &shop).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_new_file_has_half_size_pages_and_an_earlier_one_keeps_its_own() {
+        let page_size = |pool: AnyPool| async move {
+            sqlx::query_scalar::<_, i64>("PRAGMA page_size")
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        };
+        let fresh = connect(&format!("sqlite://{}", temp_file("fresh.db")))
+            .await
+            .unwrap();
+        crate::migrate(&fresh).await.unwrap();
+        assert_eq!(page_size(fresh).await, 2048);
+        // A file an earlier simulator made, with SQLite's 4 KB pages: WAL mode fixes them.
+        let earlier = temp_file("earlier-pages.db");
+        let mut made = AnyConnection::connect(&format!("sqlite://{earlier}?mode=rwc"))
+            .await
+            .unwrap();
+        made.execute("PRAGMA journal_mode = WAL; CREATE TABLE t (id INTEGER PRIMARY KEY)")
+            .await
+            .unwrap();
+        made.close().await.unwrap();
+        let reopened = connect(&format!("sqlite://{earlier}")).await.unwrap();
+        crate::migrate(&reopened).await.unwrap();
+        assert_eq!(page_size(reopened).await, 4096);
     }
 }

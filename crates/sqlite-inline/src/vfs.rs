@@ -10,11 +10,12 @@
 //! system's own (`unix`) for every file but the log, and for the log the same file with
 //! its writes gathered. A write that continues the gathered bytes joins them; the write of
 //! a commit's last frame (its header says the database's size after the commit, which only
-//! a commit's last frame does) sends them to the file as one write, before SQLite marks
-//! the commit done in the shared index, so a failure is that commit's error, as before.
-//! Anything else that needs the file as written first — a read, a sync, a truncation, its
-//! size, a write elsewhere in it, closing it — sends what is gathered before it runs, and
-//! so does gathering more than `MOST` bytes (a transaction too large to keep).
+//! a commit's last frame does) sends them to the file as one write (in pieces of `PIECE`
+//! for a larger commit), before SQLite marks the commit done in the shared index, so a
+//! failure is that commit's error, as before. Anything else that needs the file as written
+//! first — a read, a sync, a truncation, its size, a file control, a write elsewhere in it,
+//! closing it — sends what is gathered before it runs, and so does gathering more than
+//! `MOST` bytes (a transaction too large to keep).
 //!
 //! A crash loses what a crash lost before: the frames of a commit not yet written, which
 //! without their last frame were never a commit (recovery keeps a log only up to its last
