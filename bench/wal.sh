@@ -4,7 +4,9 @@
 # products and stock, then a run of checkouts (32 in flight) with the same setup; the server
 # is killed (`kill -9`, so nothing is checkpointed away) and `bench/wal.py` maps each frame
 # of the checkouts' run, less the setup's, to its table or index. A frame is one page one
-# commit wrote, so these are the pages the group commits append.
+# commit wrote, so these are the pages the group commits append. A build whose SQLite driver
+# checkpoints in the background (since crates/sqlite-inline/src/checkpoint.rs) starts the log
+# over within a run, and `bench/wal.py` then stops, saying so: it measures the builds before.
 # Run by hand:
 #   bench/wal.sh [checkouts]
 # TILL_BIN=path measures another build.
