@@ -110,7 +110,7 @@ impl Own {
                 path.as_ptr(),
                 &mut db,
                 ffi::SQLITE_OPEN_READWRITE | ffi::SQLITE_OPEN_NOMUTEX,
-                crate::vfs::name().map_or(ptr::null(), |name| name.as_ptr()),
+                crate::vfs::for_open(),
             )
         };
         let own = Own(NonNull::new(db)?);

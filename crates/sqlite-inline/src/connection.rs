@@ -199,7 +199,7 @@ impl Connection {
                 path.as_ptr(),
                 &mut db,
                 target.flags | ffi::SQLITE_OPEN_NOMUTEX,
-                crate::vfs::name().map_or(ptr::null(), |name| name.as_ptr()),
+                crate::vfs::for_open(),
             )
         };
         let Some(db) = NonNull::new(db) else {

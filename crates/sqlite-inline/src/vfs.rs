@@ -21,7 +21,7 @@
 //! without their last frame were never a commit (recovery keeps a log only up to its last
 //! whole commit). What reaches the file, and in what order, is unchanged.
 
-use std::ffi::{c_int, c_void, CStr};
+use std::ffi::{c_char, c_int, c_void, CStr};
 use std::mem::{align_of, size_of};
 use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,7 +30,7 @@ use std::sync::OnceLock;
 use libsqlite3_sys as ffi;
 
 /// The VFS's name, given to `sqlite3_open_v2`.
-pub(crate) const NAME: &CStr = c"till";
+const NAME: &CStr = c"till";
 
 /// The most a log's handle gathers before writing: past it, a transaction's frames go to
 /// the file as they come, a few pieces at a time.
@@ -55,13 +55,18 @@ pub fn log_writes() -> u64 {
     LOG_WRITES.load(Ordering::Relaxed)
 }
 
-/// The registered VFS, or `None` when SQLite has no default VFS to build on (then
-/// connections open with SQLite's default, and the log is written as SQLite writes it).
-pub(crate) fn name() -> Option<&'static CStr> {
+/// The VFS argument of `sqlite3_open_v2`: this module's, registered on first use, or null
+/// (SQLite's default, the log written as SQLite writes it) when SQLite has no default VFS
+/// to build on.
+pub(crate) fn for_open() -> *const c_char {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
     // SAFETY: run once; the VFS is leaked, so it outlives every connection that uses it.
     let registered = *REGISTERED.get_or_init(|| unsafe { register() });
-    registered.then_some(NAME)
+    if registered {
+        NAME.as_ptr()
+    } else {
+        ptr::null()
+    }
 }
 
 /// The system's VFS, which `till` forwards to.

@@ -20,6 +20,13 @@ fn fresh_url() -> String {
     format!("sqlite://{}?mode=rwc", path.display())
 }
 
+/// The file path of a `sqlite://…?…` URL.
+fn path_of(url: &str) -> &str {
+    url.strip_prefix("sqlite://")
+        .and_then(|rest| rest.split('?').next())
+        .unwrap()
+}
+
 async fn connect(url: &str) -> AnyConnection {
     till_sqlite::install_drivers();
     let mut conn = AnyConnection::connect(url).await.unwrap();
@@ -357,16 +364,8 @@ async fn a_pool_serves_sqlite_urls_and_refuses_unknown_parameters() {
 /// The rows of `t` in a copy of the database file alone, without its log: what checkpoints
 /// have copied into the file so far (none while `t` itself is only in the log).
 async fn rows_in_file_alone(url: &str) -> i64 {
-    let path = url
-        .strip_prefix("sqlite://")
-        .and_then(|rest| rest.split('?').next())
-        .unwrap();
     let copy = fresh_url();
-    let copy_path = copy
-        .strip_prefix("sqlite://")
-        .and_then(|rest| rest.split('?').next())
-        .unwrap();
-    std::fs::copy(path, copy_path).unwrap();
+    std::fs::copy(path_of(url), path_of(&copy)).unwrap();
     let mut conn = connect(&copy).await;
     sqlx::query_scalar("SELECT COUNT(*) FROM t")
         .fetch_one(&mut conn)
@@ -445,13 +444,6 @@ async fn sqlite_is_built_with_a_page_cache_per_connection_and_no_allocation_stat
         options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
         "{options:?}"
     );
-}
-
-/// The file path of a `sqlite://…?…` URL.
-fn path_of(url: &str) -> &str {
-    url.strip_prefix("sqlite://")
-        .and_then(|rest| rest.split('?').next())
-        .unwrap()
 }
 
 /// The rows of `t` and the bytes of their `data`, in a copy of the database file and its
