@@ -64,6 +64,14 @@ const SQLITE_ACQUIRE_TIMEOUT_SECS: u64 = 30;
 /// time, and a database that is away is reported quickly instead of hanging clients.
 const PG_ACQUIRE_TIMEOUT_SECS: u64 = 5;
 
+/// A pooled PostgreSQL connection idle for this long is asked whether its server is still
+/// there before it is handed out (one round trip); one given back more recently was asked
+/// as it was given back. Under load a connection is reused within milliseconds, so a
+/// checkout's dozen or so acquires cost no round trip of their own; a restart of the server
+/// that ends a connection in between costs the request using it a 503, as one during the
+/// request would.
+const PG_PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
 /// `/readyz` reports the database down when a trivial query takes longer than this.
 const PING_TIMEOUT_MS: u64 = 2_000;
 
@@ -124,9 +132,19 @@ async fn open(
         .max_connections(max)
         .acquire_timeout(Duration::from_secs(acquire_timeout_secs))
         // A SQLite connection is a file in this process: nothing can break it between uses,
-        // so it is not asked on every acquire. A PostgreSQL one may have lost its server
-        // since it was last used, so it is asked.
-        .test_before_acquire(kind == Kind::Postgres)
+        // so it is never asked whether it is alive. A PostgreSQL one may have lost its server
+        // while it sat in the pool; the pool already asks it (one round trip) every time it
+        // is given back, so it is asked again on its way out only if it has been idle since
+        // for long enough that its server may have gone meanwhile.
+        .test_before_acquire(false)
+        .before_acquire(move |conn, meta| {
+            Box::pin(async move {
+                if kind == Kind::Postgres && meta.idle_for >= PG_PING_AFTER_IDLE {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
                 let setup: &[&str] = match kind {

@@ -308,3 +308,49 @@ async fn postgres_outage_answers_503_and_recovers() {
     running.abort();
     db.drop_db().await;
 }
+
+/// A pooled connection is not asked whether its server is there each time it is handed out
+/// (it was asked as it was given back); one that sat idle for a while is, so a session the
+/// server ended meanwhile, as a restart does, is replaced rather than failing the next query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_idle_connection_ended_by_the_server_is_replaced() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let db_name = db.url.rsplit('/').next().unwrap().to_string();
+    let till_db = till::db::Db::connect(&db.url, 1).await.unwrap();
+    let first: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&till_db.pool)
+        .await
+        .unwrap();
+    let admin = till::db::Db::connect(&db.url, 1).await.unwrap();
+    let ended: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(first)
+        .fetch_one(&admin.pool)
+        .await
+        .unwrap();
+    assert!(ended);
+    let asked = Instant::now();
+    while sqlx::query_scalar::<_, bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND pid = $2)",
+    )
+    .bind(&db_name)
+    .bind(first)
+    .fetch_one(&admin.pool)
+    .await
+    .unwrap()
+    {
+        assert!(
+            asked.elapsed() < Duration::from_secs(10),
+            "the session is still there"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let second: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&till_db.pool)
+        .await
+        .expect("an idle connection whose session ended is replaced before it is used");
+    assert_ne!(first, second);
+    admin.pool.close().await;
+    till_db.pool.close().await;
+    db.drop_db().await;
+}
