@@ -213,6 +213,24 @@ impl Outbox {
 /// committed so far are numbered first (a write transaction of its own, only when one
 /// waits); the events are read on `db.reads`, which sees the numbering once it committed.
 pub async fn after(db: &Db, after: Position, kind: Option<Type>, limit: i64) -> Result<Vec<Event>> {
+    number_waiting(db).await?;
+    let mut conn = db.reads.acquire().await?;
+    store::after(&mut conn, after, kind.map(Type::as_str), limit)
+        .await?
+        .into_iter()
+        .map(Event::try_from)
+        .collect()
+}
+
+/// Whether any event follows `after`, the events committed so far numbered first (as for
+/// `after`), without reading one.
+pub async fn any_after(db: &Db, after: Position) -> Result<bool> {
+    number_waiting(db).await?;
+    store::any_after(&mut *db.reads.acquire().await?, after).await
+}
+
+/// Gives the committed events that wait for a position theirs.
+async fn number_waiting(db: &Db) -> Result<()> {
     // No connection is held while the write waits: on PostgreSQL `reads` is the writers' pool.
     let waiting = store::unsequenced(&mut *db.reads.acquire().await?).await?;
     if waiting {
@@ -225,12 +243,7 @@ pub async fn after(db: &Db, after: Position, kind: Option<Type>, limit: i64) -> 
             }
         }
     }
-    let mut conn = db.reads.acquire().await?;
-    store::after(&mut conn, after, kind.map(Type::as_str), limit)
-        .await?
-        .into_iter()
-        .map(Event::try_from)
-        .collect()
+    Ok(())
 }
 
 /// One event by id.

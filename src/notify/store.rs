@@ -150,6 +150,16 @@ pub async fn after(
     Ok(rows.into_iter().map(row).collect())
 }
 
+/// Whether a sequenced event follows `after`.
+pub async fn any_after(conn: &mut AnyConnection, after: Position) -> Result<bool> {
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT position FROM events WHERE position > $1 LIMIT 1")
+            .bind(after.0)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(found.is_some())
+}
+
 /// One sequenced event by id.
 pub async fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<Row>> {
     let found: Option<RowTuple> = sqlx::query_as(

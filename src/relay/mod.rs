@@ -116,12 +116,17 @@ const LEASE: Duration = Duration::from_secs(30);
 /// time across every instance, so each event is published once per id (once more only if a
 /// relay dies between publishing and moving the cursor).
 pub async fn pass(state: &AppState, sink: &mut Sink) -> Result<usize> {
-    let (from, events) = waiting(state, sink.name()).await?;
-    if events.is_empty() {
-        return Ok(0);
-    }
     if sink.queues() {
+        let (from, events) = waiting(state, sink.name()).await?;
+        if events.is_empty() {
+            return Ok(0);
+        }
         return queue(state, sink, from, &events).await;
+    }
+    // Taken only when something waits for it; its events are read once it is held.
+    let from = cursor(state, sink.name()).await?;
+    if !notify::any_after(&state.db, from).await? {
+        return Ok(0);
     }
     let owner = random_token(16);
     let now = state.now_ms();
@@ -132,56 +137,78 @@ pub async fn pass(state: &AppState, sink: &mut Sink) -> Result<usize> {
     }
     tx.commit().await?;
     let handed = hand_on(state, sink).await;
+    // The cursor moves past what was taken and the sink is let go in one transaction.
     let mut tx = state.db.write().await?;
+    if let Ok(Handed {
+        taken,
+        moved: Some((from, to)),
+    }) = &handed
+    {
+        if !store::advance(&mut tx, sink.name(), *from, *to, state.now_ms()).await? {
+            tracing::info!(
+                sink = sink.name(),
+                "another relay moved this sink's cursor first"
+            );
+        }
+        state
+            .metrics
+            .events_delivered
+            .fetch_add(*taken as u64, std::sync::atomic::Ordering::Relaxed);
+    }
     store::release(&mut tx, sink.name(), &owner).await?;
     tx.commit().await?;
-    handed
+    handed.map(|handed| handed.taken)
 }
 
-/// The cursor of `sink` and the events after it.
-async fn waiting(state: &AppState, sink: &str) -> Result<(Position, Vec<Event>)> {
+/// Where `sink` stands; a sink seen for the first time gets its cursor, before the first
+/// event.
+async fn cursor(state: &AppState, sink: &str) -> Result<Position> {
     let known = store::cursor(&mut *state.db.reads.acquire().await?, sink).await?;
-    let from = match known {
-        Some(at) => at,
+    match known {
+        Some(at) => Ok(at),
         None => {
             let mut tx = state.db.write().await?;
             let at = store::start_cursor(&mut tx, sink, state.now_ms()).await?;
             tx.commit().await?;
-            at
+            Ok(at)
         }
-    };
+    }
+}
+
+/// The cursor of `sink` and the events after it.
+async fn waiting(state: &AppState, sink: &str) -> Result<(Position, Vec<Event>)> {
+    let from = cursor(state, sink).await?;
     let events = notify::after(&state.db, from, None, BATCH).await?;
     Ok((from, events))
 }
 
-/// Hands on the events after the cursor of a sink this pass holds, and moves the cursor.
-async fn hand_on(state: &AppState, sink: &mut Sink) -> Result<usize> {
-    // Read again now that the sink is held: the relay that held it before may have moved it.
+/// What a held sink took: how many events, and where its cursor is to move (from, to).
+struct Handed {
+    taken: usize,
+    moved: Option<(Position, Position)>,
+}
+
+/// Hands on the events after the cursor of a sink this pass holds.
+async fn hand_on(state: &AppState, sink: &mut Sink) -> Result<Handed> {
+    // Read now that the sink is held: the relay that held it before may have moved it.
     let (from, events) = waiting(state, sink.name()).await?;
-    if events.is_empty() {
-        return Ok(0);
-    }
-    let delivered = tokio::time::timeout(LEASE / 2, sink.deliver(&events))
-        .await
-        .unwrap_or_else(|_| {
-            Err(Error::Internal(anyhow::anyhow!(
-                "sink {} did not take its events within {:?}",
-                sink.name(),
-                LEASE / 2
-            )))
-        });
-    let taken = match &delivered {
-        Ok(n) => *n,
-        Err(_) => 0,
+    let taken = if events.is_empty() {
+        0
+    } else {
+        tokio::time::timeout(LEASE / 2, sink.deliver(&events))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::Internal(anyhow::anyhow!(
+                    "sink {} did not take its events within {:?}",
+                    sink.name(),
+                    LEASE / 2
+                )))
+            })?
     };
-    if taken > 0 {
-        state
-            .metrics
-            .events_delivered
-            .fetch_add(taken as u64, std::sync::atomic::Ordering::Relaxed);
-        advance(state, sink.name(), from, events[taken - 1].position).await?;
-    }
-    delivered
+    Ok(Handed {
+        taken,
+        moved: (taken > 0).then(|| (from, events[taken - 1].position)),
+    })
 }
 
 /// Queues the work of `events` (read after the cursor at `from`) and moves the cursor past
@@ -208,15 +235,6 @@ async fn queue(state: &AppState, sink: &Sink, from: Position, events: &[Event]) 
         .events_delivered
         .fetch_add(events.len() as u64, std::sync::atomic::Ordering::Relaxed);
     Ok(events.len())
-}
-
-async fn advance(state: &AppState, sink: &str, from: Position, to: Position) -> Result<()> {
-    let mut tx = state.db.write().await?;
-    if !store::advance(&mut tx, sink, from, to, state.now_ms()).await? {
-        tracing::info!(sink, "another relay moved this sink's cursor first");
-    }
-    tx.commit().await?;
-    Ok(())
 }
 
 /// Runs one pass of every sink, then sends the webhook deliveries due (tests drive the relay
