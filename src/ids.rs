@@ -40,17 +40,7 @@ pub fn random_token(len: usize) -> String {
 
 /// Lowercase hex SHA-256, for storing secrets and fingerprinting requests.
 pub fn sha256_hex(data: &[u8]) -> String {
-    to_hex(&Sha256::digest(data))
-}
-
-pub fn to_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut hex = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        hex.push(char::from(DIGITS[usize::from(byte & 0xf)]));
-    }
-    hex
+    format!("{:x}", Sha256::digest(data))
 }
 
 /// Compares two byte strings in time that depends only on their lengths.
@@ -193,9 +183,7 @@ mod tests {
     }
 
     #[test]
-    fn hex_is_two_lowercase_digits_a_byte() {
-        assert_eq!(to_hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
-        assert_eq!(to_hex(&[]), "");
+    fn sha256_is_lowercase_hex() {
         assert_eq!(
             sha256_hex(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

@@ -6,16 +6,14 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::ids::to_hex;
-
 /// A webhook whose timestamp is further than this from now is refused (replay window).
 pub const SIGNATURE_TOLERANCE_SECS: i64 = 300;
 
 /// `t=<secs>,v1=<hex>` over `"{t}.{body}"`.
 pub fn sign(secret: &str, t_secs: i64, body: &[u8]) -> String {
     format!(
-        "t={t_secs},v1={}",
-        to_hex(&mac(secret, t_secs, body).finalize().into_bytes())
+        "t={t_secs},v1={:x}",
+        mac(secret, t_secs, body).finalize().into_bytes()
     )
 }
 
@@ -69,7 +67,7 @@ pub fn hmac_hex(secret: &str, body: &[u8]) -> String {
     let mut mac =
         Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes a key of any length");
     mac.update(body);
-    to_hex(&mac.finalize().into_bytes())
+    format!("{:x}", mac.finalize().into_bytes())
 }
 
 /// Compares a hex HMAC-SHA256 signature of `body` in constant time.

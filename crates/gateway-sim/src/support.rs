@@ -26,17 +26,7 @@ pub fn random_token(len: usize) -> String {
 }
 
 pub(crate) fn sha256_hex(data: &[u8]) -> String {
-    to_hex(&Sha256::digest(data))
-}
-
-fn to_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut hex = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        hex.push(char::from(DIGITS[usize::from(byte & 0xf)]));
-    }
-    hex
+    format!("{:x}", Sha256::digest(data))
 }
 
 /// Compares two byte strings in time that depends only on their lengths.
@@ -50,7 +40,7 @@ fn hmac_sha256(secret: &str, parts: &[&[u8]]) -> String {
     for part in parts {
         mac.update(part);
     }
-    to_hex(&mac.finalize().into_bytes())
+    format!("{:x}", mac.finalize().into_bytes())
 }
 
 /// Lowercase hex HMAC-SHA256 of `body` (Razorpay's webhook and payment signatures).

@@ -22,7 +22,7 @@ use sqlx::AnyConnection;
 
 use super::Event;
 use crate::error::{corrupt, Error, Result};
-use crate::ids::{new_id, random_token, to_hex};
+use crate::ids::{new_id, random_token};
 
 /// Endpoints one Till keeps at once: each event is queued once per endpoint, so this bounds
 /// what one event costs; a shop needs a handful.
@@ -140,7 +140,7 @@ pub fn signature(secret: &str, t_secs: i64, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
     mac.update(format!("{t_secs}.").as_bytes());
     mac.update(body);
-    format!("t={t_secs},v1={}", to_hex(&mac.finalize().into_bytes()))
+    format!("t={t_secs},v1={:x}", mac.finalize().into_bytes())
 }
 
 /// Queues one delivery per (event, live endpoint that subscribes to its type and existed when
