@@ -1087,6 +1087,9 @@ async fn events_store(b: Backend) {
                 .unwrap()
                 .is_empty());
             assert!(store::get(&mut conn, "evt_1").await.unwrap().is_none());
+            assert!(!store::any_after(&mut conn, Position::default())
+                .await
+                .unwrap());
             assert!(store::unsequenced(&mut conn).await.unwrap());
             assert_eq!(store::sequence(&mut conn, db.kind, 1).await.unwrap(), 1);
             assert_eq!(store::sequence(&mut conn, db.kind, 10).await.unwrap(), 1);
@@ -1109,6 +1112,11 @@ async fn events_store(b: Backend) {
         .await
         .unwrap();
     assert_eq!(rest.len(), 1);
+    assert!(store::any_after(&mut conn, Position::default())
+        .await
+        .unwrap());
+    assert!(store::any_after(&mut conn, Position(1)).await.unwrap());
+    assert!(!store::any_after(&mut conn, Position(2)).await.unwrap());
     let typed = store::after(&mut conn, Position::default(), Some("order.expired"), 10)
         .await
         .unwrap();
