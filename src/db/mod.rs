@@ -66,8 +66,9 @@ const PG_ACQUIRE_TIMEOUT_SECS: u64 = 5;
 
 /// A pooled PostgreSQL connection idle for this long is asked whether its server is still
 /// there before it is handed out (one round trip); one given back more recently was asked
-/// as it was given back. Under load a connection is reused within milliseconds, so a
-/// checkout's dozen or so acquires cost no round trip of their own; a restart of the server
+/// as it was given back. Under load a connection is reused within milliseconds, so the
+/// acquires of a checkout cost no round trip of their own (nine fewer a checkout, counted
+/// with `strace`); a restart of the server
 /// that ends a connection in between costs the request using it a 503, as one during the
 /// request would.
 const PG_PING_AFTER_IDLE: Duration = Duration::from_secs(1);

@@ -229,7 +229,7 @@ pub async fn any_after(db: &Db, after: Position) -> Result<bool> {
     store::any_after(&mut *db.reads.acquire().await?, after).await
 }
 
-/// Gives the committed events that wait for a position theirs.
+/// Numbers the committed events still waiting for a position.
 async fn number_waiting(db: &Db) -> Result<()> {
     // No connection is held while the write waits: on PostgreSQL `reads` is the writers' pool.
     let waiting = store::unsequenced(&mut *db.reads.acquire().await?).await?;
