@@ -129,7 +129,7 @@ async fn open(
     acquire_timeout_secs: u64,
     read_only: bool,
 ) -> anyhow::Result<AnyPool> {
-    AnyPoolOptions::new()
+    let mut pool = AnyPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(Duration::from_secs(acquire_timeout_secs))
         // A SQLite connection is a file in this process: nothing can break it between uses,
@@ -137,58 +137,58 @@ async fn open(
         // while it sat in the pool; the pool already asks it (one round trip) every time it
         // is given back, so it is asked again on its way out only if it has been idle since
         // for long enough that its server may have gone meanwhile.
-        .test_before_acquire(false)
-        .before_acquire(move |conn, meta| {
+        .test_before_acquire(false);
+    if kind == Kind::Postgres {
+        pool = pool.before_acquire(|conn, meta| {
             Box::pin(async move {
-                if kind == Kind::Postgres && meta.idle_for >= PG_PING_AFTER_IDLE {
+                if meta.idle_for >= PG_PING_AFTER_IDLE {
                     conn.ping().await?;
                 }
                 Ok(true)
             })
-        })
-        .after_connect(move |conn, _meta| {
-            Box::pin(async move {
-                let setup: &[&str] = match kind {
-                    Kind::Sqlite => &[
-                        // Set before the first table of a new file (fixed from then on): a
-                        // checkout's commits append every page they touch to the WAL, and its
-                        // rows are small, so half-size pages write less per commit.
-                        "PRAGMA page_size = 2048",
-                        "PRAGMA journal_mode = WAL",
-                        "PRAGMA synchronous = NORMAL",
-                        // A checkpoint copies the WAL's pages into the file and syncs both,
-                        // on the writer, in the commit that fills the log: at SQLite's 1,000
-                        // pages, every few dozen checkouts. At 16,000 (32 MB of log) there are
-                        // a sixteenth as many, and a page written by many commits between
-                        // them (a stock row's, an index's) is copied once.
-                        "PRAGMA wal_autocheckpoint = 16000",
-                        // A savepoint keeps each page it changes as it was, to roll back to;
-                        // past 64 KiB SQLite spills them to a temporary file, a write per
-                        // page. A group commit's members each run in a savepoint, and a
-                        // group changes a few hundred KiB: kept in memory instead.
-                        "PRAGMA temp_store = MEMORY",
-                        "PRAGMA foreign_keys = ON",
-                    ],
-                    Kind::Postgres => &[],
-                };
-                for statement in setup {
-                    conn.execute(*statement).await?;
-                }
-                if read_only {
-                    conn.execute("PRAGMA query_only = ON").await?;
-                }
-                if kind == Kind::Postgres {
-                    conn.execute(
-                        format!("SET statement_timeout = {PG_STATEMENT_TIMEOUT_MS}").as_str(),
-                    )
+        });
+    }
+    pool.after_connect(move |conn, _meta| {
+        Box::pin(async move {
+            let setup: &[&str] = match kind {
+                Kind::Sqlite => &[
+                    // Set before the first table of a new file (fixed from then on): a
+                    // checkout's commits append every page they touch to the WAL, and its
+                    // rows are small, so half-size pages write less per commit.
+                    "PRAGMA page_size = 2048",
+                    "PRAGMA journal_mode = WAL",
+                    "PRAGMA synchronous = NORMAL",
+                    // A checkpoint copies the WAL's pages into the file and syncs both,
+                    // on the writer, in the commit that fills the log: at SQLite's 1,000
+                    // pages, every few dozen checkouts. At 16,000 (32 MB of log) there are
+                    // a sixteenth as many, and a page written by many commits between
+                    // them (a stock row's, an index's) is copied once.
+                    "PRAGMA wal_autocheckpoint = 16000",
+                    // A savepoint keeps each page it changes as it was, to roll back to;
+                    // past 64 KiB SQLite spills them to a temporary file, a write per
+                    // page. A group commit's members each run in a savepoint, and a
+                    // group changes a few hundred KiB: kept in memory instead.
+                    "PRAGMA temp_store = MEMORY",
+                    "PRAGMA foreign_keys = ON",
+                ],
+                Kind::Postgres => &[],
+            };
+            for statement in setup {
+                conn.execute(*statement).await?;
+            }
+            if read_only {
+                conn.execute("PRAGMA query_only = ON").await?;
+            }
+            if kind == Kind::Postgres {
+                conn.execute(format!("SET statement_timeout = {PG_STATEMENT_TIMEOUT_MS}").as_str())
                     .await?;
-                }
-                Ok(())
-            })
+            }
+            Ok(())
         })
-        .connect_with(options.clone())
-        .await
-        .context("connect to the database")
+    })
+    .connect_with(options.clone())
+    .await
+    .context("connect to the database")
 }
 
 impl Db {

@@ -139,12 +139,8 @@ pub async fn pass(state: &AppState, sink: &mut Sink) -> Result<usize> {
     let handed = hand_on(state, sink).await;
     // The cursor moves past what was taken and the sink is let go in one transaction.
     let mut tx = state.db.write().await?;
-    if let Ok(Handed {
-        taken,
-        moved: Some((from, to)),
-    }) = &handed
-    {
-        if !store::advance(&mut tx, sink.name(), *from, *to, state.now_ms()).await? {
+    if let Ok(Some(taken)) = &handed {
+        if !store::advance(&mut tx, sink.name(), taken.from, taken.to, state.now_ms()).await? {
             tracing::info!(
                 sink = sink.name(),
                 "another relay moved this sink's cursor first"
@@ -153,11 +149,11 @@ pub async fn pass(state: &AppState, sink: &mut Sink) -> Result<usize> {
         state
             .metrics
             .events_delivered
-            .fetch_add(*taken as u64, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(taken.count as u64, std::sync::atomic::Ordering::Relaxed);
     }
     store::release(&mut tx, sink.name(), &owner).await?;
     tx.commit().await?;
-    handed.map(|handed| handed.taken)
+    handed.map(|taken| taken.map_or(0, |taken| taken.count))
 }
 
 /// Where `sink` stands; a sink seen for the first time gets its cursor, before the first
@@ -182,33 +178,34 @@ async fn waiting(state: &AppState, sink: &str) -> Result<(Position, Vec<Event>)>
     Ok((from, events))
 }
 
-/// What a held sink took: how many events, and where its cursor is to move (from, to).
-struct Handed {
-    taken: usize,
-    moved: Option<(Position, Position)>,
+/// Events a held sink took: how many, and where its cursor moves from and to.
+struct Taken {
+    count: usize,
+    from: Position,
+    to: Position,
 }
 
-/// Hands on the events after the cursor of a sink this pass holds.
-async fn hand_on(state: &AppState, sink: &mut Sink) -> Result<Handed> {
+/// Hands on the events after the cursor of a sink this pass holds; what it took, if any.
+async fn hand_on(state: &AppState, sink: &mut Sink) -> Result<Option<Taken>> {
     // Read now that the sink is held: the relay that held it before may have moved it.
     let (from, events) = waiting(state, sink.name()).await?;
-    let taken = if events.is_empty() {
-        0
-    } else {
-        tokio::time::timeout(LEASE / 2, sink.deliver(&events))
-            .await
-            .unwrap_or_else(|_| {
-                Err(Error::Internal(anyhow::anyhow!(
-                    "sink {} did not take its events within {:?}",
-                    sink.name(),
-                    LEASE / 2
-                )))
-            })?
-    };
-    Ok(Handed {
-        taken,
-        moved: (taken > 0).then(|| (from, events[taken - 1].position)),
-    })
+    if events.is_empty() {
+        return Ok(None);
+    }
+    let count = tokio::time::timeout(LEASE / 2, sink.deliver(&events))
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::Internal(anyhow::anyhow!(
+                "sink {} did not take its events within {:?}",
+                sink.name(),
+                LEASE / 2
+            )))
+        })?;
+    Ok(count.checked_sub(1).map(|last| Taken {
+        count,
+        from,
+        to: events[last].position,
+    }))
 }
 
 /// Queues the work of `events` (read after the cursor at `from`) and moves the cursor past
