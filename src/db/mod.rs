@@ -45,6 +45,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (16, include_str!("0016_sink_lease.sql")),
     (17, include_str!("0017_admin_sessions.sql")),
     (18, include_str!("0018_events_counter.sql")),
+    (19, include_str!("0019_sweep_indexes.sql")),
 ];
 
 /// SQLite allows one writer at a time; one pooled connection serializes writers inside this
@@ -310,18 +311,24 @@ pub async fn lease_due(
     now: i64,
     limit: i64,
 ) -> Result<Vec<String>, sqlx::Error> {
-    let sql = format!(
-        "UPDATE {table} SET updated_at = $1 WHERE id IN (
-           SELECT id FROM {table} WHERE {due} AND updated_at <= $2 ORDER BY updated_at LIMIT $3{skip}
-         ) RETURNING id",
-        skip = db.skip_locked()
-    );
-    sqlx::query_scalar(&sql)
+    sqlx::query_scalar(&lease_due_sql(db, table, due))
         .bind(now)
         .bind(untouched_since)
         .bind(limit)
         .fetch_all(&db.pool)
         .await
+}
+
+/// `lease_due`'s statement: `$1` now, `$2` untouched since, `$3` the limit. Every tick runs
+/// it, so `due` is meant to be served by an index on `updated_at` (or a partial one holding
+/// only the due rows), not by reading the whole table.
+pub fn lease_due_sql(db: &Db, table: &str, due: &str) -> String {
+    format!(
+        "UPDATE {table} SET updated_at = $1 WHERE id IN (
+           SELECT id FROM {table} WHERE {due} AND updated_at <= $2 ORDER BY updated_at LIMIT $3{skip}
+         ) RETURNING id",
+        skip = db.skip_locked()
+    )
 }
 
 async fn apply_migrations(conn: &mut AnyConnection, kind: Kind) -> anyhow::Result<()> {

@@ -173,13 +173,20 @@ pub async fn delete_running(conn: &mut AnyConnection, scope: &str, key: &str) ->
     Ok(())
 }
 
-/// Forgets answered keys created before `before`; returns how many.
-pub async fn purge_done_before(conn: &mut AnyConnection, before: i64) -> Result<u64> {
-    Ok(
-        sqlx::query("DELETE FROM idempotency_keys WHERE state = 'done' AND created_at < $1")
-            .bind(before)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected(),
-    )
+/// `purge_done_before`'s statement: the oldest answered keys created before `$1`, at most
+/// `$2` of them, found through `idempotency_keys_by_age` rather than by reading every key.
+pub const PURGE_DONE_BEFORE: &str = "DELETE FROM idempotency_keys WHERE (scope, idem_key) IN (
+       SELECT scope, idem_key FROM idempotency_keys
+       WHERE created_at < $1 AND state = 'done' ORDER BY created_at LIMIT $2)";
+
+/// Forgets at most `limit` answered keys created before `before`, oldest first; returns how
+/// many. A caller with more to forget calls again, so no one statement holds the table (on
+/// SQLite, the one writer) for long.
+pub async fn purge_done_before(conn: &mut AnyConnection, before: i64, limit: i64) -> Result<u64> {
+    Ok(sqlx::query(PURGE_DONE_BEFORE)
+        .bind(before)
+        .bind(limit)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected())
 }

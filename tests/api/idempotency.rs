@@ -11,7 +11,8 @@ both!(
     reuse_with_another_body_is_422,
     same_request_twice_at_once_has_one_effect,
     keys_are_scoped_to_the_credential,
-    payment_key_replays_the_payment
+    payment_key_replays_the_payment,
+    answers_are_forgotten_after_a_day_in_batches
 );
 
 fn order_body(qty: i64) -> serde_json::Value {
@@ -235,5 +236,71 @@ async fn refund_retry_after_a_crash_answers_with_the_first_refund(b: Backend) {
         "{again}"
     );
     assert_eq!(app.order(&id).await["refunds"].as_array().unwrap().len(), 1);
+    app.finish().await;
+}
+
+/// Answered keys older than the 24 h retention are forgotten by the worker, a batch at a time
+/// (2,500 keys: three statements in one pass); younger and running keys stay.
+async fn answers_are_forgotten_after_a_day_in_batches(b: Backend) {
+    use till::idempotency::store;
+    let app = TestApp::spawn_with(b, till::Workers::Manual, |_| {}).await;
+    let day_ago = app.clock.now_ms();
+    {
+        let mut tx = app.state().db.pool.begin().await.unwrap();
+        for i in 0..2_500 {
+            let key = format!("old-{i}");
+            store::insert_claim(&mut tx, "merchant", &key, "fp", None, day_ago)
+                .await
+                .unwrap();
+            store::set_answer(&mut tx, "merchant", &key, 201, "{}")
+                .await
+                .unwrap();
+        }
+        store::insert_claim(&mut tx, "merchant", "still-running", "fp", None, day_ago)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    app.clock.advance_ms(24 * 3600 * 1000 - 60_000);
+    let mut conn = app.state().db.pool.acquire().await.unwrap();
+    store::insert_claim(
+        &mut conn,
+        "merchant",
+        "young",
+        "fp",
+        None,
+        app.clock.now_ms(),
+    )
+    .await
+    .unwrap();
+    store::set_answer(&mut conn, "merchant", "young", 201, "{}")
+        .await
+        .unwrap();
+    drop(conn);
+    // A minute short of a day, all are kept.
+    assert_eq!(
+        till::idempotency::purge_expired(app.state()).await.unwrap(),
+        0
+    );
+    app.clock.advance_ms(61_000);
+    assert_eq!(
+        till::idempotency::purge_expired(app.state()).await.unwrap(),
+        2_500
+    );
+    let mut conn = app.state().db.pool.acquire().await.unwrap();
+    for (key, kept) in [
+        ("old-0", false),
+        ("old-2499", false),
+        ("still-running", true),
+        ("young", true),
+    ] {
+        let found = store::get(&mut conn, "merchant", key).await.unwrap();
+        assert_eq!(found.is_some(), kept, "{key}");
+    }
+    drop(conn);
+    assert_eq!(
+        till::idempotency::purge_expired(app.state()).await.unwrap(),
+        0
+    );
     app.finish().await;
 }

@@ -6,7 +6,7 @@
 //! Over 400 lines: one test per store, in one file so the completeness check reads one file.
 
 use serde_json::json;
-use sqlx::{AnyConnection, Connection};
+use sqlx::{AnyConnection, Connection, Row};
 use till::db::{Db, Kind};
 use till::documents::store::NewDocument;
 use till::documents::{self, CreditNoteDoc, InvoiceDoc};
@@ -42,6 +42,7 @@ both!(
     documents_store,
     timeline_store,
     unknown_stored_values_are_errors,
+    sweeps_find_their_rows_by_an_index,
 );
 
 /// A fresh database with Till's schema, and the database handle for it.
@@ -882,8 +883,100 @@ async fn idempotency_store(b: Backend) {
         .await
         .unwrap()
         .is_none());
-    assert_eq!(store::purge_done_before(&mut conn, 5_000).await.unwrap(), 0);
-    assert_eq!(store::purge_done_before(&mut conn, 5_001).await.unwrap(), 1);
+    assert_eq!(
+        store::purge_done_before(&mut conn, 5_000, 10)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store::purge_done_before(&mut conn, 5_001, 10)
+            .await
+            .unwrap(),
+        1
+    );
+    // A purge forgets at most its limit, oldest first, and only answered keys.
+    for i in 0..5 {
+        let key = format!("old{i}");
+        store::insert_claim(&mut conn, "merchant", &key, "fp", None, 6_000 + i)
+            .await
+            .unwrap();
+        store::set_answer(&mut conn, "merchant", &key, 201, "{}")
+            .await
+            .unwrap();
+    }
+    store::insert_claim(&mut conn, "merchant", "running", "fp", None, 6_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        store::purge_done_before(&mut conn, 7_000, 2).await.unwrap(),
+        2
+    );
+    for (key, kept) in [
+        ("old0", false),
+        ("old1", false),
+        ("old2", true),
+        ("running", true),
+    ] {
+        let found = store::get(&mut conn, "merchant", key).await.unwrap();
+        assert_eq!(found.is_some(), kept, "{key}");
+    }
+    assert_eq!(
+        store::purge_done_before(&mut conn, 7_000, 10)
+            .await
+            .unwrap(),
+        3
+    );
+    drop(conn);
+    done(test_db, db).await;
+}
+
+/// The workers' sweeps run every tick; each must find its rows through an index, or every
+/// tick reads the whole table (a day of idempotency keys, every refund ever made). The plans
+/// are asked of the database with sequential scans discouraged on PostgreSQL, whose planner
+/// reads small tables whole whatever their indexes.
+async fn sweeps_find_their_rows_by_an_index(b: Backend) {
+    let (test_db, db) = fresh(b).await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    if b == Backend::Postgres {
+        sqlx::query("SET enable_seqscan = off")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+    let sweeps = [
+        (
+            idempotency::store::PURGE_DONE_BEFORE.to_string(),
+            "idempotency_keys_by_age",
+        ),
+        (
+            till::db::lease_due_sql(&db, "refunds", till::payments::store::REFUNDS_DUE),
+            "refunds_pending",
+        ),
+        (
+            till::db::lease_due_sql(&db, "payments", &till::payments::store::attempts_due()),
+            "payments_one_in_flight",
+        ),
+    ];
+    for (sql, index) in sweeps {
+        let (explain, column) = match b {
+            Backend::Sqlite => ("EXPLAIN QUERY PLAN", 3),
+            Backend::Postgres => ("EXPLAIN", 0),
+        };
+        let rows = sqlx::query(&format!("{explain} {sql}"))
+            .bind(1_000_i64)
+            .bind(1_000_i64)
+            .bind(10_i64)
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+        let plan: Vec<String> = rows.iter().map(|row| row.get(column)).collect();
+        assert!(
+            plan.iter().any(|step| step.contains(index)),
+            "{sql}\nis not served by {index}:\n{}",
+            plan.join("\n")
+        );
+    }
     drop(conn);
     done(test_db, db).await;
 }

@@ -311,6 +311,12 @@ pub fn record_webhook_into(script: &mut Script, gateway: &str, event_id: &str, n
     );
 }
 
+/// The attempts the recovery worker leases: those in flight (served by the partial index
+/// `payments_one_in_flight`, which holds only them).
+pub fn attempts_due() -> String {
+    format!("status IN {}", *IN_FLIGHT_SQL)
+}
+
 /// The recovery worker's leases: attempts in flight nobody touched since `untouched_since`.
 pub async fn lease_due_attempts(
     db: &Db,
@@ -318,8 +324,7 @@ pub async fn lease_due_attempts(
     now: i64,
     limit: i64,
 ) -> Result<Vec<PaymentId>> {
-    let due = format!("status IN {}", *IN_FLIGHT_SQL);
-    let ids = lease_due(db, "payments", &due, untouched_since, now, limit).await?;
+    let ids = lease_due(db, "payments", &attempts_due(), untouched_since, now, limit).await?;
     Ok(ids.into_iter().map(PaymentId::from).collect())
 }
 

@@ -200,6 +200,9 @@ pub async fn finish_refund(
     Ok(n == 1)
 }
 
+/// The refunds the refund worker leases (served by the partial index `refunds_pending`).
+pub const REFUNDS_DUE: &str = "status = 'pending'";
+
 /// The refund worker's leases: pending refunds nobody touched since `untouched_since`.
 pub async fn lease_due_refunds(
     db: &Db,
@@ -207,14 +210,6 @@ pub async fn lease_due_refunds(
     now: i64,
     limit: i64,
 ) -> Result<Vec<RefundId>> {
-    let ids = lease_due(
-        db,
-        "refunds",
-        "status = 'pending'",
-        untouched_since,
-        now,
-        limit,
-    )
-    .await?;
+    let ids = lease_due(db, "refunds", REFUNDS_DUE, untouched_since, now, limit).await?;
     Ok(ids.into_iter().map(RefundId::from).collect())
 }
