@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
-# A checkout on a database that has a day behind it, against the same checkout on an empty
+# A checkout on a database that has history behind it, against the same checkout on an empty
 # one, in one run: each backend twice, on a fresh database each time, once as it is and once
-# with KEYS answered idempotency keys created over the last 23 hours (inside the 24 h
-# retention, so the purge keeps them) put in before the measured run, as a day of requests
-# leaves them. The workers' purge runs every tick (250 ms) meanwhile, as in production.
-# Prints checkouts/s and latency for each, and the day's ratio to the empty database.
+# with N rows of history put in before the measured run. Prints checkouts/s and latency for
+# each, and the history's ratio to the empty database.
+#   HISTORY=keys (the default): N answered idempotency keys created over the last 23 hours
+#     (inside the 24 h retention, so the purge keeps them), as a day of requests leaves
+#     them. The workers' purge runs every tick (250 ms) meanwhile, as in production.
+#   HISTORY=orders: N paid orders with their payments (copies of one the warm-up confirmed,
+#     two days old), with reconciliation every RECONCILE_EVERY seconds (1 by default; 300 in
+#     production) from a watermark of now, so a pass looks at whole tables only where it
+#     reads them whole.
 # Needs PostgreSQL on 127.0.0.1:5432 (user postgres), python3 and jq. Run by hand:
-#   bench/history.sh [keys] [checkouts]
+#   bench/history.sh [n] [checkouts]
 # TILL_BIN=path measures another build. BACKENDS="sqlite" runs one backend.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-KEYS="${1:-1000000}"
+N="${1:-1000000}"
 COUNT="${2:-2000}"
+HISTORY="${HISTORY:-keys}"
 PG="postgres://postgres@127.0.0.1:5432"
 if [ -z "${TILL_BIN:-}" ]; then
   export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/till-target}"
@@ -20,8 +26,16 @@ if [ -z "${TILL_BIN:-}" ]; then
 fi
 export RUST_LOG=warn PGOPTIONS='-c client_min_messages=warning'
 dir=/var/tmp/till-history
+# The numbers 1..n as a table `s(g)`, in each backend's words.
+series() {
+  if [ "$1" = postgres ]; then
+    echo "generate_series(1, $2) AS s(g)"
+  else
+    echo "(WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < $2) SELECT g FROM s) AS s"
+  fi
+}
 # Answered keys, one every 23 h / n, the newest now: the shape of a stored payment answer.
-fill_sql() {
+keys_sql() {
   local now span
   now=$(date +%s%3N)
   span=$((23 * 3600 * 1000))
@@ -30,12 +44,37 @@ INSERT INTO idempotency_keys
   (scope, idem_key, fingerprint, state, status_code, body, created_at, resource_id, resource_kind)
 SELECT 'merchant', 'history-' || g, '$(printf 'f%.0s' $(seq 64))', 'done', 201,
   '{"id":"pay_history","object":"payment","status":"succeeded","amount":129900,"currency":"INR","method":"card","gateway":"simulated","order_id":"ord_history","created_at":"2026-11-30T00:00:00Z","failure_code":null,"redirect_url":null,"refunded":0}',
-  $now - $span + g * ($span / $1), 'pay_history_' || g, 'payment'
-FROM generate_series(1, $1) AS g;
+  $now - $span + g * ($span / $2), 'pay_history_' || g, 'payment'
+FROM $(series "$1" "$2");
+SQL
+}
+# Paid orders and their payments, copied from the first confirmed order, two days old; and
+# reconciliation's watermark set to now.
+orders_sql() {
+  local now old
+  now=$(date +%s%3N)
+  old=$((now - 2 * 24 * 3600 * 1000))
+  cat <<SQL
+INSERT INTO orders (id, status, cancel_reason, currency, subtotal, discount, tax, total, customer,
+  ship_to, secret_hash, fingerprint, invoice_number, expires_at, created_at, updated_at, paid_by,
+  customer_id, tax_lines, coupon)
+SELECT 'ord_history_' || g, status, cancel_reason, currency, subtotal, discount, tax, total, customer,
+  ship_to, secret_hash, fingerprint, NULL, expires_at, $old, $old, 'pay_history_' || g,
+  NULL, tax_lines, coupon
+FROM orders, $(series "$1" "$2")
+WHERE id = (SELECT MIN(id) FROM orders WHERE status = 'confirmed');
+INSERT INTO payments (id, order_id, status, amount, currency, method, source, gateway, gateway_ref,
+  failure_code, redirect_url, created_at, updated_at, fate, contradiction)
+SELECT 'pay_history_' || g, 'ord_history_' || g, p.status, p.amount, p.currency, p.method, p.source,
+  p.gateway, 'ref_history_' || g, p.failure_code, p.redirect_url, $old, $old, p.fate, p.contradiction
+FROM payments p, $(series "$1" "$2")
+WHERE p.id = (SELECT paid_by FROM orders WHERE id = (SELECT MIN(id) FROM orders WHERE status = 'confirmed' AND id NOT LIKE 'ord_history_%'));
+INSERT INTO settings (name, value) VALUES ('reconcile_since_ms', '$now')
+  ON CONFLICT (name) DO UPDATE SET value = excluded.value;
 SQL
 }
 run() {
-  local backend=$1 keys=$2 url port key pid
+  local backend=$1 n=$2 url port key pid
   rate=0
   rm -rf "$dir" && mkdir -p "$dir"
   if [ "$backend" = postgres ]; then
@@ -47,7 +86,10 @@ run() {
   fi
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   key="bench_$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-  TILL_API_KEY=$key TILL_DATABASE_URL=$url TILL_LISTEN=127.0.0.1:$port "$TILL_BIN" serve 2>"$dir/serve.log" &
+  local every=300
+  [ "$HISTORY" = orders ] && every="${RECONCILE_EVERY:-1}"
+  TILL_RECONCILE_EVERY_SECS=$every TILL_API_KEY=$key TILL_DATABASE_URL=$url \
+    TILL_LISTEN=127.0.0.1:$port "$TILL_BIN" serve 2>"$dir/serve.log" &
   pid=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
   bench() {
@@ -55,28 +97,27 @@ run() {
       --scenario checkout "$@" 2>/dev/null
   }
   bench --count 200 >/dev/null
-  if [ "$keys" -gt 0 ]; then
+  if [ "$n" -gt 0 ]; then
     if [ "$backend" = postgres ]; then
-      fill_sql "$keys" | psql -q -h 127.0.0.1 -U postgres till_history
-      psql -q -h 127.0.0.1 -U postgres till_history -c "ANALYZE idempotency_keys"
+      "${HISTORY}_sql" postgres "$n" | psql -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -U postgres till_history
+      psql -q -h 127.0.0.1 -U postgres till_history -c "ANALYZE"
     else
-      # SQLite numbers $1 as a parameter; the script has no parameters, so spell it out.
-      fill_sql "$keys" | sed 's/generate_series(1, \([0-9]*\)) AS g/(WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < \1) SELECT g FROM s)/' |
+      "${HISTORY}_sql" sqlite "$n" |
         python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1], timeout=60); c.executescript(sys.stdin.read()); c.close()' "$dir/till.db"
     fi
   fi
   sleep 1
   bench --count "$COUNT" >"$dir/run.json"
   kill "$pid"; wait "$pid" 2>/dev/null || true
-  jq -r --arg b "$backend" --arg k "$keys" \
-    '"\($b), \($k) keys of history: \(.confirmed_per_sec | floor) checkouts/s, p50 \(.latency_ms.p50 | floor) ms, p99 \(.latency_ms.p99 | floor) ms, outcomes \(.outcomes | tostring)"' \
+  jq -r --arg b "$backend" --arg n "$n" --arg h "$HISTORY" \
+    '"\($b), \($n) \($h) of history: \(.confirmed_per_sec | floor) checkouts/s, p50 \(.latency_ms.p50 | floor) ms, p99 \(.latency_ms.p99 | floor) ms, outcomes \(.outcomes | tostring)"' \
     "$dir/run.json"
   rate=$(jq .confirmed_per_sec "$dir/run.json")
 }
+case "$HISTORY" in keys | orders) ;; *) echo "HISTORY is keys or orders" >&2; exit 2 ;; esac
 for backend in ${BACKENDS:-sqlite postgres}; do
   run "$backend" 0
   empty=$rate
-  run "$backend" "$KEYS"
-  day=$rate
-  echo "$backend: with a day of $KEYS keys, $(echo "$day / $empty" | bc -l | xargs printf '%.2f')x the empty database's checkouts/s"
+  run "$backend" "$N"
+  echo "$backend: with $N $HISTORY of history, $(echo "$rate / $empty" | bc -l | xargs printf '%.2f')x the empty database's checkouts/s"
 done
