@@ -103,6 +103,8 @@ impl Seen {
 /// Compares the gateways' books with Till's and repairs what it can: first each gateway's
 /// payments (created since the last pass, or all), then Till's payments changed since then
 /// that the listings did not show, then the paid orders whose money Till does not hold.
+/// Those last reads look at whole tables (every payment changed since, every paid order), so
+/// they go to `db.reads`: on SQLite they do not hold the one writer while they read.
 pub async fn reconcile(state: &AppState, scope: Scope) -> Result<Findings> {
     let started_ms = state.now_ms();
     let since_ms = match scope {
@@ -151,7 +153,7 @@ async fn check_changed(
     findings: &mut Findings,
 ) -> Result<bool> {
     let changed = {
-        let mut conn = state.db.pool.acquire().await?;
+        let mut conn = state.db.reads.acquire().await?;
         let released_since = state.now_ms() - RELEASE_WATCH_MS;
         payments::store::changed_since(&mut conn, since_ms.unwrap_or(0), released_since).await?
     };
@@ -224,7 +226,7 @@ async fn set_watermark(state: &AppState, ms: i64) -> Result<()> {
 /// confirmed with is not authorized or succeeded), or that a gateway contradicted: flagged
 /// for a person, since only the customer can pay again.
 async fn flag_unheld_paid_orders(state: &AppState, findings: &mut Findings) -> Result<()> {
-    let mut conn = state.db.pool.acquire().await?;
+    let mut conn = state.db.reads.acquire().await?;
     for o in super::store::unheld_paid_orders(&mut conn).await? {
         findings.flagged(format!(
             "order {}: paid by {} which is {} {}",
@@ -237,7 +239,7 @@ async fn flag_unheld_paid_orders(state: &AppState, findings: &mut Findings) -> R
 /// Paid orders whose payment is still only authorized: capture now, or flag.
 async fn capture_missing(state: &AppState, findings: &mut Findings) -> Result<()> {
     let due = {
-        let mut conn = state.db.pool.acquire().await?;
+        let mut conn = state.db.reads.acquire().await?;
         super::store::paid_awaiting_capture(&mut conn).await?
     };
     for (order_id, payment_id) in due {
