@@ -8,7 +8,9 @@
 #   bench/cpu.sh raw      # the same for ../shared/bench/checkout.sql under pgbench (c8, 15 s)
 # TILL_BIN=path measures another build. PIN="taskset -c 0" runs the server pinned to one core.
 # Also prints each busy thread of the server: its CPU per checkout and how much of the run
-# it was busy (SQLite's statements run on the tokio workers, `crates/sqlite-inline`).
+# it was busy (SQLite's statements run on the tokio workers, `crates/sqlite-inline`), and on
+# SQLite how long its one writer was held per checkout: the checkouts a second that can pass
+# through it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BACKEND="${1:?sqlite, postgres or raw}"
@@ -67,11 +69,18 @@ pg_ticks() {
 switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {n += $2} END {printf "%d\n", n}'; }
 # Each thread of the server: id, name, CPU ticks.
 threads() { for t in /proc/"$1"/task/*; do echo "${t##*/} $(tr ' ' _ <"$t/comm") $(awk '{print $14 + $15}' "$t/stat")"; done | sort; }
+# On SQLite, the time its one writer was held for write transactions (`/metrics`; 0 on
+# PostgreSQL, which has no such writer).
+writer_busy() {
+  curl -s "http://127.0.0.1:$port/metrics" | awk '/^till_sqlite_writer_busy_seconds_total / {s = $2} END {print s + 0}'
+}
 threads $pid >/var/tmp/till-cpu-threads0
+busy0=$(writer_busy)
 serve0=$(ticks $pid); pg0=$(pg_ticks); sw0=$(switches $pid); m0=$(machine_ticks); started=$(date +%s.%N)
 /usr/bin/time -f "%U %S" -o /var/tmp/till-cpu-client.txt "$TILL_BIN" bench --url "http://127.0.0.1:$port" \
   --api-key "$key" --database-url "$url" --json --scenario checkout --count "$COUNT" >/var/tmp/till-cpu-run.json 2>/dev/null
 ended=$(date +%s.%N); serve1=$(ticks $pid); pg1=$(pg_ticks); sw1=$(switches $pid); m1=$(machine_ticks)
+busy1=$(writer_busy)
 threads $pid >/var/tmp/till-cpu-threads1
 hz=$(getconf CLK_TCK)
 read -r client_user client_sys </var/tmp/till-cpu-client.txt
@@ -81,6 +90,12 @@ echo "$BACKEND: $confirmed confirmed, $(jq .confirmed_per_sec /var/tmp/till-cpu-
 echo "CPU ms per checkout: till serve $(per "($serve1 - $serve0) * 1000 / $hz"), postgres $(per "($pg1 - $pg0) * 1000 / $hz"), bench client $(per "($client_user + $client_sys) * 1000")"
 echo "context switches per checkout, till serve: $(per "($sw1 - $sw0)")"
 echo "wall ms per checkout: $(per "($ended - $started) * 1000") (on $(nproc) cores: $(per "($ended - $started) * 1000 * $(nproc)") core-ms, of which busy: $(per "($m1 - $m0) * 1000 / $hz"))"
+if [ "$BACKEND" = sqlite ] && [ "$(echo "$busy1 > $busy0" | bc -l)" = 1 ]; then
+  # Every write transaction waits its turn for the one writer, so checkouts cannot go through
+  # faster than one per writer-held time.
+  held=$(echo "$busy1 - $busy0" | bc -l)
+  echo "SQLite's writer held: $(per "$held * 1000") ms per checkout, $(echo "$held * 100 / $(jq .elapsed_secs /var/tmp/till-cpu-run.json)" | bc -l | xargs printf '%.0f')% of the timed run; at most $(echo "$confirmed / $held" | bc -l | xargs printf '%.0f') checkouts/s through it"
+fi
 echo "the server's busy threads: CPU ms per checkout, and the share of the run each was busy"
 join /var/tmp/till-cpu-threads0 /var/tmp/till-cpu-threads1 |
   awk -v hz="$hz" -v n="$confirmed" -v wall="$(echo "$ended - $started" | bc -l)" '

@@ -153,18 +153,24 @@ impl Metrics {
     }
 }
 
-/// SQLite's group commits: groups begun, and the write transactions that ran in them.
-pub fn render_write_groups(groups: Option<(u64, u64)>) -> String {
-    let Some((groups, members)) = groups else {
+/// SQLite's group commits: groups begun, the write transactions that ran in them, and the
+/// time the writer was held for them.
+pub fn render_write_groups(groups: Option<(u64, u64)>, busy_micros: Option<u64>) -> String {
+    let (Some((groups, members)), Some(busy_micros)) = (groups, busy_micros) else {
         return String::new();
     };
+    let busy = busy_micros / 1_000_000;
+    let busy_fraction = busy_micros % 1_000_000;
     format!(
         "# HELP till_sqlite_write_groups_total Groups of write transactions committed together.\n\
          # TYPE till_sqlite_write_groups_total counter\n\
          till_sqlite_write_groups_total {groups}\n\
          # HELP till_sqlite_grouped_writes_total Write transactions that ran in a group.\n\
          # TYPE till_sqlite_grouped_writes_total counter\n\
-         till_sqlite_grouped_writes_total {members}\n"
+         till_sqlite_grouped_writes_total {members}\n\
+         # HELP till_sqlite_writer_busy_seconds_total Time the one writer was held for the groups, their commits included.\n\
+         # TYPE till_sqlite_writer_busy_seconds_total counter\n\
+         till_sqlite_writer_busy_seconds_total {busy}.{busy_fraction:06}\n"
     )
 }
 

@@ -250,6 +250,14 @@ impl Db {
         })
     }
 
+    /// How long SQLite's writer has been held for groups so far, in microseconds (`None` on
+    /// PostgreSQL).
+    pub fn writer_busy_micros(&self) -> Option<u64> {
+        self.group
+            .as_ref()
+            .map(|group| group.busy_micros.load(Ordering::Relaxed))
+    }
+
     /// Applies every migration not yet applied.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         let mut conn = self

@@ -26,6 +26,7 @@
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use sqlx::any::AnyTransactionManager;
 use sqlx::pool::PoolConnection;
@@ -55,6 +56,10 @@ pub struct Group {
     /// Groups begun, and transactions that ran in them: `/metrics` shows both.
     pub groups: AtomicU64,
     pub members: AtomicU64,
+    /// Microseconds the writer was held for the groups (`Held`), their `COMMIT`s included:
+    /// every write transaction waits its turn for it, so the checkouts a second can go
+    /// through it are at most the checkouts run over this time (`/metrics`).
+    pub busy_micros: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Group {
@@ -93,8 +98,48 @@ enum Inner {
 
 struct Member {
     group: Arc<Group>,
-    slot: OwnedMutexGuard<Slot>,
+    slot: Held,
     conn: PoolConnection<Any>,
+}
+
+/// The slot held: the writer is this task's until it is dropped, and the time it was held
+/// is added to `Group::busy_micros` then.
+struct Held {
+    slot: OwnedMutexGuard<Slot>,
+    since: Instant,
+    busy: Arc<AtomicU64>,
+}
+
+impl Held {
+    async fn take(group: &Group) -> Held {
+        let slot = group.slot.clone().lock_owned().await;
+        Held {
+            slot,
+            since: Instant::now(),
+            busy: group.busy_micros.clone(),
+        }
+    }
+}
+
+impl Deref for Held {
+    type Target = Slot;
+
+    fn deref(&self) -> &Slot {
+        &self.slot
+    }
+}
+
+impl DerefMut for Held {
+    fn deref_mut(&mut self) -> &mut Slot {
+        &mut self.slot
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let micros = u64::try_from(self.since.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.busy.fetch_add(micros, Ordering::Relaxed);
+    }
 }
 
 impl Group {
@@ -105,13 +150,14 @@ impl Group {
             queued: AtomicUsize::new(0),
             groups: AtomicU64::new(0),
             members: AtomicU64::new(0),
+            busy_micros: Arc::new(AtomicU64::new(0)),
         }
     }
 
     /// Joins the open group, or opens one, and begins the member's savepoint.
     pub(super) async fn join(self: &Arc<Group>) -> Result<Writer, sqlx::Error> {
         let queued = Queued::new(self);
-        let mut slot = self.slot.clone().lock_owned().await;
+        let mut slot = Held::take(self).await;
         queued.served();
         let mut conn = match slot.conn.take() {
             Some(conn) => conn,
@@ -182,9 +228,9 @@ impl Member {
 /// nobody waits, it is full, or its transaction is gone.
 fn hand_on(
     group: &Group,
-    mut slot: OwnedMutexGuard<Slot>,
+    mut slot: Held,
     conn: PoolConnection<Any>,
-) -> Option<(OwnedMutexGuard<Slot>, PoolConnection<Any>)> {
+) -> Option<(Held, PoolConnection<Any>)> {
     let open = AnyTransactionManager::get_transaction_depth(&conn) == 1;
     if open && group.queued.load(Ordering::SeqCst) > 0 && slot.committed.len() < GROUP_MAX {
         slot.conn = Some(conn);
@@ -199,7 +245,7 @@ fn hand_on(
 /// gives it back to the pool.
 async fn end(
     group: &Group,
-    mut slot: OwnedMutexGuard<Slot>,
+    mut slot: Held,
     mut conn: PoolConnection<Any>,
     outcome: Result<(), String>,
 ) {
@@ -249,7 +295,7 @@ fn group_failed(why: String) -> sqlx::Error {
 
 /// Ends an open group nobody is left to end (the last task waiting for it gave up).
 async fn flush(group: Arc<Group>) {
-    let mut slot = group.slot.clone().lock_owned().await;
+    let mut slot = Held::take(&group).await;
     if let Some(conn) = slot.conn.take() {
         end(&group, slot, conn, Ok(())).await;
     } else {
@@ -541,6 +587,36 @@ mod tests {
             .execute(&db.pool)
             .await
             .unwrap();
+    }
+
+    /// The time the writer is held is counted from a member's turn to its group's end,
+    /// whether it commits or rolls back, and not while nobody holds it.
+    #[tokio::test]
+    async fn the_writer_held_is_timed() {
+        let db = fresh().await;
+        assert_eq!(db.writer_busy_micros(), Some(0));
+        let mut writer = db.write().await.unwrap();
+        insert(&mut writer, 1).await;
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        writer.commit().await.unwrap();
+        let once = db.writer_busy_micros().unwrap();
+        assert!(
+            (60_000..1_000_000).contains(&once),
+            "held 60 ms, counted {once} µs"
+        );
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert_eq!(db.writer_busy_micros(), Some(once), "counted while idle");
+        let writer = db.write().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        drop(writer);
+        // A dropped member's group is ended by a task of its own.
+        for _ in 0..100 {
+            if db.writer_busy_micros().unwrap() >= once + 40_000 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("a rolled-back member's hold was not counted");
     }
 
     #[tokio::test]

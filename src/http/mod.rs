@@ -188,6 +188,9 @@ async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) 
     let text = state.metrics.render(&lags)
         + &Metrics::render_webhook_deliveries(pending, failed)
         + &crate::metrics::render_mail(&mail)
-        + &crate::metrics::render_write_groups(state.db.write_groups());
+        + &crate::metrics::render_write_groups(
+            state.db.write_groups(),
+            state.db.writer_busy_micros(),
+        );
     ([("content-type", "text/plain; version=0.0.4")], text).into_response()
 }
