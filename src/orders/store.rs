@@ -158,40 +158,41 @@ pub async fn lock_head_of_payment(
 
 /// The order's lines, in the order they were written.
 pub async fn lines(conn: &mut AnyConnection, id: &OrderId) -> Result<Vec<Line>> {
-    type Row = (
-        String,
-        i64,
-        i64,
-        i64,
-        i64,
-        Option<String>,
-        i64,
-        Option<String>,
-    );
-    let rows: Vec<Row> = sqlx::query_as(
+    let rows: Vec<LineRow> = sqlx::query_as(
         "SELECT sku, qty, unit_amount, amount, discount, hsn, tax, tax_lines
          FROM order_items WHERE order_id = $1 ORDER BY line",
     )
     .bind(id.as_str())
     .fetch_all(&mut *conn)
     .await?;
-    rows.into_iter()
-        .map(
-            |(sku, qty, unit_amount, amount, discount, hsn, tax, tax_lines)| {
-                Ok(Line {
-                    sku: Sku::try_from(sku.as_str())
-                        .map_err(|_| corrupt("order_items.sku", &sku))?,
-                    qty,
-                    unit_amount,
-                    amount,
-                    discount,
-                    hsn,
-                    tax,
-                    tax_lines: stored_tax_lines("order_items.tax_lines", tax_lines)?,
-                })
-            },
-        )
-        .collect()
+    rows.into_iter().map(line_of).collect()
+}
+
+/// A line's row: sku, qty, unit amount, amount, discount, HSN code, tax, tax lines.
+type LineRow = (
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<String>,
+    i64,
+    Option<String>,
+);
+
+fn line_of(
+    (sku, qty, unit_amount, amount, discount, hsn, tax, tax_lines): LineRow,
+) -> Result<Line> {
+    Ok(Line {
+        sku: Sku::try_from(sku.as_str()).map_err(|_| corrupt("order_items.sku", &sku))?,
+        qty,
+        unit_amount,
+        amount,
+        discount,
+        hsn,
+        tax,
+        tax_lines: stored_tax_lines("order_items.tax_lines", tax_lines)?,
+    })
 }
 
 /// An order's record as stored, for its view.
@@ -215,72 +216,64 @@ pub struct StoredOrder {
     pub updated_at: i64,
 }
 
-pub async fn record(conn: &mut AnyConnection, id: &OrderId) -> Result<Option<StoredOrder>> {
-    // Sixteen columns: the most a tuple row reads.
-    type Row = (
-        String,
-        String,
-        Option<String>,
-        String,
-        i64,
-        i64,
-        i64,
-        i64,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        i64,
-        i64,
-        i64,
-    );
-    let row: Option<Row> = sqlx::query_as(
-        "SELECT id, status, cancel_reason, currency, subtotal, discount, tax, total, customer, ship_to,
-           invoice_number, tax_lines, coupon, expires_at, created_at, updated_at FROM orders WHERE id = $1",
+/// An order's record as stored and its lines in the order they were written, read in one
+/// statement (the order's columns repeat on each line's row).
+pub async fn record(
+    conn: &mut AnyConnection,
+    id: &OrderId,
+) -> Result<Option<(StoredOrder, Vec<Line>)>> {
+    use sqlx::Row;
+    let rows = sqlx::query(
+        "SELECT o.id, o.status, o.cancel_reason, o.currency, o.subtotal, o.discount, o.tax, o.total,
+           o.customer, o.ship_to, o.invoice_number, o.tax_lines, o.coupon, o.expires_at,
+           o.created_at, o.updated_at,
+           i.sku, i.qty, i.unit_amount, i.amount, i.discount, i.hsn, i.tax, i.tax_lines
+         FROM orders o LEFT JOIN order_items i ON i.order_id = o.id
+         WHERE o.id = $1 ORDER BY i.line",
     )
     .bind(id.as_str())
-    .fetch_optional(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
-    let Some((
-        id,
-        status,
-        cancel_reason,
-        currency,
-        subtotal,
-        discount,
-        tax,
-        total,
-        customer,
-        ship_to,
-        invoice_number,
-        tax_lines,
-        coupon,
-        expires_at,
-        created_at,
-        updated_at,
-    )) = row
-    else {
+    let Some(first) = rows.first() else {
         return Ok(None);
     };
-    Ok(Some(StoredOrder {
-        id,
+    let status: String = first.try_get(1)?;
+    let stored = StoredOrder {
+        id: first.try_get(0)?,
         status: Status::try_from(status.as_str())?,
-        cancel_reason,
-        currency,
-        subtotal,
-        discount,
-        tax,
-        total,
-        customer,
-        ship_to,
-        invoice_number,
-        tax_lines: stored_tax_lines("orders.tax_lines", tax_lines)?,
-        coupon,
-        expires_at,
-        created_at,
-        updated_at,
-    }))
+        cancel_reason: first.try_get(2)?,
+        currency: first.try_get(3)?,
+        subtotal: first.try_get(4)?,
+        discount: first.try_get(5)?,
+        tax: first.try_get(6)?,
+        total: first.try_get(7)?,
+        customer: first.try_get(8)?,
+        ship_to: first.try_get(9)?,
+        invoice_number: first.try_get(10)?,
+        tax_lines: stored_tax_lines("orders.tax_lines", first.try_get(11)?)?,
+        coupon: first.try_get(12)?,
+        expires_at: first.try_get(13)?,
+        created_at: first.try_get(14)?,
+        updated_at: first.try_get(15)?,
+    };
+    let mut lines = Vec::with_capacity(rows.len());
+    for row in &rows {
+        // An order without lines has one row, its lines' columns NULL.
+        let Some(sku) = row.try_get::<Option<String>, _>(16)? else {
+            continue;
+        };
+        lines.push(line_of((
+            sku,
+            row.try_get(17)?,
+            row.try_get(18)?,
+            row.try_get(19)?,
+            row.try_get(20)?,
+            row.try_get(21)?,
+            row.try_get(22)?,
+            row.try_get(23)?,
+        ))?);
+    }
+    Ok(Some((stored, lines)))
 }
 
 /// The order's own tax lines and coupon code.

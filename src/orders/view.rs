@@ -99,10 +99,9 @@ pub struct Address {
 /// The order's record, `None` if there is none.
 pub async fn record_view(conn: &mut AnyConnection, id: &str) -> Result<Option<OrderRecord>> {
     let id = OrderId::from(id);
-    let Some(o) = store::record(conn, &id).await? else {
+    let Some((o, items)) = store::record(conn, &id).await? else {
         return Ok(None);
     };
-    let items = store::lines(conn, &id).await?;
     Ok(Some(record_of(o, items)))
 }
 

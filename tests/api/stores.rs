@@ -316,10 +316,15 @@ async fn orders_store(b: Backend) {
         (tax_lines[0].amount, coupon.as_deref()),
         (120, Some("SAVE10"))
     );
-    let record = orders::store::record(&mut conn, &id)
+    let (record, record_lines) = orders::store::record(&mut conn, &id)
         .await
         .unwrap()
         .unwrap();
+    assert_eq!(
+        format!("{record_lines:?}"),
+        format!("{lines:?}"),
+        "the record's lines are the order's"
+    );
     assert_eq!(
         (
             record.status,
