@@ -16,14 +16,9 @@ use sqlx::Row;
 use super::{plan, queue_event, Plan, Simulator};
 use crate::support::{constant_time_eq, new_id, Method};
 
-/// The columns of a payment of this protocol as its API shows it (`record_json`): read, or
-/// returned by the insert that writes it.
-macro_rules! record_columns {
-    () => {
-        "id, idem_key, status, failure_code, amount, refunded, currency, created_at"
-    };
-}
-const RECORD_SELECT: &str = concat!("SELECT ", record_columns!(), " FROM sim_payments");
+/// The columns of a payment of this protocol as its API shows it.
+const RECORD_SELECT: &str =
+    "SELECT id, idem_key, status, failure_code, amount, refunded, currency, created_at FROM sim_payments";
 
 /// A payment of the simulator's own protocol as its API receives it.
 struct Charge {
@@ -42,9 +37,9 @@ enum SimError {
 
 impl Simulator {
     /// Creates a payment of the own protocol, idempotent by Till's key, and returns its
-    /// record as it stands: created (its record returned by the insert) or read back, in one
-    /// transaction, so the simulator's one connection is taken once. A key already seen
-    /// answers with its payment, whatever this call asks for.
+    /// record as it stands: created, written and read back in one transaction, so the
+    /// simulator's one connection is taken once. A key already seen answers with its
+    /// payment, whatever this call asks for.
     async fn create_inner(&self, charge: &Charge) -> Result<Value, SimError> {
         let Some(plan) = plan(charge.method, &charge.source) else {
             return match self.record(&charge.key).await.map_err(unavailable)? {
@@ -73,12 +68,10 @@ impl Simulator {
         let now = self.inner.clock.now_ms();
         let id = new_id("simpay");
         let mut tx = self.inner.pool.begin().await.map_err(unavailable)?;
-        let inserted = sqlx::query(concat!(
+        let inserted = sqlx::query(
             "INSERT INTO sim_payments (id, idem_key, amount, currency, method, source, status, failure_code, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT (idem_key) DO NOTHING
-             RETURNING ",
-            record_columns!()
-        ))
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT (idem_key) DO NOTHING",
+        )
         .bind(&id)
         .bind(&charge.key)
         .bind(charge.amount_minor)
@@ -88,23 +81,21 @@ impl Simulator {
         .bind(status)
         .bind(failure_code)
         .bind(now)
-        .fetch_optional(&mut *tx)
+        .execute(&mut *tx)
         .await
-        .map_err(unavailable)?;
-        let record = match inserted {
-            Some(row) => {
-                if let Some((outcome, code, delay_ms)) = event {
-                    queue_event(self, &mut tx, &id, outcome, code, now + delay_ms)
-                        .await
-                        .map_err(unavailable)?;
-                }
-                record_json(self, &row)
+        .map_err(unavailable)?
+        .rows_affected();
+        if inserted == 1 {
+            if let Some((outcome, code, delay_ms)) = event {
+                queue_event(self, &mut tx, &id, outcome, code, now + delay_ms)
+                    .await
+                    .map_err(unavailable)?;
             }
-            None => record_by_key(self, &mut tx, &charge.key)
-                .await
-                .map_err(unavailable)?
-                .ok_or_else(|| SimError::Unavailable("the payment just written is gone".into()))?,
-        };
+        }
+        let record = record_by_key(self, &mut tx, &charge.key)
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| SimError::Unavailable("the payment just written is gone".into()))?;
         tx.commit().await.map_err(unavailable)?;
         Ok(record)
     }
